@@ -1,0 +1,11 @@
+"""Probe: HTTP entry point of the end-to-end smoke check (walking skeleton)."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.probe import http_probe
+
+
+@functions_framework.http
+def probe(request: Request) -> Response:
+    return http_probe(request)

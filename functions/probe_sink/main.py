@@ -1,0 +1,15 @@
+"""Probe sink: push consumer of the ``probes`` topic; records each probe once in Firestore."""
+
+from typing import Any
+
+import functions_framework
+
+from shared.events.consumer import dispatch
+from shared.probe import record_probe
+
+HANDLERS = {"probe.requested": record_probe}
+
+
+@functions_framework.cloud_event
+def probe_sink(cloud_event: Any) -> None:
+    dispatch(cloud_event, HANDLERS)

@@ -1,0 +1,1 @@
+"""The local stack: real Google emulators plus every function under functions-framework."""

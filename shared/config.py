@@ -1,0 +1,76 @@
+"""Settings read from the environment.
+
+Secret Manager fills the same environment variables in the cloud that developers export locally, so
+code never distinguishes the two. Settings are read once per process and cached; tests call
+:func:`reset_settings` after changing the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; raised at first use, with the variable's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    project_id: str
+    firestore_emulator_host: str | None
+    pubsub_emulator_host: str | None
+    storage_emulator_host: str | None
+    function_name: str
+    invoice_bucket: str
+    log_level: str
+    idempotency_ttl_s: int
+
+    @property
+    def on_emulators(self) -> bool:
+        return bool(self.firestore_emulator_host or self.pubsub_emulator_host)
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self.project_id}/topics/{topic}"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def load_settings(env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default ``os.environ``); fail loudly on what cannot work."""
+    e = os.environ if env is None else env
+    project = e.get("GOOGLE_CLOUD_PROJECT") or e.get("GCP_PROJECT") or ""
+    if not project:
+        raise ConfigError("GOOGLE_CLOUD_PROJECT is not set (the GCP project id; any demo-* id on the emulators)")
+    return Settings(
+        project_id=project,
+        firestore_emulator_host=e.get("FIRESTORE_EMULATOR_HOST") or None,
+        pubsub_emulator_host=e.get("PUBSUB_EMULATOR_HOST") or None,
+        storage_emulator_host=e.get("STORAGE_EMULATOR_HOST") or None,
+        function_name=e.get("K_SERVICE") or e.get("FUNCTION_TARGET") or "local",
+        invoice_bucket=e.get("INVOICE_BUCKET") or f"{project}-invoices",
+        log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
+        idempotency_ttl_s=_int_env("IDEMPOTENCY_TTL_S", 7 * 24 * 3600),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings and clients (tests that change the environment call this)."""
+    get_settings.cache_clear()
+    from shared import clients
+
+    clients.reset_clients()

@@ -1,0 +1,35 @@
+"""Small helpers for HTTP entry points: JSON answers, precise errors, request-scoped log context."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response
+
+from shared.log import bind, get_logger, parse_trace
+
+log = get_logger(__name__)
+
+
+class JsonResponse(Response):
+    """A Flask response with a JSON body."""
+
+    def __init__(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        super().__init__(json.dumps(body, default=str), status=status, headers=headers, mimetype="application/json")
+
+
+def error(status: int, code: str, detail: Any, **labels: object) -> JsonResponse:
+    """Answer a client error with a machine-readable code and log it as one structured line."""
+    severity = log.warning if status < 500 else log.error
+    severity("request rejected", extra={"http_status": status, "error_code": code, "detail": detail, **labels})
+    return JsonResponse({"error": code, "detail": detail}, status)
+
+
+@contextlib.contextmanager
+def request_context(request: Any, **labels: object) -> Iterator[None]:
+    """Bind the request's trace and the given labels to every log line of this request."""
+    with bind(parse_trace(request.headers), **labels):
+        yield
