@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,8 @@ from infra.local.stack import Ports, Stack
 from shared.config import reset_settings
 from tests.conftest import EmulatorHosts
 
-E2E_PROJECT = "demo-e2e"
+# Unique per session: several test sessions may share one set of emulators.
+E2E_PROJECT = f"demo-e2e-{uuid.uuid4().hex[:8]}"
 
 
 def _port(hostport: str) -> int:

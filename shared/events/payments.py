@@ -1,0 +1,138 @@
+"""Canonical, PSP-neutral payment facts on ``payment-events`` (v1).
+
+Producers: the webhooks function (from PSP notifications) and the renewals collector (from the
+synchronous answer of a charge). The same fact can therefore arrive from both, and several times from
+each: :meth:`PaymentEvent.fact_key` is the idempotency key every producer must publish with, so the
+envelope's ``event_id`` is the same for the same fact whoever reports it, and consumers deduplicate on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.money import Money
+from shared.events.envelope import Event, register
+
+Psp = Literal["stripe", "adyen", "paypal", "gocardless", "braintree", "checkout"]
+
+
+class OurRefs(BaseModel):
+    """Our own references, recovered from the PSP object's metadata / merchant reference."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer_id: str | None = None
+    subscription_id: str | None = None
+    invoice_id: str | None = None
+    attempt_id: str | None = None
+
+
+class PaymentEvent(Event):
+    """Fields common to every payment fact."""
+
+    TOPIC: ClassVar[str] = "payment-events"
+
+    psp: Psp
+    account: str = Field(default="default", min_length=1, max_length=64)
+    psp_event_id: str | None = Field(default=None, description="PSP notification id; None for sync results")
+    psp_payment_id: str = Field(min_length=1, description="payment intent / pspReference / capture id ...")
+    livemode: bool
+    amount: Money | None = None
+    refs: OurRefs = Field(default_factory=OurRefs)
+    psp_created_at: dt.datetime = Field(description="when the PSP says it happened: the ordering hint")
+    psp_sequence: int | None = Field(default=None, description="extra PSP ordering hint where one exists")
+
+    def _fact(self) -> str:
+        return self.EVENT_TYPE
+
+    def fact_key(self) -> str:
+        """Idempotency key of the fact, independent of which notification or answer reported it."""
+        return f"{self.psp}:{self.account}:{self.psp_payment_id}:{self._fact()}"
+
+
+@register
+class PaymentAuthorized(PaymentEvent):
+    EVENT_TYPE: ClassVar[str] = "payment.authorized"
+
+
+@register
+class PaymentSucceeded(PaymentEvent):
+    """Captured: the money is ours (minus fees)."""
+
+    EVENT_TYPE: ClassVar[str] = "payment.succeeded"
+
+
+@register
+class PaymentPending(PaymentEvent):
+    """Accepted by the PSP but not final (3-D Secure, bank debit clearing, ...)."""
+
+    EVENT_TYPE: ClassVar[str] = "payment.pending"
+
+
+@register
+class PaymentFailed(PaymentEvent):
+    EVENT_TYPE: ClassVar[str] = "payment.failed"
+
+    decline_code: str | None = None
+    failure_message: str | None = None
+    retryable: bool = Field(description="False for hard declines (stolen card, closed account): dunning stops")
+
+
+@register
+class PaymentRefunded(PaymentEvent):
+    EVENT_TYPE: ClassVar[str] = "payment.refunded"
+
+    refund_id: str = Field(min_length=1)
+    refunded: Money
+    full: bool
+
+    def _fact(self) -> str:
+        return f"{self.EVENT_TYPE}:{self.refund_id}"
+
+
+class _DisputeEvent(PaymentEvent):
+    dispute_id: str = Field(min_length=1)
+    reason: str | None = None
+
+    def _fact(self) -> str:
+        return f"{self.EVENT_TYPE}:{self.dispute_id}"
+
+
+@register
+class DisputeOpened(_DisputeEvent):
+    EVENT_TYPE: ClassVar[str] = "dispute.opened"
+
+
+@register
+class DisputeWon(_DisputeEvent):
+    EVENT_TYPE: ClassVar[str] = "dispute.won"
+
+
+@register
+class DisputeLost(_DisputeEvent):
+    EVENT_TYPE: ClassVar[str] = "dispute.lost"
+
+
+@register
+class PaymentMethodRevoked(PaymentEvent):
+    """A mandate or stored card can no longer be charged; ``psp_payment_id`` is the method's id."""
+
+    EVENT_TYPE: ClassVar[str] = "payment_method.revoked"
+
+    reason: str | None = None
+
+
+PAYMENT_EVENT_TYPES: tuple[type[PaymentEvent], ...] = (
+    PaymentAuthorized,
+    PaymentSucceeded,
+    PaymentPending,
+    PaymentFailed,
+    PaymentRefunded,
+    DisputeOpened,
+    DisputeWon,
+    DisputeLost,
+    PaymentMethodRevoked,
+)
