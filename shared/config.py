@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -35,8 +36,8 @@ class Settings:
         return f"projects/{self.project_id}/topics/{topic}"
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -45,7 +46,7 @@ def _int_env(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def load_settings(env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (default ``os.environ``); fail loudly on what cannot work."""
     e = os.environ if env is None else env
     project = e.get("GOOGLE_CLOUD_PROJECT") or e.get("GCP_PROJECT") or ""
@@ -59,7 +60,7 @@ def load_settings(env: os._Environ[str] | dict[str, str] | None = None) -> Setti
         function_name=e.get("K_SERVICE") or e.get("FUNCTION_TARGET") or "local",
         invoice_bucket=e.get("INVOICE_BUCKET") or f"{project}-invoices",
         log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
-        idempotency_ttl_s=_int_env("IDEMPOTENCY_TTL_S", 7 * 24 * 3600),
+        idempotency_ttl_s=_int_env(e, "IDEMPOTENCY_TTL_S", 7 * 24 * 3600),
     )
 
 
