@@ -27,13 +27,15 @@ class Settings:
     invoice_bucket: str
     log_level: str
     idempotency_ttl_s: int
+    topic_overrides: Mapping[str, str]
 
     @property
     def on_emulators(self) -> bool:
         return bool(self.firestore_emulator_host or self.pubsub_emulator_host)
 
     def topic_path(self, topic: str) -> str:
-        return f"projects/{self.project_id}/topics/{topic}"
+        """Full path of a logical topic; ``TOPIC_<NAME>`` (e.g. ``TOPIC_PAYMENT_EVENTS``) renames it."""
+        return f"projects/{self.project_id}/topics/{self.topic_overrides.get(topic, topic)}"
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -61,6 +63,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         invoice_bucket=e.get("INVOICE_BUCKET") or f"{project}-invoices",
         log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
         idempotency_ttl_s=_int_env(e, "IDEMPOTENCY_TTL_S", 7 * 24 * 3600),
+        topic_overrides={
+            k.removeprefix("TOPIC_").lower().replace("_", "-"): v for k, v in e.items() if k.startswith("TOPIC_") and v
+        },
     )
 
 
