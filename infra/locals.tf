@@ -1,0 +1,92 @@
+# Everything below is derived from topology.yaml, the single description of the system that the local
+# stack reads too. Optional fields get their defaults here, so a function or subscription added to the
+# file is deployed without touching any .tf file.
+locals {
+  topology = yamldecode(file("${path.module}/topology.yaml"))
+
+  bundle_dir = coalesce(var.bundle_dir, "${path.module}/../build")
+
+  topics = { for name, t in merge(try(local.topology.topics, {})) : name => {
+    description = try(coalesce(t.description, ""), "")
+  } }
+
+  functions = { for key, f in merge(try(local.topology.functions, {})) : key => {
+    # Cloud Run service names allow hyphens, not underscores.
+    name          = replace(key, "_", "-")
+    entry_point   = f.entry_point
+    trigger       = f.trigger
+    public        = try(f.public == true, false)
+    publishes     = try(f.publishes == null ? [] : tolist(f.publishes), [])
+    secrets       = try(f.secrets == null ? [] : tolist(f.secrets), [])
+    memory        = try(coalesce(f.memory, "256Mi"), "256Mi")
+    cpu           = try(tostring(f.cpu), null)
+    timeout_s     = try(coalesce(f.timeout_s, 60), 60)
+    concurrency   = try(coalesce(f.concurrency, 1), 1)
+    min_instances = try(coalesce(f.min_instances, 0), 0)
+    max_instances = try(coalesce(f.max_instances, 3), 3)
+    env           = try(f.env == null ? {} : tomap(f.env), {})
+    # Object access to the invoice bucket; by default only the invoices function has it.
+    invoice_bucket = try(f.invoice_bucket == true, key == "invoices")
+  } }
+
+  subscriptions = { for name, s in merge(try(local.topology.subscriptions, {})) : name => {
+    topic                 = s.topic
+    function              = s.function
+    ack_deadline_s        = try(coalesce(s.ack_deadline_s, 60), 60)
+    max_delivery_attempts = try(coalesce(s.max_delivery_attempts, 10), 10)
+    min_backoff_s         = try(coalesce(s.min_backoff_s, 10), 10)
+    max_backoff_s         = try(coalesce(s.max_backoff_s, 600), 600)
+    filter                = try(coalesce(s.filter, ""), "")
+  } }
+
+  schedules = { for name, s in merge(try(local.topology.schedules, {})) : name => {
+    topic     = s.topic
+    cron      = s.cron
+    time_zone = try(coalesce(s.time_zone, "Etc/UTC"), "Etc/UTC")
+    # Scheduler cannot compute per-run values; the consumer derives the tick instant from the
+    # message's publishTime. Topology may override the body and attributes.
+    data = try(jsonencode(s.data), jsonencode({ schedule = name }))
+    attributes = try(tomap(s.attributes), {
+      event_type = "billing.tick"
+      producer   = "cloud-scheduler"
+      schedule   = name
+    })
+  } }
+
+  firestore_indexes = [for i in coalesce(try(local.topology.firestore.indexes, null), []) : {
+    collection  = i.collection
+    query_scope = try(coalesce(i.query_scope, "COLLECTION"), "COLLECTION")
+    fields = [for fld in i.fields : {
+      field_path   = fld.field_path
+      order        = try(fld.order, null)
+      array_config = try(fld.array_config, null)
+    }]
+  }]
+
+  # TTL: idempotency records carry expire_at (shared/idempotency); Firestore deletes them after it.
+  firestore_ttl_fields = concat(
+    [{ collection = "idempotency", field = "expire_at" }],
+    [for t in coalesce(try(local.topology.firestore.ttl, null), []) : { collection = t.collection, field = t.field }],
+  )
+
+  # Never-queried large fields: exempting them from single-field indexes saves write cost and keeps
+  # documents clear of the index-entry limit. Topology may list more (e.g. archived raw payloads).
+  firestore_exemptions = concat(
+    [{ collection = "idempotency", field = "result" }],
+    [for e in coalesce(try(local.topology.firestore.exemptions, null), []) : { collection = e.collection, field = e.field }],
+  )
+
+  # Secret Manager ids are the env var names in lower-kebab-case (STRIPE_WEBHOOK_SECRET -> stripe-webhook-secret).
+  secret_names = toset(flatten([for f in local.functions : f.secrets]))
+  secret_ids   = { for s in local.secret_names : s => lower(replace(s, "_", "-")) }
+
+  common_env = merge(var.extra_env, {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    INVOICE_BUCKET       = module.invoice_bucket.name
+    LOG_LEVEL            = var.log_level
+    IDEMPOTENCY_TTL_S    = tostring(var.idempotency_ttl_s)
+    ENVIRONMENT          = var.environment
+  })
+
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
