@@ -1,0 +1,315 @@
+"""Subscription lifecycle as pure functions: statuses, transitions, the planner's decision, dunning.
+
+Why pure: every rule that decides money (bill this period? retry now? give up?) is a function of the
+stored state and an input, so it is tested exhaustively without I/O, and the Firestore layer only has
+to apply the result inside one transaction.
+
+Periods are indexes into the subscription's :class:`~shared.domain.calendar.Schedule`. Three pointers:
+
+* ``paid_index``: the last period paid for (the current period); ``None`` before the first payment;
+* ``billing.index``: the last period handed to invoicing (a RenewalDue was published for it);
+* a period is *in flight* while ``billing.index > paid_index``: no next period is billed until it is
+  paid or dunning gives up, so unpaid invoices never stack up.
+
+Idempotency by construction: a duplicate or late input finds the pointers already past it and returns
+the state unchanged (``transition is None``); a late failure never regresses a paid period, and a
+success never resurrects a canceled subscription.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from shared.domain.calendar import Period, Schedule
+
+Status = Literal["trialing", "active", "past_due", "unpaid", "canceled"]
+STATUSES: tuple[Status, ...] = ("trialing", "active", "past_due", "unpaid", "canceled")
+
+# Allowed status changes; a renewal is active -> active (the period moves, the status does not).
+ALLOWED: dict[Status, frozenset[Status]] = {
+    "trialing": frozenset({"active", "past_due", "unpaid", "canceled"}),
+    "active": frozenset({"active", "past_due", "unpaid", "canceled"}),
+    "past_due": frozenset({"active", "unpaid", "canceled"}),
+    "unpaid": frozenset({"active", "canceled"}),
+    "canceled": frozenset(),
+}
+
+
+class TransitionError(ValueError):
+    """A status change the lifecycle does not allow (a bug or a forged request, never retried)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DunningPolicy:
+    """Retries at ``first failure + retry_days[i]`` days; after the last one, ``final_status``."""
+
+    retry_days: tuple[int, ...] = (1, 3, 5, 7)
+    final_status: Literal["unpaid", "canceled"] = "unpaid"
+
+    def __post_init__(self) -> None:
+        if any(d <= 0 for d in self.retry_days) or list(self.retry_days) != sorted(self.retry_days):
+            raise ValueError("retry_days must be positive and increasing")
+        if self.final_status not in ("unpaid", "canceled"):
+            raise ValueError("final_status must be unpaid or canceled")
+
+    @classmethod
+    def parse(cls, retry_days: str, final_status: str) -> DunningPolicy:
+        days = tuple(int(x) for x in retry_days.replace(" ", "").split(",") if x)
+        return cls(days, final_status)  # type: ignore[arg-type]
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + len(self.retry_days)
+
+    def retry_at(self, first_failed_at: dt.datetime, failed_attempt: int) -> dt.datetime | None:
+        """When attempt ``failed_attempt + 1`` runs, or None when no attempt is left."""
+        if failed_attempt >= self.max_attempts:
+            return None
+        return first_failed_at + dt.timedelta(days=self.retry_days[failed_attempt - 1])
+
+
+@dataclass(frozen=True, slots=True)
+class Billing:
+    """The last period handed to invoicing; ``republish_at`` recovers a RenewalDue lost in a crash."""
+
+    index: int
+    start: dt.datetime
+    end: dt.datetime
+    request_id: str
+    claimed_at: dt.datetime
+    republish_at: dt.datetime
+    republishes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Dunning:
+    """Failed collection of ``invoice_id`` (period ``period_index``); attempts are 1-based."""
+
+    invoice_id: str
+    period_index: int
+    failed_attempt: int
+    first_failed_at: dt.datetime
+    next_retry_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubState:
+    id: str
+    customer_id: str
+    status: Status
+    version: int
+    schedule: Schedule
+    created_at: dt.datetime
+    trial_end: dt.datetime | None = None
+    paid_index: int | None = None
+    billing: Billing | None = None
+    dunning: Dunning | None = None
+    cancel_at_period_end: bool = False
+    canceled_at: dt.datetime | None = None
+    last_cause: str | None = None  # what caused the last transition: a duplicate cause republishes it
+
+    @property
+    def last_billed(self) -> int:
+        """Highest period index already invoiced or paid (-1 before the first)."""
+        b = self.billing.index if self.billing else -1
+        p = self.paid_index if self.paid_index is not None else -1
+        return max(b, p)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.billing is not None and (self.paid_index is None or self.billing.index > self.paid_index)
+
+    @property
+    def current_period(self) -> tuple[dt.datetime, dt.datetime] | None:
+        if self.paid_index is not None:
+            p = self.schedule.period(self.paid_index)
+            return p.start, p.end
+        if self.status == "trialing" and self.trial_end is not None:
+            return self.created_at, self.trial_end
+        return None
+
+    def period_index_of(self, period_start: dt.datetime) -> int:
+        return self.schedule.index_at(period_start)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    from_status: Status | None
+    to_status: Status
+    reason: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    state: SubState
+    transition: Transition | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.transition is not None
+
+
+def new_subscription(
+    *,
+    id: str,
+    customer_id: str,
+    schedule: Schedule,
+    now: dt.datetime,
+    trial_end: dt.datetime | None = None,
+) -> Change:
+    """A fresh subscription: trialing until ``trial_end`` or active awaiting its first invoice."""
+    status: Status = "trialing" if trial_end is not None else "active"
+    s = SubState(id=id, customer_id=customer_id, status="active", version=0, schedule=schedule, created_at=now)
+    s = replace(s, trial_end=trial_end, status=status, version=1, last_cause="created")
+    return Change(s, Transition(None, status, "created", 1))
+
+
+def transition(state: SubState, to: Status, reason: str, cause: str) -> Change:
+    """Move to ``to`` (validated), bump the version and remember the cause."""
+    if to not in ALLOWED[state.status]:
+        raise TransitionError(f"{state.status} -> {to} is not allowed")
+    v = state.version + 1
+    s = replace(state, status=to, version=v, last_cause=cause)
+    if to == "canceled":
+        s = replace(s, cancel_at_period_end=False)
+    return Change(s, Transition(state.status, to, reason, v))
+
+
+def due_at(state: SubState) -> dt.datetime | None:
+    """When the planner next has work for this subscription (the indexed ``due_at`` field)."""
+    if state.status in ("canceled", "unpaid"):
+        return None
+    if state.in_flight:
+        assert state.billing is not None
+        d = state.dunning
+        if d is not None and d.period_index == state.billing.index:
+            return d.next_retry_at
+        return state.billing.republish_at
+    return state.schedule.boundary(state.last_billed + 1)
+
+
+# -- the planner's decision ----------------------------------------------------------------------
+PlanKind = Literal["none", "bill", "republish", "retry", "cancel"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    kind: PlanKind
+    change: Change
+    period: Period | None = None
+    attempt: int | None = None  # for retries: the attempt to run
+    invoice_id: str | None = None
+
+
+def request_id(sub_id: str, period_start: dt.datetime) -> str:
+    """``{subscription_id}:{period_start iso}``, the RenewalDue idempotency key."""
+    return f"{sub_id}:{period_start.astimezone(dt.UTC).isoformat().replace('+00:00', 'Z')}"
+
+
+def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
+    """What a tick at ``now`` must do for this subscription (at most one thing)."""
+    none = Plan("none", Change(state))
+    if state.status in ("canceled", "unpaid"):
+        return none
+    if state.in_flight:
+        b = state.billing
+        assert b is not None
+        d = state.dunning
+        if d is not None and d.period_index == b.index:
+            if d.next_retry_at is None or d.next_retry_at > now:
+                return none
+            # Claim the retry; if its outcome never arrives the same attempt is re-sent (the collector
+            # deduplicates on invoice + attempt, and so does the PSP on the idempotency key).
+            d2 = replace(d, next_retry_at=now + dt.timedelta(seconds=republish_s))
+            return Plan(
+                "retry",
+                Change(replace(state, dunning=d2)),
+                state.schedule.period(b.index),
+                attempt=d.failed_attempt + 1,
+                invoice_id=d.invoice_id,
+            )
+        if b.republish_at > now:
+            return none
+        n = b.republishes + 1
+        b2 = replace(b, republishes=n, republish_at=now + dt.timedelta(seconds=republish_s * 2 ** min(n, 8)))
+        return Plan("republish", Change(replace(state, billing=b2)), state.schedule.period(b.index))
+    k = state.last_billed + 1
+    period = state.schedule.period(k)
+    if period.start > now:
+        return none
+    if state.cancel_at_period_end:
+        ch = transition(state, "canceled", "canceled_at_period_end", f"period_end:{k}")
+        return Plan("cancel", Change(replace(ch.state, canceled_at=period.start), ch.transition), period)
+    billing = Billing(
+        index=k,
+        start=period.start,
+        end=period.end,
+        request_id=request_id(state.id, period.start),
+        claimed_at=now,
+        republish_at=now + dt.timedelta(seconds=republish_s),
+    )
+    return Plan("bill", Change(replace(state, billing=billing)), period)
+
+
+# -- payment outcomes ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A final payment fact about one charge attempt of one invoice of this subscription."""
+
+    kind: Literal["succeeded", "failed"]
+    invoice_id: str
+    attempt: int
+    period_index: int
+    at: dt.datetime  # when the PSP says it happened (deterministic across redeliveries)
+    cause: str  # the fact's key
+    retryable: bool = True
+
+
+def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
+    """Advance on success, dun on failure; duplicates, late and reordered facts change nothing."""
+    already_paid = state.paid_index is not None and o.period_index <= state.paid_index
+    if already_paid or state.status == "canceled":
+        return Change(state)
+    if o.kind == "succeeded":
+        reason = {"active": "renewed", "trialing": "trial_converted"}.get(state.status, "recovered")
+        moved = replace(state, paid_index=o.period_index, dunning=None)
+        if state.billing is None or state.billing.index < o.period_index:
+            p = state.schedule.period(o.period_index)
+            moved = replace(
+                moved,
+                billing=Billing(o.period_index, p.start, p.end, request_id(state.id, p.start), o.at, o.at),
+            )
+        return transition(moved, "active", reason, o.cause)
+    if state.status == "unpaid":
+        return Change(state)  # dunning is over; only a success can revive it
+    d = state.dunning
+    if d is not None and (
+        d.period_index > o.period_index or (d.period_index == o.period_index and o.attempt <= d.failed_attempt)
+    ):
+        return Change(state)  # a duplicate or an older attempt's failure
+    first = d.first_failed_at if d is not None and d.period_index == o.period_index else o.at
+    retry = policy.retry_at(first, o.attempt) if o.retryable else None
+    dunned = replace(state, dunning=Dunning(o.invoice_id, o.period_index, o.attempt, first, retry))
+    if retry is None:
+        reason = "hard_decline" if not o.retryable else "dunning_exhausted"
+        return transition(dunned, policy.final_status, reason, o.cause)
+    if state.status == "past_due":
+        return Change(replace(dunned, last_cause=o.cause))  # still past due: a new retry date, no transition
+    return transition(dunned, "past_due", "payment_failed", o.cause)
+
+
+def cancel_now(state: SubState, now: dt.datetime, cause: str) -> Change:
+    if state.status == "canceled":
+        return Change(state)
+    ch = transition(state, "canceled", "canceled_by_request", cause)
+    return Change(replace(ch.state, canceled_at=now), ch.transition)
+
+
+def cancel_at_period_end(state: SubState) -> Change:
+    """Stop renewing: the planner cancels when the current period (or the trial) ends."""
+    if state.status == "canceled" or state.cancel_at_period_end:
+        return Change(state)
+    return Change(replace(state, cancel_at_period_end=True))
