@@ -1,0 +1,80 @@
+"""Types shared by the PSP adapters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from shared.domain.money import Money
+from shared.events.billing import PaymentMethodRef
+
+ChargeStatus = Literal["succeeded", "failed", "pending"]
+
+
+class ChargeError(Exception):
+    """Base class of charging errors."""
+
+
+class ChargeUnavailable(ChargeError):
+    """Network trouble, rate limit or a PSP 5xx: retry later with the same idempotency key."""
+
+
+class ChargeRejected(ChargeError):
+    """The PSP refused the request itself (bad credentials, invalid parameters): an operator must look."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    invoice_id: str
+    attempt: int
+    amount: Money
+    method: PaymentMethodRef
+    customer_id: str
+    subscription_id: str | None = None
+    description: str | None = None
+
+    @property
+    def attempt_id(self) -> str:
+        return f"{self.invoice_id}:{self.attempt}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Same invoice and attempt -> same key -> the PSP charges at most once, whoever retries."""
+        return f"renewal-{self.invoice_id}-{self.attempt}"
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Our references, echoed back by the PSP in its webhooks (refs of the canonical facts)."""
+        m = {"invoice_id": self.invoice_id, "customer_id": self.customer_id, "attempt_id": self.attempt_id}
+        if self.subscription_id:
+            m["subscription_id"] = self.subscription_id
+        return m
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    status: ChargeStatus
+    psp: str
+    account: str
+    psp_payment_id: str
+    livemode: bool
+    created_at: dt.datetime
+    decline_code: str | None = None
+    failure_message: str | None = None
+    retryable: bool = True
+
+
+class Charger(Protocol):
+    psp: str
+
+    def charge(self, req: ChargeRequest) -> ChargeResult: ...
+
+
+def account_env(name: str, account: str) -> str | None:
+    """``NAME`` for the default account, ``NAME__<ACCOUNT>`` for another one (secrets per account)."""
+    if account == "default":
+        return os.environ.get(name) or None
+    suffix = "".join(c if c.isalnum() else "_" for c in account.upper())
+    return os.environ.get(f"{name}__{suffix}") or None

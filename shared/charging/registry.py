@@ -1,0 +1,30 @@
+"""PSP name -> adapter. Adding a PSP is one module plus one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared.charging.base import Charger, ChargeRejected
+
+_FACTORIES: dict[str, Callable[[str], Charger]] = {}
+
+
+def register_charger(psp: str, factory: Callable[[str], Charger]) -> None:
+    _FACTORIES[psp] = factory
+
+
+def charger_for(psp: str, account: str = "default") -> Charger:
+    """The adapter for ``psp`` and merchant ``account``; unknown PSPs are an operator problem."""
+    if not _FACTORIES:
+        _register_builtin()
+    factory = _FACTORIES.get(psp)
+    if factory is None:
+        raise ChargeRejected(f"no charging adapter for PSP {psp!r}")
+    return factory(account)
+
+
+def _register_builtin() -> None:
+    from shared.charging import adyen, stripe
+
+    register_charger("stripe", stripe.StripeCharger)
+    register_charger("adyen", adyen.AdyenCharger)
