@@ -1,0 +1,211 @@
+"""Adyen standard webhooks: HTTP Basic auth on the request plus an HMAC on every notification item.
+
+The item HMAC is base64(HMAC-SHA256(hex-decoded key, ``pspReference:originalReference:
+merchantAccountCode:merchantReference:value:currency:eventCode:success``)), missing fields empty.
+Several keys may be configured (the old one stays valid for a while after a rotation). Adyen wants
+the body ``[accepted]`` on success; an item with a bad HMAC rejects the whole delivery, so Adyen
+retries it and nothing unverified is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from shared.events.payments import (
+    DisputeLost,
+    DisputeOpened,
+    DisputeWon,
+    PaymentAuthorized,
+    PaymentEvent,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
+from shared.psp.base import (
+    Delivery,
+    InvalidSignature,
+    MalformedPayload,
+    ModeMismatch,
+    Notification,
+    PspConfig,
+    constant_time_in,
+    mapping,
+    money_minor,
+    obj,
+    parse_time,
+    refs_from,
+    text,
+)
+
+_SIGNED = (
+    "pspReference",
+    "originalReference",
+    "merchantAccountCode",
+    "merchantReference",
+    "value",
+    "currency",
+    "eventCode",
+    "success",
+)
+
+# Refusal reasons after which retrying the same payment details cannot help.
+HARD_REFUSALS = frozenset(
+    {
+        "blocked card",
+        "expired card",
+        "invalid card number",
+        "fraud",
+        "issuer suspected fraud",
+        "restricted card",
+        "revocation of auth",
+        "declined non generic",
+        "card lost",
+        "card stolen",
+        "transaction not permitted",
+        "shopper cancelled",
+    }
+)
+
+
+def signing_string(item: Mapping[str, Any]) -> str:
+    amount = mapping(item.get("amount"))
+    values = {**item, "value": amount.get("value"), "currency": amount.get("currency")}
+    parts = []
+    for name in _SIGNED:
+        v = values.get(name)
+        parts.append("" if v is None else str(v))
+    return ":".join(parts)
+
+
+def item_signature(item: Mapping[str, Any], key_hex: str) -> str:
+    digest = hmac.new(binascii.unhexlify(key_hex), signing_string(item).encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+class AdyenAdapter:
+    name = "adyen"
+    content_types = ("application/json",)
+    required_env = ("ADYEN_HMAC_KEYS", "ADYEN_BASIC_AUTH")
+    optional_env: tuple[str, ...] = ()
+    headers_of_interest = ("User-Agent", "Content-Type")
+    invalid_signature_status = 401
+    ack_body = "[accepted]"
+    ack_mimetype = "text/plain"
+
+    def verify(self, delivery: Delivery, config: PspConfig) -> list[Notification]:
+        self._check_basic_auth(delivery.header("Authorization") or "", config.get("ADYEN_BASIC_AUTH"))
+        try:
+            body = json.loads(delivery.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedPayload("body is not JSON") from exc
+        body = obj(body, "body")
+        items = body.get("notificationItems")
+        if not isinstance(items, list) or not items:
+            raise MalformedPayload("notificationItems must be a non-empty list")
+        live = body.get("live")
+        if live not in ("true", "false"):
+            raise MalformedPayload('live must be "true" or "false"')
+        if (live == "true") != config.livemode:
+            raise ModeMismatch(f"live={live} delivery on a livemode={config.livemode} endpoint")
+        keys = []
+        for k in config.secrets("ADYEN_HMAC_KEYS"):
+            try:
+                keys.append(binascii.unhexlify(k))
+            except (binascii.Error, ValueError):
+                continue  # a misconfigured key verifies nothing; the valid ones still work
+        notes = []
+        for wrapper in items:
+            item = obj(obj(wrapper, "notification item").get("NotificationRequestItem"), "NotificationRequestItem")
+            additional = mapping(item.get("additionalData"))
+            sig = additional.get("hmacSignature")
+            if not isinstance(sig, str) or not sig:
+                raise InvalidSignature("notification item without hmacSignature")
+            msg = signing_string(item).encode()
+            expected = tuple(base64.b64encode(hmac.new(k, msg, hashlib.sha256).digest()) for k in keys)
+            if not constant_time_in(sig, expected):
+                raise InvalidSignature("notification item HMAC does not match")
+            psp_ref = text(item.get("pspReference"), "pspReference")
+            code = text(item.get("eventCode"), "eventCode")
+            success = item.get("success")
+            if success not in ("true", "false"):
+                raise MalformedPayload('success must be "true" or "false"')
+            # Adyen resends the same (eventCode, pspReference) with a changed success flag: a new fact.
+            notes.append(
+                Notification(
+                    event_id=f"{code}:{psp_ref}:{success}",
+                    event_type=code,
+                    payload=item,
+                    raw=json.dumps(wrapper, separators=(",", ":")),
+                )
+            )
+        return notes
+
+    @staticmethod
+    def _check_basic_auth(header: str, configured: str) -> None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "basic" or not token:
+            raise InvalidSignature("missing Basic authorization")
+        try:
+            given = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidSignature("malformed Basic authorization") from exc
+        if not constant_time_in(given, (configured.encode(),)):
+            raise InvalidSignature("Basic authorization does not match")
+
+    def normalise(self, note: Notification, config: PspConfig) -> PaymentEvent | None:
+        item = note.payload
+        code = note.event_type
+        ok = item.get("success") == "true"
+        additional = mapping(item.get("additionalData"))
+        metadata = {k.removeprefix("metadata."): v for k, v in additional.items() if k.startswith("metadata.")}
+        merchant_ref = item.get("merchantReference") if isinstance(item.get("merchantReference"), str) else None
+        amount_obj = obj(item.get("amount"), "amount")
+        amount = money_minor(amount_obj.get("value"), amount_obj.get("currency"))
+        psp_ref = text(item.get("pspReference"), "pspReference")
+        original = item.get("originalReference") if isinstance(item.get("originalReference"), str) else None
+        common: dict[str, Any] = {
+            "psp": "adyen",
+            "account": config.account,
+            "psp_event_id": note.event_id,
+            "livemode": config.livemode,
+            "psp_created_at": parse_time(item.get("eventDate")),
+            "refs": refs_from(metadata, attempt_id=merchant_ref),
+            "psp_payment_id": original or psp_ref,
+        }
+        if code == "AUTHORISATION":
+            if ok:
+                return PaymentAuthorized(amount=amount, **common)
+            reason = str(item.get("reason") or "")
+            raw_code = additional.get("refusalReasonRaw") or additional.get("refusalReasonCode")
+            return PaymentFailed(
+                amount=amount,
+                decline_code=str(raw_code or reason) or None,
+                failure_message=reason[:500] or None,
+                retryable=not any(h in reason.lower() for h in HARD_REFUSALS),
+                **common,
+            )
+        if code == "CAPTURE" and ok:
+            return PaymentSucceeded(amount=amount, **common)
+        if code == "CAPTURE_FAILED":
+            return PaymentFailed(amount=amount, decline_code="CAPTURE_FAILED", retryable=True, **common)
+        if code == "REFUND" and ok:
+            # Adyen does not say whether the refund was full; consumers compare with the invoice.
+            return PaymentRefunded(amount=amount, refund_id=psp_ref, refunded=amount, full=False, **common)
+        dispute_events: dict[str, type[DisputeOpened | DisputeWon | DisputeLost]] = {
+            "NOTIFICATION_OF_CHARGEBACK": DisputeOpened,
+            "CHARGEBACK": DisputeLost,
+            "SECOND_CHARGEBACK": DisputeLost,
+            "CHARGEBACK_REVERSED": DisputeWon,
+        }
+        if code in dispute_events:
+            dispute_id = additional.get("disputePspReference") or original or psp_ref
+            return dispute_events[code](
+                amount=amount, dispute_id=str(dispute_id), reason=str(item.get("reason") or "") or None, **common
+            )
+        return None

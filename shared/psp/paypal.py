@@ -1,0 +1,355 @@
+"""PayPal REST webhooks: RSA (SHA256withRSA) over ``transmission_id|time|webhook_id|crc32(body)``.
+
+The signing certificate's URL arrives in a header, i.e. from whoever sends the request. It is fetched
+only over https from PayPal's own API hosts (anything else is refused before any network access:
+server-side request forgery), cached per URL, and checked before use: within its validity dates,
+chained to a trusted root, and issued to a ``*.paypal.com`` name. The fetcher and the trust roots are
+injectable so tests use their own CA.
+
+Live or sandbox is told by the certificate host (``api.sandbox.paypal.com`` / ``api-m.sandbox...``),
+which the signature binds to PayPal's own key infrastructure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+import urllib.request
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from shared.events.payments import (
+    DisputeLost,
+    DisputeOpened,
+    DisputeWon,
+    PaymentAuthorized,
+    PaymentEvent,
+    PaymentFailed,
+    PaymentMethodRevoked,
+    PaymentPending,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
+from shared.psp.base import (
+    Delivery,
+    InvalidSignature,
+    MalformedPayload,
+    ModeMismatch,
+    Notification,
+    PspConfig,
+    money_decimal,
+    obj,
+    parse_time,
+    refs_from,
+    text,
+)
+
+LIVE_HOSTS = frozenset({"api.paypal.com", "api-m.paypal.com"})
+SANDBOX_HOSTS = frozenset({"api.sandbox.paypal.com", "api-m.sandbox.paypal.com"})
+CERT_PATH_PREFIX = "/v1/notifications/certs/"
+MAX_CERT_BYTES = 64 * 1024
+CACHE_SIZE = 32
+
+Fetcher = Callable[[str], bytes]
+
+
+class CertificateError(InvalidSignature):
+    """The certificate URL or the certificate itself is not acceptable."""
+
+
+def cert_url_mode(url: str) -> bool:
+    """Validate a PAYPAL-CERT-URL without fetching it; returns True for live, False for sandbox."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise CertificateError("unparseable certificate URL") from exc
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or parts.username or parts.password or port not in (None, 443):
+        raise CertificateError("certificate URL must be plain https")
+    if host not in LIVE_HOSTS | SANDBOX_HOSTS:
+        raise CertificateError(f"certificate host {host!r} is not a PayPal API host")
+    if not parts.path.startswith(CERT_PATH_PREFIX) or ".." in parts.path or parts.fragment:
+        raise CertificateError("unexpected certificate path")
+    return host in LIVE_HOSTS
+
+
+def local_cert_dir() -> Path | None:
+    """``PAYPAL_CERT_DIR`` for the offline local stack: honoured only when running on the emulators.
+
+    Certificates for allow-listed URLs are then read from ``<dir>/<last path segment>`` and trust roots
+    from ``<dir>/roots/*.pem`` instead of the network and the system store. In the cloud (no emulator
+    variables) the setting is ignored, so it can never weaken production verification.
+    """
+    d = os.environ.get("PAYPAL_CERT_DIR")
+    if not d or not (os.environ.get("FIRESTORE_EMULATOR_HOST") or os.environ.get("PUBSUB_EMULATOR_HOST")):
+        return None
+    return Path(d)
+
+
+def https_fetch(url: str) -> bytes:
+    """Fetch a certificate (already validated URL) with a short timeout and a size cap."""
+    local = local_cert_dir()
+    if local is not None:
+        name = urlsplit(url).path.rsplit("/", 1)[-1]
+        if not name or name.startswith("."):
+            raise CertificateError("bad certificate name")
+        try:
+            return (local / name).read_bytes()[: MAX_CERT_BYTES + 1]
+        except OSError as exc:
+            raise CertificateError(f"no local certificate {name}") from exc
+    req = urllib.request.Request(url, headers={"User-Agent": "payments-webhooks"})  # noqa: S310 (https, allow-listed)
+    with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310
+        data: bytes = r.read(MAX_CERT_BYTES + 1)
+    if len(data) > MAX_CERT_BYTES:
+        raise CertificateError("certificate response too large")
+    return data
+
+
+def default_roots() -> list[x509.Certificate]:
+    """The trust roots of the runtime (certifi's bundle when present, else the system's)."""
+    import ssl
+
+    local = local_cert_dir()
+    if local is not None:
+        return [
+            c for f in sorted((local / "roots").glob("*.pem")) for c in x509.load_pem_x509_certificates(f.read_bytes())
+        ]
+    path: str | None
+    try:
+        import certifi
+
+        path = certifi.where()
+    except ImportError:  # pragma: no cover - google-auth brings certifi in practice
+        path = ssl.get_default_verify_paths().cafile
+    if not path:
+        return []
+    with open(path, "rb") as f:
+        return x509.load_pem_x509_certificates(f.read())
+
+
+class CertificateCache:
+    """Verified signing keys by URL; certificates are re-checked for validity on every use."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher = https_fetch,
+        roots: Callable[[], Sequence[x509.Certificate]] = default_roots,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.fetcher = fetcher
+        self._roots_factory = roots
+        self._roots: Sequence[x509.Certificate] | None = None
+        self.clock = clock
+        self._cache: dict[str, x509.Certificate] = {}
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def leaf(self, url: str) -> x509.Certificate:
+        cert_url_mode(url)  # never fetch a URL that is not PayPal's
+        with self._lock:
+            cert = self._cache.get(url)
+        if cert is None:
+            self.fetches += 1
+            try:
+                pem = self.fetcher(url)
+            except CertificateError:
+                raise
+            except Exception as exc:  # network trouble: PayPal retries; nothing is stored
+                raise CertificateError(f"certificate could not be fetched: {type(exc).__name__}") from exc
+            cert = self._verify_chain(pem)
+            with self._lock:
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[url] = cert
+        now = self.clock()
+        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+            with self._lock:
+                self._cache.pop(url, None)
+            raise CertificateError("PayPal certificate is outside its validity period")
+        return cert
+
+    def _verify_chain(self, pem: bytes) -> x509.Certificate:
+        from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+        try:
+            certs = x509.load_pem_x509_certificates(pem)
+        except ValueError as exc:
+            raise CertificateError("certificate is not PEM") from exc
+        leaf, intermediates = certs[0], certs[1:]
+        names = _dns_names(leaf)
+        name = next((n for n in names if n == "paypal.com" or n.endswith(".paypal.com")), None)
+        if name is None:
+            raise CertificateError("certificate is not issued to a paypal.com name")
+        if self._roots is None:
+            self._roots = list(self._roots_factory())
+        if not self._roots:
+            raise CertificateError("no trust roots available")
+        try:
+            verifier = (
+                PolicyBuilder()
+                .store(Store(list(self._roots)))
+                .time(self.clock())
+                .build_server_verifier(x509.DNSName(name))
+            )
+            verifier.verify(leaf, intermediates)
+        except (VerificationError, ValueError) as exc:
+            raise CertificateError(f"certificate chain not trusted: {exc}") from exc
+        if not isinstance(leaf.public_key(), rsa.RSAPublicKey):
+            raise CertificateError("certificate key is not RSA")
+        return leaf
+
+
+def _dns_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+
+
+def signed_message(transmission_id: str, transmission_time: str, webhook_id: str, body: bytes) -> bytes:
+    return f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(body) & 0xFFFFFFFF}".encode()
+
+
+class PayPalAdapter:
+    name = "paypal"
+    content_types = ("application/json",)
+    required_env = ("PAYPAL_WEBHOOK_ID",)
+    optional_env: tuple[str, ...] = ()
+    headers_of_interest = (
+        "PAYPAL-TRANSMISSION-ID",
+        "PAYPAL-TRANSMISSION-TIME",
+        "PAYPAL-CERT-URL",
+        "PAYPAL-AUTH-ALGO",
+        "User-Agent",
+    )
+    invalid_signature_status = 401
+    ack_body = '{"received": true}'
+    ack_mimetype = "application/json"
+
+    def __init__(self, certificates: CertificateCache | None = None) -> None:
+        self.certificates = certificates or CertificateCache()
+
+    def verify(self, delivery: Delivery, config: PspConfig) -> list[Notification]:
+        h = {
+            k: delivery.header(f"PAYPAL-{k}") or ""
+            for k in ("TRANSMISSION-ID", "TRANSMISSION-TIME", "TRANSMISSION-SIG", "CERT-URL", "AUTH-ALGO")
+        }
+        missing = [k for k, v in h.items() if not v]
+        if missing:
+            raise InvalidSignature(f"missing PayPal headers: {', '.join(missing)}")
+        if h["AUTH-ALGO"] != "SHA256withRSA":
+            raise InvalidSignature(f"unsupported PAYPAL-AUTH-ALGO {h['AUTH-ALGO'][:40]!r}")
+        live = cert_url_mode(h["CERT-URL"])
+        try:
+            import base64
+
+            signature = base64.b64decode(h["TRANSMISSION-SIG"], validate=True)
+        except ValueError as exc:
+            raise InvalidSignature("PAYPAL-TRANSMISSION-SIG is not base64") from exc
+        key = self.certificates.leaf(h["CERT-URL"]).public_key()
+        assert isinstance(key, rsa.RSAPublicKey)  # checked when the certificate was cached
+        message = signed_message(
+            h["TRANSMISSION-ID"], h["TRANSMISSION-TIME"], config.get("PAYPAL_WEBHOOK_ID"), delivery.body
+        )
+        try:
+            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        except CryptoInvalidSignature as exc:
+            raise InvalidSignature("PayPal transmission signature does not verify") from exc
+        if live != config.livemode:
+            raise ModeMismatch(f"{'live' if live else 'sandbox'} certificate on a livemode={config.livemode} endpoint")
+        try:
+            event = obj(json.loads(delivery.body), "event")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedPayload("body is not JSON") from exc
+        return [
+            Notification(
+                event_id=text(event.get("id"), "id"),
+                event_type=text(event.get("event_type"), "event_type"),
+                payload=event,
+            )
+        ]
+
+    def normalise(self, note: Notification, config: PspConfig) -> PaymentEvent | None:
+        ev = note.payload
+        r = obj(ev.get("resource"), "resource")
+        t = note.event_type
+        common: dict[str, Any] = {
+            "psp": "paypal",
+            "account": config.account,
+            "psp_event_id": note.event_id,
+            "livemode": config.livemode,
+            "psp_created_at": parse_time(ev.get("create_time")),
+        }
+        if t.startswith("PAYMENT.CAPTURE.") or t == "PAYMENT.AUTHORIZATION.CREATED":
+            amount = _amount(r.get("amount"))
+            refs = refs_from({}, invoice_id=_str(r.get("invoice_id")), attempt_id=_str(r.get("custom_id")))
+            if t == "PAYMENT.CAPTURE.REFUNDED":
+                capture_id = _link_id(r, "up") or text(r.get("id"), "resource.id")
+                return PaymentRefunded(
+                    psp_payment_id=capture_id,
+                    refund_id=text(r.get("id"), "resource.id"),
+                    amount=amount,
+                    refunded=amount,
+                    full=False,
+                    refs=refs,
+                    **common,
+                )
+            common.update(psp_payment_id=text(r.get("id"), "resource.id"), amount=amount, refs=refs)
+            if t == "PAYMENT.AUTHORIZATION.CREATED":
+                return PaymentAuthorized(**common)
+            if t == "PAYMENT.CAPTURE.COMPLETED":
+                return PaymentSucceeded(**common)
+            if t == "PAYMENT.CAPTURE.PENDING":
+                return PaymentPending(**common)
+            if t == "PAYMENT.CAPTURE.DENIED":
+                return PaymentFailed(decline_code="DENIED", retryable=False, **common)
+            return None
+        if t in ("CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.RESOLVED"):
+            txs = r.get("disputed_transactions")
+            tx = txs[0] if isinstance(txs, list) and txs and isinstance(txs[0], Mapping) else {}
+            dispute: dict[str, Any] = {
+                "dispute_id": text(r.get("dispute_id"), "dispute_id"),
+                "reason": _str(r.get("reason")),
+                "amount": _amount(r["dispute_amount"]) if r.get("dispute_amount") else None,
+                "psp_payment_id": _str(tx.get("seller_transaction_id")) or text(r.get("dispute_id"), "dispute_id"),
+            }
+            if t == "CUSTOMER.DISPUTE.CREATED":
+                return DisputeOpened(**dispute, **common)
+            outcome = obj(r.get("dispute_outcome") or {}, "dispute_outcome").get("outcome_code")
+            if outcome == "RESOLVED_SELLER_FAVOUR":
+                return DisputeWon(**dispute, **common)
+            if outcome == "RESOLVED_BUYER_FAVOUR":
+                return DisputeLost(**dispute, **common)
+            return None
+        if t in ("VAULT.PAYMENT-TOKEN.DELETED", "BILLING_AGREEMENTS.AGREEMENT.CANCELLED"):
+            return PaymentMethodRevoked(psp_payment_id=text(r.get("id"), "resource.id"), reason=t.lower(), **common)
+        return None
+
+
+def _amount(a: Any) -> Any:
+    a = obj(a, "amount")
+    return money_decimal(a.get("value"), a.get("currency_code"))
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _link_id(resource: Mapping[str, Any], rel: str) -> str | None:
+    links = resource.get("links")
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, Mapping) and link.get("rel") == rel and isinstance(link.get("href"), str):
+            return str(link["href"]).rstrip("/").rsplit("/", 1)[-1] or None
+    return None

@@ -1,0 +1,49 @@
+"""Flask glue of the webhooks function: request -> :class:`WebhookService` -> response."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from flask import Response
+
+from shared.http import JsonResponse, error, request_context
+from shared.log import get_logger
+from shared.webhooks.service import Answer, Outage, WebhookService
+
+log = get_logger(__name__)
+
+
+@functools.cache
+def default_service() -> WebhookService:
+    from shared import clients
+    from shared.psp.registry import ADAPTERS
+
+    return WebhookService(adapters=ADAPTERS, db=clients.firestore)
+
+
+def handle_request(request: Any, service: WebhookService | None = None) -> Response:
+    svc = service or default_service()
+    psp = (request.path or "/").strip("/").split("/", 1)[0][:32]
+    with request_context(request, fn="webhooks", psp=psp):
+        try:
+            answer = svc.handle(
+                method=request.method,
+                path=request.path,
+                headers=request.headers,
+                mimetype=request.mimetype,
+                content_length=request.content_length,
+                read_body=request.stream.read,
+            )
+        except Outage as exc:
+            log.exception("storage or messaging unavailable; the PSP will retry")
+            return error(503, "temporarily_unavailable", str(exc)[:300])
+        return _response(answer)
+
+
+def _response(answer: Answer) -> Response:
+    if answer.log is not None:
+        return error(answer.status, answer.log["error_code"], answer.log["detail"])
+    if isinstance(answer.body, str):
+        return Response(answer.body, status=answer.status, mimetype=answer.mimetype)
+    return JsonResponse(answer.body, answer.status)

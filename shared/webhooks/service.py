@@ -1,0 +1,181 @@
+"""The webhook pipeline: route -> checks -> verify raw bytes -> dedupe -> archive -> normalise -> publish.
+
+Order matters:
+
+1. Cheap refusals first (404 route/account, 405, 413, 415), before the body is even read in full.
+2. The adapter verifies the raw bytes and splits the delivery into notifications; nothing is
+   stored for a delivery that fails (401/498/400). Each notification is normalised *before* anything
+   is stored, so a payload we cannot understand is refused (400, the PSP retries) instead of being
+   half-processed.
+3. Per notification: atomic dedupe record (which is also the scrubbed archive) -> publish with
+   ``idempotency_key = event.fact_key()`` -> mark published. Unmapped types are archived and marked
+   ignored. A Firestore or Pub/Sub failure answers 503, so the PSP retries and the retry finishes the
+   job (see :mod:`shared.webhooks.store`).
+
+Only an outage of Firestore or Pub/Sub produces a 5xx; every kind of input gets a 2xx or a 4xx.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.events import publish
+from shared.events.payments import PaymentEvent
+from shared.psp.base import MAX_BODY_BYTES, Adapter, Delivery, Notification, PspConfig, WebhookError
+from shared.psp.scrub import scrub, scrub_bytes
+from shared.webhooks import config as wh_config
+from shared.webhooks import store
+
+ACCOUNT_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PUBLISH_TIMEOUT_S = 8.0  # Adyen gives up after 10 s
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: Any  # dict -> JSON, str -> text
+    mimetype: str = "application/json"
+    log: dict[str, Any] | None = None  # when set, the answer is a rejection to log with these fields
+
+
+class Outage(Exception):
+    """Firestore or Pub/Sub failed: answer 503 so the PSP retries."""
+
+
+def reject(status: int, code: str, detail: str) -> Answer:
+    return Answer(status, {"error": code, "detail": detail}, log={"error_code": code, "detail": detail})
+
+
+def route(path: str, adapters: Mapping[str, Adapter]) -> tuple[Adapter, str] | Answer:
+    """``/<psp>`` or ``/<psp>/<account>`` to an adapter and a lower-case account name."""
+    parts = [p for p in path.strip("/").split("/") if p] if path else []
+    if not parts or len(parts) > 2 or parts[0] not in adapters:
+        return reject(404, "unknown_psp", "POST /<psp> or /<psp>/<account>")
+    account = wh_config.DEFAULT_ACCOUNT
+    if len(parts) == 2:
+        if not ACCOUNT_SEGMENT.match(parts[1]):
+            return reject(404, "unknown_account", "account must be letters, digits, - or _")
+        account = parts[1].lower()
+    return adapters[parts[0]], account
+
+
+@dataclass
+class WebhookService:
+    """Stateless apart from its collaborators, which tests replace (clock, publisher, Firestore)."""
+
+    adapters: Mapping[str, Adapter]
+    db: Callable[[], Any]
+    publisher: Callable[[PaymentEvent], str] | None = None
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+    def handle(
+        self,
+        *,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        mimetype: str,
+        content_length: int | None,
+        read_body: Callable[[int], bytes],
+    ) -> Answer:
+        received_at = self.clock()
+        routed = route(path, self.adapters)
+        if isinstance(routed, Answer):
+            return routed
+        adapter, account = routed
+        if method != "POST":
+            return reject(405, "method_not_allowed", "use POST")
+        try:
+            cfg = wh_config.load(adapter, account)
+        except wh_config.ModeError as exc:
+            return reject(404, "account_misconfigured", str(exc))
+        if cfg is None:
+            return reject(404, "unknown_account", f"{adapter.name} account {account!r} is not configured")
+        if content_length is not None and content_length > MAX_BODY_BYTES:
+            return reject(413, "payload_too_large", f"body over {MAX_BODY_BYTES} bytes")
+        if (mimetype or "").lower() not in adapter.content_types:
+            return reject(415, "unsupported_media_type", f"send {' or '.join(adapter.content_types)}")
+        body = read_body(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return reject(413, "payload_too_large", f"body over {MAX_BODY_BYTES} bytes")
+        delivery = Delivery(body=body, headers=headers, content_type=mimetype, received_at=received_at)
+        try:
+            notes = adapter.verify(delivery, cfg)
+            events = [adapter.normalise(n, cfg) for n in notes]
+        except WebhookError as exc:
+            status = adapter.invalid_signature_status if exc.status == 401 else exc.status
+            return reject(status, exc.code, exc.detail)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # Authentic but not the shape we understand (pydantic ValidationError is a ValueError).
+            return reject(400, "unprocessable_payload", f"{type(exc).__name__}: {str(exc)[:300]}")
+        outcomes = [self._process(adapter, cfg, delivery, n, e) for n, e in zip(notes, events, strict=True)]
+        if "busy" in outcomes:
+            return reject(409, "in_progress", "the same notification is being processed; retry later")
+        summary = {k: outcomes.count(k) for k in ("published", "duplicate", "ignored")}
+        if adapter.ack_mimetype == "text/plain":
+            return Answer(200, adapter.ack_body, "text/plain")
+        return Answer(200, {"received": len(notes), **summary})
+
+    def _process(
+        self, adapter: Adapter, cfg: PspConfig, delivery: Delivery, note: Notification, event: PaymentEvent | None
+    ) -> str:
+        from shared.log import bind, get_logger
+
+        log = get_logger(__name__)
+        with bind(event_id=note.event_id):
+            headers = {h: v for h in adapter.headers_of_interest if (v := delivery.header(h)) is not None}
+            raw = scrub(note.raw) if note.raw else scrub_bytes(delivery.body)
+            record: dict[str, Any] = {
+                "psp": adapter.name,
+                "account": cfg.account,
+                "psp_event_id": note.event_id,
+                "psp_event_type": note.event_type,
+                "livemode": cfg.livemode,
+                "received_at": delivery.received_at,
+                "content_type": delivery.content_type,
+                "headers": headers,
+                **store.archived_raw(raw),
+            }
+            if event is not None:
+                record.update(
+                    canonical_type=event.EVENT_TYPE,
+                    fact_key=event.fact_key(),
+                    event=event.model_dump(mode="json"),
+                )
+            doc_id = store.record_id(adapter.name, cfg.account, note.event_id)
+            try:
+                claimed = store.claim(self.db(), doc_id, record, self.clock())
+            except Exception as exc:
+                raise Outage(f"firestore: {type(exc).__name__}: {exc}") from exc
+            if claimed.outcome is store.Claim.DONE:
+                log.info("duplicate notification acknowledged", extra={"psp_event_type": note.event_type})
+                return "duplicate"
+            if claimed.outcome is store.Claim.BUSY:
+                log.info("notification in progress elsewhere", extra={"psp_event_type": note.event_type})
+                return "busy"
+            try:
+                if event is None:
+                    store.finish(claimed, store.IGNORED, self.clock())
+                    log.info("notification archived, type not mapped", extra={"psp_event_type": note.event_type})
+                    return "ignored"
+                message_id = self._publish(event)
+                store.finish(claimed, store.PUBLISHED, self.clock(), message_id=message_id)
+            except Exception as exc:
+                store.release(claimed)
+                raise Outage(f"{type(exc).__name__}: {exc}") from exc
+            log.info(
+                "canonical event published",
+                extra={"event_type": event.EVENT_TYPE, "fact_key": event.fact_key(), "message_id": message_id},
+            )
+            return "published"
+
+    def _publish(self, event: PaymentEvent) -> str:
+        if self.publisher is not None:
+            return self.publisher(event)
+        return publish(
+            event, idempotency_key=event.fact_key(), occurred_at=event.psp_created_at, timeout_s=PUBLISH_TIMEOUT_S
+        )
