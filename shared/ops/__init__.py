@@ -1,0 +1,1 @@
+"""Operator commands, run as ``python -m shared.ops.<name>``."""
