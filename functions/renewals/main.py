@@ -1,0 +1,17 @@
+"""Renewals: Pub/Sub push consumer of billing ticks, invoice events and payment facts.
+
+billing-ticks    -> planner (one RenewalDue per due subscription period) and dunning retries
+invoice-events   -> collector (charge a finalized auto-collect invoice through the PSP)
+payment-events   -> outcomes (advance the period, dun, or give up)
+"""
+
+from typing import Any
+
+import functions_framework
+
+from shared.renewals.entry import handle_push
+
+
+@functions_framework.cloud_event
+def renewals(cloud_event: Any) -> None:
+    handle_push(cloud_event)

@@ -1,0 +1,11 @@
+"""Subscriptions: the private HTTP API to create, cancel and re-plan subscriptions (IAM-only)."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.renewals.api import handle
+
+
+@functions_framework.http
+def subscriptions(request: Request) -> Response:
+    return handle(request)

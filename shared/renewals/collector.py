@@ -1,0 +1,207 @@
+"""The collector: a finalized auto-collect invoice (or a dunning retry) -> one PSP charge -> a fact.
+
+Exactly one charge per (invoice, attempt), in three layers:
+
+1. ``charge_attempts/{invoice_id}:{attempt}`` is created (atomic ``create()``) BEFORE the PSP call; a
+   concurrent delivery finds it in progress and is nacked, a later one finds the stored result;
+2. an attempt left "charging" by a crashed process is taken over only after its lease, with an
+   update-time precondition, so two takers cannot both proceed;
+3. the PSP call carries the idempotency key ``renewal-{invoice_id}-{attempt}``: even the taken-over
+   call gets the PSP's first answer instead of a second charge.
+
+A synchronous answer is published as the canonical payment fact with ``idempotency_key =
+fact_key()``: when the webhooks function later reports the same fact it has the same event id, and
+consumers deduplicate it. A pending answer publishes ``payment.pending`` and waits for the webhook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from shared import clients
+from shared.charging import ChargeRequest, ChargeUnavailable, charger_for
+from shared.domain.money import Money
+from shared.events import Received
+from shared.events.billing import InvoiceFinalized, PaymentMethodRef
+from shared.events.envelope import Event
+from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
+from shared.idempotency import IdempotencyAlreadyInProgressError
+from shared.log import bind, get_logger
+from shared.renewals import usage
+from shared.renewals.config import RenewalSettings, renewal_settings
+from shared.renewals.messages import ChargeRetryDue
+from shared.renewals.repository import attempt_id, attempts, publish_all
+
+log = get_logger(__name__)
+
+FINAL = ("succeeded", "failed")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def on_invoice_finalized(msg: Received[InvoiceFinalized]) -> dict[str, Any]:
+    inv = msg.event
+    with bind(invoice_id=inv.invoice_id, subscription_id=inv.subscription_id):
+        if inv.collection != "charge_automatically" or inv.payment_method is None:
+            log.info("invoice is not collected automatically; nothing to charge")
+            return {"skipped": "not_auto_collect"}
+        if inv.amount_due.amount <= 0:
+            from shared.renewals.outcomes import settle_zero_invoice
+
+            log.info("nothing due on the invoice; the period is settled without a charge")
+            return settle_zero_invoice(inv)
+        spec = {
+            "invoice_id": inv.invoice_id,
+            "subscription_id": inv.subscription_id,
+            "customer_id": inv.customer_id,
+            "number": inv.number,
+            "amount": inv.amount_due.as_dict(),
+            "payment_method": inv.payment_method.model_dump(mode="json"),
+            "period_start": inv.period_start,
+            "period_end": inv.period_end,
+        }
+        return charge(spec, attempt=1)
+
+
+def on_retry_due(msg: Received[ChargeRetryDue]) -> dict[str, Any]:
+    ev = msg.event
+    with bind(invoice_id=ev.invoice_id, subscription_id=ev.subscription_id):
+        first = attempts().document(attempt_id(ev.invoice_id, 1)).get()
+        usage.read()
+        if not first.exists:
+            raise LookupError(f"no first attempt recorded for invoice {ev.invoice_id}")
+        spec = {k: v for k, v in (first.to_dict() or {}).items() if k in _SPEC_FIELDS}
+        return charge(spec, attempt=ev.attempt)
+
+
+_SPEC_FIELDS = (
+    "invoice_id",
+    "subscription_id",
+    "customer_id",
+    "number",
+    "amount",
+    "payment_method",
+    "period_start",
+    "period_end",
+)
+
+
+def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | None = None) -> dict[str, Any]:
+    """Charge attempt ``attempt`` of the invoice described by ``spec``; see the module doc."""
+    from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition, NotFound
+
+    cfg = settings or renewal_settings()
+    method = PaymentMethodRef.model_validate(spec["payment_method"])
+    req = ChargeRequest(
+        invoice_id=spec["invoice_id"],
+        attempt=attempt,
+        amount=Money(int(spec["amount"]["amount"]), spec["amount"]["currency"]),
+        method=method,
+        customer_id=spec["customer_id"],
+        subscription_id=spec.get("subscription_id"),
+        description=f"Invoice {spec['number']}" if spec.get("number") else None,
+    )
+    ref = attempts().document(req.attempt_id)
+    now = _now()
+    lease = now + dt.timedelta(seconds=cfg.charge_lease_s)
+    record = {
+        **spec,
+        "attempt": attempt,
+        "status": "charging",
+        "psp": method.psp,
+        "idempotency_key": req.idempotency_key,
+        "lease_until": lease,
+        "created_at": now,
+    }
+    try:
+        wr = ref.create(record)
+        usage.write()
+        version = wr.update_time
+    except (AlreadyExists, Conflict):
+        snap = ref.get()
+        usage.read()
+        stored = snap.to_dict() or {}
+        if stored.get("status") in (*FINAL, "pending"):
+            log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
+            if stored.get("status") in FINAL:
+                publish_all([_fact_item(stored)])
+            return {"attempt_id": req.attempt_id, "status": stored["status"], "duplicate": True}
+        if stored.get("lease_until") and stored["lease_until"] > now:
+            raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress") from None
+        try:  # the charging process died: take over, the PSP key keeps it at most once
+            precondition = clients.firestore().write_option(last_update_time=snap.update_time)
+            wr = ref.update({"lease_until": lease}, option=precondition)
+            usage.write()
+            version = wr.update_time
+        except (FailedPrecondition, NotFound):
+            raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} taken over concurrently") from None
+    with bind(psp=method.psp):
+        try:
+            result = charger_for(method.psp, method.account).charge(req)
+        except Exception as exc:
+            # Release the attempt so the redelivery calls the PSP again with the same key.
+            try:
+                ref.delete(option=clients.firestore().write_option(last_update_time=version))
+                usage.write()
+            except (FailedPrecondition, NotFound):
+                pass
+            level = log.warning if isinstance(exc, ChargeUnavailable) else log.error
+            level("charge not completed; will be retried", extra={"attempt": attempt, "error": str(exc)})
+            raise
+        outcome = {
+            "status": result.status,
+            "psp_payment_id": result.psp_payment_id,
+            "account": result.account,
+            "livemode": result.livemode,
+            "psp_created_at": result.created_at,
+            "decline_code": result.decline_code,
+            "failure_message": result.failure_message,
+            "retryable": result.retryable,
+            "completed_at": _now(),
+        }
+        ref.update(outcome)
+        usage.write()
+        log.info(
+            "charged",
+            extra={"attempt": attempt, "status": result.status, "psp_payment_id": result.psp_payment_id},
+        )
+        publish_all([_fact_item({**record, **outcome})])
+    return {"attempt_id": req.attempt_id, "status": result.status, "psp_payment_id": result.psp_payment_id}
+
+
+def fact_of(stored: dict[str, Any]) -> PaymentEvent:
+    """The canonical payment fact of a completed attempt document."""
+    refs = OurRefs(
+        customer_id=stored.get("customer_id"),
+        subscription_id=stored.get("subscription_id"),
+        invoice_id=stored["invoice_id"],
+        attempt_id=attempt_id(stored["invoice_id"], int(stored["attempt"])),
+    )
+    common: dict[str, Any] = {
+        "psp": stored["psp"],
+        "account": stored.get("account") or "default",
+        "psp_payment_id": stored["psp_payment_id"],
+        "livemode": bool(stored.get("livemode")),
+        "amount": Money(int(stored["amount"]["amount"]), stored["amount"]["currency"]),
+        "refs": refs,
+        "psp_created_at": stored["psp_created_at"],
+    }
+    status = stored["status"]
+    if status == "succeeded":
+        return PaymentSucceeded(**common)
+    if status == "failed":
+        return PaymentFailed(
+            **common,
+            decline_code=stored.get("decline_code"),
+            failure_message=stored.get("failure_message"),
+            retryable=bool(stored.get("retryable", True)),
+        )
+    return PaymentPending(**common)
+
+
+def _fact_item(stored: dict[str, Any]) -> tuple[Event, str, dt.datetime]:
+    fact = fact_of(stored)
+    return fact, fact.fact_key(), fact.psp_created_at

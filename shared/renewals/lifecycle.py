@@ -1,0 +1,34 @@
+"""Subscription events for downstream systems, built from a domain change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from shared.domain.subscriptions import SubState, Transition
+from shared.events.billing import SubscriptionTransitioned
+from shared.events.envelope import Event
+
+
+def transition_event(state: SubState, t: Transition) -> SubscriptionTransitioned:
+    period = state.current_period
+    return SubscriptionTransitioned(
+        subscription_id=state.id,
+        customer_id=state.customer_id,
+        version=t.version,
+        from_status=t.from_status,
+        to_status=t.to_status,
+        reason=t.reason,
+        current_period_start=period[0] if period else None,
+        current_period_end=period[1] if period else None,
+    )
+
+
+def outbox_item(event: SubscriptionTransitioned, now: dt.datetime) -> tuple[Event, str, dt.datetime]:
+    """Idempotency key ``{subscription_id}:{version}``: a republish is the same event downstream."""
+    return event, f"{event.subscription_id}:{event.version}", now
+
+
+def stored(event: SubscriptionTransitioned) -> dict[str, Any]:
+    """Kept on the subscription as ``last_transition``, to republish after a crash before the publish."""
+    return event.model_dump(mode="json")

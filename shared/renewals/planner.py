@@ -1,0 +1,193 @@
+"""The planner: a billing tick -> one RenewalDue per due (subscription, period), exactly claimed.
+
+Fan-out: a tick without a shard publishes one tick per shard (same "now"); each shard tick queries
+``shard == s AND due_at <= now ORDER BY due_at`` page by page with cursors, and after
+``max_per_invocation`` documents hands the rest to a continuation tick, so a million due subscriptions
+spread over many short invocations and no query ever scans the collection.
+
+Exactly once per period: each due document is claimed in a Firestore transaction (the period goes into
+``billing`` and ``due_at`` moves to the republish deadline) BEFORE the RenewalDue is published. A
+concurrent or repeated tick finds the claim and does nothing. If the process dies between the claim and
+the publish, the document becomes due again at ``billing.republish_at`` and the next tick publishes the
+SAME RenewalDue (same request_id, same event id), which the invoices function deduplicates: nothing is
+lost and nothing is billed twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from shared import clients
+from shared.domain.subscriptions import Plan, plan
+from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
+from shared.events.envelope import Event
+from shared.log import bind, get_logger
+from shared.renewals import lifecycle, usage
+from shared.renewals.config import RenewalSettings, renewal_settings
+from shared.renewals.messages import ChargeRetryDue, Tick
+from shared.renewals.repository import publish_all, state_fields, state_of, subs
+
+log = get_logger(__name__)
+
+
+def handle_tick(tick: Tick, settings: RenewalSettings | None = None) -> dict[str, int]:
+    """Entry of the planner for one tick (fan-out tick or shard tick)."""
+    cfg = settings or renewal_settings()
+    if tick.shard is None:
+        return fan_out(tick, cfg)
+    return run_shard(tick.shard, tick.now, cfg)
+
+
+def fan_out(tick: Tick, cfg: RenewalSettings) -> dict[str, int]:
+    from shared.config import get_settings
+
+    settings = get_settings()
+    pub = clients.publisher()
+    topic = settings.topic_path("billing-ticks")
+    futures = []
+    for shard in range(cfg.shards):
+        body = json.dumps(Tick(now=tick.now, shard=shard).body()).encode()
+        usage.published(len(body))
+        futures.append(pub.publish(topic, body, event_type="billing.tick"))
+    for f in futures:
+        f.result(timeout=30)
+    log.info("tick fanned out", extra={"shards": cfg.shards, "now": tick.now.isoformat()})
+    return {"shards": cfg.shards}
+
+
+def _query(shard: int, now: dt.datetime, limit: int) -> Any:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return (
+        subs()
+        .where(filter=FieldFilter("shard", "==", shard))
+        .where(filter=FieldFilter("due_at", "<=", now))
+        .order_by("due_at")
+        .limit(limit)
+    )
+
+
+def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings) -> dict[str, int]:
+    counts = {"seen": 0, "bill": 0, "republish": 0, "retry": 0, "cancel": 0, "none": 0}
+    cursor = None
+    while True:
+        q = _query(shard, now, cfg.page_size)
+        page = list((q.start_after(cursor) if cursor is not None else q).stream())
+        usage.read(max(1, len(page)))  # a query that returns nothing is still billed one read
+        outbox: list[tuple[Event, str, dt.datetime]] = []
+        for snap in page:
+            kind, items = claim(snap.reference, now, cfg)
+            counts["seen"] += 1
+            counts[kind] += 1
+            outbox += items
+        if outbox:
+            publish_all(outbox)
+        if len(page) < cfg.page_size:
+            break
+        cursor = page[-1]
+        if counts["seen"] >= cfg.max_per_invocation:
+            continue_later(shard, now)
+            counts["continued"] = 1
+            break
+    log.info("shard planned", extra={"shard": shard, "now": now.isoformat(), **counts})
+    return counts
+
+
+def continue_later(shard: int, now: dt.datetime) -> None:
+    """Hand the rest of the shard to another invocation (claimed documents left the query's range)."""
+    from shared.config import get_settings
+
+    body = json.dumps(Tick(now=now, shard=shard).body()).encode()
+    usage.published(len(body))
+    topic = get_settings().topic_path("billing-ticks")
+    clients.publisher().publish(topic, body, event_type="billing.tick").result(timeout=30)
+
+
+def claim(ref: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
+    """Decide and claim in one transaction; return what to publish once it committed."""
+    from google.cloud import firestore
+
+    db = clients.firestore()
+
+    @firestore.transactional
+    def txn(transaction: Any) -> tuple[Plan | None, dict[str, Any]]:
+        snap = ref.get(transaction=transaction)
+        usage.read()
+        doc = snap.to_dict() or {}
+        if not doc:
+            return None, {}  # deleted meanwhile
+        state = state_of(doc)
+        p = plan(state, now, republish_s=cfg.republish_s)
+        fields = state_fields(p.change.state)
+        update: dict[str, Any] = {}
+        if p.kind == "none":
+            if doc.get("due_at") != fields["due_at"]:
+                update["due_at"] = fields["due_at"]
+        else:
+            update = fields
+            if p.kind == "bill":
+                update["renewal_due"] = renewal_due(doc, p).model_dump(mode="json")
+                update["pending_lines"] = []
+            if p.change.transition is not None:
+                update["last_transition"] = lifecycle.stored(
+                    lifecycle.transition_event(p.change.state, p.change.transition)
+                )
+        if update:
+            transaction.update(ref, update)
+            usage.write()
+        return p, {**doc, **update}
+
+    p, doc = txn(db.transaction())
+    if p is None or p.kind == "none":
+        return "none", []
+    with bind(subscription_id=doc.get("id")):
+        items: list[tuple[Event, str, dt.datetime]] = []
+        if p.kind in ("bill", "republish"):
+            event = RenewalDue.model_validate(doc["renewal_due"])
+            items.append((event, event.request_id, now))
+            log.info(f"renewal {p.kind}", extra={"request_id": event.request_id})
+        elif p.kind == "retry":
+            assert p.invoice_id is not None
+            assert p.attempt is not None
+            retry = ChargeRetryDue(subscription_id=doc["id"], invoice_id=p.invoice_id, attempt=p.attempt)
+            items.append((retry, f"{p.invoice_id}:{p.attempt}", now))
+            log.info("dunning retry due", extra={"invoice_id": p.invoice_id, "attempt": p.attempt})
+        if p.change.transition is not None:
+            items.append(lifecycle.outbox_item(lifecycle.transition_event(p.change.state, p.change.transition), now))
+    return p.kind, items
+
+
+def renewal_due(doc: dict[str, Any], p: Plan) -> RenewalDue:
+    """The invoice request for the claimed period: plan lines plus pending proration lines."""
+    assert p.period is not None
+    state = p.change.state
+    assert state.billing is not None
+    plan_doc = doc["plan"]
+    lines = [
+        LineIn(
+            description=line["description"],
+            quantity=int(line["quantity"]),
+            unit_amount=line["unit_amount"],
+            kind="plan",
+            period_start=p.period.start,
+            period_end=p.period.end,
+            tax_category=line.get("tax_category", "standard"),
+        )
+        for line in plan_doc["lines"]
+    ]
+    lines += [LineIn.model_validate(x) for x in doc.get("pending_lines") or []]
+    pm = doc.get("payment_method")
+    return RenewalDue(
+        request_id=state.billing.request_id,
+        subscription_id=doc["id"],
+        period_start=p.period.start,
+        period_end=p.period.end,
+        seller_entity=doc["seller_entity"],
+        customer=Party.model_validate(doc["customer"]),
+        currency=plan_doc["currency"],
+        lines=tuple(lines),
+        collection=doc.get("collection", "charge_automatically"),
+        payment_method=PaymentMethodRef.model_validate(pm) if pm else None,
+    )

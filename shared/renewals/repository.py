@@ -1,0 +1,155 @@
+"""Firestore layout of subscriptions and charge attempts, and the conversion to the pure domain.
+
+``subscriptions/{id}``: what was sold (customer, plan, payment method) plus the lifecycle fields of
+:class:`~shared.domain.subscriptions.SubState`, and two planner fields: ``due_at`` (next time the
+planner has work; absent when there is none) and ``shard`` (0..N-1). The planner's query is
+``shard == s AND due_at <= now ORDER BY due_at`` on the composite index (shard, due_at), so a tick
+touches only due documents, never the whole collection.
+
+``charge_attempts/{invoice_id}:{attempt}``: one document per PSP call, created BEFORE the call with
+``create()`` (an atomic precondition), so concurrent or repeated deliveries of the same invoice and
+attempt can never both charge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from shared import clients
+from shared.domain.calendar import Anchor, Cadence, Schedule, Unit
+from shared.domain.subscriptions import Billing, Dunning, SubState, due_at
+from shared.events import build_message
+from shared.events.envelope import Event
+from shared.renewals import usage
+
+SUBSCRIPTIONS = "subscriptions"
+ATTEMPTS = "charge_attempts"
+
+
+def shard_of(subscription_id: str, shards: int) -> int:
+    return zlib.crc32(subscription_id.encode()) % shards
+
+
+def subs() -> Any:
+    return clients.firestore().collection(SUBSCRIPTIONS)
+
+
+def attempts() -> Any:
+    return clients.firestore().collection(ATTEMPTS)
+
+
+def attempt_id(invoice_id: str, attempt: int) -> str:
+    return f"{invoice_id}:{attempt}"
+
+
+def _dt(v: Any) -> dt.datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.UTC)
+    raise TypeError(f"expected a timestamp, got {type(v).__name__}")
+
+
+def _req_dt(v: Any) -> dt.datetime:
+    t = _dt(v)
+    if t is None:
+        raise ValueError("missing timestamp")
+    return t
+
+
+def schedule_of(doc: Mapping[str, Any]) -> Schedule:
+    plan = doc["plan"]
+    return Schedule(
+        Anchor(dt.datetime.fromisoformat(doc["anchor_local"]), doc["anchor_zone"]),
+        Cadence(Unit(plan["interval"]), int(plan["interval_count"])),
+    )
+
+
+def state_of(doc: Mapping[str, Any]) -> SubState:
+    b = doc.get("billing")
+    d = doc.get("dunning")
+    return SubState(
+        id=doc["id"],
+        customer_id=doc["customer_id"],
+        status=doc["status"],
+        version=int(doc["version"]),
+        schedule=schedule_of(doc),
+        created_at=_req_dt(doc["created_at"]),
+        trial_end=_dt(doc.get("trial_end")),
+        paid_index=doc.get("paid_index"),
+        billing=Billing(
+            index=int(b["index"]),
+            start=_req_dt(b["start"]),
+            end=_req_dt(b["end"]),
+            request_id=b["request_id"],
+            claimed_at=_req_dt(b["claimed_at"]),
+            republish_at=_req_dt(b["republish_at"]),
+            republishes=int(b.get("republishes", 0)),
+        )
+        if b
+        else None,
+        dunning=Dunning(
+            invoice_id=d["invoice_id"],
+            period_index=int(d["period_index"]),
+            failed_attempt=int(d["failed_attempt"]),
+            first_failed_at=_req_dt(d["first_failed_at"]),
+            next_retry_at=_dt(d.get("next_retry_at")),
+        )
+        if d
+        else None,
+        cancel_at_period_end=bool(doc.get("cancel_at_period_end", False)),
+        canceled_at=_dt(doc.get("canceled_at")),
+        last_cause=doc.get("last_cause"),
+    )
+
+
+def state_fields(s: SubState) -> dict[str, Any]:
+    """The lifecycle fields to write back (plus ``due_at``, derived, for the planner's index)."""
+    b, d = s.billing, s.dunning
+    return {
+        "status": s.status,
+        "version": s.version,
+        "trial_end": s.trial_end,
+        "paid_index": s.paid_index,
+        "billing": {
+            "index": b.index,
+            "start": b.start,
+            "end": b.end,
+            "request_id": b.request_id,
+            "claimed_at": b.claimed_at,
+            "republish_at": b.republish_at,
+            "republishes": b.republishes,
+        }
+        if b
+        else None,
+        "dunning": {
+            "invoice_id": d.invoice_id,
+            "period_index": d.period_index,
+            "failed_attempt": d.failed_attempt,
+            "first_failed_at": d.first_failed_at,
+            "next_retry_at": d.next_retry_at,
+        }
+        if d
+        else None,
+        "cancel_at_period_end": s.cancel_at_period_end,
+        "canceled_at": s.canceled_at,
+        "last_cause": s.last_cause,
+        "due_at": due_at(s),
+    }
+
+
+def publish_all(items: list[tuple[Event, str, dt.datetime]], timeout_s: float = 30.0) -> list[str]:
+    """Publish several events concurrently and wait for every ack (a lost publish must raise)."""
+    from shared.config import get_settings
+
+    settings = get_settings()
+    pub = clients.publisher()
+    futures = []
+    for event, key, occurred in items:
+        data, attrs = build_message(event, idempotency_key=key, occurred_at=occurred, producer=settings.function_name)
+        usage.published(len(data) + sum(len(k) + len(v) for k, v in attrs.items()))
+        futures.append(pub.publish(settings.topic_path(event.TOPIC), data, **attrs))
+    return [str(f.result(timeout=timeout_s)) for f in futures]

@@ -1,0 +1,285 @@
+"""Subscription commands (create, cancel now / at period end, change plan) on Firestore.
+
+Each command is one Firestore transaction (or an atomic ``create()``) followed by the publish of the
+resulting ``subscription.transitioned``. Errors are :class:`ServiceError` with the HTTP status and a
+machine-readable code, so the HTTP layer answers precisely without knowing the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared import clients
+from shared.domain.calendar import Anchor, Cadence, CalendarError, Schedule, Unit, plan_change, zone
+from shared.domain.money import Money, Rounding
+from shared.domain.subscriptions import cancel_at_period_end, cancel_now, new_subscription
+from shared.events.billing import CollectionMethod, LineIn, Party, PaymentMethodRef
+from shared.log import get_logger
+from shared.renewals import lifecycle
+from shared.renewals.config import renewal_settings
+from shared.renewals.repository import attempts, publish_all, shard_of, state_fields, state_of, subs
+
+log = get_logger(__name__)
+
+_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, code: str, detail: Any) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail = status, code, detail
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanLine(_In):
+    description: str = Field(min_length=1, max_length=500)
+    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    unit_amount: Money
+    tax_category: str = "standard"
+
+
+class PlanIn(_In):
+    id: str = Field(pattern=_ID)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    interval: Literal["day", "week", "month", "year"]
+    interval_count: int = Field(default=1, ge=1, le=1000)
+    lines: tuple[PlanLine, ...] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> PlanIn:
+        for line in self.lines:
+            if line.unit_amount.currency != self.currency:
+                raise ValueError(f"line {line.description!r} is not in the plan currency {self.currency}")
+            if line.unit_amount.amount < 0:
+                raise ValueError("plan prices cannot be negative")
+        return self
+
+    def total(self) -> Money:
+        acc = Money.zero(self.currency)
+        for line in self.lines:
+            acc = acc + line.unit_amount.times(line.quantity)
+        return acc
+
+
+class CreateSubscription(_In):
+    subscription_id: str | None = Field(default=None, pattern=_ID)
+    customer: Party
+    seller_entity: str = Field(min_length=1, max_length=64)
+    plan: PlanIn
+    anchor_zone: str = "Etc/UTC"
+    start_at: dt.datetime | None = Field(default=None, description="test clock only: when it starts")
+    trial_days: int = Field(default=0, ge=0, le=730)
+    collection: CollectionMethod = "charge_automatically"
+    payment_method: PaymentMethodRef | None = None
+
+    @field_validator("anchor_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            zone(v)
+        except CalendarError as exc:
+            raise ValueError(str(exc)) from exc
+        return v
+
+    @model_validator(mode="after")
+    def _method(self) -> CreateSubscription:
+        if self.collection == "charge_automatically" and self.payment_method is None:
+            raise ValueError("charge_automatically needs a payment_method")
+        if self.start_at is not None and self.start_at.tzinfo is None:
+            raise ValueError("start_at needs a time zone")
+        return self
+
+
+class CancelSubscription(_In):
+    at_period_end: bool = False
+    at: dt.datetime | None = Field(default=None, description="test clock only")
+
+
+class ChangePlan(_In):
+    plan: PlanIn
+    at: dt.datetime | None = Field(default=None, description="test clock only")
+
+
+def _now(explicit: dt.datetime | None) -> dt.datetime:
+    if explicit is None:
+        return dt.datetime.now(dt.UTC)
+    if not renewal_settings().allow_test_clock:
+        raise ServiceError(400, "test_clock_disabled", "explicit times need RENEWALS_ALLOW_TEST_CLOCK")
+    if explicit.tzinfo is None:
+        raise ServiceError(400, "invalid_time", "times need a time zone")
+    return explicit.astimezone(dt.UTC)
+
+
+def proration_rounding() -> Rounding:
+    """Business rule, documented: proration lines round half-up per line unless configured."""
+    import os
+
+    name = os.environ.get("PRORATION_ROUNDING") or "HALF_UP"
+    return Rounding[name]
+
+
+def _hash(body: BaseModel) -> str:
+    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def view(doc: dict[str, Any]) -> dict[str, Any]:
+    state = state_of(doc)
+    period = state.current_period
+    return {
+        "id": doc["id"],
+        "customer_id": doc["customer_id"],
+        "status": state.status,
+        "version": state.version,
+        "plan": doc["plan"],
+        "anchor": {"local": doc["anchor_local"], "zone": doc["anchor_zone"]},
+        "trial_end": state.trial_end,
+        "current_period": {"start": period[0], "end": period[1]} if period else None,
+        "paid_index": state.paid_index,
+        "billing": doc.get("billing"),
+        "dunning": doc.get("dunning"),
+        "cancel_at_period_end": state.cancel_at_period_end,
+        "canceled_at": state.canceled_at,
+        "due_at": doc.get("due_at"),
+        "pending_lines": doc.get("pending_lines") or [],
+    }
+
+
+def create(body: CreateSubscription) -> tuple[int, dict[str, Any]]:
+    from google.api_core.exceptions import AlreadyExists, Conflict
+
+    now = _now(body.start_at) if body.start_at is not None else dt.datetime.now(dt.UTC)
+    sub_id = body.subscription_id or f"sub_{uuid.uuid4().hex[:20]}"
+    trial_end = now + dt.timedelta(days=body.trial_days) if body.trial_days else None
+    start = trial_end or now
+    schedule = Schedule(Anchor.at(start, body.anchor_zone), Cadence(Unit(body.plan.interval), body.plan.interval_count))
+    ch = new_subscription(id=sub_id, customer_id=body.customer.id, schedule=schedule, now=now, trial_end=trial_end)
+    assert ch.transition is not None
+    event = lifecycle.transition_event(ch.state, ch.transition)
+    doc: dict[str, Any] = {
+        "id": sub_id,
+        "customer": body.customer.model_dump(mode="json"),
+        "customer_id": body.customer.id,
+        "seller_entity": body.seller_entity,
+        "plan": body.plan.model_dump(mode="json"),
+        "anchor_local": schedule.anchor.local.isoformat(),
+        "anchor_zone": body.anchor_zone,
+        "collection": body.collection,
+        "payment_method": body.payment_method.model_dump(mode="json") if body.payment_method else None,
+        "shard": shard_of(sub_id, renewal_settings().shards),
+        "pending_lines": [],
+        "created_at": now,
+        "request_hash": _hash(body),
+        **state_fields(ch.state),
+        "last_transition": lifecycle.stored(event),
+    }
+    ref = subs().document(sub_id)
+    try:
+        ref.create(doc)
+    except (AlreadyExists, Conflict):
+        existing = ref.get().to_dict() or {}
+        if existing.get("request_hash") != doc["request_hash"]:
+            raise ServiceError(409, "subscription_exists", f"{sub_id} exists with different terms") from None
+        return 200, view(existing)
+    publish_all([lifecycle.outbox_item(event, now)])
+    log.info("subscription created", extra={"subscription_id": sub_id, "status": ch.state.status})
+    return 201, view(doc)
+
+
+def get(sub_id: str, *, with_attempts: bool = False) -> dict[str, Any]:
+    snap = subs().document(sub_id).get()
+    if not snap.exists:
+        raise ServiceError(404, "subscription_not_found", sub_id)
+    out = view(snap.to_dict() or {})
+    if with_attempts:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        q = attempts().where(filter=FieldFilter("subscription_id", "==", sub_id))
+        out["attempts"] = sorted(
+            ({k: v for k, v in (s.to_dict() or {}).items() if k != "payment_method"} for s in q.stream()),
+            key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0))),
+        )
+    return out
+
+
+def _mutate(sub_id: str, fn: Any) -> dict[str, Any]:
+    """Run ``fn(doc, state) -> (update, event|None)`` in a transaction; publish the event afterwards."""
+    from google.cloud import firestore
+
+    ref = subs().document(sub_id)
+
+    @firestore.transactional
+    def txn(transaction: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        snap = ref.get(transaction=transaction)
+        if not snap.exists:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        doc = snap.to_dict() or {}
+        update, event = fn(doc, state_of(doc))
+        if update:
+            transaction.update(ref, update)
+        return {**doc, **update}, event
+
+    doc, event = txn(clients.firestore().transaction())
+    if event is not None:
+        from shared.events.billing import SubscriptionTransitioned
+
+        publish_all([lifecycle.outbox_item(SubscriptionTransitioned.model_validate(event), dt.datetime.now(dt.UTC))])
+    return view(doc)
+
+
+def cancel(sub_id: str, body: CancelSubscription) -> dict[str, Any]:
+    now = _now(body.at)
+
+    def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if state.status == "canceled":
+            return {}, None
+        ch = cancel_at_period_end(state) if body.at_period_end else cancel_now(state, now, f"cancel:{now.isoformat()}")
+        update = state_fields(ch.state)
+        event = None
+        if ch.transition is not None:
+            event = lifecycle.stored(lifecycle.transition_event(ch.state, ch.transition))
+            update["last_transition"] = event
+        return update, event
+
+    return _mutate(sub_id, fn)
+
+
+def change_plan(sub_id: str, body: ChangePlan) -> dict[str, Any]:
+    """Switch plans now; the unused old time is credited and the new time charged on the next invoice."""
+    now = _now(body.at)
+    rounding = proration_rounding()
+
+    def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        old = PlanIn.model_validate(doc["plan"])
+        new = body.plan
+        if state.status == "canceled":
+            raise ServiceError(409, "subscription_canceled", "a canceled subscription cannot change plans")
+        if (old.currency, old.interval, old.interval_count) != (new.currency, new.interval, new.interval_count):
+            raise ServiceError(422, "incompatible_plan", "a plan change keeps the currency and the interval")
+        lines = list(doc.get("pending_lines") or [])
+        if state.paid_index is not None and state.status in ("active", "past_due"):
+            period = state.schedule.period(state.paid_index)
+            if period.start <= now < period.end:
+                p = plan_change(old.total(), new.total(), period, now, rounding=rounding)
+                for amount, text in ((p.credit, f"Unused time on {old.id}"), (p.charge, f"Remaining time on {new.id}")):
+                    if amount.amount:
+                        line = LineIn(
+                            description=text,
+                            quantity=1,
+                            unit_amount=amount,
+                            kind="proration",
+                            period_start=now,
+                            period_end=period.end,
+                        )
+                        lines.append(line.model_dump(mode="json"))
+        return {"plan": new.model_dump(mode="json"), "pending_lines": lines}, None
+
+    return _mutate(sub_id, fn)
