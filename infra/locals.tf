@@ -17,7 +17,7 @@ locals {
     trigger       = f.trigger
     public        = try(f.public == true, false)
     publishes     = try(f.publishes == null ? [] : tolist(f.publishes), [])
-    secrets       = try(f.secrets == null ? [] : tolist(f.secrets), [])
+    secrets       = [for s in try(f.secrets == null ? [] : tolist(f.secrets), []) : s if !contains(var.disabled_secrets, s)]
     memory        = try(coalesce(f.memory, "256Mi"), "256Mi")
     cpu           = try(tostring(f.cpu), null)
     timeout_s     = try(coalesce(f.timeout_s, 60), 60)
@@ -70,9 +70,15 @@ locals {
   )
 
   # Never-queried large fields: exempting them from single-field indexes saves write cost and keeps
-  # documents clear of the index-entry limit. Topology may list more (e.g. archived raw payloads).
+  # documents clear of the index-entry limit: the idempotency result (shared/idempotency) and the
+  # archived, scrubbed PSP payloads (shared/webhooks/store.py). Topology may list more.
   firestore_exemptions = concat(
-    [{ collection = "idempotency", field = "result" }],
+    [
+      { collection = "idempotency", field = "result" },
+      { collection = "webhook_events", field = "raw" },
+      { collection = "webhook_events", field = "raw_zlib" },
+      { collection = "webhook_events", field = "headers" },
+    ],
     [for e in coalesce(try(local.topology.firestore.exemptions, null), []) : { collection = e.collection, field = e.field }],
   )
 

@@ -127,3 +127,14 @@ variable "extra_env" {
   type        = map(string)
   default     = {}
 }
+
+variable "disabled_secrets" {
+  description = "Secret env var names from topology.yaml NOT used in this environment (e.g. a PSP not contracted here): neither created nor mounted."
+  type        = set(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.disabled_secrets : can(regex("^[A-Z][A-Z0-9_]*$", s))])
+    error_message = "disabled_secrets holds environment variable names such as BRAINTREE_PRIVATE_KEY."
+  }
+}
