@@ -91,7 +91,6 @@ locals {
     INVOICE_BUCKET       = module.invoice_bucket.name
     LOG_LEVEL            = var.log_level
     IDEMPOTENCY_TTL_S    = tostring(var.idempotency_ttl_s)
-    ENVIRONMENT          = var.environment
   })
 
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"

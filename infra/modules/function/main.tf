@@ -31,7 +31,7 @@ resource "google_cloudfunctions2_function" "this" {
   location    = var.region
   name        = var.name
   description = var.description
-  labels      = var.labels
+  labels      = merge(var.labels, { function = var.key })
 
   build_config {
     runtime           = var.runtime
@@ -57,7 +57,7 @@ resource "google_cloudfunctions2_function" "this" {
     service_account_email            = google_service_account.function.email
     ingress_settings                 = local.ingress
     all_traffic_on_latest_revision   = true
-    environment_variables            = merge(var.env, { FUNCTION_KEY = var.key })
+    environment_variables            = var.env
 
     dynamic "secret_environment_variables" {
       for_each = var.secrets
