@@ -1,0 +1,140 @@
+"""Webhooks on the whole local stack: a signed webhook in, the raw archive in Firestore, one canonical
+event received by a subscriber; the same webhook again, and concurrently, still one event."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import json
+import re
+import time
+import uuid
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import requests
+
+from infra.local.acts import DemoContext
+from infra.local.acts import webhooks as act
+from infra.local.stack import Stack
+from shared import clients
+from shared.events import parse_message
+from shared.psp import signing
+from shared.webhooks.store import COLLECTION, record_id
+from tests.helpers import wait_for
+
+
+def _subscribe(project: str) -> tuple[object, str]:
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    sub = SubscriberClient()
+    path: str = sub.subscription_path(project, f"e2e-webhooks-{uuid.uuid4().hex[:8]}")
+    sub.create_subscription(name=path, topic=f"projects/{project}/topics/payment-events")
+    return sub, path
+
+
+def _pull(sub: object, path: str) -> list[object]:
+    resp = sub.pull(request={"subscription": path, "max_messages": 50}, timeout=5)  # type: ignore[attr-defined]
+    if resp.received_messages:
+        sub.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]})  # type: ignore[attr-defined]
+    return [m.message for m in resp.received_messages]
+
+
+def test_signed_webhook_archived_and_published_once_despite_duplicates(stack_env: Stack) -> None:
+    sub, path = _subscribe(stack_env.project)
+    evt = f"evt_e2e_{uuid.uuid4().hex[:10]}"
+    body = json.dumps(
+        {
+            "id": evt,
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {
+                "object": {
+                    "id": f"pi_{evt}",
+                    "amount_received": 1234,
+                    "currency": "eur",
+                    "metadata": {"invoice_id": "INV-E2E-1"},
+                    "card": {"cvc": "999"},
+                }
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+    url = stack_env.function_urls["webhooks"] + "/stripe"
+
+    def deliver() -> int:
+        headers = {
+            "Stripe-Signature": signing.stripe_header(body, act.STRIPE_SECRET),
+            "Content-Type": "application/json",
+        }
+        for _ in range(50):
+            status = requests.post(url, data=body, headers=headers, timeout=10).status_code
+            if status < 300 or status != 409:
+                return status
+            time.sleep(0.05)
+        return status
+
+    assert deliver() == 200
+    snap = clients.firestore().collection(COLLECTION).document(record_id("stripe", "default", evt)).get()
+    rec = snap.to_dict() or {}
+    assert rec["state"] == "published"
+    assert '"cvc":"[CVC]"' in rec["raw"]
+    assert rec["received_at"]
+    messages = wait_for(lambda: _pull(sub, path))
+    # Again, and eight at once: all acknowledged, none republished.
+    assert deliver() == 200
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda _: deliver(), range(8))) == {200}
+    time.sleep(1.0)
+    messages += _pull(sub, path)
+    assert len(messages) == 1
+    msg = parse_message(messages[0].data, dict(messages[0].attributes), messages[0].message_id)  # type: ignore[attr-defined]
+    assert msg.envelope.event_type == "payment.succeeded"
+    assert msg.event.refs.invoice_id == "INV-E2E-1"  # type: ignore[attr-defined]
+
+
+def test_concurrent_first_deliveries_publish_once(stack_env: Stack) -> None:
+    sub, path = _subscribe(stack_env.project)
+    body = json.dumps(
+        {
+            "id": f"EV{uuid.uuid4().hex[:10].upper()}",
+            "created_at": "2026-11-20T10:00:00Z",
+            "resource_type": "payments",
+            "action": "confirmed",
+            "links": {"payment": f"PM{uuid.uuid4().hex[:8].upper()}"},
+        }
+    ).encode()
+    body = json.dumps({"events": [json.loads(body)]}).encode()
+    headers = {
+        "Webhook-Signature": signing.hex_hmac(body, act.ENV["GOCARDLESS_WEBHOOK_SECRETS"]),
+        "Content-Type": "application/json",
+    }
+    url = stack_env.function_urls["webhooks"] + "/gocardless"
+
+    def deliver(_: int) -> int:
+        for _ in range(100):
+            status = requests.post(url, data=body, headers=headers, timeout=10).status_code
+            if status != 409:
+                return status
+            time.sleep(0.05)
+        return status
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(deliver, range(8))) == {200}
+    messages = wait_for(lambda: _pull(sub, path))
+    time.sleep(1.0)
+    messages += _pull(sub, path)
+    assert len(messages) == 1
+
+
+def test_demo_act_sends_every_psp_and_shows_canonical_events(stack_env: Stack, tmp_path: Path) -> None:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        act.play(DemoContext(stack=stack_env, output_dir=tmp_path))
+    text = out.getvalue()
+    assert "canonical events on payment-events: 7" in text, text
+    for psp in ("stripe", "adyen", "paypal", "gocardless", "braintree", "checkout"):
+        assert f" {psp} " in text, (psp, text)
+    assert re.search(r"stripe \(redelivery\)\s+-> 200 .*\"duplicate\": 1", text), text
+    assert re.search(r"stripe \(forged\)\s+-> 401", text), text
