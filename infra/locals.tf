@@ -85,13 +85,4 @@ locals {
   # Secret Manager ids are the env var names in lower-kebab-case (STRIPE_WEBHOOK_SECRET -> stripe-webhook-secret).
   secret_names = toset(flatten([for f in local.functions : f.secrets]))
   secret_ids   = { for s in local.secret_names : s => lower(replace(s, "_", "-")) }
-
-  common_env = merge(var.extra_env, {
-    GOOGLE_CLOUD_PROJECT = var.project_id
-    INVOICE_BUCKET       = module.invoice_bucket.name
-    LOG_LEVEL            = var.log_level
-    IDEMPOTENCY_TTL_S    = tostring(var.idempotency_ttl_s)
-  })
-
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }

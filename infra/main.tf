@@ -5,6 +5,17 @@ data "google_project" "this" {
   project_id = var.project_id
 }
 
+locals {
+  common_env = merge(var.extra_env, {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    INVOICE_BUCKET       = module.invoice_bucket.name
+    LOG_LEVEL            = var.log_level
+    IDEMPOTENCY_TTL_S    = tostring(var.idempotency_ttl_s)
+  })
+
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
 resource "google_project_service" "this" {
   for_each = toset([
     "artifactregistry.googleapis.com",
