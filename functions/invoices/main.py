@@ -1,0 +1,36 @@
+"""Invoices: push consumer of ``renewals-due`` and ``payment-events``; logic in shared.invoicing."""
+
+import functools
+from typing import Any
+
+import functions_framework
+
+from shared.events.consumer import dispatch
+from shared.invoicing.service import InvoiceService
+
+
+@functools.cache
+def _service() -> InvoiceService:
+    # One per instance: its allocator coordinates the concurrent requests this instance serves.
+    return InvoiceService()
+
+
+def _renewal_due(msg: Any) -> object:
+    return _service().on_renewal_due(msg)
+
+
+def _payment_fact(msg: Any) -> object:
+    return _service().on_payment_fact(msg)
+
+
+HANDLERS = {
+    "renewal.due": _renewal_due,
+    "payment.succeeded": _payment_fact,
+    "payment.refunded": _payment_fact,
+    "dispute.opened": _payment_fact,
+}
+
+
+@functions_framework.cloud_event
+def invoices(cloud_event: Any) -> None:
+    dispatch(cloud_event, HANDLERS)
