@@ -131,7 +131,22 @@ def _hash(body: BaseModel) -> str:
     return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
+def _iso(v: Any) -> Any:
+    """RFC 3339 for every timestamp in an answer (JSON has no datetime)."""
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(v, dict):
+        return {k: _iso(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_iso(x) for x in v]
+    return v
+
+
 def view(doc: dict[str, Any]) -> dict[str, Any]:
+    return dict(_iso(_view(doc)))
+
+
+def _view(doc: dict[str, Any]) -> dict[str, Any]:
     state = state_of(doc)
     period = state.current_period
     return {
@@ -203,9 +218,11 @@ def get(sub_id: str, *, with_attempts: bool = False) -> dict[str, Any]:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         q = attempts().where(filter=FieldFilter("subscription_id", "==", sub_id))
-        out["attempts"] = sorted(
-            ({k: v for k, v in (s.to_dict() or {}).items() if k != "payment_method"} for s in q.stream()),
-            key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0))),
+        out["attempts"] = _iso(
+            sorted(
+                ({k: v for k, v in (s.to_dict() or {}).items() if k != "payment_method"} for s in q.stream()),
+                key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0))),
+            )
         )
     return out
 

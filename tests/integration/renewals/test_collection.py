@@ -1,0 +1,197 @@
+"""Collector and outcomes on the emulators, with the Stripe SDK talking to a local stub."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+from typing import Any
+
+from shared.events.billing import RenewalDue
+from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentSucceeded
+from shared.renewals import planner, repository
+from shared.renewals.config import renewal_settings
+from shared.renewals.entry import handle_push
+from shared.renewals.messages import ChargeRetryDue
+from tests.integration.renewals.conftest import T0, Env, deliver_until_acked, finalized_for, new_sub, push
+
+
+def bill(env: Env, now: dt.datetime = T0) -> list[RenewalDue]:
+    cfg = renewal_settings()
+    for shard in range(cfg.shards):
+        planner.run_shard(shard, now, cfg)
+    return [RenewalDue.model_validate(b) for a, b in env.pull("renewals-due") if a["event_type"] == "renewal.due"]
+
+
+def doc(sub_id: str) -> dict[str, Any]:
+    return repository.subs().document(sub_id).get().to_dict() or {}
+
+
+def facts(env: Env) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    return env.pull("payment-events")
+
+
+def deliver_facts(env: Env) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """Feed what the collector published on payment-events back to the function, like the push would."""
+    got = facts(env)
+    for attrs, body in got:
+        classes: dict[str, type[PaymentEvent]] = {
+            "payment.succeeded": PaymentSucceeded,
+            "payment.failed": PaymentFailed,
+        }
+        cls = classes.get(attrs["event_type"])
+        if cls is not None:
+            handle_push(push(cls.model_validate(body), attrs["idempotency_key"]))
+    return got
+
+
+def transitions(env: Env) -> list[dict[str, Any]]:
+    return [b for _, b in env.pull("subscription-events")]
+
+
+def test_duplicate_and_concurrent_invoice_finalized_charge_once(env: Env) -> None:
+    new_sub("sub_dup")
+    (due,) = bill(env)
+    inv = finalized_for(due, "inv_dup")
+    event = push(inv, f"{inv.invoice_id}:finalized")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: deliver_until_acked(lambda: handle_push(event)), range(8)))
+    handle_push(push(inv, f"{inv.invoice_id}:finalized"))  # a late redelivery
+    assert env.stripe.charges() == 1
+    (sent,) = {r["key"]: r for r in env.stripe.requests}.values()
+    assert sent["key"] == "renewal-inv_dup-1"
+    assert sent["form"]["amount"] == "1000"
+    assert sent["form"]["off_session"] == "true"
+    assert sent["form"]["metadata[subscription_id]"] == "sub_dup"
+    got = facts(env)
+    assert {a["event_type"] for a, _ in got} == {"payment.succeeded"}
+    assert len({a["event_id"] for a, _ in got}) == 1  # re-announcements are the same fact
+    assert {a["idempotency_key"] for a, _ in got} == {f"stripe:default:{got[0][1]['psp_payment_id']}:payment.succeeded"}
+
+
+def test_sync_success_advances_the_period_once(env: Env) -> None:
+    new_sub("sub_ok")
+    transitions(env)
+    (due,) = bill(env)
+    handle_push(push(finalized_for(due, "inv_ok"), "inv_ok:finalized"))
+    got = deliver_facts(env)
+    for attrs, body in got:  # duplicates of the fact change nothing
+        handle_push(push(PaymentSucceeded.model_validate(body), attrs["idempotency_key"]))
+    d = doc("sub_ok")
+    assert (d["status"], d["paid_index"], d["version"]) == ("active", 0, 2)
+    assert d["due_at"] == dt.datetime(2026, 2, 28, 9, 0, tzinfo=dt.UTC)
+    ts = transitions(env)
+    assert [(t["version"], t["reason"]) for t in ts][:1] == [(2, "renewed")]
+    assert {t["version"] for t in ts} == {2}  # re-announced at most, never a new version
+    # The next period is billed at its boundary, exactly once.
+    (nxt,) = bill(env, dt.datetime(2026, 2, 28, 9, 0, tzinfo=dt.UTC))
+    assert nxt.request_id == "sub_ok:2026-02-28T09:00:00Z"
+
+
+def test_async_success_after_pending_charge_advances_the_period(env: Env) -> None:
+    env.stripe.behaviour["pm_bank_debit"] = "processing"
+    new_sub("sub_async", method="pm_bank_debit")
+    (due,) = bill(env)
+    handle_push(push(finalized_for(due, "inv_async"), "inv_async:finalized"))
+    got = deliver_facts(env)
+    assert [a["event_type"] for a, _ in got] == ["payment.pending"]
+    attempt = repository.attempts().document("inv_async:1").get().to_dict()
+    assert attempt["status"] == "pending"
+    assert doc("sub_async")["paid_index"] is None  # pending stays pending
+    # Days later the webhooks function reports the success (from the PSP's notification).
+    later = PaymentSucceeded(
+        psp="stripe",
+        psp_event_id="evt_1",
+        psp_payment_id=attempt["psp_payment_id"],
+        livemode=False,
+        refs=OurRefs(subscription_id="sub_async", invoice_id="inv_async", attempt_id="inv_async:1"),
+        psp_created_at=T0 + dt.timedelta(days=2),
+    )
+    handle_push(push(later, later.fact_key()))
+    d = doc("sub_async")
+    assert (d["status"], d["paid_index"]) == ("active", 0)
+    assert repository.attempts().document("inv_async:1").get().to_dict()["status"] == "succeeded"
+    assert env.stripe.charges() == 1
+
+
+def test_failure_duns_then_retry_charges_attempt_two_and_recovers(env: Env) -> None:
+    env.stripe.behaviour["pm_tired"] = "declined"
+    new_sub("sub_dun", method="pm_tired")
+    transitions(env)
+    (due,) = bill(env)
+    handle_push(push(finalized_for(due, "inv_dun"), "inv_dun:finalized"))
+    deliver_facts(env)
+    d = doc("sub_dun")
+    assert d["status"] == "past_due"
+    assert d["dunning"]["failed_attempt"] == 1
+    assert d["due_at"] == T0 + dt.timedelta(days=1)
+    assert [t["to_status"] for t in transitions(env)] == ["past_due"]
+    # Nothing happens before the retry date; at it the planner asks for attempt 2.
+    assert bill(env, T0 + dt.timedelta(hours=23)) == []
+    cfg = renewal_settings()
+    for shard in range(cfg.shards):
+        planner.run_shard(shard, T0 + dt.timedelta(days=1), cfg)
+    retries = [b for a, b in env.pull("billing-ticks") if a.get("event_type") == "renewal.charge_retry_due"]
+    assert retries == [{"subscription_id": "sub_dun", "invoice_id": "inv_dun", "attempt": 2}]
+    env.stripe.behaviour["pm_tired"] = "succeeded"  # the customer topped up
+    retry = push(ChargeRetryDue.model_validate(retries[0]), "inv_dun:2")
+    handle_push(retry)
+    handle_push(retry)
+    assert [r["key"] for r in env.stripe.requests] == ["renewal-inv_dun-1", "renewal-inv_dun-2"]
+    deliver_facts(env)
+    d = doc("sub_dun")
+    assert (d["status"], d["paid_index"], d["dunning"]) == ("active", 0, None)
+    # The duplicate retry re-announced its fact, which re-announced the same transition (same version).
+    assert {(t["version"], t["from_status"], t["to_status"], t["reason"]) for t in transitions(env)} == {
+        (3, "past_due", "active", "recovered")
+    }
+
+
+def test_hard_decline_goes_straight_to_the_final_status(env: Env) -> None:
+    env.stripe.behaviour["pm_stolen"] = "stolen"
+    new_sub("sub_hard", method="pm_stolen")
+    (due,) = bill(env)
+    handle_push(push(finalized_for(due, "inv_hard"), "inv_hard:finalized"))
+    deliver_facts(env)
+    d = doc("sub_hard")
+    assert d["status"] == "unpaid"
+    assert d["due_at"] is None
+    assert d["dunning"]["next_retry_at"] is None
+
+
+def test_late_failure_after_success_does_not_regress(env: Env) -> None:
+    new_sub("sub_late")
+    (due,) = bill(env)
+    handle_push(push(finalized_for(due, "inv_late"), "inv_late:finalized"))
+    deliver_facts(env)
+    before = doc("sub_late")
+    stale = PaymentFailed(
+        psp="stripe",
+        psp_event_id="evt_old",
+        psp_payment_id="pi_other",
+        livemode=False,
+        refs=OurRefs(subscription_id="sub_late", invoice_id="inv_late", attempt_id="inv_late:1"),
+        psp_created_at=T0 - dt.timedelta(minutes=1),
+        retryable=True,
+    )
+    handle_push(push(stale, stale.fact_key()))
+    after = doc("sub_late")
+    assert (after["status"], after["version"], after["paid_index"]) == ("active", before["version"], 0)
+
+
+def test_trial_ends_into_a_first_invoice(env: Env) -> None:
+    new_sub("sub_trial", trial_days=14)
+    assert bill(env) == []
+    end = T0 + dt.timedelta(days=14)
+    (due,) = bill(env, end)
+    assert due.period_start == end
+    handle_push(push(finalized_for(due, "inv_trial"), "inv_trial:finalized"))
+    deliver_facts(env)
+    assert doc("sub_trial")["status"] == "active"
+
+
+def test_send_invoice_collection_is_not_charged(env: Env) -> None:
+    new_sub("sub_manual")
+    (due,) = bill(env)
+    inv = finalized_for(due, "inv_manual").model_copy(update={"collection": "send_invoice"})
+    handle_push(push(inv, "inv_manual:finalized"))
+    assert env.stripe.requests == []
