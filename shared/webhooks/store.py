@@ -96,8 +96,8 @@ def claim(db: Any, doc_id: str, record: dict[str, Any], now: dt.datetime) -> Cla
 
 
 def finish(claimed: Claimed, state: str, now: dt.datetime, **fields: Any) -> None:
-    """Mark the record final; the lease ends with it."""
-    claimed.ref.update({"state": state, "finished_at": now, "lease_until": now, **fields}, timeout=RPC_TIMEOUT_S)
+    """Mark the record final (a final state makes the lease irrelevant, so it is left as it is)."""
+    claimed.ref.update({"state": state, "finished_at": now, **fields}, timeout=RPC_TIMEOUT_S)
 
 
 def release(claimed: Claimed) -> None:

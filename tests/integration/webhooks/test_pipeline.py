@@ -46,8 +46,11 @@ def test_signed_stripe_webhook_is_archived_scrubbed_and_published_once(
     [rec] = h.records()
     assert rec["state"] == "published"
     assert (rec["psp"], rec["account"], rec["psp_event_id"]) == ("stripe", "default", "evt_3Pm0aXJ2eZvKYlo21a4Jx8Qk")
-    assert rec["headers"]["User-Agent"].startswith("Stripe/")
-    assert "Stripe-Signature" not in rec["headers"]
+    headers = json.loads(rec["headers"])
+    assert headers["User-Agent"].startswith("Stripe/")
+    assert headers["Content-Type"] == "application/json"
+    assert "Stripe-Signature" not in headers
+    assert rec["fact_key"] == "stripe:default:pi_3Pm0aXJ2eZvKYlo21uE2hG4m:payment.succeeded"
     assert isinstance(rec["received_at"], dt.datetime)
     assert "4242 4242 4242 4242" not in rec["raw"]
     assert '"cvc":"[CVC]"' in rec["raw"]

@@ -1,0 +1,198 @@
+"""Endpoint throughput and latency of the webhooks function on the local stack, against a bare function.
+
+Both run as functions-framework processes on the same Firestore and Pub/Sub emulators (reused when
+FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST point at running ones on 127.0.0.1, else started here
+on free ports and stopped at the end). Load: C client threads posting distinct, correctly signed
+Stripe payment_intent.succeeded webhooks. The baseline (``bench/_bare_webhook.py``) does the same
+Firestore create and Pub/Sub publish and nothing else. Ratio = our throughput / baseline throughput;
+goal at least 0.9. Everything talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from infra.local import emulators as em
+from infra.local.topology import ROOT
+
+REQUESTS = int(os.environ.get("BENCH_ENDPOINT_REQUESTS", "250"))
+ROUNDS = int(os.environ.get("BENCH_ENDPOINT_ROUNDS", "4"))
+CONCURRENCY = int(os.environ.get("BENCH_ENDPOINT_CONCURRENCY", "8"))
+SECRET = "whsec_bench_not_a_secret"
+
+
+def _local(var: str) -> str | None:
+    value = os.environ.get(var, "")
+    host, _, port = value.partition(":")
+    if host == "127.0.0.1" and port.isdigit() and em.port_open(host, int(port)):
+        return value
+    return None
+
+
+def _bodies(n: int) -> list[bytes]:
+    now = int(time.time())
+    out = []
+    for i in range(n):
+        ev = {
+            "id": f"evt_bench_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": now,
+            "livemode": False,
+            "data": {
+                "object": {
+                    "id": f"pi_bench_{i}_{uuid.uuid4().hex[:8]}",
+                    "object": "payment_intent",
+                    "amount_received": 2000,
+                    "currency": "eur",
+                    "metadata": {"invoice_id": f"INV-BENCH-{i}"},
+                }
+            },
+        }
+        out.append(json.dumps(ev, separators=(",", ":")).encode())
+    return out
+
+
+def _load(url: str, bodies: list[bytes]) -> tuple[float, list[float], int]:
+    from shared.psp.signing import stripe_header
+
+    session_local = __import__("threading").local()
+
+    def one(body: bytes) -> tuple[float, int]:
+        s = getattr(session_local, "s", None)
+        if s is None:
+            s = session_local.s = requests.Session()
+        headers = {"Content-Type": "application/json", "Stripe-Signature": stripe_header(body, SECRET)}
+        t0 = time.perf_counter()
+        status = s.post(url, data=body, headers=headers, timeout=30).status_code
+        return time.perf_counter() - t0, status
+
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
+        results = list(pool.map(one, bodies))
+    wall = time.perf_counter() - t0
+    bad = sum(1 for _, st in results if st != 200)
+    return wall, sorted(r[0] for r in results), bad
+
+
+def _cpu_s(pgid: int) -> float:
+    """CPU seconds used so far by every process of a process group (the function's gunicorn tree)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state ppid pgrp ... utime(11) stime(12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pct(sorted_s: list[float], p: float) -> float:
+    return sorted_s[min(len(sorted_s) - 1, round(p * (len(sorted_s) - 1)))]
+
+
+def main() -> None:
+    project = f"demo-bench-{uuid.uuid4().hex[:8]}"
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+    started: list[em.ManagedProcess] = []
+    try:
+        fs, ps = _local("FIRESTORE_EMULATOR_HOST"), _local("PUBSUB_EMULATOR_HOST")
+        if not (fs and ps):
+            em.check_prerequisites()
+            emus = [em.firestore(em.free_port(), log_dir), em.pubsub(em.free_port(), project, log_dir)]
+            started += emus
+            em.start_all(emus)
+            fs, ps = emus[0].address, emus[1].address
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("FIRESTORE_", "PUBSUB_", "STORAGE_"))},
+            "GOOGLE_CLOUD_PROJECT": project,
+            "FIRESTORE_EMULATOR_HOST": fs,
+            "PUBSUB_EMULATOR_HOST": ps,
+            "PYTHONPATH": str(ROOT),
+            "PYTHONWARNINGS": "ignore",
+            "STRIPE_WEBHOOK_SECRETS": SECRET,
+            "LOG_LEVEL": "WARNING",
+        }
+        os.environ.update(
+            {k: env[k] for k in ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")}
+        )
+        from shared.config import reset_settings
+
+        reset_settings()
+        from google.cloud.pubsub_v1 import PublisherClient
+
+        PublisherClient().create_topic(name=f"projects/{project}/topics/payment-events")
+        exe = str(Path(sys.executable).with_name("functions-framework"))
+        fns = {}
+        for name, source, target in (
+            ("webhooks", ROOT / "functions" / "webhooks" / "main.py", "webhooks"),
+            ("bare", ROOT / "bench" / "_bare_webhook.py", "bare"),
+        ):
+            port = em.free_port()
+            p = em.ManagedProcess(
+                f"bench-{name}",
+                [exe, f"--target={target}", f"--source={source}", "--host=127.0.0.1", f"--port={port}"],
+                "127.0.0.1",
+                port,
+                None,
+                log_dir / f"{name}.log",
+                env,
+            )
+            started.append(p)
+            fns[name] = f"http://127.0.0.1:{port}"
+        em.start_all(started[-2:])
+        # Warm both (first client creation, imports), then measure alternately to share any noise.
+        _load(fns["webhooks"] + "/stripe", _bodies(40))
+        _load(fns["bare"], _bodies(40))
+        # Alternate short rounds so that load from anything else on the machine hits both sides alike.
+        samples: dict[str, list[tuple[float, list[float], int]]] = {"bare": [], "webhooks": []}
+        cpu = {"bare": 0.0, "webhooks": 0.0}
+        pgids = {"webhooks": started[-2].proc.pid, "bare": started[-1].proc.pid}  # type: ignore[union-attr]
+        for _ in range(ROUNDS):
+            for name, url in (("bare", fns["bare"]), ("webhooks", fns["webhooks"] + "/stripe")):
+                c0 = _cpu_s(pgids[name])
+                wall, lat, bad = _load(url, _bodies(REQUESTS))
+                cpu[name] += _cpu_s(pgids[name]) - c0
+                samples[name].append((REQUESTS / wall, lat, bad))
+        print(
+            f"{ROUNDS} alternating rounds of {REQUESTS} distinct signed Stripe webhooks, {CONCURRENCY} concurrent "
+            "clients, emulators on 127.0.0.1"
+        )
+        figures = {}
+        for name, rounds in samples.items():
+            lat = sorted(x for _, r, _ in rounds for x in r)
+            tput = statistics.median(t for t, _, _ in rounds)
+            figures[name] = (tput, _pct(lat, 0.5), _pct(lat, 0.99), sum(b for _, _, b in rounds))
+            label = "bare create+publish (baseline)" if name == "bare" else "webhooks function /stripe"
+            tput, p50, p99, bad = figures[name]
+            per_req = cpu[name] / (ROUNDS * REQUESTS) * 1000
+            print(
+                f"  {label:<32} {tput:7.1f} req/s   p50 {p50 * 1000:6.1f} ms   p99 {p99 * 1000:6.1f} ms   "
+                f"function CPU {per_req:5.2f} ms/req   non-200 {bad}"
+            )
+        ratios = [w[0] / b[0] for w, b in zip(samples["webhooks"], samples["bare"], strict=True)]
+        print(
+            f"  throughput ratio webhooks / baseline {statistics.median(ratios):.2f} median of rounds "
+            f"({', '.join(f'{r:.2f}' for r in ratios)})  (goal >= 0.9)"
+        )
+        print(
+            f"  p50 ratio {figures['webhooks'][1] / figures['bare'][1]:.2f}, "
+            f"p99 ratio {figures['webhooks'][2] / figures['bare'][2]:.2f} (latency, lower is better)"
+        )
+    finally:
+        em.stop_all(started)
+
+
+if __name__ == "__main__":
+    main()
