@@ -51,6 +51,27 @@ def main() -> None:
             f"{fn:<14} entry import {t * 1000:6.0f} ms (ratio {t / base:.2f})   "
             f"entry + clients {full * 1000:6.0f} ms (ratio {full / base:.2f})"
         )
+    webhooks()
+
+
+WEBHOOKS_BASELINE = BASELINE + ", cryptography.x509"
+# What the webhooks function imports lazily on its first request: the PSP adapters and the clients.
+WEBHOOKS_FIRST_REQUEST = "import shared.psp.registry, shared.webhooks.service, shared.clients; " + BASELINE
+
+
+def webhooks() -> None:
+    """The webhooks entry alone, and with everything its first request imports, vs its client libraries.
+
+    Baseline here adds ``cryptography.x509`` (PayPal certificates) to the common client libraries, since
+    the webhooks bundle needs it too.
+    """
+    empty = _time("pass")
+    base = _time(WEBHOOKS_BASELINE) - empty
+    entry = _time(_entry("webhooks")) - empty
+    warm = _time(_entry("webhooks") + "; " + WEBHOOKS_FIRST_REQUEST) - empty
+    print(f"webhooks: client libraries incl. cryptography {base * 1000:.0f} ms")
+    print(f"  entry module import           {entry * 1000:6.0f} ms (ratio {entry / base:.2f})")
+    print(f"  entry + first-request imports {warm * 1000:6.0f} ms (ratio {warm / base:.2f})")
 
 
 if __name__ == "__main__":
