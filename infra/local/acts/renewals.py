@@ -1,0 +1,297 @@
+"""Act 30: subscriptions renew through ticks of a test clock; one card fails and is dunned; one ends.
+
+The renewals function charges through the official Stripe SDK pointed (``STRIPE_API_BASE``) at a
+local Stripe-shaped stub served from this process: it answers ``POST /v1/payment_intents`` like Stripe
+(replaying the first answer for a known Idempotency-Key) and declines by payment method:
+
+* ``pm_card_visa``: always succeeds;
+* ``pm_demo_declines_twice``: ``insufficient_funds`` for its first two charges, then succeeds;
+* ``pm_demo_stolen``: ``stolen_card`` (a hard decline: no retries).
+
+The stub starts when this module is imported, because the functions' environment (``ENV``) must
+name its port before the stack starts. When the topology has no ``invoices`` function yet, a clearly
+labelled stand-in turns each RenewalDue into an InvoiceFinalized so the path can still be shown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from google.api_core.exceptions import AlreadyExists, DeadlineExceeded
+
+from infra.local.acts import DemoContext
+
+ORDER = 30
+TITLE = "Subscriptions and renewals: test clock, renewals, dunning, cancellation"
+
+T0 = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
+
+
+class StripeStub:
+    """A Stripe-shaped PaymentIntents endpoint on 127.0.0.1 (demo and e2e only, never deployed)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str]] = []
+        self._answers: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._declined: dict[str, int] = {}
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                status, body = stub.answer(self.path, self.headers.get("Idempotency-Key") or "", form)
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, name="stripe-stub", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answer(self, path: str, key: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if path != "/v1/payment_intents":
+            return 404, {"error": {"type": "invalid_request_error", "message": f"no stub for {path}"}}
+        with self._lock:
+            self.requests.append({"key": key, **form})
+            if key not in self._answers:
+                self._answers[key] = self._decide(key, form)
+            return self._answers[key]
+
+    def _decide(self, key: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        pi_id = "pi_" + hashlib.sha256(key.encode()).hexdigest()[:20]
+        created = int(time.time())
+        pi: dict[str, Any] = {"id": pi_id, "object": "payment_intent", "created": created, "livemode": False}
+        pi |= {"amount": int(form.get("amount", "0")), "currency": form.get("currency"), "metadata": {}}
+        method = form.get("payment_method", "")
+        decline = None
+        if method == "pm_demo_stolen":
+            decline = "stolen_card"
+        elif method == "pm_demo_declines_twice" and self._declined.get(method, 0) < 2:
+            decline = "insufficient_funds"
+            self._declined[method] = self._declined.get(method, 0) + 1
+        if decline:
+            err = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": "declined"}
+            return 402, {"error": err | {"payment_intent": pi | {"status": "requires_payment_method"}}}
+        return 200, pi | {"status": "succeeded"}
+
+    def charges(self) -> int:
+        with self._lock:
+            return len({r["key"] for r in self.requests})
+
+
+STUB = StripeStub()
+
+ENV = {
+    "RENEWALS_ALLOW_TEST_CLOCK": "1",  # the demo and e2e drive time by explicit "now" in ticks
+    "RENEWALS_SHARDS": "4",
+    "STRIPE_API_KEY": "sk_test_demo_not_a_secret",
+    "STRIPE_API_BASE": STUB.url,
+    "DUNNING_RETRY_DAYS": "1,3,5,7",
+    "DUNNING_FINAL_STATUS": "unpaid",
+}
+
+
+class StandInInvoicer:
+    """Only when the topology has no invoices function: RenewalDue -> InvoiceFinalized, one per request."""
+
+    def __init__(self, project: str) -> None:
+        from google.cloud.pubsub_v1 import SubscriberClient
+
+        self.project = project
+        self.sub = SubscriberClient()
+        self.path = self.sub.subscription_path(project, "renewals-due-stand-in")
+        try:
+            self.sub.create_subscription(name=self.path, topic=f"projects/{project}/topics/renewals-due")
+        except AlreadyExists:
+            pass
+        self.done: set[str] = set()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="stand-in-invoicer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                resp = self.sub.pull(subscription=self.path, max_messages=500, timeout=2)
+            except DeadlineExceeded:
+                continue
+            for m in resp.received_messages:
+                self._invoice(json.loads(m.message.data))
+            if resp.received_messages:
+                self.sub.acknowledge(subscription=self.path, ack_ids=[m.ack_id for m in resp.received_messages])
+
+    def _invoice(self, due: dict[str, Any]) -> None:
+        from shared.domain.money import Money
+        from shared.events import publish
+        from shared.events.billing import InvoiceFinalized, RenewalDue
+
+        rd = RenewalDue.model_validate(due)
+        inv_id = "inv_" + hashlib.sha256(rd.request_id.encode()).hexdigest()[:16]
+        total = sum(line.unit_amount.amount * line.quantity for line in rd.lines)
+        money = Money(total, rd.currency)
+        ev = InvoiceFinalized(
+            invoice_id=inv_id,
+            number=f"STANDIN-{inv_id[-6:].upper()}",
+            subscription_id=rd.subscription_id,
+            customer_id=rd.customer.id,
+            request_id=rd.request_id,
+            period_start=rd.period_start,
+            period_end=rd.period_end,
+            subtotal=money,
+            tax=Money(0, rd.currency),
+            total=money,
+            amount_due=money,
+            collection=rd.collection,
+            payment_method=rd.payment_method,
+            finalized_at=rd.period_start or dt.datetime.now(dt.UTC),
+        )
+        publish(ev, idempotency_key=f"{inv_id}:finalized", occurred_at=ev.finalized_at)
+        self.done.add(rd.request_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def needs_stand_in(stack: Any) -> bool:
+    return "invoices" not in stack.topology.functions
+
+
+# -- driving the stack ------------------------------------------------------------------------
+def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:  # noqa: S310 (loopback)
+            return r.status, dict(json.loads(r.read()))
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(json.loads(exc.read() or b"{}"))
+
+
+def subscription_body(sub_id: str, method: str, *, trial_days: int = 0, amount: int = 1500) -> dict[str, Any]:
+    return {
+        "subscription_id": sub_id,
+        "customer": {"id": f"cus-{sub_id}", "name": "Demo Customer", "country": "DE", "email": "demo@example.com"},
+        "seller_entity": "acme-de",
+        "plan": {
+            "id": "pro-monthly",
+            "currency": "EUR",
+            "interval": "month",
+            "lines": [{"description": "Pro plan", "unit_amount": {"amount": amount, "currency": "EUR"}}],
+        },
+        "anchor_zone": "Europe/Berlin",
+        "start_at": T0.isoformat(),
+        "trial_days": trial_days,
+        "payment_method": {"psp": "stripe", "customer_ref": f"cus_{sub_id}", "method_ref": method},
+    }
+
+
+def tick(now: dt.datetime) -> None:
+    """What Cloud Scheduler does, plus the test clock's explicit "now"."""
+    from shared import clients
+    from shared.config import get_settings
+
+    body = json.dumps({"now": now.isoformat().replace("+00:00", "Z")}).encode()
+    topic = get_settings().topic_path("billing-ticks")
+    clients.publisher().publish(topic, body, event_type="billing.tick").result(timeout=30)
+
+
+def snapshot(ids: list[str]) -> tuple[Any, ...]:
+    from shared import clients
+
+    db = clients.firestore()
+    out = []
+    for sid in ids:
+        d = db.collection("subscriptions").document(sid).get().to_dict() or {}
+        out.append((d.get("status"), d.get("paid_index"), d.get("version"), (d.get("billing") or {}).get("index")))
+    return tuple(out)
+
+
+def settle(ids: list[str], quiet_s: float = 2.0, timeout_s: float = 60.0) -> tuple[Any, ...]:
+    """Wait until the subscriptions stop changing (every push hop has landed)."""
+    deadline = time.monotonic() + timeout_s
+    value, since = snapshot(ids), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = snapshot(ids)
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return value
+
+
+def play(ctx: DemoContext) -> None:
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    project = ctx.stack.project
+    events_sub = SubscriberClient().subscription_path(project, "demo-subscription-events")
+    try:
+        SubscriberClient().create_subscription(name=events_sub, topic=f"projects/{project}/topics/subscription-events")
+    except AlreadyExists:
+        pass
+    stand_in = None
+    if needs_stand_in(ctx.stack):
+        ctx.say("  NOTE: no invoices function in infra/topology.yaml yet: a stand-in in this process turns")
+        ctx.say("        each RenewalDue into an InvoiceFinalized (no tax, no PDF, no legal number).")
+        stand_in = StandInInvoicer(project)
+    api = ctx.stack.function_urls["subscriptions"] + "/subscriptions"
+    subs = {
+        "sub_demo_happy": subscription_body("sub_demo_happy", "pm_card_visa"),
+        "sub_demo_dunning": subscription_body("sub_demo_dunning", "pm_demo_declines_twice"),
+        "sub_demo_cancel": subscription_body("sub_demo_cancel", "pm_card_visa"),
+        "sub_demo_trial": subscription_body("sub_demo_trial", "pm_card_visa", trial_days=14),
+    }
+    for sid, body in subs.items():
+        status, out = post(api, body)
+        ctx.say(f"  create {sid:<18} HTTP {status}  status={out.get('status')}  due_at={out.get('due_at')}")
+    ids = list(subs)
+    steps = [
+        (T0, "first periods due (anchor Jan 31, Europe/Berlin)"),
+        (T0 + dt.timedelta(days=1, minutes=1), "dunning retry 1 (+1 day)"),
+        (T0 + dt.timedelta(days=3, minutes=1), "dunning retry 2 (+3 days)"),
+        (T0 + dt.timedelta(days=14, minutes=1), "trial ends"),
+        (dt.datetime(2026, 2, 28, 9, 1, tzinfo=dt.UTC), "Feb 28: the clamped month end"),
+        (dt.datetime(2026, 3, 31, 8, 1, tzinfo=dt.UTC), "Mar 31: back on the anchor day (summer time)"),
+    ]
+    for i, (now, label) in enumerate(steps):
+        if i == 1:
+            status, out = post(f"{api}/sub_demo_cancel/cancel", {"at_period_end": True, "at": now.isoformat()})
+            flag = out.get("cancel_at_period_end")
+            ctx.say(f"  cancel sub_demo_cancel at period end: HTTP {status}, cancel_at_period_end={flag}")
+        tick(now)
+        state = settle(ids)
+        ctx.say(f"  tick @ {now.isoformat()}  ({label})")
+        for sid, (st, paid, version, billed) in zip(ids, state, strict=True):
+            ctx.say(f"      {sid:<18} {st:<9} paid period {paid!s:<4} billed {billed!s:<4} v{version}")
+    if stand_in is not None:
+        stand_in.stop()
+    resp = SubscriberClient().pull(subscription=events_sub, max_messages=500, timeout=10)
+    seen: dict[tuple[str, int], dict[str, Any]] = {}
+    for m in resp.received_messages:
+        b = json.loads(m.message.data)
+        seen[(b["subscription_id"], b["version"])] = b
+    ctx.say("  timeline (subscription-events, deduplicated by subscription and version):")
+    for (sid, v), b in sorted(seen.items()):
+        period = f"{(b.get('current_period_start') or '')[:10]}..{(b.get('current_period_end') or '')[:10]}"
+        ctx.say(f"      {sid:<18} v{v}  {b['from_status']!s:<9} -> {b['to_status']:<9} {b['reason']:<24} {period}")
+    ctx.say(f"  PSP stub: {STUB.charges()} distinct charges (idempotency keys) for {len(STUB.requests)} requests")
+    ctx.facts["renewals"] = {"subscriptions": ids, "charges": STUB.charges()}
