@@ -290,7 +290,14 @@ def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
         d.period_index > o.period_index or (d.period_index == o.period_index and o.attempt <= d.failed_attempt)
     ):
         return Change(state)  # a duplicate or an older attempt's failure
-    first = d.first_failed_at if d is not None and d.period_index == o.period_index else o.at
+    if d is not None and d.period_index == o.period_index:
+        first = d.first_failed_at
+    elif state.billing is not None and state.billing.index == o.period_index:
+        # Retries count from when collection of the period started on OUR clock (deterministic,
+        # test-clock friendly), not from the PSP's timestamp of the failure.
+        first = state.billing.claimed_at
+    else:
+        first = o.at
     retry = policy.retry_at(first, o.attempt) if o.retryable else None
     dunned = replace(state, dunning=Dunning(o.invoice_id, o.period_index, o.attempt, first, retry))
     if retry is None:
