@@ -33,12 +33,25 @@ def handle_request(request: Any, service: WebhookService | None = None) -> Respo
                 headers=request.headers,
                 mimetype=request.mimetype,
                 content_length=request.content_length,
-                read_body=request.stream.read,
+                read_body=lambda limit: _read(request.stream, limit),
             )
         except Outage as exc:
             log.exception("storage or messaging unavailable; the PSP will retry")
             return error(503, "temporarily_unavailable", str(exc)[:300])
         return _response(answer)
+
+
+def _read(stream: Any, limit: int) -> bytes:
+    """Read up to ``limit`` bytes; loops because a socket-backed stream may return short reads."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = stream.read(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _response(answer: Answer) -> Response:

@@ -138,3 +138,45 @@ def test_demo_act_sends_every_psp_and_shows_canonical_events(stack_env: Stack, t
         assert f" {psp} " in text, (psp, text)
     assert re.search(r"stripe \(redelivery\)\s+-> 200 .*\"duplicate\": 1", text), text
     assert re.search(r"stripe \(forged\)\s+-> 401", text), text
+
+
+def test_precise_statuses_over_real_http(stack_env: Stack) -> None:
+    base = stack_env.function_urls["webhooks"]
+    j = {"Content-Type": "application/json"}
+    assert requests.post(base + "/nope", data=b"{}", headers=j, timeout=10).status_code == 404
+    assert requests.post(base + "/stripe/unknown-account", data=b"{}", headers=j, timeout=10).status_code == 404
+    assert requests.get(base + "/stripe", timeout=10).status_code == 405
+    big = b"x" * (1024 * 1024 + 1)
+    assert requests.post(base + "/stripe", data=big, headers=j, timeout=10).status_code == 413
+    chunked = requests.post(base + "/stripe", data=iter([big[:600_000], big[600_000:]]), headers=j, timeout=10)
+    assert chunked.status_code == 413
+    assert (
+        requests.post(base + "/stripe", data=b"{}", headers={"Content-Type": "text/plain"}, timeout=10).status_code
+        == 415
+    )
+    bad = requests.post(base + "/stripe", data=b"{}", headers={**j, "Stripe-Signature": "t=1,v1=00"}, timeout=10)
+    assert (bad.status_code, bad.json()["error"]) == (401, "invalid_signature")
+    gc = requests.post(base + "/gocardless", data=b"{}", headers={**j, "Webhook-Signature": "00"}, timeout=10)
+    assert gc.status_code == 498
+    junk = b'{"not": "an event"}'
+    signed_junk = {**j, "Stripe-Signature": signing.stripe_header(junk, act.STRIPE_SECRET)}
+    assert requests.post(base + "/stripe", data=junk, headers=signed_junk, timeout=10).status_code == 400
+
+
+def test_large_signed_payload_arrives_whole(stack_env: Stack) -> None:
+    """A body near the 1 MiB limit is read completely over a real socket (no short read breaks the HMAC)."""
+    evt = f"evt_big_{uuid.uuid4().hex[:10]}"
+    body = json.dumps(
+        {
+            "id": evt,
+            "type": "customer.updated",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": {"id": "cus_1", "description": "y" * (1000 * 1024)}},
+        },
+        separators=(",", ":"),
+    ).encode()
+    assert 1000 * 1024 < len(body) <= 1024 * 1024
+    headers = {"Content-Type": "application/json", "Stripe-Signature": signing.stripe_header(body, act.STRIPE_SECRET)}
+    r = requests.post(stack_env.function_urls["webhooks"] + "/stripe", data=body, headers=headers, timeout=30)
+    assert (r.status_code, r.json()["ignored"]) == (200, 1)

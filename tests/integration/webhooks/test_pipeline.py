@@ -245,3 +245,19 @@ def test_large_payload_is_archived_compressed(gcp: Gcp, monkeypatch: pytest.Monk
     assert h.post("/stripe", body, stripe_headers(body)).status_code == 200
     [rec] = h.records()
     assert json.loads(zlib.decompress(rec["raw_zlib"]))["id"] == event["id"]
+
+
+def test_out_of_order_facts_are_each_published_once(gcp: Gcp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refund and a dispute outcome may arrive before the payment's success: each is its own fact."""
+    h = harness(gcp, monkeypatch)
+    names = ["stripe_charge_dispute_closed.json", "stripe_charge_refunded.json", "stripe_payment_intent_succeeded.json"]
+    bodies = [compact(load(n)) for n in names]
+    for body in bodies + bodies[::-1]:
+        assert h.post("/stripe", body, stripe_headers(body)).status_code == 200
+    got = [(m.envelope.event_type, m.event.psp_payment_id) for m in h.drain()]
+    assert sorted(got) == [
+        ("dispute.lost", "pi_3Pm0aXJ2eZvKYlo21uE2hG4m"),
+        ("payment.refunded", "pi_3Pm0aXJ2eZvKYlo21uE2hG4m"),
+        ("payment.succeeded", "pi_3Pm0aXJ2eZvKYlo21uE2hG4m"),
+    ]
+    assert sorted(r["state"] for r in h.records()) == ["published"] * 3

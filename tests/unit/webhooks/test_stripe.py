@@ -140,3 +140,15 @@ def test_unmapped_type_gives_none() -> None:
 def test_zero_tolerance_is_refused() -> None:
     with pytest.raises(ValueError, match="tolerance"):
         StripeAdapter(tolerance_s=0)
+
+
+def test_refund_without_embedded_refunds_is_keyed_by_cumulative_amount() -> None:
+    event = load("stripe_charge_refunded.json")
+    charge = event["data"]["object"]
+    del charge["refunds"]
+    charge.update(amount_refunded=2000, refunded=True)
+    body = compact(event)
+    [note] = A.verify(delivery(body, {"Stripe-Signature": stripe_header(body, SECRET)}), CFG)
+    ev = A.normalise(note, CFG)
+    assert isinstance(ev, PaymentRefunded)
+    assert (ev.refund_id, ev.refunded, ev.full) == ("ch_3Pm0aXJ2eZvKYlo21JkOqT7b:2000", Money(2000, "EUR"), True)
