@@ -34,6 +34,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,7 @@ class _Waiters:
 
     cond: threading.Condition = field(default_factory=threading.Condition)
     waiting: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    refs: Counter[str] = field(default_factory=Counter)
     driving: bool = False
     pause: float = 0.02
 
@@ -153,6 +155,7 @@ class NumberAllocator:
         deadline = time.monotonic() + self.wait_s
         with w.cond:
             w.waiting.setdefault(doc_path, None)
+            w.refs[doc_path] += 1  # duplicate deliveries in one instance wait on the same entry
         try:
             while True:
                 with w.cond:
@@ -175,7 +178,10 @@ class NumberAllocator:
                         w.cond.notify_all()
         finally:
             with w.cond:
-                w.waiting.pop(doc_path, None)
+                w.refs[doc_path] -= 1
+                if w.refs[doc_path] <= 0:
+                    del w.refs[doc_path]
+                    w.waiting.pop(doc_path, None)
 
     def _waiters_for(self, series_id: str) -> _Waiters:
         with self._waiters_lock:

@@ -116,12 +116,7 @@ class InvoiceService:
     def finalize(self, invoice_id: str) -> dict[str, Any]:
         """Number (once), render and store the PDF (once), publish ``invoice.finalized``; re-entrant."""
         ref = self.db.collection(INVOICES).document(invoice_id)
-        doc = ref.get().to_dict()
-        if doc is None:
-            raise LookupError(f"invoice {invoice_id} does not exist")
-        if not doc.get("seq"):
-            self.alloc.enqueue(doc["series_id"], _pending(ref.path, doc, "open"))
-            doc = self.alloc.wait_numbered(doc["series_id"], ref.path)
+        doc = self.number(invoice_id)
         with bind(invoice_id=invoice_id):
             doc = self._store_pdf(ref, doc)
             if "finalized" not in doc.get("published", []):
@@ -150,6 +145,17 @@ class InvoiceService:
             log.info("invoice finalized", extra={"number": doc["number"], "series_id": doc["series_id"]})
             self.apply_facts(invoice_id)
         return {"invoice_id": invoice_id, "number": doc["number"], "status": doc["status"]}
+
+    def number(self, invoice_id: str) -> dict[str, Any]:
+        """Step one of finalization: the invoice with its number (allocated now if it has none)."""
+        ref = self.db.collection(INVOICES).document(invoice_id)
+        doc = ref.get().to_dict()
+        if doc is None:
+            raise LookupError(f"invoice {invoice_id} does not exist")
+        if doc.get("seq"):
+            return dict(doc)
+        self.alloc.enqueue(doc["series_id"], _pending(ref.path, doc, "open"))
+        return self.alloc.wait_numbered(doc["series_id"], ref.path)
 
     def _store_pdf(self, ref: Any, doc: dict[str, Any]) -> dict[str, Any]:
         if doc.get("pdf_sha256"):
@@ -199,6 +205,8 @@ class InvoiceService:
 
     def apply_facts(self, invoice_id: str) -> dict[str, Any]:
         """Apply recorded facts in PSP order, once each; a no-op until the invoice has its number."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
         ref = self.db.collection(INVOICES).document(invoice_id)
         snap = ref.get()
         doc = snap.to_dict() if snap.exists else None
@@ -206,7 +214,8 @@ class InvoiceService:
             log.info("fact recorded; applied when the invoice is finalized")
             return {"invoice_id": invoice_id, "status": "pending_finalization"}
         facts = sorted(
-            ref.collection(FACTS).where("applied", "==", False).stream(), key=lambda s: s.get("psp_created_at")
+            ref.collection(FACTS).where(filter=FieldFilter("applied", "==", False)).stream(),
+            key=lambda s: s.get("psp_created_at"),
         )
         for f in facts:
             d = f.to_dict() or {}
