@@ -1,0 +1,184 @@
+"""Operate subscriptions and renewals (operator command), on the local stack or a real project.
+
+    python -m shared.ops.subscriptions create sub_42 --customer cus-42 --country DE --seller acme-de \\
+        --amount 1500 --currency EUR --interval month --zone Europe/Berlin --psp stripe --method pm_card_visa
+    python -m shared.ops.subscriptions clock show|set 2026-01-31T09:00:00Z|advance --days 1 --hours 2
+    python -m shared.ops.subscriptions tick [--clock | --now 2026-02-01T09:00:00Z]   # fan-out billing tick
+    python -m shared.ops.subscriptions show sub_42        # the subscription, its charge attempts, invoices
+    python -m shared.ops.subscriptions cancel sub_42 [--at-period-end]
+
+Commands call the same service code the functions run (Firestore and Pub/Sub with the caller's
+credentials; ``*_EMULATOR_HOST`` honoured). The test clock is a Firestore document
+(``renewals_test_clock/default``); a tick carrying an explicit ``now`` is only honoured by a renewals
+function deployed with ``RENEWALS_ALLOW_TEST_CLOCK=1`` (never in production). ``tick`` without
+``--clock``/``--now`` is exactly what Cloud Scheduler publishes: renewals uses the publish time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any, TextIO
+
+CLOCK = ("renewals_test_clock", "default")
+
+
+def _parse_time(raw: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} needs a time zone (e.g. a trailing Z)")
+    return t.astimezone(dt.UTC)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def clock_now() -> dt.datetime | None:
+    from shared import clients
+
+    snap = clients.firestore().collection(CLOCK[0]).document(CLOCK[1]).get()
+    d = snap.to_dict() or {}
+    t = d.get("now")
+    return t.astimezone(dt.UTC) if isinstance(t, dt.datetime) else None
+
+
+def set_clock(t: dt.datetime) -> dt.datetime:
+    from shared import clients
+
+    clients.firestore().collection(CLOCK[0]).document(CLOCK[1]).set({"now": t})
+    return t
+
+
+def publish_tick(now: dt.datetime | None) -> str:
+    """A fan-out tick on billing-ticks; ``now`` only when driving the test clock."""
+    from shared import clients
+    from shared.config import get_settings
+
+    body = json.dumps({"now": _iso(now)} if now else {}).encode()
+    topic = get_settings().topic_path("billing-ticks")
+    attrs = {"event_type": "billing.tick", "producer": "ops"}
+    return str(clients.publisher().publish(topic, body, **attrs).result(timeout=30))
+
+
+def show(sub_id: str) -> dict[str, Any]:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared import clients
+    from shared.renewals import service
+
+    out = service.get(sub_id, with_attempts=True)
+    q = clients.firestore().collection("invoices").where(filter=FieldFilter("subscription_id", "==", sub_id))
+    keep = ("number", "status", "total", "amount_due", "period_start", "period_end", "finalized_at", "paid_at")
+    out["invoices"] = service._iso(
+        [{"id": s.id, **{k: v for k, v in (s.to_dict() or {}).items() if k in keep}} for s in q.stream()]
+    )
+    return out
+
+
+def _create(a: argparse.Namespace) -> dict[str, Any]:
+    from shared.renewals import service
+
+    body: dict[str, Any] = {
+        "subscription_id": a.id,
+        "customer": {"id": a.customer, "name": a.name or a.customer, "country": a.country},
+        "seller_entity": a.seller,
+        "plan": {
+            "id": a.plan,
+            "currency": a.currency,
+            "interval": a.interval,
+            "interval_count": a.count,
+            "lines": [{"description": a.plan, "unit_amount": {"amount": a.amount, "currency": a.currency}}],
+        },
+        "anchor_zone": a.zone,
+        "trial_days": a.trial_days,
+        "collection": a.collection,
+    }
+    if a.method:
+        body["payment_method"] = {"psp": a.psp, "customer_ref": a.psp_customer, "method_ref": a.method}
+    start = a.start_at or (clock_now() if a.clock else None)
+    if start is not None:
+        body["start_at"] = _iso(start)
+    status, out = service.create(service.CreateSubscription.model_validate(body))
+    return {"http_status": status, **out}
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m shared.ops.subscriptions", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create", help="create a subscription")
+    c.add_argument("id")
+    c.add_argument("--customer", required=True)
+    c.add_argument("--name")
+    c.add_argument("--country", required=True)
+    c.add_argument("--seller", required=True, help="legal entity issuing the invoices")
+    c.add_argument("--plan", default="plan")
+    c.add_argument("--amount", type=int, required=True, help="minor units per period")
+    c.add_argument("--currency", required=True)
+    c.add_argument("--interval", choices=["day", "week", "month", "year"], default="month")
+    c.add_argument("--count", type=int, default=1)
+    c.add_argument("--zone", default="Etc/UTC")
+    c.add_argument("--trial-days", type=int, default=0)
+    c.add_argument("--collection", choices=["charge_automatically", "send_invoice"], default="charge_automatically")
+    c.add_argument("--psp", default="stripe")
+    c.add_argument("--psp-customer")
+    c.add_argument("--method", help="stored payment method id at the PSP")
+    c.add_argument("--start-at", type=_parse_time)
+    c.add_argument("--clock", action="store_true", help="start at the test clock's time")
+    k = sub.add_parser("clock", help="the test clock")
+    k.add_argument("action", choices=["show", "set", "advance"])
+    k.add_argument("time", nargs="?", type=_parse_time)
+    k.add_argument("--days", type=int, default=0)
+    k.add_argument("--hours", type=int, default=0)
+    t = sub.add_parser("tick", help="publish a billing tick (fan-out over shards)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--now", type=_parse_time)
+    g.add_argument("--clock", action="store_true", help="tick at the test clock's time")
+    s = sub.add_parser("show", help="a subscription with its charge attempts and invoices")
+    s.add_argument("id")
+    x = sub.add_parser("cancel", help="cancel now or at period end")
+    x.add_argument("id")
+    x.add_argument("--at-period-end", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    ap = _parser()
+    a = ap.parse_args(argv)
+
+    from shared.renewals import service
+
+    try:
+        if a.cmd == "create":
+            result: Any = _create(a)
+        elif a.cmd == "clock":
+            now = clock_now()
+            if a.action == "set":
+                if a.time is None:
+                    ap.error("clock set needs a time")
+                now = set_clock(a.time)
+            elif a.action == "advance":
+                if now is None:
+                    ap.error("the test clock is not set; use `clock set` first")
+                now = set_clock(now + dt.timedelta(days=a.days, hours=a.hours))
+            result = {"test_clock": _iso(now) if now else None}
+        elif a.cmd == "tick":
+            at = a.now or (clock_now() if a.clock else None)
+            if a.clock and at is None:
+                ap.error("the test clock is not set")
+            result = {"message_id": publish_tick(at), "now": _iso(at) if at else "publish time"}
+        elif a.cmd == "show":
+            result = show(a.id)
+        else:
+            result = service.cancel(a.id, service.CancelSubscription(at_period_end=a.at_period_end))
+    except service.ServiceError as exc:
+        print(json.dumps({"error": exc.code, "detail": exc.detail}, default=str), file=out)
+        return 1
+    print(json.dumps(result, indent=2, default=str), file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
