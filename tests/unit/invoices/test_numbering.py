@@ -1,0 +1,58 @@
+"""Series formatting and the gap audit, without I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.domain.numbering import NumberingError, SeriesDef, audit, parse_seq
+
+AT = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))  # 2027 in UTC
+
+
+def test_yearly_series_resets_by_utc_year() -> None:
+    s = SeriesDef("acme-fr", "invoice", "INV")
+    assert s.series_id(AT) == "acme-fr.INV.2027"
+    assert s.format(123, AT) == "INV-2027-000123"
+    assert s.format(1234567, AT) == "INV-2027-1234567"
+    assert parse_seq("INV-2027-000123") == 123
+
+
+def test_never_reset_series() -> None:
+    s = SeriesDef("acme-jp", "invoice", "JP", reset="never", width=4)
+    assert (s.series_id(AT), s.format(7, AT)) == ("acme-jp.JP", "JP-0007")
+
+
+def test_bad_definitions_and_numbers() -> None:
+    with pytest.raises(NumberingError):
+        SeriesDef("Acme FR", "invoice", "INV")
+    with pytest.raises(NumberingError):
+        SeriesDef("acme", "invoice", "inv")
+    with pytest.raises(NumberingError):
+        SeriesDef("acme", "invoice", "INV").format(0, AT)
+    with pytest.raises(NumberingError):
+        SeriesDef("acme", "invoice", "INV").series_id(dt.datetime(2026, 1, 1))  # naive
+    with pytest.raises(NumberingError):
+        parse_seq("INV-2026-")
+
+
+def test_audit_finds_gaps_duplicates_and_counter_overrun() -> None:
+    r = audit("s", [1, 2, 4, 4, 7], counter=9)
+    assert r.gaps == ((3, 3), (5, 6), (8, 9))
+    assert r.duplicates == ((4, 2),)
+    assert not r.ok
+    assert "GAP 5..6" in r.render()
+    assert audit("s", [2, 1, 3], counter=3).ok
+    assert audit("s", [], counter=None).ok
+    assert not audit("s", [1, 2, 3], counter=2).ok  # counter behind the documents
+
+
+@given(st.sets(st.integers(1, 300)))
+def test_audit_gaps_are_exactly_the_missing_numbers(present: set[int]) -> None:
+    r = audit("s", sorted(present))
+    missing = {n for a, b in r.gaps for n in range(a, b + 1)}
+    assert missing == set(range(1, max(present, default=0) + 1)) - present
+    assert r.duplicates == ()
