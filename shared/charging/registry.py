@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 
 from shared.charging.base import Charger, ChargeRejected
 
 _FACTORIES: dict[str, Callable[[str], Charger]] = {}
+# SDK clients keep HTTP connections alive: reuse one per (psp, account, its settings) per instance.
+_CACHE: dict[tuple[str, str, tuple[tuple[str, str], ...]], Charger] = {}
+_LOCK = threading.Lock()
 
 
 def register_charger(psp: str, factory: Callable[[str], Charger]) -> None:
@@ -20,7 +25,13 @@ def charger_for(psp: str, account: str = "default") -> Charger:
     factory = _FACTORIES.get(psp)
     if factory is None:
         raise ChargeRejected(f"no charging adapter for PSP {psp!r}")
-    return factory(account)
+    prefix = psp.upper() + "_"
+    key = (psp, account, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(prefix))))
+    with _LOCK:
+        charger = _CACHE.get(key)
+        if charger is None:
+            charger = _CACHE[key] = factory(account)
+    return charger
 
 
 def _register_builtin() -> None:

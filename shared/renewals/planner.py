@@ -58,7 +58,7 @@ def fan_out(tick: Tick, cfg: RenewalSettings) -> dict[str, int]:
     futures = []
     for shard in range(cfg.shards):
         body = json.dumps(Tick(now=tick.now, shard=shard).body()).encode()
-        usage.published(len(body))
+        usage.published(len(body), "billing-ticks")
         futures.append(pub.publish(topic, body, event_type="billing.tick"))
     for f in futures:
         f.result(timeout=30)
@@ -116,7 +116,7 @@ def continue_later(shard: int, now: dt.datetime) -> None:
     from shared.config import get_settings
 
     body = json.dumps(Tick(now=now, shard=shard).body()).encode()
-    usage.published(len(body))
+    usage.published(len(body), "billing-ticks")
     topic = get_settings().topic_path("billing-ticks")
     clients.publisher().publish(topic, body, event_type="billing.tick").result(timeout=30)
 

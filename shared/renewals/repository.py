@@ -150,6 +150,6 @@ def publish_all(items: list[tuple[Event, str, dt.datetime]], timeout_s: float = 
     futures = []
     for event, key, occurred in items:
         data, attrs = build_message(event, idempotency_key=key, occurred_at=occurred, producer=settings.function_name)
-        usage.published(len(data) + sum(len(k) + len(v) for k, v in attrs.items()))
+        usage.published(len(data) + sum(len(k) + len(v) for k, v in attrs.items()), event.TOPIC)
         futures.append(pub.publish(settings.topic_path(event.TOPIC), data, **attrs))
     return [str(f.result(timeout=timeout_s)) for f in futures]

@@ -19,7 +19,7 @@ from shared import clients
 from shared.domain.calendar import Anchor, Cadence, CalendarError, Schedule, Unit, plan_change, zone
 from shared.domain.money import Money, Rounding
 from shared.domain.subscriptions import cancel_at_period_end, cancel_now, new_subscription
-from shared.events.billing import CollectionMethod, LineIn, Party, PaymentMethodRef
+from shared.events.billing import CollectionMethod, LineIn, Party, PaymentMethodRef, SubscriptionTransitioned
 from shared.log import get_logger
 from shared.renewals import lifecycle
 from shared.renewals.config import renewal_settings
@@ -168,10 +168,8 @@ def _view(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create(body: CreateSubscription) -> tuple[int, dict[str, Any]]:
-    from google.api_core.exceptions import AlreadyExists, Conflict
-
-    now = _now(body.start_at) if body.start_at is not None else dt.datetime.now(dt.UTC)
+def new_document(body: CreateSubscription, now: dt.datetime) -> tuple[dict[str, Any], SubscriptionTransitioned]:
+    """The Firestore document of a new subscription and its ``created`` event (pure; no I/O)."""
     sub_id = body.subscription_id or f"sub_{uuid.uuid4().hex[:20]}"
     trial_end = now + dt.timedelta(days=body.trial_days) if body.trial_days else None
     start = trial_end or now
@@ -196,6 +194,15 @@ def create(body: CreateSubscription) -> tuple[int, dict[str, Any]]:
         **state_fields(ch.state),
         "last_transition": lifecycle.stored(event),
     }
+    return doc, event
+
+
+def create(body: CreateSubscription) -> tuple[int, dict[str, Any]]:
+    from google.api_core.exceptions import AlreadyExists, Conflict
+
+    now = _now(body.start_at) if body.start_at is not None else dt.datetime.now(dt.UTC)
+    doc, event = new_document(body, now)
+    sub_id = doc["id"]
     ref = subs().document(sub_id)
     try:
         ref.create(doc)
@@ -205,7 +212,7 @@ def create(body: CreateSubscription) -> tuple[int, dict[str, Any]]:
             raise ServiceError(409, "subscription_exists", f"{sub_id} exists with different terms") from None
         return 200, view(existing)
     publish_all([lifecycle.outbox_item(event, now)])
-    log.info("subscription created", extra={"subscription_id": sub_id, "status": ch.state.status})
+    log.info("subscription created", extra={"subscription_id": sub_id, "status": doc["status"]})
     return 201, view(doc)
 
 
@@ -246,8 +253,6 @@ def _mutate(sub_id: str, fn: Any) -> dict[str, Any]:
 
     doc, event = txn(clients.firestore().transaction())
     if event is not None:
-        from shared.events.billing import SubscriptionTransitioned
-
         publish_all([lifecycle.outbox_item(SubscriptionTransitioned.model_validate(event), dt.datetime.now(dt.UTC))])
     return view(doc)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Usage:
     writes: int = 0
     published: int = 0
     published_bytes: int = 0
+    topics: dict[str, int] = field(default_factory=dict)  # messages per logical topic
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -46,7 +47,8 @@ def write(n: int = 1) -> None:
         u.writes += n
 
 
-def published(size: int) -> None:
+def published(size: int, topic: str) -> None:
     if (u := _current.get()) is not None:
         u.published += 1
         u.published_bytes += size
+        u.topics[topic] = u.topics.get(topic, 0) + 1
