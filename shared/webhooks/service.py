@@ -26,10 +26,13 @@ from typing import Any
 
 from shared.events import publish
 from shared.events.payments import PaymentEvent
+from shared.log import bind, get_logger
 from shared.psp.base import MAX_BODY_BYTES, Adapter, Delivery, Notification, PspConfig, WebhookError
 from shared.psp.scrub import scrub, scrub_bytes
 from shared.webhooks import config as wh_config
 from shared.webhooks import store
+
+log = get_logger(__name__)
 
 ACCOUNT_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PUBLISH_TIMEOUT_S = 8.0  # Adyen gives up after 10 s
@@ -124,9 +127,6 @@ class WebhookService:
     def _process(
         self, adapter: Adapter, cfg: PspConfig, delivery: Delivery, note: Notification, event: PaymentEvent | None
     ) -> str:
-        from shared.log import bind, get_logger
-
-        log = get_logger(__name__)
         with bind(event_id=note.event_id):
             headers = {h: v for h in adapter.headers_of_interest if (v := delivery.header(h)) is not None}
             headers["Content-Type"] = delivery.content_type
@@ -157,11 +157,11 @@ class WebhookService:
                 return "busy"
             try:
                 if event is None:
-                    store.finish(claimed, store.IGNORED, self.clock())
+                    store.finish(claimed, store.IGNORED)
                     log.info("notification archived, type not mapped", extra={"psp_event_type": note.event_type})
                     return "ignored"
                 message_id = self._publish(event)
-                store.finish(claimed, store.PUBLISHED, self.clock(), message_id=message_id)
+                store.finish(claimed, store.PUBLISHED, message_id=message_id)
             except Exception as exc:
                 store.release(claimed)
                 raise Outage(f"{type(exc).__name__}: {exc}") from exc
