@@ -111,8 +111,6 @@ class AdyenAdapter:
         live = body.get("live")
         if live not in ("true", "false"):
             raise MalformedPayload('live must be "true" or "false"')
-        if (live == "true") != config.livemode:
-            raise ModeMismatch(f"live={live} delivery on a livemode={config.livemode} endpoint")
         keys = []
         for k in config.secrets("ADYEN_HMAC_KEYS"):
             try:
@@ -144,6 +142,9 @@ class AdyenAdapter:
                     raw=json.dumps(wrapper, separators=(",", ":")),
                 )
             )
+        # Only now, with every item authenticated, does the (unsigned) live flag mean anything.
+        if (live == "true") != config.livemode:
+            raise ModeMismatch(f"live={live} delivery on a livemode={config.livemode} endpoint")
         return notes
 
     @staticmethod

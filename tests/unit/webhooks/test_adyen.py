@@ -121,3 +121,10 @@ def test_signature_is_over_fields_not_json_layout() -> None:
     body = sdk_signed("adyen_authorisation.json")
     pretty = json.dumps(body, indent=4).encode()
     assert A.verify(delivery(pretty, HEADERS), CFG)
+
+
+def test_live_flag_is_only_judged_after_the_hmac() -> None:
+    body = load("adyen_authorisation.json")  # unsigned
+    body["live"] = "true"
+    with pytest.raises(InvalidSignature):
+        A.verify(delivery(compact(body), HEADERS), CFG)
