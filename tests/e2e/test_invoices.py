@@ -1,0 +1,120 @@
+"""Invoices across the real local stack: renewals-due and payment-events pushed by the Pub/Sub emulator
+to the invoices function, invoices and credit notes in Firestore, PDFs in the Storage emulator."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import datetime as dt
+import io
+import json
+import uuid
+from typing import Any
+
+import requests
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.pubsub_v1 import SubscriberClient
+from pypdf import PdfReader
+
+from infra.local.acts import invoices as act
+from infra.local.stack import Stack
+from shared import clients
+from shared.domain.money import Money
+from shared.events import build_message, publish
+from shared.events.payments import OurRefs, PaymentRefunded, PaymentSucceeded
+from shared.invoicing import storage
+from shared.invoicing.repository import CREDIT_NOTES, INVOICES, invoice_id_for
+from shared.ops.invoices import audit_series
+from tests.helpers import settle
+
+
+def _pull_sub(stack: Stack, topic: str) -> str:
+    client = SubscriberClient()
+    path: str = client.subscription_path(stack.project, f"e2e-inv-{topic}-{uuid.uuid4().hex[:6]}")
+    client.create_subscription(name=path, topic=f"projects/{stack.project}/topics/{topic}")
+    return path
+
+
+def _drain(path: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    client = SubscriberClient()
+    out: list[tuple[dict[str, str], dict[str, Any]]] = []
+    while True:
+        resp = client.pull(subscription=path, max_messages=200, timeout=3)
+        if not resp.received_messages:
+            return out
+        out += [(dict(m.message.attributes), json.loads(m.message.data)) for m in resp.received_messages]
+        client.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+
+
+def test_requests_to_paid_invoice_and_credit_note(stack_env: Stack) -> None:
+    events = _pull_sub(stack_env, "invoice-events")
+    tag = f"e2e{uuid.uuid4().hex[:8]}"
+    reqs = act.requests(tag)
+    act.publish_requests(reqs, copies=2)
+    invoices = act.wait_invoices(reqs)
+    assert [d["treatment"] for d in invoices] == ["domestic", "reverse_charge", "domestic", "export"]
+    assert [d["currency"] for d in invoices] == ["EUR", "EUR", "JPY", "KWD"]
+    first = invoices[0]
+    assert (first["subtotal"], first["tax"], first["total"]) == (3166, 633, 3799)
+    text = PdfReader(io.BytesIO(storage.get(first["pdf_uri"]))).pages[0].extract_text()
+    assert first["number"] in text
+    assert "Total: 37.99 EUR" in text
+
+    refs = OurRefs(invoice_id=first["invoice_id"])
+    pay = PaymentSucceeded(
+        psp="stripe",
+        psp_payment_id=f"pi_{tag}",
+        livemode=False,
+        amount=Money(3799, "EUR"),
+        refs=refs,
+        psp_created_at=act.T0,
+    )
+    refund = PaymentRefunded(
+        psp="stripe",
+        psp_payment_id=f"pi_{tag}",
+        livemode=False,
+        refs=refs,
+        psp_created_at=act.T0,
+        refund_id=f"re_{tag}",
+        refunded=Money(1000, "EUR"),
+        full=False,
+    )
+    for ev in (refund, pay, pay):  # the refund overtakes the payment: both still apply
+        publish(ev, idempotency_key=ev.fact_key(), occurred_at=ev.psp_created_at)
+    paid = act.wait_doc(INVOICES, first["invoice_id"], lambda d: d["status"] == "paid" and d.get("credit_note_ids"))
+    cn = act.wait_doc(CREDIT_NOTES, paid["credit_note_ids"][0], lambda d: bool(d.get("pdf_sha256")))
+    assert cn["total"] == 1000
+    assert cn["invoice_number"] == first["number"]
+    db = clients.firestore()
+    for series_id in {d["series_id"] for d in [*invoices, cn]}:
+        assert audit_series(db, series_id).ok, series_id
+
+    def kinds() -> list[tuple[str, str]]:
+        seen.extend(_drain(events))
+        return sorted({(a["event_type"], a["event_id"]) for a, _ in seen})
+
+    seen: list[tuple[dict[str, str], dict[str, Any]]] = []
+    types = [t for t, _ in settle(kinds, quiet_s=2.0)]
+    assert types.count("invoice.finalized") == 4
+    assert types.count("invoice.paid") == 1
+    assert types.count("credit_note.issued") == 1
+
+
+def test_concurrent_raw_pushes_make_one_invoice(stack_env: Stack) -> None:
+    req = act.requests(f"e2e{uuid.uuid4().hex[:8]}")[0]
+    data, attrs = build_message(req, idempotency_key=req.request_id, occurred_at=dt.datetime.now(dt.UTC))
+    url = f"{stack_env.function_urls['invoices']}/projects/{stack_env.project}/topics/renewals-due"
+    body = {
+        "message": {"data": base64.b64encode(data).decode(), "attributes": attrs, "messageId": "m-1"},
+        "subscription": f"projects/{stack_env.project}/subscriptions/manual",
+    }
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda _: requests.post(url, json=body, timeout=60).status_code, range(6)))
+    assert all(s < 300 for s in statuses), statuses
+    iid = invoice_id_for(req.request_id)
+    doc = clients.firestore().collection(INVOICES).document(iid).get().to_dict() or {}
+    assert doc["status"] == "open"
+    assert doc["pdf_sha256"]
+    query = clients.firestore().collection(INVOICES).where(filter=FieldFilter("request_id", "==", req.request_id))
+    mine = list(query.stream())
+    assert [s.id for s in mine] == [iid]
