@@ -34,7 +34,12 @@ def _subscribe(project: str) -> tuple[object, str]:
 
 
 def _pull(sub: object, path: str) -> list[object]:
-    resp = sub.pull(request={"subscription": path, "max_messages": 50}, timeout=5)  # type: ignore[attr-defined]
+    from google.api_core.exceptions import DeadlineExceeded
+
+    try:
+        resp = sub.pull(request={"subscription": path, "max_messages": 50}, timeout=5)  # type: ignore[attr-defined]
+    except DeadlineExceeded:  # nothing there
+        return []
     if resp.received_messages:
         sub.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]})  # type: ignore[attr-defined]
     return [m.message for m in resp.received_messages]
@@ -70,7 +75,7 @@ def test_signed_webhook_archived_and_published_once_despite_duplicates(stack_env
         }
         for _ in range(50):
             status = requests.post(url, data=body, headers=headers, timeout=10).status_code
-            if status < 300 or status != 409:
+            if status != 409:  # 409: the same notification is in flight; retry like a PSP
                 return status
             time.sleep(0.05)
         return status
