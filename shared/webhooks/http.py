@@ -37,7 +37,9 @@ def handle_request(request: Any, service: WebhookService | None = None) -> Respo
             )
         except Outage as exc:
             log.exception("storage or messaging unavailable; the PSP will retry")
-            return error(503, "temporarily_unavailable", str(exc)[:300])
+            resp: Response = error(503, "temporarily_unavailable", str(exc)[:300])
+            resp.headers["Retry-After"] = "30"
+            return resp
         return _response(answer)
 
 
@@ -56,7 +58,10 @@ def _read(stream: Any, limit: int) -> bytes:
 
 def _response(answer: Answer) -> Response:
     if answer.log is not None:
-        return error(answer.status, answer.log["error_code"], answer.log["detail"])
+        resp: Response = error(answer.status, answer.log["error_code"], answer.log["detail"])
+        if answer.status == 409:  # another request holds this notification's lease for a few seconds
+            resp.headers["Retry-After"] = "5"
+        return resp
     if isinstance(answer.body, str):
         return Response(answer.body, status=answer.status, mimetype=answer.mimetype)
     return JsonResponse(answer.body, answer.status)

@@ -142,7 +142,7 @@ def test_failed_publish_is_retried_by_the_psp_and_published_exactly_once(
 
     h = harness(gcp, monkeypatch, publisher=flaky)
     first = h.post("/stripe", STRIPE_BODY, stripe_headers())
-    assert first.status_code == 503
+    assert (first.status_code, first.headers["Retry-After"]) == (503, "30")
     [rec] = h.records()
     assert rec["state"] == "received"  # stored, not yet published: the retry must finish it
     assert h.drain() == []
