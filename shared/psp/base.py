@@ -26,34 +26,33 @@ MAX_BODY_BYTES = 1024 * 1024
 class WebhookError(Exception):
     """A delivery we refuse; ``status`` and ``code`` are what the PSP gets back."""
 
-    status: ClassVar[int] = 400
+    default_status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
 
     def __init__(self, detail: str, *, status: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        if status is not None:
-            self.status = status  # type: ignore[misc]
+        self.status = self.default_status if status is None else status
 
 
 class MalformedPayload(WebhookError):
     """Not the shape the PSP sends (bad JSON, missing field, bad form): 400."""
 
-    status = 400
+    default_status = 400
     code = "malformed_payload"
 
 
 class InvalidSignature(WebhookError):
     """Authentication failed: 401, or what the PSP's scheme asks for (GoCardless: 498)."""
 
-    status = 401
+    default_status = 401
     code = "invalid_signature"
 
 
 class ModeMismatch(WebhookError):
     """Authentic, but a test-mode event on a live endpoint (or the reverse): refused, never stored."""
 
-    status = 400
+    default_status = 400
     code = "livemode_mismatch"
 
 

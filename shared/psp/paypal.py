@@ -12,6 +12,7 @@ which the signature binds to PayPal's own key infrastructure.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -253,8 +254,6 @@ class PayPalAdapter:
             raise InvalidSignature(f"unsupported PAYPAL-AUTH-ALGO {h['AUTH-ALGO'][:40]!r}")
         live = cert_url_mode(h["CERT-URL"])
         try:
-            import base64
-
             signature = base64.b64decode(h["TRANSMISSION-SIG"], validate=True)
         except ValueError as exc:
             raise InvalidSignature("PAYPAL-TRANSMISSION-SIG is not base64") from exc
