@@ -128,3 +128,20 @@ def test_live_flag_is_only_judged_after_the_hmac() -> None:
     body["live"] = "true"
     with pytest.raises(InvalidSignature):
         A.verify(delivery(compact(body), HEADERS), CFG)
+
+
+def test_adyen_published_example_vector() -> None:
+    """The example key, item and signature Adyen publishes for its notification HMAC (also used in its libraries' tests)."""
+    item = {
+        "pspReference": "7914073381342284",
+        "merchantAccountCode": "TestMerchant",
+        "merchantReference": "TestPayment-1407325143704",
+        "amount": {"value": 1130, "currency": "EUR"},
+        "eventCode": "AUTHORISATION",
+        "success": "true",
+        "additionalData": {"hmacSignature": "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0="},
+    }
+    body = compact({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+    cfg = config("adyen", ADYEN_HMAC_KEYS=KEY, ADYEN_BASIC_AUTH=AUTH)
+    [note] = A.verify(delivery(body, HEADERS), cfg)
+    assert note.event_id == "AUTHORISATION:7914073381342284:true"
