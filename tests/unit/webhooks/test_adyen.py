@@ -131,7 +131,7 @@ def test_live_flag_is_only_judged_after_the_hmac() -> None:
 
 
 def test_adyen_published_example_vector() -> None:
-    """The example key, item and signature Adyen publishes for its notification HMAC (also used in its libraries' tests)."""
+    """The example key, item and signature Adyen publishes for its notification HMAC."""
     item = {
         "pspReference": "7914073381342284",
         "merchantAccountCode": "TestMerchant",
