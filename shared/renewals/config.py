@@ -10,7 +10,7 @@ from shared.domain.subscriptions import DunningPolicy
 
 @dataclass(frozen=True, slots=True)
 class RenewalSettings:
-    shards: int  # planner query shards; only ever grow it together with a re-shard of stored documents
+    shards: int  # planner tasks per tick (1..256); each owns the virtual shards v with v % shards == task
     page_size: int  # documents per query page (cursor pagination)
     max_per_invocation: int  # then a continuation tick takes over the shard
     republish_s: int  # a claimed period whose RenewalDue was lost is re-sent after this

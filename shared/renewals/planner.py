@@ -1,7 +1,8 @@
 """The planner: a billing tick -> one RenewalDue per due (subscription, period), exactly claimed.
 
-Fan-out: a tick without a shard publishes one tick per shard (same "now"); each shard tick queries
-``shard == s AND due_at <= now ORDER BY due_at`` page by page with cursors, and after
+Fan-out: a tick without a shard publishes one tick per planner task (``RENEWALS_SHARDS``, same "now");
+task ``i`` owns the fixed virtual shards ``v`` (0..255, stored on each document) with ``v % n == i`` and
+queries ``shard == v AND due_at <= now ORDER BY due_at`` page by page with cursors, and after
 ``max_per_invocation`` documents hands the rest to a continuation tick, so a million due subscriptions
 spread over many short invocations and no query ever scans the collection.
 
@@ -27,7 +28,7 @@ from shared.log import bind, get_logger
 from shared.renewals import lifecycle, usage
 from shared.renewals.config import RenewalSettings, renewal_settings
 from shared.renewals.messages import ChargeRetryDue, Tick
-from shared.renewals.repository import publish_all, state_fields, state_of, subs
+from shared.renewals.repository import VIRTUAL_SHARDS, publish_all, state_fields, state_of, subs
 
 log = get_logger(__name__)
 
@@ -66,12 +67,12 @@ def fan_out(tick: Tick, cfg: RenewalSettings) -> dict[str, int]:
     return {"shards": cfg.shards}
 
 
-def _query(shard: int, now: dt.datetime, limit: int) -> Any:
+def _query(virtual: int, now: dt.datetime, limit: int) -> Any:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     return (
         subs()
-        .where(filter=FieldFilter("shard", "==", shard))
+        .where(filter=FieldFilter("shard", "==", virtual))
         .where(filter=FieldFilter("due_at", "<=", now))
         .order_by("due_at")
         .limit(limit)
@@ -79,10 +80,22 @@ def _query(shard: int, now: dt.datetime, limit: int) -> Any:
 
 
 def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings) -> dict[str, int]:
+    """Planner task ``shard``: every virtual shard it owns, page by page, up to the invocation budget."""
     counts = {"seen": 0, "bill": 0, "republish": 0, "retry": 0, "cancel": 0, "none": 0}
+    for virtual in range(shard, VIRTUAL_SHARDS, cfg.shards):
+        if not _run_virtual(virtual, now, cfg, counts):
+            continue_later(shard, now)
+            counts["continued"] = 1
+            break
+    log.info("shard planned", extra={"shard": shard, "now": now.isoformat(), **counts})
+    return counts
+
+
+def _run_virtual(virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: dict[str, int]) -> bool:
+    """Plan one virtual shard; False when the invocation's budget ran out (a continuation follows)."""
     cursor = None
     while True:
-        q = _query(shard, now, cfg.page_size)
+        q = _query(virtual, now, cfg.page_size)
         page = list((q.start_after(cursor) if cursor is not None else q).stream())
         usage.read(max(1, len(page)))  # a query that returns nothing is still billed one read
         outbox: list[tuple[Event, str, dt.datetime]] = []
@@ -101,14 +114,10 @@ def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings) -> dict[str, i
         if outbox:
             publish_all(outbox)
         if len(page) < cfg.page_size:
-            break
+            return True
         cursor = page[-1]
         if counts["seen"] >= cfg.max_per_invocation:
-            continue_later(shard, now)
-            counts["continued"] = 1
-            break
-    log.info("shard planned", extra={"shard": shard, "now": now.isoformat(), **counts})
-    return counts
+            return False
 
 
 def continue_later(shard: int, now: dt.datetime) -> None:

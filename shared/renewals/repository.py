@@ -2,7 +2,7 @@
 
 ``subscriptions/{id}``: what was sold (customer, plan, payment method) plus the lifecycle fields of
 :class:`~shared.domain.subscriptions.SubState`, and two planner fields: ``due_at`` (next time the
-planner has work; absent when there is none) and ``shard`` (0..N-1). The planner's query is
+planner has work; None when there is none) and ``shard`` (a fixed virtual shard 0..255). The planner's query is
 ``shard == s AND due_at <= now ORDER BY due_at`` on the composite index (shard, due_at), so a tick
 touches only due documents, never the whole collection.
 
@@ -29,8 +29,12 @@ SUBSCRIPTIONS = "subscriptions"
 ATTEMPTS = "charge_attempts"
 
 
-def shard_of(subscription_id: str, shards: int) -> int:
-    return zlib.crc32(subscription_id.encode()) % shards
+VIRTUAL_SHARDS = 256  # fixed forever: the planner's task count (RENEWALS_SHARDS) may change freely
+
+
+def shard_of(subscription_id: str) -> int:
+    """The document's virtual shard; planner task ``i`` of ``n`` owns the shards ``v`` with ``v % n == i``."""
+    return zlib.crc32(subscription_id.encode()) % VIRTUAL_SHARDS
 
 
 def subs() -> Any:
