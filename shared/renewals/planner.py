@@ -6,8 +6,9 @@ queries ``shard == v AND due_at <= now ORDER BY due_at`` page by page with curso
 ``max_per_invocation`` documents hands the rest to a continuation tick, so a million due subscriptions
 spread over many short invocations and no query ever scans the collection.
 
-Exactly once per period: each due document is claimed in a Firestore transaction (the period goes into
-``billing`` and ``due_at`` moves to the republish deadline) BEFORE the RenewalDue is published. A
+Exactly once per period: each due document is claimed by a write conditioned on the update time the
+query read (the period goes into ``billing`` and ``due_at`` moves to the republish deadline) BEFORE the
+RenewalDue is published. A
 concurrent or repeated tick finds the claim and does nothing. If the process dies between the claim and
 the publish, the document becomes due again at ``billing.republish_at`` and the next tick publishes the
 SAME RenewalDue (same request_id, same event id), which the invoices function deduplicates: nothing is
@@ -34,9 +35,9 @@ log = get_logger(__name__)
 
 
 def _contended() -> tuple[type[Exception], ...]:
-    from google.api_core.exceptions import Aborted, Conflict
+    from google.api_core.exceptions import Aborted, Conflict, FailedPrecondition, NotFound
 
-    return (Aborted, Conflict, ValueError)  # ValueError: the library's "failed to commit in N attempts"
+    return (Aborted, Conflict, FailedPrecondition, NotFound)
 
 
 CONTENDED = _contended()
@@ -102,7 +103,7 @@ def _run_virtual(virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: d
         for snap in page:
             counts["seen"] += 1
             try:
-                kind, items = claim(snap.reference, now, cfg)
+                kind, items = claim(snap, now, cfg)
             except CONTENDED as exc:
                 # Another planner (an overlapping tick) is claiming this document right now: it wins,
                 # and if it failed too the document is still due for the next tick.
@@ -130,42 +131,37 @@ def continue_later(shard: int, now: dt.datetime) -> None:
     clients.publisher().publish(topic, body, event_type="billing.tick").result(timeout=30)
 
 
-def claim(ref: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
-    """Decide and claim in one transaction; return what to publish once it committed."""
-    from google.cloud import firestore
+def claim(snap: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
+    """Decide on the queried snapshot and claim with an update-time precondition; return what to publish.
 
-    db = clients.firestore()
-
-    @firestore.transactional
-    def txn(transaction: Any) -> tuple[Plan | None, dict[str, Any]]:
-        snap = ref.get(transaction=transaction)
-        usage.read()
-        doc = snap.to_dict() or {}
-        if not doc:
-            return None, {}  # deleted meanwhile
-        state = state_of(doc)
-        p = plan(state, now, republish_s=cfg.republish_s)
-        fields = state_fields(p.change.state)
-        update: dict[str, Any] = {}
-        if p.kind == "none":
-            if doc.get("due_at") != fields["due_at"]:
-                update["due_at"] = fields["due_at"]
-        else:
-            update = fields
-            if p.kind == "bill":
-                update["renewal_due"] = renewal_due(doc, p).model_dump(mode="json")
-                update["pending_lines"] = []
-            if p.change.transition is not None:
-                update["last_transition"] = lifecycle.stored(
-                    lifecycle.transition_event(p.change.state, p.change.transition)
-                )
-        if update:
-            transaction.update(ref, update)
-            usage.write()
-        return p, {**doc, **update}
-
-    p, doc = txn(db.transaction(max_attempts=2))
-    if p is None or p.kind == "none":
+    The precondition makes the read of the query and the write one atomic step (optimistic concurrency,
+    no second read inside a transaction): if anyone changed the document since the query read it, the
+    write fails and the document is left to whoever changed it (or to the next tick).
+    """
+    doc = snap.to_dict() or {}
+    if not doc:
+        return "none", []
+    state = state_of(doc)
+    p = plan(state, now, republish_s=cfg.republish_s)
+    fields = state_fields(p.change.state)
+    update: dict[str, Any] = {}
+    if p.kind == "none":
+        if doc.get("due_at") != fields["due_at"]:
+            update["due_at"] = fields["due_at"]
+    else:
+        update = fields
+        if p.kind == "bill":
+            update["renewal_due"] = renewal_due(doc, p).model_dump(mode="json")
+            update["pending_lines"] = []
+        if p.change.transition is not None:
+            update["last_transition"] = lifecycle.stored(
+                lifecycle.transition_event(p.change.state, p.change.transition)
+            )
+    if update:
+        snap.reference.update(update, option=clients.firestore().write_option(last_update_time=snap.update_time))
+        usage.write()
+    doc = {**doc, **update}
+    if p.kind == "none":
         return "none", []
     with bind(subscription_id=doc.get("id")):
         items: list[tuple[Event, str, dt.datetime]] = []

@@ -125,6 +125,8 @@ class StandInInvoicer:
         except AlreadyExists:
             pass
         self.done: set[str] = set()
+        self.published = 0
+        self.published_bytes = 0
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="stand-in-invoicer", daemon=True)
         self.thread.start()
@@ -135,14 +137,17 @@ class StandInInvoicer:
                 resp = self.sub.pull(subscription=self.path, max_messages=500, timeout=2)
             except DeadlineExceeded:
                 continue
-            for m in resp.received_messages:
-                self._invoice(json.loads(m.message.data))
+            futures = [self._invoice(json.loads(m.message.data)) for m in resp.received_messages]
+            for f in futures:
+                f.result(timeout=30)
             if resp.received_messages:
                 self.sub.acknowledge(subscription=self.path, ack_ids=[m.ack_id for m in resp.received_messages])
 
-    def _invoice(self, due: dict[str, Any]) -> None:
+    def _invoice(self, due: dict[str, Any]) -> Any:
+        from shared import clients
+        from shared.config import get_settings
         from shared.domain.money import Money
-        from shared.events import publish
+        from shared.events import build_message
         from shared.events.billing import InvoiceFinalized, RenewalDue
 
         rd = RenewalDue.model_validate(due)
@@ -165,8 +170,11 @@ class StandInInvoicer:
             payment_method=rd.payment_method,
             finalized_at=rd.period_start or dt.datetime.now(dt.UTC),
         )
-        publish(ev, idempotency_key=f"{inv_id}:finalized", occurred_at=ev.finalized_at)
+        data, attrs = build_message(ev, idempotency_key=f"{inv_id}:finalized", occurred_at=ev.finalized_at)
         self.done.add(rd.request_id)
+        self.published += 1
+        self.published_bytes += len(data) + sum(len(k) + len(v) for k, v in attrs.items())
+        return clients.publisher().publish(get_settings().topic_path(ev.TOPIC), data, **attrs)
 
     def stop(self) -> None:
         self._stop.set()
