@@ -17,7 +17,10 @@ lost and nothing is billed twice.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import datetime as dt
+import functools
 import json
 from typing import Any
 
@@ -100,17 +103,14 @@ def _run_virtual(virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: d
         page = list((q.start_after(cursor) if cursor is not None else q).stream())
         usage.read(max(1, len(page)))  # a query that returns nothing is still billed one read
         outbox: list[tuple[Event, str, dt.datetime]] = []
-        for snap in page:
+        # Claims are independent documents: run a page's claims concurrently (each in a copy of this
+        # context, so log labels and usage counting follow), publish the page's messages together.
+        pool = _pool()
+        futures = [pool.submit(contextvars.copy_context().run, _claim_one, snap, now, cfg) for snap in page]
+        for f in futures:
+            kind, items = f.result()
             counts["seen"] += 1
-            try:
-                kind, items = claim(snap, now, cfg)
-            except CONTENDED as exc:
-                # Another planner (an overlapping tick) is claiming this document right now: it wins,
-                # and if it failed too the document is still due for the next tick.
-                log.warning("claim contended; left to the concurrent tick", extra={"doc": snap.id, "error": str(exc)})
-                counts["contended"] = counts.get("contended", 0) + 1
-                continue
-            counts[kind] += 1
+            counts[kind] = counts.get(kind, 0) + 1
             outbox += items
         if outbox:
             publish_all(outbox)
@@ -119,6 +119,21 @@ def _run_virtual(virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: d
         cursor = page[-1]
         if counts["seen"] >= cfg.max_per_invocation:
             return False
+
+
+def _claim_one(snap: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
+    try:
+        return claim(snap, now, cfg)
+    except CONTENDED as exc:
+        # Another planner (an overlapping tick) changed this document since our query read it: it
+        # wins, and if it failed too the document is still due for the next tick.
+        log.warning("claim contended; left to the concurrent tick", extra={"doc": snap.id, "error": str(exc)})
+        return "contended", []
+
+
+@functools.cache
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="planner-claim")
 
 
 def continue_later(shard: int, now: dt.datetime) -> None:

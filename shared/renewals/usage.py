@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -19,9 +20,17 @@ class Usage:
     published: int = 0
     published_bytes: int = 0
     topics: dict[str, int] = field(default_factory=dict)  # messages per logical topic
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, object]:
+        with self.lock:
+            return {
+                "reads": self.reads,
+                "writes": self.writes,
+                "published": self.published,
+                "published_bytes": self.published_bytes,
+                "topics": dict(self.topics),
+            }
 
 
 _current: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("renewals_usage", default=None)
@@ -39,16 +48,19 @@ def track() -> Iterator[Usage]:
 
 def read(n: int = 1) -> None:
     if (u := _current.get()) is not None:
-        u.reads += n
+        with u.lock:
+            u.reads += n
 
 
 def write(n: int = 1) -> None:
     if (u := _current.get()) is not None:
-        u.writes += n
+        with u.lock:
+            u.writes += n
 
 
 def published(size: int, topic: str) -> None:
     if (u := _current.get()) is not None:
-        u.published += 1
-        u.published_bytes += size
-        u.topics[topic] = u.topics.get(topic, 0) + 1
+        with u.lock:
+            u.published += 1
+            u.published_bytes += size
+            u.topics[topic] = u.topics.get(topic, 0) + 1
