@@ -13,11 +13,13 @@ is written once per *batch*:
    number/status, conditional on the series document's ``update_time`` being the one read (optimistic
    concurrency: no transaction locks, which the emulator and a hot document both punish). The consumed
    pending entries are deleted after the commit; a leftover entry whose target already has a number
-   is skipped by the next drain without spending a number. The allocator keeps the series' lease while
-   batches come full and releases it in the same write otherwise.
+   is skipped by the next drain without spending a number. The allocator keeps the series' lease for
+   a short session (``session_s``), committing the next batch as soon as the last one returns, and
+   releases it in the same write as its last batch (or in one write when the queue is empty).
 
-Counter writes per invoice = batches / invoices (1/200 at full batches; measured by
-``bench/invoices_numbering.py``; the series document counts its own commits in ``commits``).
+Counter writes per invoice = (lease claims + batches + releases) / invoices: at most 3/``batch_size``
+when a session commits one full batch, and falling as batches grow with load (measured by
+``bench/invoices_numbering.py``; the series document counts its own writes in ``commits``).
 
 Correctness does not rest on the lease: every number is assigned in a commit that rewrites the
 counter on the condition that nobody else did since it was read, so duplicates and gaps are excluded
@@ -98,8 +100,10 @@ class NumberAllocator:
         self,
         db: Any,
         *,
-        batch_size: int = 400,
+        batch_size: int = 499,
         lease_s: float = 10.0,
+        session_s: float = 1.0,
+        min_interval_s: float = 0.05,
         wait_s: float = 25.0,
         poll_s: float = 0.02,
         max_poll_s: float = 0.25,
@@ -112,6 +116,8 @@ class NumberAllocator:
         self.db = db
         self.batch_size = batch_size
         self.lease_s = lease_s
+        self.session_s = session_s
+        self.min_interval_s = min_interval_s
         self.wait_s = wait_s
         self.poll_s = poll_s
         self.max_poll_s = max_poll_s
@@ -222,20 +228,35 @@ class NumberAllocator:
 
     # -- 3. drain ---------------------------------------------------------------------------------
     def drain(self, series_id: str) -> int:
-        """Take the lease, then number pending documents while batches come full; returns how many."""
+        """Take the lease, then commit batch after batch for up to ``session_s``; returns how many.
+
+        Holding the lease across batches (instead of releasing after each) means the next batch starts
+        as soon as the last commit returns, with whatever queued meanwhile: batches grow with load.
+        """
         owner = uuid.uuid4().hex
         if not self._acquire(series_id, owner):
             return 0
+        session_end = time.monotonic() + self.session_s
         done = 0
+        last_commit = 0.0
         while True:
-            outcome = self._batch(series_id, owner)
+            # Pace partial batches: at most one counter write per ``min_interval_s`` unless the queue
+            # fills a whole batch, so the counter's write rate stays bounded whatever the load.
+            wait = last_commit + self.min_interval_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            keep = time.monotonic() < session_end
+            last_commit = time.monotonic()
+            outcome = self._batch(series_id, owner, keep)
             if outcome is None:  # our lease ran out and another allocator took over
                 return done
-            n, full = outcome
+            n, full, released = outcome
+            if full:
+                last_commit = 0.0  # a full batch: go again at once
             done += n
             if n and self.after_batch is not None:
                 self.after_batch(series_id, n)
-            if not full:
+            if released:
                 return done
 
     def _acquire(self, series_id: str, owner: str) -> bool:
@@ -263,8 +284,12 @@ class NumberAllocator:
         self.stats.add(1, 0, 0)
         return True
 
-    def _batch(self, series_id: str, owner: str) -> tuple[int, bool] | None:
-        """One group commit under our lease; None when the lease is no longer ours (nothing written)."""
+    def _batch(self, series_id: str, owner: str, keep: bool) -> tuple[int, bool, bool] | None:
+        """One group commit under our lease -> (numbered, batch was full, lease released).
+
+        The lease is kept when the batch was full or ``keep`` says the session goes on, and released
+        in the same write otherwise, or when nothing is pending. None: the lease is no longer ours.
+        """
         from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
         from google.cloud import firestore as fs
 
@@ -276,6 +301,7 @@ class NumberAllocator:
             return None
         cands = list(series.collection(PENDING).order_by("issued_at").limit(self.batch_size).stream())
         full = len(cands) >= self.batch_size
+        hold = bool(cands) and (full or keep)
         targets = list(self.db.get_all([self.db.document(c.get("doc_path")) for c in cands])) if cands else []
         by_path = {t.reference.path: t for t in targets}
         seq = int(sdoc.get("counter", 0))
@@ -303,8 +329,8 @@ class NumberAllocator:
         head = {
             "counter": seq,
             "commits": fs.Increment(1),
-            "lease_owner": owner if full else None,
-            "lease_until": now + dt.timedelta(seconds=self.lease_s) if full else None,
+            "lease_owner": owner if hold else None,
+            "lease_until": now + dt.timedelta(seconds=self.lease_s) if hold else None,
             "updated_at": now,
         }
         # The counter write, conditional on the series document being exactly what we read: any other
@@ -316,8 +342,9 @@ class NumberAllocator:
             return None
         self._delete_pending(cands)  # after the commit: a leftover entry only costs a skip later
         self.stats.add(1, numbered, len(cands) - numbered)
-        log.info("numbers allocated", extra={"series_id": series_id, "numbered": numbered, "last": seq})
-        return numbered, full
+        if numbered:
+            log.info("numbers allocated", extra={"series_id": series_id, "numbered": numbered, "last": seq})
+        return numbered, full, not hold
 
     def _delete_pending(self, cands: list[Any]) -> None:
         batch = self.db.batch()
