@@ -9,13 +9,16 @@ import datetime as dt
 import io
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.pubsub_v1 import SubscriberClient
 from pypdf import PdfReader
 
+from infra.local.acts import DemoContext
 from infra.local.acts import invoices as act
 from infra.local.stack import Stack
 from shared import clients
@@ -118,3 +121,17 @@ def test_concurrent_raw_pushes_make_one_invoice(stack_env: Stack) -> None:
     query = clients.firestore().collection(INVOICES).where(filter=FieldFilter("request_id", "==", req.request_id))
     mine = list(query.stream())
     assert [s.id for s in mine] == [iid]
+
+
+def test_demo_act_leaves_pdfs_and_prints_invoices(
+    stack_env: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    act.play(DemoContext(stack=stack_env, output_dir=tmp_path))
+    out = capsys.readouterr().out
+    pdfs = sorted(p.name for p in (tmp_path / "invoices").iterdir())
+    assert len(pdfs) == 5  # four invoices and one credit note
+    assert any(p.startswith("CN-") for p in pdfs)
+    assert any(p.startswith("JP-") for p in pdfs)
+    assert "reverse charge" in out
+    assert "credit note CN-" in out
+    assert "NOT OK" not in out
