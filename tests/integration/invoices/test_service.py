@@ -142,3 +142,17 @@ def test_exponent_0_and_3_currencies(env: Env, currency: str, amount: int, selle
     inv = env.doc(INVOICES, out["invoice_id"])
     assert total_text in _pdf_text(inv["pdf_uri"])
     assert out["number"] == ("JP-000001" if currency == "JPY" else "INV-2026-000001")
+
+
+def test_operator_cli_show_and_void(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.ops.invoices import main
+
+    iid = env.svc.on_renewal_due(due_msg(renewal("cli:1")))["invoice_id"]
+    assert main(["show", iid]) == 0
+    assert '"number": "INV-2026-000001"' in capsys.readouterr().out
+    assert main(["show", "in_missing"]) == 2
+    assert main(["void", iid, "--reason", "issued in error"]) == 0
+    assert env.doc(INVOICES, iid)["status"] == "void"
+    assert main(["uncollectible", iid]) == 2  # void is final
+    assert main(["series"]) == 0
+    assert "acme-fr.INV.2026\tcounter=1" in capsys.readouterr().out
