@@ -3,15 +3,17 @@
 Exactly one charge per (invoice, attempt), in three layers:
 
 1. ``charge_attempts/{invoice_id}:{attempt}`` is created (atomic ``create()``) BEFORE the PSP call; a
-   concurrent delivery finds it in progress and is nacked, a later one finds the stored result;
+   concurrent delivery finds it in progress and is nacked, a later one finds the result recorded on the
+   subscription (``charges``, written with the outcome in one transaction) and re-announces it;
 2. an attempt left "charging" by a crashed process is taken over only after its lease, with an
    update-time precondition, so two takers cannot both proceed;
 3. the PSP call carries the idempotency key ``renewal-{invoice_id}-{attempt}``: even the taken-over
    call gets the PSP's first answer instead of a second charge.
 
-A synchronous answer is published as the canonical payment fact with ``idempotency_key =
-fact_key()``: when the webhooks function later reports the same fact it has the same event id, and
-consumers deduplicate it. A pending answer publishes ``payment.pending`` and waits for the webhook.
+A synchronous answer is applied to the subscription at once and published as the canonical payment
+fact with ``idempotency_key = fact_key()``: when the webhooks function later reports the same fact it
+has the same event id, and consumers deduplicate it. A pending answer publishes ``payment.pending``
+and waits for the webhook.
 """
 
 from __future__ import annotations
@@ -20,18 +22,19 @@ import datetime as dt
 from typing import Any
 
 from shared import clients
-from shared.charging import ChargeRequest, ChargeUnavailable, charger_for
+from shared.charging import ChargeRequest, ChargeResult, ChargeUnavailable, charger_for
 from shared.domain.money import Money
+from shared.domain.subscriptions import Outcome
 from shared.events import Received
-from shared.events.billing import InvoiceFinalized, PaymentMethodRef
+from shared.events.billing import InvoiceFinalized, PaymentMethodRef, SubscriptionTransitioned
 from shared.events.envelope import Event
 from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
 from shared.idempotency import IdempotencyAlreadyInProgressError
 from shared.log import bind, get_logger
-from shared.renewals import usage
+from shared.renewals import lifecycle, usage
 from shared.renewals.config import RenewalSettings, renewal_settings
 from shared.renewals.messages import ChargeRetryDue
-from shared.renewals.repository import attempt_id, attempts, publish_all
+from shared.renewals.repository import attempt_id, attempts, publish_all, subs
 
 log = get_logger(__name__)
 
@@ -110,7 +113,7 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
     record = {
         **spec,
         "attempt": attempt,
-        "status": "charging",
+        "status": "claimed",
         "psp": method.psp,
         "idempotency_key": req.idempotency_key,
         "lease_until": lease,
@@ -124,11 +127,12 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         snap = ref.get()
         usage.read()
         stored = snap.to_dict() or {}
-        if stored.get("status") in (*FINAL, "pending"):
+        done = _recorded_result(stored, req.attempt_id)
+        if done is not None:
             log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
-            if stored.get("status") in FINAL:
-                publish_all([_fact_item(stored)])
-            return {"attempt_id": req.attempt_id, "status": stored["status"], "duplicate": True}
+            if done["status"] in FINAL:
+                publish_all([_fact_item({**stored, **done})])
+            return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
         if stored.get("lease_until") and stored["lease_until"] > now:
             raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress") from None
         try:  # the charging process died: take over, the PSP key keeps it at most once
@@ -141,8 +145,9 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
     with bind(psp=method.psp):
         try:
             result = charger_for(method.psp, method.account).charge(req)
+            items = _complete(req, spec, record, result, ref)
         except Exception as exc:
-            # Release the attempt so the redelivery calls the PSP again with the same key.
+            # Release the attempt so the redelivery calls the PSP again with the same key (a replay).
             try:
                 ref.delete(option=clients.firestore().write_option(last_update_time=version))
                 usage.write()
@@ -151,25 +156,77 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
             level = log.warning if isinstance(exc, ChargeUnavailable) else log.error
             level("charge not completed; will be retried", extra={"attempt": attempt, "error": str(exc)})
             raise
-        outcome = {
-            "status": result.status,
-            "psp_payment_id": result.psp_payment_id,
-            "account": result.account,
-            "livemode": result.livemode,
-            "psp_created_at": result.created_at,
-            "decline_code": result.decline_code,
-            "failure_message": result.failure_message,
-            "retryable": result.retryable,
-            "completed_at": _now(),
-        }
-        ref.update(outcome)
-        usage.write()
         log.info(
             "charged",
             extra={"attempt": attempt, "status": result.status, "psp_payment_id": result.psp_payment_id},
         )
-        publish_all([_fact_item({**record, **outcome})])
+        publish_all(items)
     return {"attempt_id": req.attempt_id, "status": result.status, "psp_payment_id": result.psp_payment_id}
+
+
+def _complete(
+    req: ChargeRequest, spec: dict[str, Any], record: dict[str, Any], result: ChargeResult, ref: Any
+) -> list[tuple[Event, str, dt.datetime]]:
+    """Record the PSP's answer (applied to the subscription in the same write) and return what to publish."""
+    data = {
+        "status": result.status,
+        "psp": result.psp,
+        "account": result.account,
+        "psp_payment_id": result.psp_payment_id,
+        "livemode": result.livemode,
+        "psp_created_at": result.created_at,
+    }
+    if result.status == "failed":
+        data |= {
+            "decline_code": result.decline_code,
+            "failure_message": result.failure_message,
+            "retryable": result.retryable,
+        }
+    fact = fact_of({**record, **data})
+    items: list[tuple[Event, str, dt.datetime]] = [(fact, fact.fact_key(), fact.psp_created_at)]
+    if req.subscription_id:
+        # The outcome is applied right here (one write with the attempt's result); the fact's
+        # push coming back later finds it applied.
+        from shared.renewals.outcomes import apply
+
+        outcome = None
+        if result.status in FINAL:
+            outcome = Outcome(
+                kind="succeeded" if result.status == "succeeded" else "failed",
+                invoice_id=req.invoice_id,
+                attempt=req.attempt,
+                period_index=0,
+                at=result.created_at,
+                cause=fact.fact_key(),
+                retryable=result.retryable,
+            )
+        applied = apply(
+            req.subscription_id,
+            outcome,
+            spec.get("period_start"),
+            charge=(req.attempt_id, data),
+            publish=False,
+        )
+        if applied.get("event"):
+            t = SubscriptionTransitioned.model_validate(applied["event"])
+            items.append(lifecycle.outbox_item(t, _now()))
+    else:
+        ref.update(data)  # a one-off invoice: its result lives on the attempt
+        usage.write()
+    return items
+
+
+def _recorded_result(stored: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The result of an attempt already completed: on its subscription, or on the attempt (one-offs)."""
+    if stored.get("status") in (*FINAL, "pending"):
+        return stored
+    sub_id = stored.get("subscription_id")
+    if not sub_id:
+        return None
+    snap = subs().document(sub_id).get()
+    usage.read()
+    done: dict[str, Any] | None = ((snap.to_dict() or {}).get("charges") or {}).get(key)
+    return done
 
 
 def fact_of(stored: dict[str, Any]) -> PaymentEvent:

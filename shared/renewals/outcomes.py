@@ -4,8 +4,10 @@ Facts come from two producers (the collector's synchronous answer and the webhoo
 notification), in any order, any number of times. The rules live in
 :func:`shared.domain.subscriptions.apply_payment` and are monotonic, so this layer only has to:
 
-* find which period the charge was for (the attempt document written by the collector);
-* apply the fact to the subscription inside one transaction;
+* apply the fact to the subscription inside one transaction, together with the attempt's result in the
+  subscription's ``charges`` map (one write for both; the charge attempt document is never rewritten);
+* find which period the charge was for (the attempt document written by the collector), read only when
+  the fact is not already applied;
 * publish the resulting ``subscription.transitioned`` after the commit; a redelivery that finds the
   fact already applied (its cause is the last one recorded) publishes the stored event again, so a
   crash between commit and publish loses nothing (same idempotency key, same event id downstream).
@@ -16,6 +18,7 @@ Pending facts change nothing: the subscription waits for the final fact.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, Literal
 
 from shared import clients
@@ -31,37 +34,69 @@ from shared.renewals.repository import attempt_id, attempts, publish_all, state_
 log = get_logger(__name__)
 
 
+PeriodSource = dt.datetime | None | Callable[[], dt.datetime | None]
+MAX_CHARGES_KEPT = 12  # results of the latest attempts kept on the subscription (operators, duplicates)
+
+
 def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
     ev = msg.event
     refs = ev.refs
     if not refs.subscription_id or not refs.invoice_id:
         return {"skipped": "not_a_subscription_charge"}
-    with bind(subscription_id=refs.subscription_id, invoice_id=refs.invoice_id, psp=ev.psp):
-        kind: Literal["succeeded", "failed"]
+    invoice_id = refs.invoice_id
+    with bind(subscription_id=refs.subscription_id, invoice_id=invoice_id, psp=ev.psp):
         if isinstance(ev, PaymentSucceeded | PaymentAuthorized):
-            kind = "succeeded"
+            kind: Literal["succeeded", "failed", "pending"] = "succeeded"
         elif isinstance(ev, PaymentFailed):
             kind = "failed"
         elif isinstance(ev, PaymentPending):
-            log.info("payment pending; the subscription waits for the final fact")
-            return {"skipped": "pending"}
+            kind = "pending"
         else:
             return {"skipped": ev.EVENT_TYPE}
-        attempt_doc = _attempt_for(refs.invoice_id, refs.attempt_id)
-        if attempt_doc is None:
-            log.warning("payment fact for an invoice this service never charged; ignored")
-            return {"skipped": "unknown_attempt"}
-        _record_final(attempt_doc, ev, kind)
-        outcome = Outcome(
-            kind=kind,
-            invoice_id=refs.invoice_id,
-            attempt=int(attempt_doc["attempt"]),
-            period_index=0,  # resolved against the subscription's schedule inside the transaction
-            at=ev.psp_created_at,
-            cause=ev.fact_key(),
-            retryable=ev.retryable if isinstance(ev, PaymentFailed) else True,
-        )
-        return apply(refs.subscription_id, outcome, attempt_doc.get("period_start"))
+        attempt_ref = refs.attempt_id
+        if not attempt_ref:  # no attempt id in the PSP metadata: the latest attempt of the invoice
+            latest = _latest_attempt(invoice_id)
+            if latest is None:
+                log.warning("payment fact for an invoice this service never charged; ignored")
+                return {"skipped": "unknown_attempt"}
+            attempt_ref = attempt_id(invoice_id, int(latest["attempt"]))
+        attempt_no = int(attempt_ref.rsplit(":", 1)[1]) if ":" in attempt_ref else 1
+
+        def period_start() -> dt.datetime | None:
+            snap = attempts().document(attempt_ref).get()
+            usage.read()
+            if not snap.exists:
+                raise LookupError(attempt_ref)
+            ps: dt.datetime | None = (snap.to_dict() or {}).get("period_start")
+            return ps
+
+        outcome = None
+        if kind != "pending":
+            outcome = Outcome(
+                kind=kind,
+                invoice_id=invoice_id,
+                attempt=attempt_no,
+                period_index=0,  # resolved against the subscription's schedule inside the transaction
+                at=ev.psp_created_at,
+                cause=ev.fact_key(),
+                retryable=ev.retryable if isinstance(ev, PaymentFailed) else True,
+            )
+        return apply(refs.subscription_id, outcome, period_start, charge=(attempt_ref, charge_data(ev, kind)))
+
+
+def charge_data(ev: PaymentEvent, status: str) -> dict[str, Any]:
+    """What the subscription keeps about one attempt's result."""
+    data: dict[str, Any] = {
+        "status": status,
+        "psp": ev.psp,
+        "account": ev.account,
+        "psp_payment_id": ev.psp_payment_id,
+        "livemode": ev.livemode,
+        "psp_created_at": ev.psp_created_at,
+    }
+    if isinstance(ev, PaymentFailed):
+        data |= {"decline_code": ev.decline_code, "failure_message": ev.failure_message, "retryable": ev.retryable}
+    return data
 
 
 def settle_zero_invoice(inv: InvoiceFinalized) -> dict[str, Any]:
@@ -72,38 +107,41 @@ def settle_zero_invoice(inv: InvoiceFinalized) -> dict[str, Any]:
     return apply(inv.subscription_id, o, inv.period_start)
 
 
-def _attempt_for(invoice_id: str, attempt_ref: str | None) -> dict[str, Any] | None:
-    if attempt_ref:
-        snap = attempts().document(attempt_ref).get()
-        usage.read()
-        return (snap.to_dict() or None) if snap.exists else None
+def _latest_attempt(invoice_id: str) -> dict[str, Any] | None:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    # No attempt id in the PSP metadata: the latest attempt of the invoice.
     q = attempts().where(filter=FieldFilter("invoice_id", "==", invoice_id))
     docs = [s.to_dict() or {} for s in q.stream()]
     usage.read(max(1, len(docs)))
     return max(docs, key=lambda d: int(d.get("attempt", 0))) if docs else None
 
 
-def _record_final(doc: dict[str, Any], ev: PaymentEvent, kind: str) -> None:
-    """An asynchronous result (pending -> final) is written onto the attempt for operators."""
-    if doc.get("status") in ("succeeded", "failed"):
-        return
-    update: dict[str, Any] = {"status": kind, "psp_payment_id": ev.psp_payment_id, "psp_created_at": ev.psp_created_at}
-    if isinstance(ev, PaymentFailed):
-        update |= {"decline_code": ev.decline_code, "failure_message": ev.failure_message, "retryable": ev.retryable}
-    attempts().document(attempt_id(doc["invoice_id"], int(doc["attempt"]))).update(update)
-    usage.write()
+def _merge_charge(charges: dict[str, Any], key: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The new ``charges`` map, or None when it already holds this result (final beats pending)."""
+    old = charges.get(key) or {}
+    if old.get("status") == data["status"] or old.get("status") in ("succeeded", "failed"):
+        return None
+    merged = {**charges, key: data}
+    if len(merged) > MAX_CHARGES_KEPT:
+        keep = sorted(merged, key=lambda k: str(merged[k].get("psp_created_at")))[-MAX_CHARGES_KEPT:]
+        merged = {k: merged[k] for k in keep}
+    return merged
 
 
 def apply(
     subscription_id: str,
-    o: Outcome,
-    period_start: dt.datetime | None,
+    o: Outcome | None,
+    period_start: PeriodSource,
+    *,
+    charge: tuple[str, dict[str, Any]] | None = None,
+    publish: bool = True,
     settings: RenewalSettings | None = None,
 ) -> dict[str, Any]:
-    """Apply ``o`` to the subscription in a transaction; publish the transition after the commit."""
+    """Apply ``o`` (and record ``charge``) in one transaction; publish the transition after the commit.
+
+    With ``publish=False`` the caller publishes ``result["event"]`` itself (together with its own
+    messages).
+    """
     from dataclasses import replace
 
     from google.cloud import firestore
@@ -119,33 +157,48 @@ def apply(
         if not doc:
             return "unknown_subscription", None
         state = state_of(doc)
-        outcome = o
-        if period_start is not None:
-            outcome = replace(o, period_index=state.period_index_of(period_start))
-        elif state.billing is not None:
-            outcome = replace(o, period_index=state.billing.index)
-        ch = apply_payment(state, outcome, cfg.dunning)
-        if ch.state == state:
-            if state.last_cause == o.cause and doc.get("last_transition"):
-                return "duplicate", doc["last_transition"]  # re-announce: the first publish may be lost
-            return "no_change", None
-        update = state_fields(ch.state)
+        update: dict[str, Any] = {}
+        if charge is not None:
+            merged = _merge_charge(dict(doc.get("charges") or {}), *charge)
+            if merged is not None:
+                update["charges"] = merged
         event = None
-        if ch.transition is not None:
-            event = lifecycle.stored(lifecycle.transition_event(ch.state, ch.transition))
-            update["last_transition"] = event
-        transaction.update(ref, update)
-        usage.write()
-        return ("transitioned" if event else "updated"), event
+        duplicate = o is not None and state.last_cause == o.cause
+        if o is not None and not duplicate:
+            try:
+                ps = period_start() if callable(period_start) else period_start
+            except LookupError:
+                return "unknown_attempt", None
+            outcome = o
+            if ps is not None:
+                outcome = replace(o, period_index=state.period_index_of(ps))
+            elif state.billing is not None:
+                outcome = replace(o, period_index=state.billing.index)
+            ch = apply_payment(state, outcome, cfg.dunning)
+            if ch.state != state:
+                update |= state_fields(ch.state)
+                if ch.transition is not None:
+                    event = lifecycle.stored(lifecycle.transition_event(ch.state, ch.transition))
+                    update["last_transition"] = event
+        if update:
+            transaction.update(ref, update)
+            usage.write()
+        if event is not None:
+            return "transitioned", event
+        if duplicate and doc.get("last_transition"):
+            return "duplicate", doc["last_transition"]  # re-announce: the first publish may be lost
+        return ("updated" if update else "no_change"), None
 
     result, event = txn(clients.firestore().transaction())
     if event is not None:
         t = SubscriptionTransitioned.model_validate(event)
-        publish_all([lifecycle.outbox_item(t, dt.datetime.now(dt.UTC))])
-        log.info(
-            "subscription transitioned",
-            extra={"from": t.from_status, "to": t.to_status, "reason": t.reason, "version": t.version},
-        )
-    elif result == "unknown_subscription":
-        log.warning("payment fact for an unknown subscription; ignored")
-    return {"result": result, "version": event["version"] if event else None}
+        if publish:
+            publish_all([lifecycle.outbox_item(t, dt.datetime.now(dt.UTC))])
+        if result == "transitioned":
+            log.info(
+                "subscription transitioned",
+                extra={"from": t.from_status, "to": t.to_status, "reason": t.reason, "version": t.version},
+            )
+    elif result in ("unknown_subscription", "unknown_attempt"):
+        log.warning(f"payment fact ignored: {result.replace('_', ' ')}")
+    return {"result": result, "version": event["version"] if event else None, "event": event}

@@ -220,17 +220,19 @@ def get(sub_id: str, *, with_attempts: bool = False) -> dict[str, Any]:
     snap = subs().document(sub_id).get()
     if not snap.exists:
         raise ServiceError(404, "subscription_not_found", sub_id)
-    out = view(snap.to_dict() or {})
+    doc = snap.to_dict() or {}
+    out = view(doc)
     if with_attempts:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
+        # The attempt documents are the claims; their results live on the subscription (``charges``).
+        results = doc.get("charges") or {}
         q = attempts().where(filter=FieldFilter("subscription_id", "==", sub_id))
-        out["attempts"] = _iso(
-            sorted(
-                ({k: v for k, v in (s.to_dict() or {}).items() if k != "payment_method"} for s in q.stream()),
-                key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0))),
-            )
-        )
+        rows = []
+        for s in q.stream():
+            a = {k: v for k, v in (s.to_dict() or {}).items() if k != "payment_method"}
+            rows.append({**a, **results.get(s.id, {})})
+        out["attempts"] = _iso(sorted(rows, key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0)))))
     return out
 
 
