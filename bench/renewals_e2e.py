@@ -153,6 +153,43 @@ def _usage(log_file: Path) -> dict[str, Any]:
     return total
 
 
+def _planner_rate(log_file: Path) -> tuple[int, float]:
+    """RenewalDue publications and their rate, from the first to the last claim of the run."""
+    times = []
+    for line in log_file.read_text(errors="replace").splitlines():
+        if '"renewal bill"' in line:
+            try:
+                times.append(dt.datetime.fromisoformat(json.loads(line)["time"]))
+            except (ValueError, KeyError):
+                continue
+    if len(times) < 2:
+        return len(times), 0.0
+    span = (max(times) - min(times)).total_seconds()
+    return len(times), len(times) / span if span > 0 else 0.0
+
+
+def _count_messages(path: str) -> tuple[dict[str, int], int]:
+    """Drain a pull subscription: messages by event type, and their total billable size."""
+    import warnings
+
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    client = SubscriberClient()
+    counts: dict[str, int] = {}
+    size = 0
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            resp = client.pull(request={"subscription": path, "max_messages": 1000, "return_immediately": True})
+        if not resp.received_messages:
+            return counts, size
+        for m in resp.received_messages:
+            et = m.message.attributes.get("event_type", "?")
+            counts[et] = counts.get(et, 0) + 1
+            size += max(1024, len(m.message.data) + sum(len(k) + len(v) for k, v in m.message.attributes.items()))
+        client.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+
+
 def main() -> None:
     from infra.local.acts import renewals as act
     from infra.local.stack import running
@@ -169,6 +206,12 @@ def main() -> None:
         _seed(N, act.T0)
         seed_s = time.monotonic() - t_seed
         stand_in = None if invoices_present else act.StandInInvoicer(stack.project)
+        from google.cloud.pubsub_v1 import SubscriberClient
+
+        invoice_tap = SubscriberClient().subscription_path(stack.project, "bench-invoice-events-tap")
+        SubscriberClient().create_subscription(
+            name=invoice_tap, topic=f"projects/{stack.project}/topics/invoice-events"
+        )
         fn = next(p for p in stack.processes if p.name == "renewals")
         assert fn.proc is not None
         log_file = log_dir / "fn-renewals.log"
@@ -188,6 +231,8 @@ def main() -> None:
         cpu = _cpu_seconds(fn.proc.pid) - cpu0
         usage = _usage(log_file)
         topo = stack.topology
+        invoice_msgs, invoice_bytes = _count_messages(invoice_tap)
+        planned, planner_rate = _planner_rate(log_file)
         if stand_in is not None:
             stand_in.stop()
             usage["topics"]["invoice-events"] = usage["topics"].get("invoice-events", 0) + stand_in.published
@@ -200,12 +245,16 @@ def main() -> None:
     avg_bytes = usage["published_bytes"] / max(usage["published"], 1)
     billable = max(1024.0, avg_bytes)
     msg_units = sum(c * (1 + subs_per_topic.get(t, 0)) for t, c in usage["topics"].items())
+    invoices_pubsub = 0.0
+    if invoices_present:  # the invoices function's own messages on invoice-events, seen by a tap
+        invoices_pubsub = invoice_bytes * (1 + subs_per_topic.get("invoice-events", 0)) * PUBSUB_PER_BYTE / done
     pubsub = msg_units * billable * PUBSUB_PER_BYTE / done
     firestore = per["reads"] * FS_READ + per["writes"] * FS_WRITE
     requests = usage["deliveries"] / done * REQUEST
     cpu_per = cpu / done
     compute = cpu_per * VCPU_S + (cpu_per / VCPU_SHARE) * MEMORY_GIB * GIB_S
     total = (firestore + pubsub + requests + compute) * 1_000_000
+    total_with_invoice_msgs = total + invoices_pubsub * 1_000_000
 
     print(f"renewals end to end: N={N} due subscriptions (seeded in {seed_s:.1f}s), {paid} paid")
     if not invoices_present:
@@ -220,10 +269,19 @@ def main() -> None:
     print(f"    {per['published']:.2f} Pub/Sub messages published (avg {avg_bytes:.0f} B), {pushes:.2f} pushes handled")
     print(f"    messages by topic: {json.dumps({t: round(c / done, 2) for t, c in sorted(usage['topics'].items())})}")
     print(f"    renewals function CPU: {cpu_per * 1000:.2f} ms per renewal")
+    print(f"  planner: {planned} RenewalDue claimed and published at {planner_rate:.0f}/s")
+    seen = {k: round(v / done, 2) for k, v in sorted(invoice_msgs.items())}
+    print(f"  invoice-events seen per renewal: {json.dumps(seen)}")
     print("  list-price cost per million renewals (prices in the module doc):")
     parts = {"Firestore": firestore, "Pub/Sub": pubsub, "requests": requests, "compute": compute}
     print("    " + "  ".join(f"{k} ${v * 1e6:.2f}" for k, v in parts.items()))
-    print(f"    total ${total:.2f} per million; ratio to the $10 goal: {total / GOAL_PER_MILLION:.2f}")
+    print(f"    renewals total ${total:.2f} per million; ratio to the $10 goal: {total / GOAL_PER_MILLION:.2f}")
+    if invoices_present:
+        print(
+            f"    + the invoices function's Pub/Sub messages ${invoices_pubsub * 1e6:.2f}"
+            f" = ${total_with_invoice_msgs:.2f}"
+            " (its Firestore work, requests and compute are not instrumented here)"
+        )
 
 
 if __name__ == "__main__":
