@@ -4,17 +4,18 @@ Why not "one transaction per invoice that bumps a counter": Firestore sustains a
 second on a single document, so a per-invoice counter caps a series near that rate. Here the counter
 is written once per *batch*:
 
-1. ``enqueue``: a finalization writes ``number_series/{series}/pending/{doc_id}`` (``create``, so a
-   duplicate delivery adds nothing) - a different document each time, no hot spot.
-2. ``wait_numbered``: the finalization polls its own document. When no allocator holds the series'
-   lease it becomes the allocator itself (``drain``).
-3. ``drain``: read the series document (counter + lease), up to ``batch_size`` pending entries and
-   their target documents, then ONE atomic batched commit writes the counter (once) and each target's
-   number/status, conditional on the series document's ``update_time`` being the one read (optimistic
-   concurrency: no transaction locks, which the emulator and a hot document both punish). The consumed
-   pending entries are deleted after the commit; a leftover entry whose target already has a number
-   is skipped by the next drain without spending a number. The allocator keeps the series' lease for
-   a short session (``session_s``), committing the next batch as soon as the last one returns, and
+1. ``enqueue``: the document to number is its own queue entry: it carries ``number_queue = <series>``
+   and ``queued_at`` (the invoices service writes them with the draft, so the first delivery costs no
+   extra write). No shared queue document, no hot spot.
+2. ``wait_numbered``: the finalization waits for its document's number. Within a process one thread
+   per series polls for every waiting request; when no allocator holds the series' lease it becomes
+   the allocator itself (``drain``).
+3. ``drain``: read the series document (counter + lease) and up to ``batch_size`` queued documents
+   (one query: ``number_queue == series ORDER BY queued_at``), then ONE atomic batched commit writes
+   the counter (once) and each document's number/status (clearing ``number_queue``), conditional on
+   the series document's ``update_time`` being the one read (optimistic concurrency: no transaction
+   locks, which the emulator and a hot document both punish). The allocator keeps the lease for a
+   short session (``session_s``), committing the next batch as soon as the last one returns, and
    releases it in the same write as its last batch (or in one write when the queue is empty).
 
 Counter writes per invoice = (lease claims + batches + releases) / invoices: at most 3/``batch_size``
@@ -25,8 +26,8 @@ Correctness does not rest on the lease: every number is assigned in a commit tha
 counter on the condition that nobody else did since it was read, so duplicates and gaps are excluded
 by that precondition alone; the lease only stops allocators from racing for the same document.
 Numbers are written in the same commit as the documents that carry them, so a crash at any point
-leaves either nothing assigned (the pending entry is still there) or everything assigned: no gap
-after redelivery. A target already numbered (a duplicate enqueue) never gets a second number.
+leaves either nothing assigned (the document is still queued) or everything assigned: no gap after
+redelivery. A document already numbered is never queued again and never gets a second number.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from shared.log import get_logger
 log = get_logger(__name__)
 
 SERIES = "number_series"
-PENDING = "pending"
+QUEUE = "number_queue"  # series id while the document waits for its number; removed when numbered
+QUEUED_AT = "queued_at"
 
 
 class NumberingPending(RuntimeError):
@@ -91,6 +93,17 @@ class Pending:
     status_after: str  # "open" for invoices, "issued" for credit notes
 
 
+def queue_fields(series_id: str, item: Pending) -> dict[str, Any]:
+    """The fields that put a document in its series' queue (written with a draft, or by ``enqueue``)."""
+    return {
+        QUEUE: series_id,
+        QUEUED_AT: item.issued_at,
+        "number_head": item.number_head,
+        "number_width": item.width,
+        "status_after": item.status_after,
+    }
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -106,7 +119,7 @@ class NumberAllocator:
         min_interval_s: float = 0.05,
         wait_s: float = 25.0,
         poll_s: float = 0.02,
-        max_poll_s: float = 0.25,
+        max_poll_s: float = 0.1,
         after_batch: Callable[[str, int], None] | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
@@ -132,26 +145,30 @@ class NumberAllocator:
 
     # -- 1. enqueue -------------------------------------------------------------------------------
     def enqueue(self, series_id: str, item: Pending) -> None:
-        """Queue a document for numbering; a second enqueue of the same document is a no-op."""
-        from google.api_core.exceptions import AlreadyExists, Conflict
+        """Queue a document for numbering unless it is queued or numbered already (idempotent)."""
+        from google.api_core.exceptions import FailedPrecondition, NotFound
 
-        doc_id = item.doc_path.rsplit("/", 1)[-1]
-        try:
-            self.series_ref(series_id).collection(PENDING).document(doc_id).create(
-                {
-                    "doc_path": item.doc_path,
-                    "issued_at": item.issued_at,
-                    "number_head": item.number_head,
-                    "width": item.width,
-                    "status_after": item.status_after,
-                }
-            )
-        except (AlreadyExists, Conflict):
-            pass
+        ref = self.db.document(item.doc_path)
+        for _ in range(10):
+            snap = ref.get()
+            d = snap.to_dict() if snap.exists else None
+            if d is None:
+                raise LookupError(f"{item.doc_path} does not exist")
+            if d.get("seq") or d.get(QUEUE) == series_id:
+                return
+            try:  # conditional: a number committed since our read makes this fail, and we re-read
+                ref.update(
+                    queue_fields(series_id, item), option=self.db.write_option(last_update_time=snap.update_time)
+                )
+            except (FailedPrecondition, NotFound):
+                continue
+            return
+        raise RuntimeError(f"{item.doc_path} kept changing while being queued")
 
     # -- 2. wait ----------------------------------------------------------------------------------
     def wait_numbered(self, series_id: str, doc_path: str) -> dict[str, Any]:
-        """Return the document once numbered, allocating for everyone whenever the lease is free.
+        """Return the numbering fields (at least ``seq``, ``number``, ``status``, ``finalized_at``) once
+        the document has its number, allocating for everyone whenever the series' lease is free.
 
         Within one process (a function instance serves many requests concurrently) a single thread
         per series polls and drains for all waiting threads: one ``get_all`` per round instead of one
@@ -177,7 +194,7 @@ class NumberAllocator:
                         continue
                     w.driving = True
                 try:
-                    self._drive(series_id, w)
+                    self._drive(series_id, doc_path.rsplit("/", 1)[0], w)
                 finally:
                     with w.cond:
                         w.driving = False
@@ -193,7 +210,7 @@ class NumberAllocator:
         with self._waiters_lock:
             return self._waiters.setdefault(series_id, _Waiters())
 
-    def _drive(self, series_id: str, w: _Waiters) -> None:
+    def _drive(self, series_id: str, collection: str, w: _Waiters) -> None:
         """One polling round for every thread of this process waiting on ``series_id``."""
         with w.cond:
             paths = [p for p, v in w.waiting.items() if v is None]
@@ -214,7 +231,7 @@ class NumberAllocator:
                 w.cond.notify_all()
         if len(found) == len(paths):
             return
-        if self._lease_free(series_id) and self.drain(series_id):
+        if self._lease_free(series_id) and self.drain(series_id, collection):
             w.pause = self.poll_s
             return
         time.sleep(w.pause * (0.5 + random.random()))  # noqa: S311 (jitter, not security)
@@ -227,7 +244,7 @@ class NumberAllocator:
         return not (d or {}).get("lease_owner") or until is None or until <= self.clock()
 
     # -- 3. drain ---------------------------------------------------------------------------------
-    def drain(self, series_id: str) -> int:
+    def drain(self, series_id: str, collection: str) -> int:
         """Take the lease, then commit batch after batch for up to ``session_s``; returns how many.
 
         Holding the lease across batches (instead of releasing after each) means the next batch starts
@@ -247,7 +264,7 @@ class NumberAllocator:
                 time.sleep(wait)
             keep = time.monotonic() < session_end
             last_commit = time.monotonic()
-            outcome = self._batch(series_id, owner, keep)
+            outcome = self._batch(series_id, collection, owner, keep)
             if outcome is None:  # our lease ran out and another allocator took over
                 return done
             n, full, released = outcome
@@ -284,7 +301,7 @@ class NumberAllocator:
         self.stats.add(1, 0, 0)
         return True
 
-    def _batch(self, series_id: str, owner: str, keep: bool) -> tuple[int, bool, bool] | None:
+    def _batch(self, series_id: str, collection: str, owner: str, keep: bool) -> tuple[int, bool, bool] | None:
         """One group commit under our lease -> (numbered, batch was full, lease released).
 
         The lease is kept when the batch was full or ``keep`` says the session goes on, and released
@@ -299,33 +316,34 @@ class NumberAllocator:
         now = self.clock()
         if not snap.exists or sdoc.get("lease_owner") != owner:
             return None
-        cands = list(series.collection(PENDING).order_by("issued_at").limit(self.batch_size).stream())
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        queued = self.db.collection(collection).where(filter=FieldFilter(QUEUE, "==", series_id))
+        # Only the fields numbering needs: the documents themselves (lines, parties) stay on the server.
+        fields_needed = [QUEUED_AT, "seq", "number_head", "number_width", "status_after"]
+        cands = list(queued.select(fields_needed).order_by(QUEUED_AT).limit(self.batch_size).stream())
         full = len(cands) >= self.batch_size
         hold = bool(cands) and (full or keep)
-        targets = list(self.db.get_all([self.db.document(c.get("doc_path")) for c in cands])) if cands else []
-        by_path = {t.reference.path: t for t in targets}
         seq = int(sdoc.get("counter", 0))
-        work = []
-        for c in sorted(cands, key=lambda c: (c.get("issued_at"), c.id)):
-            t = by_path.get(c.get("doc_path"))
-            if t is not None and t.exists and not (t.to_dict() or {}).get("seq"):
-                work.append((c, t))
         batch = self.db.batch()
         numbered = 0
-        for c, t in work:
+        assigned: dict[str, dict[str, Any]] = {}
+        for c in sorted(cands, key=lambda c: (c.get(QUEUED_AT), c.id)):
+            d = c.to_dict() or {}
+            if d.get("seq"):  # numbered but still queued (cannot happen through enqueue): just dequeue
+                batch.update(c.reference, {QUEUE: fs.DELETE_FIELD})
+                continue
             seq += 1
             numbered += 1
-            p = c.to_dict() or {}
-            batch.update(
-                t.reference,
-                {
-                    "seq": seq,
-                    "number": f"{p['number_head']}{seq:0{int(p['width'])}d}",
-                    "status": p["status_after"],
-                    "finalized_at": p["issued_at"],
-                    "series_id": series_id,
-                },
-            )
+            fields = {
+                "seq": seq,
+                "number": f"{d['number_head']}{seq:0{int(d['number_width'])}d}",
+                "status": d["status_after"],
+                "finalized_at": d[QUEUED_AT],
+                "series_id": series_id,
+            }
+            batch.update(c.reference, {**fields, QUEUE: fs.DELETE_FIELD})
+            assigned[c.reference.path] = fields
         head = {
             "counter": seq,
             "commits": fs.Increment(1),
@@ -340,18 +358,23 @@ class NumberAllocator:
             batch.commit()
         except (FailedPrecondition, NotFound, Conflict):
             return None
-        self._delete_pending(cands)  # after the commit: a leftover entry only costs a skip later
+        self._hand_over(series_id, assigned)
         self.stats.add(1, numbered, len(cands) - numbered)
         if numbered:
             log.info("numbers allocated", extra={"series_id": series_id, "numbered": numbered, "last": seq})
         return numbered, full, not hold
 
-    def _delete_pending(self, cands: list[Any]) -> None:
-        batch = self.db.batch()
-        for c in cands:
-            batch.delete(c.reference)
-        if cands:
-            batch.commit()
+    def _hand_over(self, series_id: str, assigned: dict[str, dict[str, Any]]) -> None:
+        """Give this process's waiters the numbering fields just committed (no need to read them back)."""
+        w = self._waiters_for(series_id)
+        with w.cond:
+            hit = False
+            for path, doc in assigned.items():
+                if path in w.waiting and w.waiting[path] is None:
+                    w.waiting[path] = doc
+                    hit = True
+            if hit:
+                w.cond.notify_all()
 
 
 def counter_commits(db: Any, series_id: str) -> tuple[int, int]:

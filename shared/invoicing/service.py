@@ -38,7 +38,7 @@ from shared.events.payments import DisputeOpened, PaymentEvent, PaymentRefunded,
 from shared.idempotency import payload_hash
 from shared.invoicing import pdf as pdfmod
 from shared.invoicing import storage
-from shared.invoicing.allocator import NumberAllocator, Pending
+from shared.invoicing.allocator import QUEUE, NumberAllocator, Pending, queue_fields
 from shared.invoicing.entities import Seller, seller
 from shared.invoicing.repository import (
     CREDIT_NOTES,
@@ -87,36 +87,37 @@ class InvoiceService:
         ev = msg.event
         invoice_id = invoice_id_for(ev.request_id)
         with bind(invoice_id=invoice_id, subscription_id=ev.subscription_id):
-            self.create_draft(ev, invoice_id)
-            return self.finalize(invoice_id)
+            return self.finalize(invoice_id, self.create_draft(ev, invoice_id))
 
-    def create_draft(self, ev: RenewalDue, invoice_id: str) -> None:
-        """Price the request and store the draft, once; the issue time (and so the series) is fixed here."""
+    def create_draft(self, ev: RenewalDue, invoice_id: str) -> dict[str, Any]:
+        """Price the request and store the draft, once; returns the stored document.
+
+        The issue time (and so the series) is fixed here, and the draft is written already queued for
+        its number, so the common path costs one write before numbering.
+        """
         from google.api_core.exceptions import AlreadyExists, Conflict
 
         ref = self.db.collection(INVOICES).document(invoice_id)
         request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt"}))
-        snap = ref.get()
-        if snap.exists:
-            self._warn_if_changed(snap.to_dict() or {}, request_hash)
-            return
         doc = build_invoice_doc(ev, invoice_id, seller(ev.seller_entity), self.clock(), request_hash)
         try:
             ref.create(doc)
         except (AlreadyExists, Conflict):
-            self._warn_if_changed(ref.get().to_dict() or {}, request_hash)
-            return
+            existing = ref.get().to_dict() or {}
+            self._warn_if_changed(existing, request_hash)
+            return dict(existing)
         log.info("invoice drafted", extra={"request_id": ev.request_id, "total": doc["total"]})
+        return doc
 
     @staticmethod
     def _warn_if_changed(existing: dict[str, Any], request_hash: str) -> None:
         if existing.get("request_hash") != request_hash:
             log.warning("request_id seen before with other content; the first request stands")
 
-    def finalize(self, invoice_id: str) -> dict[str, Any]:
+    def finalize(self, invoice_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
         """Number (once), render and store the PDF (once), publish ``invoice.finalized``; re-entrant."""
         ref = self.db.collection(INVOICES).document(invoice_id)
-        doc = self.number(invoice_id)
+        doc = self.number(invoice_id, doc)
         with bind(invoice_id=invoice_id):
             doc = self._store_pdf(ref, doc)
             if "finalized" not in doc.get("published", []):
@@ -146,16 +147,22 @@ class InvoiceService:
             self.apply_facts(invoice_id)
         return {"invoice_id": invoice_id, "number": doc["number"], "status": doc["status"]}
 
-    def number(self, invoice_id: str) -> dict[str, Any]:
-        """Step one of finalization: the invoice with its number (allocated now if it has none)."""
+    def number(self, invoice_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Step one of finalization: the invoice with its number (allocated now if it has none).
+
+        ``doc`` is the document as just read or written by the caller, saving a read.
+        """
         ref = self.db.collection(INVOICES).document(invoice_id)
-        doc = ref.get().to_dict()
+        doc = doc if doc is not None else ref.get().to_dict()
         if doc is None:
             raise LookupError(f"invoice {invoice_id} does not exist")
         if doc.get("seq"):
             return dict(doc)
-        self.alloc.enqueue(doc["series_id"], _pending(ref.path, doc, "open"))
-        return self.alloc.wait_numbered(doc["series_id"], ref.path)
+        if doc.get(QUEUE) != doc["series_id"]:  # queued with the draft; older documents are queued now
+            self.alloc.enqueue(doc["series_id"], _pending(ref.path, doc, "open"))
+        doc = {**doc, **self.alloc.wait_numbered(doc["series_id"], ref.path)}
+        doc.pop(QUEUE, None)
+        return doc
 
     def _store_pdf(self, ref: Any, doc: dict[str, Any]) -> dict[str, Any]:
         if doc.get("pdf_sha256"):
@@ -330,8 +337,9 @@ class InvoiceService:
         if doc is None:
             raise LookupError(f"credit note {cn_id} does not exist")
         if not doc.get("seq"):
-            self.alloc.enqueue(doc["series_id"], _pending(ref.path, doc, "issued"))
-            doc = self.alloc.wait_numbered(doc["series_id"], ref.path)
+            if doc.get(QUEUE) != doc["series_id"]:
+                self.alloc.enqueue(doc["series_id"], _pending(ref.path, doc, "issued"))
+            doc = {**doc, **self.alloc.wait_numbered(doc["series_id"], ref.path)}
         doc = self._store_pdf(ref, doc)
         if "issued" not in doc.get("published", []):
             self._publish(
@@ -395,9 +403,15 @@ def _pending(path: str, doc: dict[str, Any], status_after: str) -> Pending:
     return Pending(path, doc["issued_at"], doc["number_head"], int(doc["number_width"]), status_after)
 
 
-def _series_fields(series: SeriesDef, at: dt.datetime) -> dict[str, Any]:
+def _series_fields(series: SeriesDef, at: dt.datetime, path: str, status_after: str) -> dict[str, Any]:
+    """Series, issue time and the queue fields: a draft is queued for its number as it is created."""
     head = series.format(1, at)[: -series.width]
-    return {"series_id": series.series_id(at), "number_head": head, "number_width": series.width, "issued_at": at}
+    sid = series.series_id(at)
+    return {
+        "series_id": sid,
+        "issued_at": at,
+        **queue_fields(sid, Pending(path, at, head, series.width, status_after)),
+    }
 
 
 def _seller_doc(s: Seller) -> dict[str, Any]:
@@ -439,7 +453,7 @@ def build_invoice_doc(
         "payment_method": ev.payment_method.model_dump(mode="json") if ev.payment_method else None,
         "created_at": now,
         "published": [],
-        **_series_fields(s.series("invoice"), now),
+        **_series_fields(s.series("invoice"), now, f"{INVOICES}/{invoice_id}", dom.Status.OPEN.value),
     }
 
 
@@ -473,5 +487,5 @@ def build_credit_note_doc(
         "reason": "refund" + (" (full)" if ev.full else " (partial)"),
         "created_at": now,
         "published": [],
-        **_series_fields(s.series("credit_note"), now),
+        **_series_fields(s.series("credit_note"), now, f"{CREDIT_NOTES}/{cn_id}", "issued"),
     }
