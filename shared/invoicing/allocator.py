@@ -109,6 +109,13 @@ def _utcnow() -> dt.datetime:
 
 
 class NumberAllocator:
+    """Group-commit numbering for any collection whose documents carry the queue fields.
+
+    One instance per process: its waiters share one polling thread per series. ``session_s`` bounds
+    how long one request's thread allocates for others; ``lease_s`` how long a crashed allocator
+    blocks the series; ``wait_s`` how long a request waits before it nacks (its document stays queued).
+    """
+
     def __init__(
         self,
         db: Any,
