@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import random
 import threading
 from collections import Counter
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 
 from shared import clients
+from shared.invoicing import service as service_mod
 from shared.invoicing import storage
-from shared.invoicing.allocator import counter_commits
+from shared.invoicing.allocator import QUEUE, NumberingPending, counter_commits
+from shared.invoicing.allocator import SERIES as SERIES_COLL
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.ops.invoices import audit_series
 from shared.ops.invoices import main as ops_main
@@ -176,3 +179,32 @@ def test_gap_audit_reports_a_corrupted_series(env: Env, capsys: pytest.CaptureFi
     report = audit_series(db, SERIES)
     assert report.gaps == ((3, 3), (6, 6))
     assert report.duplicates == ((5, 2),)
+
+
+def test_a_request_that_waits_too_long_nacks_and_its_redelivery_gets_the_number(env: Env) -> None:
+    """Another allocator holds the lease (say it hangs): the request gives up (Pub/Sub redelivers), the
+    document stays queued, and once the lease is gone the redelivery numbers it."""
+    db = clients.firestore()
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "hung", "lease_until": until})
+    impatient = env.service(wait_s=0.5)
+    [iid] = _drafts(impatient, "nack", 1)
+    with pytest.raises(NumberingPending):
+        impatient.number(iid)
+    assert env.doc(INVOICES, iid)[QUEUE] == SERIES
+    db.collection(SERIES_COLL).document(SERIES).update({"lease_until": datetime.datetime.now(datetime.UTC)})
+    assert impatient.number(iid)["number"] == "INV-2026-000001"
+    assert QUEUE not in env.doc(INVOICES, iid)
+
+
+def test_a_draft_written_without_queue_fields_is_queued_once(env: Env) -> None:
+    from google.cloud import firestore as fs
+
+    [iid] = _drafts(env.svc, "legacy", 1)
+    clients.firestore().collection(INVOICES).document(iid).update({QUEUE: fs.DELETE_FIELD})
+    assert env.svc.number(iid)["seq"] == 1
+    doc = env.doc(INVOICES, iid)
+    env.svc.alloc.enqueue(SERIES, service_mod._pending(f"{INVOICES}/{iid}", doc, "open"))  # late duplicate
+    assert QUEUE not in env.doc(INVOICES, iid)
+    [other] = _drafts(env.svc, "after", 1)
+    assert env.svc.number(other)["seq"] == 2
