@@ -93,20 +93,20 @@ def test_duplicate_and_reordered_deliveries_still_number_1_to_n(env: Env) -> Non
 
 
 def test_full_finalization_under_concurrent_duplicates_publishes_once_per_invoice(env: Env) -> None:
-    """The whole path (number, PDF, publish) with 20 invoices delivered 3 times each, at once, shuffled."""
+    """The whole path (number, PDF, publish) with 12 invoices delivered 3 times each, at once, shuffled."""
     services = [env.service() for _ in range(2)]
-    reqs = [renewal(f"full_{i}:2026-03") for i in range(20)]
+    reqs = [renewal(f"full_{i}:2026-03") for i in range(12)]
     deliveries = reqs * 3
     random.Random(3).shuffle(deliveries)
     errors = _run_threads(
         [lambda i=i, r=r: services[i % 2].on_renewal_due(due_msg(r)) for i, r in enumerate(deliveries)]
     )
     assert errors == []
-    assert sorted(_numbers().values()) == list(range(1, 21))
+    assert sorted(_numbers().values()) == list(range(1, 13))
     docs = [s.to_dict() or {} for s in clients.firestore().collection(INVOICES).stream()]
     assert all(d["pdf_sha256"] and d["published"] == ["finalized"] for d in docs)
     ids = Counter(a["event_id"] for a, _ in env.events() if a["event_type"] == "invoice.finalized")
-    assert len(ids) == 20  # a racing duplicate may publish again, always with the same event id
+    assert len(ids) == 12  # a racing duplicate may publish again, always with the same event id
 
 
 def test_crash_after_the_counter_commit_leaves_no_gap(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
