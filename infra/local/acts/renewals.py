@@ -301,5 +301,22 @@ def play(ctx: DemoContext) -> None:
     for (sid, v), b in sorted(seen.items()):
         period = f"{(b.get('current_period_start') or '')[:10]}..{(b.get('current_period_end') or '')[:10]}"
         ctx.say(f"      {sid:<18} v{v}  {b['from_status']!s:<9} -> {b['to_status']:<9} {b['reason']:<24} {period}")
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared import clients
+
+    invoices = clients.firestore().collection("invoices").where(filter=FieldFilter("subscription_id", "in", ids))
+    rows = sorted(
+        (d.to_dict() or {} for d in invoices.stream()), key=lambda d: (d.get("subscription_id"), str(d.get("number")))
+    )
+    if rows:
+        ctx.say("  invoices (from the invoices function):")
+    for d in rows:
+        total = d.get("total")
+        if isinstance(total, dict):
+            amount = f"{total.get('amount')} {total.get('currency')} (minor units, tax included)"
+        else:
+            amount = f"{total} {d.get('currency', '')} (minor units, tax included)"
+        ctx.say(f"      {d.get('subscription_id'):<18} {d.get('number')!s:<20} {d.get('status')!s:<10} {amount}")
     ctx.say(f"  PSP stub: {STUB.charges()} distinct charges (idempotency keys) for {len(STUB.requests)} requests")
     ctx.facts["renewals"] = {"subscriptions": ids, "charges": STUB.charges()}
