@@ -127,11 +127,11 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         snap = ref.get()
         usage.read()
         stored = snap.to_dict() or {}
-        done = _recorded_result(stored, req.attempt_id)
+        done, sub_doc = _recorded_result(stored, req.attempt_id)
         if done is not None:
             log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
             if done["status"] in FINAL:
-                publish_all([_fact_item({**stored, **done})])
+                publish_all(_reannouncement({**stored, **done}, sub_doc, now))
             return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
         if stored.get("lease_until") and stored["lease_until"] > now:
             raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress") from None
@@ -216,17 +216,31 @@ def _complete(
     return items
 
 
-def _recorded_result(stored: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """The result of an attempt already completed: on its subscription, or on the attempt (one-offs)."""
+def _reannouncement(
+    result: dict[str, Any], sub_doc: dict[str, Any], now: dt.datetime
+) -> list[tuple[Event, str, dt.datetime]]:
+    """The fact of a completed attempt, and the transition it caused if it was the last one."""
+    item = _fact_item(result)
+    items = [item]
+    last = sub_doc.get("last_transition")
+    if last and sub_doc.get("last_cause") == item[1]:
+        items.append(lifecycle.outbox_item(SubscriptionTransitioned.model_validate(last), now))
+    return items
+
+
+def _recorded_result(stored: dict[str, Any], key: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The result of an attempt already completed (on its subscription, or on the attempt for one-offs),
+    and the subscription document it was read from."""
     if stored.get("status") in (*FINAL, "pending"):
-        return stored
+        return stored, {}
     sub_id = stored.get("subscription_id")
     if not sub_id:
-        return None
+        return None, {}
     snap = subs().document(sub_id).get()
     usage.read()
-    done: dict[str, Any] | None = ((snap.to_dict() or {}).get("charges") or {}).get(key)
-    return done
+    doc = snap.to_dict() or {}
+    done: dict[str, Any] | None = (doc.get("charges") or {}).get(key)
+    return done, doc
 
 
 def fact_of(stored: dict[str, Any]) -> PaymentEvent:

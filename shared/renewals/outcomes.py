@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from shared import clients
+from shared.config import get_settings
 from shared.domain.subscriptions import Outcome, apply_payment
 from shared.events import Received
 from shared.events.billing import InvoiceFinalized, SubscriptionTransitioned
@@ -81,7 +82,16 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
                 cause=ev.fact_key(),
                 retryable=ev.retryable if isinstance(ev, PaymentFailed) else True,
             )
-        return apply(refs.subscription_id, outcome, period_start, charge=(attempt_ref, charge_data(ev, kind)))
+        # Our own synchronous facts were applied, and their transition announced, by the collector
+        # (which re-announces both if it is redelivered): no second announcement when they come back.
+        ours = msg.envelope.producer == get_settings().function_name
+        return apply(
+            refs.subscription_id,
+            outcome,
+            period_start,
+            charge=(attempt_ref, charge_data(ev, kind)),
+            reannounce=not ours,
+        )
 
 
 def charge_data(ev: PaymentEvent, status: str) -> dict[str, Any]:
@@ -135,6 +145,7 @@ def apply(
     *,
     charge: tuple[str, dict[str, Any]] | None = None,
     publish: bool = True,
+    reannounce: bool = True,
     settings: RenewalSettings | None = None,
 ) -> dict[str, Any]:
     """Apply ``o`` (and record ``charge``) in one transaction; publish the transition after the commit.
@@ -185,7 +196,7 @@ def apply(
             usage.write()
         if event is not None:
             return "transitioned", event
-        if duplicate and doc.get("last_transition"):
+        if duplicate and reannounce and doc.get("last_transition"):
             return "duplicate", doc["last_transition"]  # re-announce: the first publish may be lost
         return ("updated" if update else "no_change"), None
 

@@ -6,6 +6,8 @@ import concurrent.futures
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from shared.events.billing import RenewalDue
 from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentSucceeded
 from shared.renewals import planner, repository
@@ -197,3 +199,31 @@ def test_send_invoice_collection_is_not_charged(env: Env) -> None:
     inv = finalized_for(due, "inv_manual").model_copy(update={"collection": "send_invoice"})
     handle_push(push(inv, "inv_manual:finalized"))
     assert env.stripe.requests == []
+
+
+def test_crash_after_charge_before_publish_loses_nothing(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.renewals import collector
+
+    new_sub("sub_crash_pub")
+    transitions(env)
+    (due,) = bill(env)
+    event = push(finalized_for(due, "inv_crash"), "inv_crash:finalized")
+    real = collector.publish_all
+    monkeypatch.setattr(collector, "publish_all", lambda items, timeout_s=30.0: (_ for _ in ()).throw(OSError("down")))
+    with pytest.raises(OSError, match="down"):
+        handle_push(event)
+    assert doc("sub_crash_pub")["paid_index"] == 0  # applied, but nothing announced yet
+    assert facts(env) == []
+    monkeypatch.setattr(collector, "publish_all", real)
+    handle_push(event)  # Pub/Sub redelivers
+    assert env.stripe.charges() == 1
+    assert [a["event_type"] for a, _ in facts(env)] == ["payment.succeeded"]
+    assert [(t["version"], t["reason"]) for t in transitions(env)] == [(2, "renewed")]
+
+
+def test_zero_amount_invoice_settles_the_period_without_a_charge(env: Env) -> None:
+    new_sub("sub_zero")
+    (due,) = bill(env)
+    handle_push(push(finalized_for(due, "inv_zero", amount=0), "inv_zero:finalized"))
+    assert env.stripe.requests == []
+    assert (doc("sub_zero")["status"], doc("sub_zero")["paid_index"]) == ("active", 0)
