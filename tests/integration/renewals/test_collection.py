@@ -208,7 +208,7 @@ def test_crash_after_charge_before_publish_loses_nothing(env: Env, monkeypatch: 
     transitions(env)
     (due,) = bill(env)
     event = push(finalized_for(due, "inv_crash"), "inv_crash:finalized")
-    real = collector.publish_all
+    real = repository.publish_all
     monkeypatch.setattr(collector, "publish_all", lambda items, timeout_s=30.0: (_ for _ in ()).throw(OSError("down")))
     with pytest.raises(OSError, match="down"):
         handle_push(event)
