@@ -7,7 +7,6 @@ import base64
 import concurrent.futures
 import datetime as dt
 import io
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
-from google.cloud.pubsub_v1 import SubscriberClient
 from pypdf import PdfReader
 
 from infra.local.acts import DemoContext
@@ -28,29 +26,11 @@ from shared.events.payments import OurRefs, PaymentRefunded, PaymentSucceeded
 from shared.invoicing import storage
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES, invoice_id_for
 from shared.ops.invoices import audit_series
-from tests.helpers import settle
-
-
-def _pull_sub(stack: Stack, topic: str) -> str:
-    client = SubscriberClient()
-    path: str = client.subscription_path(stack.project, f"e2e-inv-{topic}-{uuid.uuid4().hex[:6]}")
-    client.create_subscription(name=path, topic=f"projects/{stack.project}/topics/{topic}")
-    return path
-
-
-def _drain(path: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
-    client = SubscriberClient()
-    out: list[tuple[dict[str, str], dict[str, Any]]] = []
-    while True:
-        resp = client.pull(subscription=path, max_messages=200, timeout=3)
-        if not resp.received_messages:
-            return out
-        out += [(dict(m.message.attributes), json.loads(m.message.data)) for m in resp.received_messages]
-        client.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+from tests.helpers import drain, pull_subscription, settle
 
 
 def test_requests_to_paid_invoice_and_credit_note(stack_env: Stack) -> None:
-    events = _pull_sub(stack_env, "invoice-events")
+    events = pull_subscription(stack_env.project, "invoice-events", "e2e-inv")
     tag = f"e2e{uuid.uuid4().hex[:8]}"
     reqs = act.requests(tag)
     act.publish_requests(reqs, copies=2)
@@ -93,7 +73,7 @@ def test_requests_to_paid_invoice_and_credit_note(stack_env: Stack) -> None:
         assert audit_series(db, series_id).ok, series_id
 
     def kinds() -> list[tuple[str, str]]:
-        seen.extend(_drain(events))
+        seen.extend(drain(events))
         return sorted({(a["event_type"], a["event_id"]) for a, _ in seen})
 
     seen: list[tuple[dict[str, str], dict[str, Any]]] = []

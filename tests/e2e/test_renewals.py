@@ -10,12 +10,10 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import datetime as dt
-import json
 import uuid
 from typing import Any
 
 import requests
-from google.cloud.pubsub_v1 import SubscriberClient
 
 from infra.local.acts import renewals as act
 from infra.local.stack import Stack
@@ -23,7 +21,7 @@ from shared import clients
 from shared.domain.money import Money
 from shared.events import build_message, publish
 from shared.events.billing import InvoiceFinalized, PaymentMethodRef
-from tests.helpers import settle, wait_for
+from tests.helpers import drain, pull_subscription, settle, wait_for
 
 FAR = dt.datetime(2031, 5, 31, 9, 0, tzinfo=dt.UTC)  # a clock no other test ticks at
 
@@ -38,36 +36,18 @@ def _create(stack: Stack, sub_id: str, *, start: dt.datetime, collection: str = 
     assert r.status_code == 201, r.text
 
 
-def _pull_sub(stack: Stack, topic: str) -> str:
-    client = SubscriberClient()
-    path: str = client.subscription_path(stack.project, f"e2e-{topic}-{uuid.uuid4().hex[:6]}")
-    client.create_subscription(name=path, topic=f"projects/{stack.project}/topics/{topic}")
-    return path
-
-
-def _drain(path: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
-    client = SubscriberClient()
-    out: list[tuple[dict[str, str], dict[str, Any]]] = []
-    while True:
-        resp = client.pull(subscription=path, max_messages=200, timeout=3)
-        if not resp.received_messages:
-            return out
-        out += [(dict(m.message.attributes), json.loads(m.message.data)) for m in resp.received_messages]
-        client.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-
-
 def test_overlapping_ticks_publish_one_renewal_due(stack_env: Stack) -> None:
     sub_id = f"sub_e2e_tick_{uuid.uuid4().hex[:6]}"
     start = FAR + dt.timedelta(days=uuid.uuid4().int % 300)
     _create(stack_env, sub_id, start=start, collection="send_invoice")  # nothing to charge here
-    dues = _pull_sub(stack_env, "renewals-due")
+    dues = pull_subscription(stack_env.project, "renewals-due", "e2e")
     for _ in range(3):  # overlapping / repeated scheduler ticks at the same instant
         act.tick(start)
     wait_for(lambda: _sub(sub_id).get("billing"))
     got: list[dict[str, Any]] = []
 
     def mine() -> int:
-        got.extend(b for _, b in _drain(dues) if b["subscription_id"] == sub_id)
+        got.extend(b for _, b in drain(dues) if b["subscription_id"] == sub_id)
         return len(got)
 
     assert settle(mine, quiet_s=2.0) == 1
@@ -78,7 +58,7 @@ def test_duplicate_and_concurrent_invoice_finalized_charge_once_and_activate(sta
     sub_id = f"sub_e2e_pay_{uuid.uuid4().hex[:6]}"
     start = FAR + dt.timedelta(days=400 + uuid.uuid4().int % 300)
     _create(stack_env, sub_id, start=start)
-    events = _pull_sub(stack_env, "subscription-events")
+    events = pull_subscription(stack_env.project, "subscription-events", "e2e")
     inv_id = f"inv_e2e_{uuid.uuid4().hex[:8]}"
     money = Money(1500, "EUR")
     inv = InvoiceFinalized(
@@ -124,6 +104,6 @@ def test_duplicate_and_concurrent_invoice_finalized_charge_once_and_activate(sta
     assert settle(lambda: act.STUB.charges() - charges_before) == 1
     keys = {r["key"] for r in act.STUB.requests if r.get("metadata[invoice_id]") == inv_id}
     assert keys == {f"renewal-{inv_id}-1"}
-    versions = {(b["version"], b["reason"]) for _, b in _drain(events) if b["subscription_id"] == sub_id}
+    versions = {(b["version"], b["reason"]) for _, b in drain(events) if b["subscription_id"] == sub_id}
     assert (2, "renewed") in versions
     assert all(v <= 2 for v, _ in versions)
