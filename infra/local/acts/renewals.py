@@ -28,6 +28,7 @@ from typing import Any
 from google.api_core.exceptions import AlreadyExists, DeadlineExceeded
 
 from infra.local.acts import DemoContext
+from shared.domain.money import Money
 
 ORDER = 30
 TITLE = "Subscriptions and renewals: test clock, renewals, dunning, cancellation"
@@ -314,9 +315,9 @@ def play(ctx: DemoContext) -> None:
     for d in rows:
         total = d.get("total")
         if isinstance(total, dict):
-            amount = f"{total.get('amount')} {total.get('currency')} (minor units, tax included)"
+            amount = f"{Money(int(total['amount']), str(total['currency']))} (tax included)"
         else:
-            amount = f"{total} {d.get('currency', '')} (minor units, tax included)"
+            amount = f"{Money(int(str(total)), str(d['currency']))} (tax included)"
         ctx.say(f"      {d.get('subscription_id'):<18} {d.get('number')!s:<20} {d.get('status')!s:<10} {amount}")
     ctx.say(f"  PSP stub: {STUB.charges()} distinct charges (idempotency keys) for {len(STUB.requests)} requests")
     ctx.facts["renewals"] = {"subscriptions": ids, "charges": STUB.charges()}
