@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     except (StackAlreadyRunning, em.PrerequisiteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # Ctrl-C must stop the stack even when started from a shell that ignores SIGINT in background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(stack.describe())
     print("Ctrl-C stops everything.", flush=True)
