@@ -216,7 +216,7 @@ def main() -> None:
         assert fn.proc is not None
         log_file = log_dir / "fn-renewals.log"
         cpu0 = _cpu_seconds(fn.proc.pid)
-        charges0 = act.STUB.charges()
+        charges0 = act.stub().charges()
         t0 = time.monotonic()
         act.tick(act.T0)
         deadline = t0 + max(300.0, N / 2)
@@ -266,7 +266,7 @@ def main() -> None:
             "  NOTE: the topology has no invoices function yet; a stand-in turned RenewalDue into InvoiceFinalized"
             " (its Pub/Sub messages are counted; the real function's Firestore work, tax and PDF are NOT)"
         )
-    charges = act.STUB.charges() - charges0
+    charges = act.stub().charges() - charges0
     print(f"  tick -> all paid: {elapsed:.1f}s = {paid / elapsed:.1f} renewals/s (PSP stub charges: {charges})")
     print(f"  per renewal (renewals function): {per['reads']:.2f} Firestore reads, {per['writes']:.2f} writes,")
     pushes = usage["deliveries"] / done

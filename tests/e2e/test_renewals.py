@@ -77,7 +77,7 @@ def test_duplicate_and_concurrent_invoice_finalized_charge_once_and_activate(sta
         payment_method=PaymentMethodRef(psp="stripe", customer_ref=f"cus_{sub_id}", method_ref="pm_card_visa"),
         finalized_at=start,
     )
-    charges_before = act.STUB.charges()
+    charges_before = act.stub().charges()
     # Through the real topic twice (a producer retry) ...
     for _ in range(2):
         publish(inv, idempotency_key=f"{inv_id}:finalized", occurred_at=start)
@@ -101,8 +101,8 @@ def test_duplicate_and_concurrent_invoice_finalized_charge_once_and_activate(sta
         assert all(s < 300 for s in pool.map(lambda _: deliver(), range(6)))
     doc = wait_for(lambda: (d := _sub(sub_id)).get("paid_index") == 0 and d)
     assert doc["status"] == "active"
-    assert settle(lambda: act.STUB.charges() - charges_before) == 1
-    keys = {r["key"] for r in act.STUB.requests if r.get("metadata[invoice_id]") == inv_id}
+    assert settle(lambda: act.stub().charges() - charges_before) == 1
+    keys = {r["key"] for r in act.stub().requests if r.get("metadata[invoice_id]") == inv_id}
     assert keys == {f"renewal-{inv_id}-1"}
     versions = {(b["version"], b["reason"]) for _, b in drain(events) if b["subscription_id"] == sub_id}
     assert (2, "renewed") in versions

@@ -1,7 +1,8 @@
 """Acts of the demo scenario, one module per product area, played in ``ORDER``.
 
-Each module defines ``ORDER: int``, ``TITLE: str``, ``play(ctx) -> None`` and optionally ``ENV``:
-environment for the functions (clearly fake demo/test secrets, never real ones). Adding an area to the
+Each module defines ``ORDER: int``, ``TITLE: str``, ``play(ctx) -> None`` and optionally ``ENV`` (or
+``env()`` when building it has to start something): environment for the functions (clearly fake
+demo/test secrets, never real ones). Adding an area to the
 demo is adding a module here; the e2e tests start the stack with the same ``ENV``.
 """
 
@@ -36,5 +37,5 @@ def load_acts() -> list[ModuleType]:
 def function_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for m in load_acts():
-        env.update(getattr(m, "ENV", {}))
+        env.update(m.env() if hasattr(m, "env") else getattr(m, "ENV", {}))
     return env

@@ -8,14 +8,16 @@ local Stripe-shaped stub served from this process: it answers ``POST /v1/payment
 * ``pm_demo_declines_twice``: ``insufficient_funds`` for its first two charges, then succeeds;
 * ``pm_demo_stolen``: ``stolen_card`` (a hard decline: no retries).
 
-The stub starts when this module is imported, because the functions' environment (``ENV``) must
-name its port before the stack starts. When the topology has no ``invoices`` function yet, a clearly
-labelled stand-in turns each RenewalDue into an InvoiceFinalized so the path can still be shown.
+The stub starts on first use: building the functions' environment (:func:`env`) starts it, because
+the renewals function must know its port before the stack starts. When the topology has no
+``invoices`` function yet, a clearly labelled stand-in turns each RenewalDue into an
+InvoiceFinalized so the path can still be shown.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import threading
@@ -100,16 +102,22 @@ class StripeStub:
             return len({r["key"] for r in self.requests})
 
 
-STUB = StripeStub()
+@functools.cache
+def stub() -> StripeStub:
+    """The one Stripe-shaped stub of this process, started on first use."""
+    return StripeStub()
 
-ENV = {
-    "RENEWALS_ALLOW_TEST_CLOCK": "1",  # the demo and e2e drive time by explicit "now" in ticks
-    "RENEWALS_SHARDS": "4",
-    "STRIPE_API_KEY": "sk_test_demo_not_a_secret",
-    "STRIPE_API_BASE": STUB.url,
-    "DUNNING_RETRY_DAYS": "1,3,5,7",
-    "DUNNING_FINAL_STATUS": "unpaid",
-}
+
+def env() -> dict[str, str]:
+    """Environment for the functions; starts the stub, whose URL the renewals function must know."""
+    return {
+        "RENEWALS_ALLOW_TEST_CLOCK": "1",  # the demo and e2e drive time by explicit "now" in ticks
+        "RENEWALS_SHARDS": "4",
+        "STRIPE_API_KEY": "sk_test_demo_not_a_secret",
+        "STRIPE_API_BASE": stub().url,
+        "DUNNING_RETRY_DAYS": "1,3,5,7",
+        "DUNNING_FINAL_STATUS": "unpaid",
+    }
 
 
 class StandInInvoicer:
@@ -319,5 +327,5 @@ def play(ctx: DemoContext) -> None:
         else:
             amount = f"{Money(int(str(total)), str(d['currency']))} (tax included)"
         ctx.say(f"      {d.get('subscription_id'):<18} {d.get('number')!s:<20} {d.get('status')!s:<10} {amount}")
-    ctx.say(f"  PSP stub: {STUB.charges()} distinct charges (idempotency keys) for {len(STUB.requests)} requests")
-    ctx.facts["renewals"] = {"subscriptions": ids, "charges": STUB.charges()}
+    ctx.say(f"  PSP stub: {stub().charges()} distinct charges (idempotency keys) for {len(stub().requests)} requests")
+    ctx.facts["renewals"] = {"subscriptions": ids, "charges": stub().charges()}
