@@ -2,12 +2,13 @@
 
 Path measured (wall clock from the tick to the last subscription with its period paid):
 tick -> planner fan-out -> shard ticks (indexed query, transactional claims) -> renewals-due ->
-[invoices function, or a stand-in while the topology has none] -> invoice-events -> collector ->
+invoices function -> invoice-events -> collector ->
 Stripe SDK -> local Stripe-shaped stub -> payment-events -> outcomes -> subscription-events.
 
 Figures: renewals/s; Firestore reads and writes and Pub/Sub messages per renewal, counted in the
-renewals code paths (``shared.renewals.usage``, one log line per delivery) plus the stand-in's
-publishes; CPU seconds of the renewals function process; the list-price cost per million renewals.
+renewals code paths (``shared.renewals.usage``, one log line per delivery) plus the invoices
+function's messages seen on invoice-events; CPU seconds of the renewals function process; the
+list-price cost per million renewals.
 Baseline: the goal of $10 per million renewals (ratio = our cost / $10; below 1.0 meets it).
 
 List prices used (assumptions, USD, us-central1, no free tier):
@@ -201,11 +202,9 @@ def main() -> None:
         for k, v in stack.emulator_env.items():
             os.environ[k] = v
         reset_settings()
-        invoices_present = not act.needs_stand_in(stack)
         t_seed = time.monotonic()
         _seed(N, act.T0)
         seed_s = time.monotonic() - t_seed
-        stand_in = None if invoices_present else act.StandInInvoicer(stack.project)
         from google.cloud.pubsub_v1 import SubscriberClient
 
         invoice_tap = SubscriberClient().subscription_path(stack.project, "bench-invoice-events-tap")
@@ -233,11 +232,6 @@ def main() -> None:
         topo = stack.topology
         invoice_msgs, invoice_bytes = _count_messages(invoice_tap)
         planned, planner_rate = _planner_rate(log_file)
-        if stand_in is not None:
-            stand_in.stop()
-            usage["topics"]["invoice-events"] = usage["topics"].get("invoice-events", 0) + stand_in.published
-            usage["published"] += stand_in.published
-            usage["published_bytes"] += stand_in.published_bytes
 
     # Usage covers the whole run (every claim, charge and outcome), so divide by what was renewed; a run
     # cut short by the deadline over-counts per renewal and says so.
@@ -247,9 +241,8 @@ def main() -> None:
     avg_bytes = usage["published_bytes"] / max(usage["published"], 1)
     billable = max(1024.0, avg_bytes)
     msg_units = sum(c * (1 + subs_per_topic.get(t, 0)) for t, c in usage["topics"].items())
-    invoices_pubsub = 0.0
-    if invoices_present:  # the invoices function's own messages on invoice-events, seen by a tap
-        invoices_pubsub = invoice_bytes * (1 + subs_per_topic.get("invoice-events", 0)) * PUBSUB_PER_BYTE / done
+    # The invoices function's own messages on invoice-events, seen by a tap.
+    invoices_pubsub = invoice_bytes * (1 + subs_per_topic.get("invoice-events", 0)) * PUBSUB_PER_BYTE / done
     pubsub = msg_units * billable * PUBSUB_PER_BYTE / done
     firestore = per["reads"] * FS_READ + per["writes"] * FS_WRITE
     requests = usage["deliveries"] / done * REQUEST
@@ -261,11 +254,6 @@ def main() -> None:
     print(f"renewals end to end: N={N} due subscriptions (seeded in {seed_s:.1f}s), {paid} paid")
     if paid < N:
         print(f"  WARNING: only {paid} of {N} paid before the deadline: per-renewal figures are overstated")
-    if not invoices_present:
-        print(
-            "  NOTE: the topology has no invoices function yet; a stand-in turned RenewalDue into InvoiceFinalized"
-            " (its Pub/Sub messages are counted; the real function's Firestore work, tax and PDF are NOT)"
-        )
     charges = act.stub().charges() - charges0
     print(f"  tick -> all paid: {elapsed:.1f}s = {paid / elapsed:.1f} renewals/s (PSP stub charges: {charges})")
     print(f"  per renewal (renewals function): {per['reads']:.2f} Firestore reads, {per['writes']:.2f} writes,")
@@ -280,12 +268,11 @@ def main() -> None:
     parts = {"Firestore": firestore, "Pub/Sub": pubsub, "requests": requests, "compute": compute}
     print("    " + "  ".join(f"{k} ${v * 1e6:.2f}" for k, v in parts.items()))
     print(f"    renewals total ${total:.2f} per million; ratio to the $10 goal: {total / GOAL_PER_MILLION:.2f}")
-    if invoices_present:
-        print(
-            f"    + the invoices function's Pub/Sub messages ${invoices_pubsub * 1e6:.2f}"
-            f" = ${total_with_invoice_msgs:.2f}"
-            " (its Firestore work, requests and compute are not instrumented here)"
-        )
+    print(
+        f"    + the invoices function's Pub/Sub messages ${invoices_pubsub * 1e6:.2f}"
+        f" = ${total_with_invoice_msgs:.2f}"
+        " (its Firestore work, requests and compute are not instrumented here)"
+    )
 
 
 if __name__ == "__main__":

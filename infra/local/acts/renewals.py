@@ -9,9 +9,8 @@ local Stripe-shaped stub served from this process: it answers ``POST /v1/payment
 * ``pm_demo_stolen``: ``stolen_card`` (a hard decline: no retries).
 
 The stub starts on first use: building the functions' environment (:func:`env`) starts it, because
-the renewals function must know its port before the stack starts. When the topology has no
-``invoices`` function yet, a clearly labelled stand-in turns each RenewalDue into an
-InvoiceFinalized so the path can still be shown.
+the renewals function must know its port before the stack starts. The invoices function
+turns each RenewalDue into the invoice that gets charged.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from google.api_core.exceptions import AlreadyExists, DeadlineExceeded
+from google.api_core.exceptions import AlreadyExists
 
 from infra.local.acts import DemoContext
 from shared.domain.money import Money
@@ -120,79 +119,6 @@ def env() -> dict[str, str]:
     }
 
 
-class StandInInvoicer:
-    """Only when the topology has no invoices function: RenewalDue -> InvoiceFinalized, one per request."""
-
-    def __init__(self, project: str) -> None:
-        from google.cloud.pubsub_v1 import SubscriberClient
-
-        self.project = project
-        self.sub = SubscriberClient()
-        self.path = self.sub.subscription_path(project, "renewals-due-stand-in")
-        try:
-            self.sub.create_subscription(name=self.path, topic=f"projects/{project}/topics/renewals-due")
-        except AlreadyExists:
-            pass
-        self.done: set[str] = set()
-        self.published = 0
-        self.published_bytes = 0
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="stand-in-invoicer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                resp = self.sub.pull(subscription=self.path, max_messages=500, timeout=2)
-            except DeadlineExceeded:
-                continue
-            futures = [self._invoice(json.loads(m.message.data)) for m in resp.received_messages]
-            for f in futures:
-                f.result(timeout=30)
-            if resp.received_messages:
-                self.sub.acknowledge(subscription=self.path, ack_ids=[m.ack_id for m in resp.received_messages])
-
-    def _invoice(self, due: dict[str, Any]) -> Any:
-        from shared import clients
-        from shared.config import get_settings
-        from shared.domain.money import Money
-        from shared.events import build_message
-        from shared.events.billing import InvoiceFinalized, RenewalDue
-
-        rd = RenewalDue.model_validate(due)
-        inv_id = "inv_" + hashlib.sha256(rd.request_id.encode()).hexdigest()[:16]
-        total = sum(line.unit_amount.amount * line.quantity for line in rd.lines)
-        money = Money(total, rd.currency)
-        ev = InvoiceFinalized(
-            invoice_id=inv_id,
-            number=f"STANDIN-{inv_id[-6:].upper()}",
-            subscription_id=rd.subscription_id,
-            customer_id=rd.customer.id,
-            request_id=rd.request_id,
-            period_start=rd.period_start,
-            period_end=rd.period_end,
-            subtotal=money,
-            tax=Money(0, rd.currency),
-            total=money,
-            amount_due=money,
-            collection=rd.collection,
-            payment_method=rd.payment_method,
-            finalized_at=rd.period_start or dt.datetime.now(dt.UTC),
-        )
-        data, attrs = build_message(ev, idempotency_key=f"{inv_id}:finalized", occurred_at=ev.finalized_at)
-        self.done.add(rd.request_id)
-        self.published += 1
-        self.published_bytes += len(data) + sum(len(k) + len(v) for k, v in attrs.items())
-        return clients.publisher().publish(get_settings().topic_path(ev.TOPIC), data, **attrs)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def needs_stand_in(stack: Any) -> bool:
-    return "invoices" not in stack.topology.functions
-
-
 # -- driving the stack ------------------------------------------------------------------------
 def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})  # noqa: S310
@@ -265,11 +191,6 @@ def play(ctx: DemoContext) -> None:
         SubscriberClient().create_subscription(name=events_sub, topic=f"projects/{project}/topics/subscription-events")
     except AlreadyExists:
         pass
-    stand_in = None
-    if needs_stand_in(ctx.stack):
-        ctx.say("  NOTE: no invoices function in infra/topology.yaml yet: a stand-in in this process turns")
-        ctx.say("        each RenewalDue into an InvoiceFinalized (no tax, no PDF, no legal number).")
-        stand_in = StandInInvoicer(project)
     api = ctx.stack.function_urls["subscriptions"] + "/subscriptions"
     subs = {
         "sub_demo_happy": subscription_body("sub_demo_happy", "pm_card_visa"),
@@ -299,8 +220,6 @@ def play(ctx: DemoContext) -> None:
         ctx.say(f"  tick @ {now.isoformat()}  ({label})")
         for sid, (st, paid, version, billed) in zip(ids, state, strict=True):
             ctx.say(f"      {sid:<18} {st:<9} paid period {paid!s:<4} billed {billed!s:<4} v{version}")
-    if stand_in is not None:
-        stand_in.stop()
     resp = SubscriberClient().pull(subscription=events_sub, max_messages=500, timeout=10)
     seen: dict[tuple[str, int], dict[str, Any]] = {}
     for m in resp.received_messages:
