@@ -10,12 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import ValidationError
-
 from shared import clients
 from shared.events import Received, publish
 from shared.events.probe import ProbeRequested
-from shared.http import JsonResponse, error, request_context
+from shared.http import JsonResponse, error, json_body, request_context
 from shared.idempotency import idempotent
 from shared.log import get_logger
 
@@ -30,15 +28,9 @@ def http_probe(request: Any) -> JsonResponse:
     with request_context(request, fn="probe"):
         if request.method != "POST":
             return error(405, "method_not_allowed", "use POST")
-        if not (request.mimetype or "").endswith("json"):
-            return error(415, "unsupported_media_type", "send application/json")
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return error(400, "malformed_json", "body must be a JSON object")
-        try:
-            event = ProbeRequested.model_validate(body)
-        except ValidationError as exc:
-            return error(400, "invalid_probe", exc.errors(include_url=False, include_context=False))
+        event = json_body(request, ProbeRequested, invalid_status=400, invalid_code="invalid_probe")
+        if isinstance(event, JsonResponse):
+            return event
         message_id = publish(event, idempotency_key=event.probe_id, occurred_at=dt.datetime.now(dt.UTC))
         log.info("probe published", extra={"probe_id": event.probe_id, "message_id": message_id})
         return JsonResponse({"probe_id": event.probe_id, "message_id": message_id}, 202)

@@ -11,27 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from shared.http import JsonResponse, error, request_context
+from shared.http import JsonResponse, error, json_body, request_context
 from shared.log import get_logger
 from shared.renewals import service
 
 log = get_logger(__name__)
 
 _ROUTE = re.compile(r"^/(?:subscriptions)?/?(?P<id>[A-Za-z0-9_.:-]{1,128})?(?:/(?P<action>cancel|change-plan))?/?$")
-
-
-def _body(request: Any, model: type[BaseModel]) -> BaseModel | JsonResponse:
-    if not (request.mimetype or "").endswith("json"):
-        return error(415, "unsupported_media_type", "send application/json")
-    raw = request.get_json(silent=True)
-    if not isinstance(raw, dict):
-        return error(400, "malformed_json", "body must be a JSON object")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        return error(422, "invalid_request", exc.errors(include_url=False, include_context=False, include_input=False))
 
 
 def handle(request: Any) -> JsonResponse:
@@ -47,10 +33,9 @@ def handle(request: Any) -> JsonResponse:
             if sub_id is None:
                 if request.method != "POST":
                     return error(405, "method_not_allowed", "POST to create a subscription")
-                body = _body(request, service.CreateSubscription)
+                body = json_body(request, service.CreateSubscription)
                 if isinstance(body, JsonResponse):
                     return body
-                assert isinstance(body, service.CreateSubscription)
                 status, out = service.create(body)
                 return JsonResponse(out, status)
             if action is None:
@@ -60,15 +45,13 @@ def handle(request: Any) -> JsonResponse:
             if request.method != "POST":
                 return error(405, "method_not_allowed", f"POST to {action}")
             if action == "cancel":
-                cancel = _body(request, service.CancelSubscription)
+                cancel = json_body(request, service.CancelSubscription)
                 if isinstance(cancel, JsonResponse):
                     return cancel
-                assert isinstance(cancel, service.CancelSubscription)
                 return JsonResponse(service.cancel(sub_id, cancel))
-            change = _body(request, service.ChangePlan)
+            change = json_body(request, service.ChangePlan)
             if isinstance(change, JsonResponse):
                 return change
-            assert isinstance(change, service.ChangePlan)
             return JsonResponse(service.change_plan(sub_id, change))
         except service.ServiceError as exc:
             return error(exc.status, exc.code, exc.detail)
