@@ -1,20 +1,23 @@
-"""Idempotency on Firestore, modelled on AWS Powertools' idempotency utility.
+"""Claims on Firestore, modelled on AWS Powertools' idempotency utility: the one place where "do this once"
+is implemented.
 
-Why: Pub/Sub push and PSP webhooks deliver at least once, out of order and sometimes concurrently.
-Wrapping a handler with :func:`idempotent` makes its side effects happen once per key:
-
-* the first delivery atomically claims the key (``IN_PROGRESS`` with a lease) and runs the handler;
-* a concurrent delivery sees the lease and gets :class:`IdempotencyAlreadyInProgressError` (a Pub/Sub
-  consumer lets it propagate, so the message is redelivered later);
-* a later delivery gets the stored result back without running the handler again;
-* a delivery whose payload hash differs from the first is refused (:class:`IdempotencyPayloadMismatchError`);
-* a failed handler releases its claim so the retry runs; a crashed one is taken over when its lease ends;
-* records expire after ``ttl_s`` (Firestore TTL on ``expire_at`` deletes them).
+* :mod:`shared.idempotency.claims`: the leased claim (:class:`Claims`): atomic create in progress, DONE
+  with the stored result, BUSY under a live lease, takeover of an expired lease with an ``update_time``
+  precondition, completion (state + result + extra fields in one write, or inside the caller's batch or
+  transaction), release. Webhook records, charge attempts, the numbering lease and :func:`idempotent`
+  are all claims of their own :class:`Schema`.
+* :mod:`shared.idempotency.cas`: one compare-and-set helper (:func:`update_if_unchanged`,
+  :func:`retry_on_contention`) with one retry policy, for every optimistic read-modify-write.
+* :func:`idempotent`: the decorator form for a whole handler whose JSON-able return value is the
+  result (the smoke probe's sink); a concurrent duplicate raises
+  :class:`IdempotencyAlreadyInProgressError` (Pub/Sub redelivers), a later one gets the stored result,
+  a different payload under the same key raises :class:`IdempotencyPayloadMismatchError`, a failure
+  releases the claim. Records expire after ``ttl_s`` (Firestore TTL on ``expire_at``).
 
 Example::
 
     @idempotent(key=lambda msg: msg.envelope.idempotency_key, payload=lambda msg: msg.event)
-    def handle(msg: Received[InvoiceFinalized]) -> dict[str, str]:
+    def handle(msg: Received[ProbeRequested]) -> dict[str, str]:
         ...
 """
 
@@ -28,35 +31,55 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from shared.idempotency.cas import (
+    CAS_POLICY,
+    RetryPolicy,
+    Stale,
+    precondition,
+    retry_on_contention,
+    update_if_unchanged,
+)
+from shared.idempotency.claims import Claim, Claims, Decision, Outcome, Schema, decide
 from shared.idempotency.exceptions import (
+    ContentionError,
     IdempotencyAlreadyInProgressError,
     IdempotencyError,
     IdempotencyKeyError,
     IdempotencyPayloadMismatchError,
 )
-from shared.idempotency.persistence import (
-    AlreadyCompleted,
-    FirestorePersistenceLayer,
-    InMemoryPersistenceLayer,
-    PersistenceLayer,
-    hash_key,
-)
 
 __all__ = [
-    "FirestorePersistenceLayer",
+    "CAS_POLICY",
+    "COLLECTION",
+    "IDEMPOTENCY",
+    "Claim",
+    "Claims",
+    "ContentionError",
+    "Decision",
     "IdempotencyAlreadyInProgressError",
     "IdempotencyConfig",
     "IdempotencyError",
     "IdempotencyKeyError",
     "IdempotencyPayloadMismatchError",
-    "InMemoryPersistenceLayer",
-    "PersistenceLayer",
+    "Outcome",
+    "RetryPolicy",
+    "Schema",
+    "Stale",
+    "decide",
+    "hash_key",
     "idempotent",
     "payload_hash",
+    "precondition",
+    "retry_on_contention",
+    "update_if_unchanged",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+COLLECTION = "idempotency"
+# Powertools' record: status, payload hash, in-progress lease, stored result, expiry (the TTL field).
+IDEMPOTENCY = Schema(expiry_attr="expire_at", hash_attr="payload_hash")
 
 
 def _utcnow() -> dt.datetime:
@@ -81,48 +104,52 @@ def payload_hash(payload: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def hash_key(namespace: str, key: str) -> str:
+    """Document id for a key: fixed length and free of Firestore's forbidden characters."""
+    return hashlib.sha256(f"{namespace}\x1f{key}".encode()).hexdigest()
+
+
 def idempotent(
     *,
     key: Callable[..., str],
     payload: Callable[..., Any] | None = None,
     namespace: str | None = None,
-    persistence: PersistenceLayer | None = None,
     config: IdempotencyConfig | None = None,
+    collection: str = COLLECTION,
+    db: Callable[[], Any] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Run the decorated function once per key; later calls return the stored (JSON-able) result.
 
     ``key`` and ``payload`` receive the same arguments as the function. ``namespace`` defaults to the
-    function's qualified name, so two handlers may share an event's key without colliding.
+    function's qualified name, so two handlers may share an event's key without colliding. ``db``
+    returns the Firestore client (default: the process's shared one).
     """
     cfg = config or IdempotencyConfig()
+    claims = Claims(IDEMPOTENCY, lease_s=cfg.lease_s, ttl_s=cfg.ttl_s)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         ns = namespace or f"{fn.__module__}.{fn.__qualname__}"
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            layer = persistence or _default_layer()
             raw_key = key(*args, **kwargs)
             if not raw_key:
                 raise IdempotencyKeyError(f"empty idempotency key for {ns}")
             phash = payload_hash(payload(*args, **kwargs)) if (payload and cfg.validate_payload) else ""
-            try:
-                claimed = layer.claim(hash_key(ns, raw_key), phash, cfg.clock(), cfg.lease_s, cfg.ttl_s)
-            except AlreadyCompleted as done:
-                result: R = done.record.result
-                return result
+            client = db() if db is not None else _firestore()
+            ref = client.collection(collection).document(hash_key(ns, raw_key))
+            claimed = claims.claim(ref, cfg.clock(), payload_hash=phash)
+            if claimed.outcome is Outcome.DONE:
+                stored: R = claimed.result
+                return stored
+            if claimed.outcome is Outcome.BUSY:
+                raise IdempotencyAlreadyInProgressError(f"{ns} key {raw_key!r} is in progress")
             try:
                 out = fn(*args, **kwargs)
             except BaseException:
-                layer.release(claimed)
+                claims.release(claimed)
                 raise
-            if not layer.complete(claimed, out):
-                from shared.log import get_logger
-
-                get_logger(__name__).warning(
-                    "idempotency lease expired before completion; another execution owns the key",
-                    extra={"idempotency_namespace": ns},
-                )
+            claims.complete(claimed, result=out)
             return out
 
         return wrapper
@@ -130,6 +157,7 @@ def idempotent(
     return decorate
 
 
-@functools.cache
-def _default_layer() -> PersistenceLayer:
-    return FirestorePersistenceLayer()
+def _firestore() -> Any:
+    from shared import clients
+
+    return clients.firestore()

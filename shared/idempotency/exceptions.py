@@ -17,3 +17,7 @@ class IdempotencyPayloadMismatchError(IdempotencyError):
 
 class IdempotencyKeyError(IdempotencyError):
     """The key function returned an empty key."""
+
+
+class ContentionError(IdempotencyError, RuntimeError):
+    """A compare-and-set kept losing to concurrent writers past its retry policy: retry later."""

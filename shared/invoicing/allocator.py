@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.idempotency import Claims, Decision, Outcome, Schema, decide, precondition, update_if_unchanged
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -49,6 +50,9 @@ log = get_logger(__name__)
 SERIES = "number_series"
 QUEUE = "number_queue"  # series id while the document waits for its number; removed when numbered
 QUEUED_AT = "queued_at"
+# The series document carries the allocators' lease: a claim that is never completed, only renewed by
+# each batch and released in the last one (``lease_owner`` names the holder for operators).
+SERIES_LEASE = Schema(state_attr=None)
 
 
 class NumberingPending(RuntimeError):
@@ -144,6 +148,7 @@ class NumberAllocator:
         self.after_batch = after_batch  # failure injection point for tests: runs after each commit
         self.clock = clock
         self.stats = AllocatorStats()
+        self._lease = Claims(SERIES_LEASE, lease_s=lease_s)
         self._waiters: dict[str, _Waiters] = {}
         self._waiters_lock = threading.Lock()
 
@@ -152,25 +157,20 @@ class NumberAllocator:
 
     # -- 1. enqueue -------------------------------------------------------------------------------
     def enqueue(self, series_id: str, item: Pending) -> None:
-        """Queue a document for numbering unless it is queued or numbered already (idempotent)."""
-        from google.api_core.exceptions import FailedPrecondition, NotFound
+        """Queue a document for numbering unless it is queued or numbered already (idempotent).
 
-        ref = self.db.document(item.doc_path)
-        for _ in range(10):
-            snap = ref.get()
-            d = snap.to_dict() if snap.exists else None
+        Conditional on the document's ``update_time``: a number committed since our read makes the
+        write fail, and the shared compare-and-set helper re-reads and decides again.
+        """
+
+        def change(d: dict[str, Any] | None) -> dict[str, Any] | None:
             if d is None:
                 raise LookupError(f"{item.doc_path} does not exist")
             if d.get("seq") or d.get(QUEUE) == series_id:
-                return
-            try:  # conditional: a number committed since our read makes this fail, and we re-read
-                ref.update(
-                    queue_fields(series_id, item), option=self.db.write_option(last_update_time=snap.update_time)
-                )
-            except (FailedPrecondition, NotFound):
-                continue
-            return
-        raise RuntimeError(f"{item.doc_path} kept changing while being queued")
+                return None
+            return queue_fields(series_id, item)
+
+        update_if_unchanged(self.db.document(item.doc_path), change)
 
     # -- 2. wait ----------------------------------------------------------------------------------
     def wait_numbered(self, series_id: str, doc_path: str) -> dict[str, Any]:
@@ -246,9 +246,8 @@ class NumberAllocator:
 
     def _lease_free(self, series_id: str) -> bool:
         snap = self.series_ref(series_id).get()
-        d = snap.to_dict() if snap.exists else {}
-        until = (d or {}).get("lease_until")
-        return not (d or {}).get("lease_owner") or until is None or until <= self.clock()
+        d = (snap.to_dict() or {}) if snap.exists else {}
+        return decide(self._lease.schema, d, self.clock()) is not Decision.BUSY
 
     # -- 3. drain ---------------------------------------------------------------------------------
     def drain(self, series_id: str, collection: str) -> int:
@@ -284,26 +283,21 @@ class NumberAllocator:
                 return done
 
     def _acquire(self, series_id: str, owner: str) -> bool:
-        """Claim the lease with one conditional write; losers go back to waiting (no herd of readers)."""
-        from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition
+        """Claim the lease with one conditional write; losers go back to waiting (no herd of readers).
+
+        The series document is a reusable lease of the shared claim primitive (never completed); it is
+        read first because it exists for every acquisition but the very first.
+        """
         from google.cloud import firestore as fs
 
-        series = self.series_ref(series_id)
-        snap = series.get()
-        d = (snap.to_dict() or {}) if snap.exists else {}
-        now = self.clock()
-        if d.get("lease_owner") and d.get("lease_until") is not None and d["lease_until"] > now:
-            return False
-        lease = {"lease_owner": owner, "lease_until": now + dt.timedelta(seconds=self.lease_s)}
-        try:
-            if snap.exists:
-                series.update(
-                    {**lease, "commits": fs.Increment(1)},
-                    option=self.db.write_option(last_update_time=snap.update_time),
-                )
-            else:
-                series.create({**lease, "counter": 0, "commits": 1})
-        except (FailedPrecondition, AlreadyExists, Conflict):
+        claimed = self._lease.claim(
+            self.series_ref(series_id),
+            self.clock(),
+            fields={"lease_owner": owner, "counter": 0, "commits": 1},
+            takeover_fields={"lease_owner": owner, "commits": fs.Increment(1)},
+            read_first=True,
+        )
+        if claimed.outcome is not Outcome.OWNED:
             return False
         self.stats.add(1, 0, 0)
         return True
@@ -351,16 +345,17 @@ class NumberAllocator:
             }
             batch.update(c.reference, {**fields, QUEUE: fs.DELETE_FIELD})
             assigned[c.reference.path] = fields
+        lease = self._lease.lease_fields(now) if hold else self._lease.release_fields()
         head = {
             "counter": seq,
             "commits": fs.Increment(1),
             "lease_owner": owner if hold else None,
-            "lease_until": now + dt.timedelta(seconds=self.lease_s) if hold else None,
+            **lease,
             "updated_at": now,
         }
         # The counter write, conditional on the series document being exactly what we read: any other
         # allocator's commit in between changes it, and then this whole commit (numbers included) fails.
-        batch.update(series, head, option=self.db.write_option(last_update_time=snap.update_time))
+        batch.update(series, head, option=precondition(snap.update_time))
         try:
             batch.commit()
         except (FailedPrecondition, NotFound, Conflict):

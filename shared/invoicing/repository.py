@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.domain.invoices import Line, TaxRow
 from shared.domain.money import Money
+from shared.idempotency import ContentionError, update_if_unchanged
 from shared.invoicing.pdf import DocumentView, LineView, PartyView, TaxRowView
 
 INVOICES = "invoices"
@@ -22,8 +23,8 @@ CREDIT_NOTES = "credit_notes"
 FACTS = "facts"
 
 
-class Conflict(RuntimeError):
-    """A document kept changing under a conditional update; raising lets Pub/Sub retry later."""
+# A document kept changing under a conditional update; raising lets Pub/Sub retry later.
+Conflict = ContentionError
 
 
 def invoice_id_for(request_id: str) -> str:
@@ -110,18 +111,7 @@ def cas_update(db: Any, ref: Any, change: Callable[[dict[str, Any] | None], dict
     """Read-modify-write with an ``update_time`` precondition (optimistic; no transaction locks).
 
     ``change`` gets the current document (None if absent) and returns the fields to update, or None
-    for nothing to do. Returns the snapshot the decision was made on.
+    for nothing to do. Returns the snapshot the decision was made on. The shared compare-and-set helper
+    (one retry policy); ``db`` is kept for the call sites.
     """
-    from google.api_core.exceptions import FailedPrecondition, NotFound
-
-    for _ in range(20):
-        snap = ref.get()
-        fields = change(snap.to_dict() if snap.exists else None)
-        if fields is None or not snap.exists:
-            return snap
-        try:
-            ref.update(fields, option=db.write_option(last_update_time=snap.update_time))
-        except (FailedPrecondition, NotFound):
-            continue
-        return snap
-    raise Conflict(f"{ref.path} kept changing")
+    return update_if_unchanged(ref, change)

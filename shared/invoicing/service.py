@@ -297,9 +297,11 @@ class InvoiceService:
 
     def _create_credit_note(self, ref: Any, cn_ref: Any, ev: PaymentRefunded) -> bool:
         """Draft the credit note and book its amount on the invoice in ONE conditional commit."""
-        from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition
+        from google.api_core.exceptions import AlreadyExists, Conflict
 
-        for _ in range(20):
+        from shared.idempotency import precondition, retry_on_contention
+
+        def attempt() -> bool:  # a failed precondition (the invoice changed since the read) is retried
             snap = ref.get()
             inv = snap.to_dict() or {}
             cur = inv["currency"]
@@ -320,16 +322,15 @@ class InvoiceService:
                     "credited": int(inv.get("credited", 0)) + amount,
                     "credit_note_ids": [*inv.get("credit_note_ids", []), cn_ref.id],
                 },
-                option=self.db.write_option(last_update_time=snap.update_time),
+                option=precondition(snap.update_time),
             )
             try:
                 batch.commit()
             except (AlreadyExists, Conflict):
                 return True  # a concurrent delivery created it
-            except FailedPrecondition:
-                continue
             return True
-        raise RuntimeError(f"{ref.path} kept changing while crediting")
+
+        return retry_on_contention(attempt, what=f"crediting {ref.path}")
 
     def finalize_credit_note(self, cn_id: str) -> dict[str, Any]:
         ref = self.db.collection(CREDIT_NOTES).document(cn_id)

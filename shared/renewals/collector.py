@@ -2,13 +2,21 @@
 
 Exactly one charge per (invoice, attempt), in three layers:
 
-1. ``charge_attempts/{invoice_id}:{attempt}`` is created (atomic ``create()``) BEFORE the PSP call; a
-   concurrent delivery finds it in progress and is nacked, a later one finds the result recorded on the
-   subscription (``charges``, written with the outcome in one transaction) and re-announces it;
+1. ``charge_attempts/{invoice_id}:{attempt}`` is a claim (:mod:`shared.idempotency.claims`) created
+   BEFORE the PSP call with the attempt's spec; a concurrent delivery finds it in progress and is
+   nacked. The PSP's answer completes it: the attempt document itself holds the result (``result``,
+   ``claim = charged``), written in the same transaction that applies the outcome to the subscription,
+   so a later duplicate, however late (PSPs forget idempotency keys after about a day), never calls the
+   PSP again: it re-announces the stored fact (and the transition it caused);
 2. an attempt left "charging" by a crashed process is taken over only after its lease, with an
-   update-time precondition, so two takers cannot both proceed;
+   update-time precondition, so two takers cannot both proceed; a result that reached the subscription
+   meanwhile (``charges``: the PSP's webhook, or an attempt claimed before results were stored on it)
+   is adopted instead of calling the PSP;
 3. the PSP call carries the idempotency key ``renewal-{invoice_id}-{attempt}``: even the taken-over
    call gets the PSP's first answer instead of a second charge.
+
+``status`` on the attempt mirrors a final answer (``succeeded``/``failed``); a pending answer leaves it
+``claimed``: its final fact comes later through the webhooks function and lands on the subscription.
 
 A synchronous answer is applied to the subscription at once and published as the canonical payment
 fact with ``idempotency_key = fact_key()``: when the webhooks function later reports the same fact it
@@ -21,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from shared import clients
 from shared.charging import ChargeRequest, ChargeResult, ChargeUnavailable, charger_for
 from shared.domain.money import Money
 from shared.domain.subscriptions import Outcome
@@ -29,7 +36,8 @@ from shared.events import Received
 from shared.events.billing import InvoiceFinalized, PaymentMethodRef, SubscriptionTransitioned
 from shared.events.envelope import Event
 from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
-from shared.idempotency import IdempotencyAlreadyInProgressError
+from shared.idempotency import Claim, Claims, IdempotencyAlreadyInProgressError, Schema
+from shared.idempotency import Outcome as ClaimOutcome
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle, usage
 from shared.renewals.config import RenewalSettings, renewal_settings
@@ -92,10 +100,11 @@ _SPEC_FIELDS = (
 )
 
 
+ATTEMPT = Schema(state_attr="claim", in_progress="charging", completed="charged")
+
+
 def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | None = None) -> dict[str, Any]:
     """Charge attempt ``attempt`` of the invoice described by ``spec``; see the module doc."""
-    from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition, NotFound
-
     cfg = settings or renewal_settings()
     method = PaymentMethodRef.model_validate(spec["payment_method"])
     req = ChargeRequest(
@@ -107,52 +116,40 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         subscription_id=spec.get("subscription_id"),
         description=f"Invoice {spec['number']}" if spec.get("number") else None,
     )
-    ref = attempts().document(req.attempt_id)
+    claims = Claims(ATTEMPT, lease_s=cfg.charge_lease_s)
     now = _now()
-    lease = now + dt.timedelta(seconds=cfg.charge_lease_s)
     record = {
         **spec,
         "attempt": attempt,
         "status": "claimed",
         "psp": method.psp,
         "idempotency_key": req.idempotency_key,
-        "lease_until": lease,
         "created_at": now,
     }
-    try:
-        wr = ref.create(record)
-        usage.write()
-        version = wr.update_time
-    except (AlreadyExists, Conflict):
-        snap = ref.get()
-        usage.read()
-        stored = snap.to_dict() or {}
+    claimed = claims.claim(attempts().document(req.attempt_id), now, fields=record)
+    usage.read(claimed.reads)
+    usage.write(claimed.writes)
+    if claimed.outcome is ClaimOutcome.BUSY:
+        raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress")
+    if claimed.outcome is ClaimOutcome.DONE or claimed.taken_over:
+        stored = claimed.record or {}
         done, sub_doc = _recorded_result(stored, req.attempt_id)
         if done is not None:
+            if claimed.outcome is ClaimOutcome.OWNED:  # taken over: adopt the result found on the subscription
+                claims.complete(claimed, result=done, fields=_final_status(done))
+                usage.write()
             log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
             if done["status"] in FINAL:
                 publish_all(_reannouncement({**stored, **done}, sub_doc, now))
             return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
-        if stored.get("lease_until") and stored["lease_until"] > now:
-            raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress") from None
-        try:  # the charging process died: take over, the PSP key keeps it at most once
-            precondition = clients.firestore().write_option(last_update_time=snap.update_time)
-            wr = ref.update({"lease_until": lease}, option=precondition)
-            usage.write()
-            version = wr.update_time
-        except (FailedPrecondition, NotFound):
-            raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} taken over concurrently") from None
     with bind(psp=method.psp):
         try:
             result = charger_for(method.psp, method.account).charge(req)
-            items = _complete(req, spec, record, result, ref)
+            items = _complete(req, spec, record, result, claims=claims, claimed=claimed)
         except Exception as exc:
             # Release the attempt so the redelivery calls the PSP again with the same key (a replay).
-            try:
-                ref.delete(option=clients.firestore().write_option(last_update_time=version))
-                usage.write()
-            except (FailedPrecondition, NotFound):
-                pass
+            claims.release(claimed)
+            usage.write()
             level = log.warning if isinstance(exc, ChargeUnavailable) else log.error
             level("charge not completed; will be retried", extra={"attempt": attempt, "error": str(exc)})
             raise
@@ -164,10 +161,21 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
     return {"attempt_id": req.attempt_id, "status": result.status, "psp_payment_id": result.psp_payment_id}
 
 
+def _final_status(result: dict[str, Any]) -> dict[str, Any]:
+    return {"status": result["status"]} if result["status"] in FINAL else {}
+
+
 def _complete(
-    req: ChargeRequest, spec: dict[str, Any], record: dict[str, Any], result: ChargeResult, ref: Any
+    req: ChargeRequest,
+    spec: dict[str, Any],
+    record: dict[str, Any],
+    result: ChargeResult,
+    *,
+    claims: Claims,
+    claimed: Claim,
 ) -> list[tuple[Event, str, dt.datetime]]:
-    """Record the PSP's answer (applied to the subscription in the same write) and return what to publish."""
+    """Store the PSP's answer on the attempt (and apply it to the subscription in the same transaction);
+    return what to publish."""
     data = {
         "status": result.status,
         "psp": result.psp,
@@ -184,8 +192,15 @@ def _complete(
         }
     fact = fact_of({**record, **data})
     items: list[tuple[Event, str, dt.datetime]] = [(fact, fact.fact_key(), fact.psp_created_at)]
+
+    def complete_attempt(writer: Any = None) -> None:
+        # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,
+        # this write (and with it the whole commit) fails; the taker records the same replayed answer.
+        claims.complete(claimed, result=data, fields=_final_status(data), writer=writer)
+        usage.write()
+
     if req.subscription_id:
-        # The outcome is applied right here (one write with the attempt's result); the fact's
+        # The outcome is applied right here, in one transaction with the attempt's completion; the fact's
         # push coming back later finds it applied.
         from shared.renewals.outcomes import apply
 
@@ -206,13 +221,13 @@ def _complete(
             spec.get("period_start"),
             charge=(req.attempt_id, data),
             publish=False,
+            also=complete_attempt,
         )
         if applied.get("event"):
             t = SubscriptionTransitioned.model_validate(applied["event"])
             items.append(lifecycle.outbox_item(t, _now()))
     else:
-        ref.update(data)  # a one-off invoice: its result lives on the attempt
-        usage.write()
+        complete_attempt()  # a one-off invoice: its result lives on the attempt only
     return items
 
 
@@ -229,17 +244,18 @@ def _reannouncement(
 
 
 def _recorded_result(stored: dict[str, Any], key: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The result of an attempt already completed (on its subscription, or on the attempt for one-offs),
-    and the subscription document it was read from."""
-    if stored.get("status") in (*FINAL, "pending"):
-        return stored, {}
+    """The result of an attempt (stored on it; or on its subscription when the attempt holds none, or
+    only a pending one that a later fact made final), and the subscription document it was read from."""
+    done: dict[str, Any] | None = stored.get(ATTEMPT.result_attr)
     sub_id = stored.get("subscription_id")
     if not sub_id:
-        return None, {}
+        return done, {}
     snap = subs().document(sub_id).get()
     usage.read()
     doc = snap.to_dict() or {}
-    done: dict[str, Any] | None = (doc.get("charges") or {}).get(key)
+    on_sub: dict[str, Any] | None = (doc.get("charges") or {}).get(key)
+    if on_sub is not None and (done is None or (done["status"] not in FINAL and on_sub.get("status") in FINAL)):
+        done = on_sub
     return done, doc
 
 

@@ -147,8 +147,10 @@ def apply(
     publish: bool = True,
     reannounce: bool = True,
     settings: RenewalSettings | None = None,
+    also: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Apply ``o`` (and record ``charge``) in one transaction; publish the transition after the commit.
+    ``also(transaction)`` adds the caller's own write to that commit (the collector completes its attempt).
 
     With ``publish=False`` the caller publishes ``result["event"]`` itself (together with its own
     messages).
@@ -164,6 +166,8 @@ def apply(
     def txn(transaction: Any) -> tuple[str, dict[str, Any] | None]:
         snap = ref.get(transaction=transaction)
         usage.read()
+        if also is not None:
+            also(transaction)
         doc = snap.to_dict()
         if not doc:
             return "unknown_subscription", None

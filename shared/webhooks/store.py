@@ -10,16 +10,20 @@ the lease and is told to come back later (409), so only one request publishes; a
 finds ``received`` with an expired lease (the first attempt crashed or Pub/Sub was down) takes the
 lease over with a precondition on the document's update time and publishes again. The event id is
 derived from the fact key, so even that second publish is recognised downstream as the same event.
+
+The record is a claim of :mod:`shared.idempotency.claims` (create, lease, takeover, finish, release are
+the primitive's); this module only says where the claim keeps its state and what the archive holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 import zlib
-from dataclasses import dataclass
 from typing import Any
+
+from shared.idempotency import Claim as ClaimRecord
+from shared.idempotency import Claims, Outcome, Schema
 
 COLLECTION = "webhook_events"
 LEASE_S = 30
@@ -32,17 +36,15 @@ PUBLISHED = "published"
 IGNORED = "ignored"
 
 
-class Claim(enum.Enum):
-    OWNED = "owned"  # we created or took over the record: publish, then finish
-    DONE = "done"  # published or ignored before: acknowledge, do nothing
-    BUSY = "busy"  # another request holds the lease right now
+Claim = Outcome  # OWNED: publish, then finish; DONE: published or ignored before; BUSY: leased elsewhere
+Claimed = ClaimRecord
 
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    outcome: Claim
-    ref: Any
-    version: Any = None
+# The record is an archive: a failed attempt only loses its lease (it is never deleted), and the
+# receive count is kept in ``attempts``. No TTL: the archive stays.
+SCHEMA = Schema(
+    state_attr="state", in_progress=RECEIVED, completed=PUBLISHED, attempts_attr="attempts", release_deletes=False
+)
+CLAIMS = Claims(SCHEMA, lease_s=LEASE_S, timeout_s=RPC_TIMEOUT_S)
 
 
 def record_id(psp: str, account: str, event_id: str) -> str:
@@ -61,53 +63,18 @@ def archived_raw(scrubbed: str) -> dict[str, Any]:
 
 
 def claim(db: Any, doc_id: str, record: dict[str, Any], now: dt.datetime) -> Claimed:
-    """Create the record, or decide from the existing one whether this request may publish."""
-    from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition, NotFound
-
-    ref = db.collection(COLLECTION).document(doc_id)
-    lease = now + dt.timedelta(seconds=LEASE_S)
-    for _ in range(3):
-        try:
-            wr = ref.create({**record, "state": RECEIVED, "lease_until": lease, "attempts": 1}, timeout=RPC_TIMEOUT_S)
-            return Claimed(Claim.OWNED, ref, wr.update_time)
-        except (AlreadyExists, Conflict):
-            pass
-        snap = ref.get(timeout=RPC_TIMEOUT_S)
-        if not snap.exists:
-            continue
-        d = snap.to_dict() or {}
-        if d.get("state") in (PUBLISHED, IGNORED):
-            return Claimed(Claim.DONE, ref)
-        held = d.get("lease_until")
-        if isinstance(held, dt.datetime) and held > now:
-            return Claimed(Claim.BUSY, ref)
-        from google.cloud.firestore import Increment
-
-        try:
-            wr = ref.update(
-                {"lease_until": lease, "attempts": Increment(1)},
-                option=db.write_option(last_update_time=snap.update_time),
-                timeout=RPC_TIMEOUT_S,
-            )
-        except (FailedPrecondition, NotFound):
-            return Claimed(Claim.BUSY, ref)
-        return Claimed(Claim.OWNED, ref, wr.update_time)
-    return Claimed(Claim.BUSY, ref)
+    """Create the record (archive fields + state ``received`` + lease), or decide from the existing one
+    whether this request may publish (see :mod:`shared.idempotency.claims`)."""
+    return CLAIMS.claim(db.collection(COLLECTION).document(doc_id), now, fields=record)
 
 
 def finish(claimed: Claimed, state: str, **fields: Any) -> None:
     """Mark the record final. A final state makes the lease irrelevant, and the document's own
-    ``update_time`` tells when it was finished, so the write carries nothing else (hot path)."""
-    claimed.ref.update({"state": state, **fields}, timeout=RPC_TIMEOUT_S)
+    ``update_time`` tells when it was finished, so the write carries nothing else (hot path). It is not
+    conditioned on our lease: the event WAS published (or ignored), whoever holds the lease now."""
+    CLAIMS.complete(claimed, state=state, fields=fields, if_owner=False)
 
 
 def release(claimed: Claimed) -> None:
     """Best effort after a failure: end our lease so the PSP's next retry need not wait for it."""
-    try:
-        claimed.ref.update(
-            {"lease_until": dt.datetime(1970, 1, 1, tzinfo=dt.UTC)},
-            option=claimed.ref._client.write_option(last_update_time=claimed.version),
-            timeout=RPC_TIMEOUT_S,
-        )
-    except Exception:  # noqa: S110 (the outage may still be on; the lease then simply expires)
-        pass
+    CLAIMS.release(claimed)

@@ -1,23 +1,23 @@
-"""The idempotency contract on the real Firestore emulator (atomic create, preconditions, leases)."""
+"""The claim contract on the real Firestore emulator (atomic create, preconditions, leases, CAS)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from shared.idempotency import FirestorePersistenceLayer, PersistenceLayer
+from shared import clients
 from tests.conftest import Gcp
 from tests.idempotency_contract import SCENARIOS
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
-def test_contract(gcp: Gcp, scenario: Callable[[PersistenceLayer], None]) -> None:
-    scenario(FirestorePersistenceLayer())
+def test_contract(gcp: Gcp, scenario: Callable[[Any], None]) -> None:
+    scenario(clients.firestore())
 
 
 def test_record_carries_ttl_field_and_result(gcp: Gcp) -> None:
-    from shared import clients
     from shared.idempotency import idempotent
 
     @idempotent(key=lambda k: k, namespace="ttl-check")

@@ -10,6 +10,7 @@ import pytest
 
 from shared.events.billing import RenewalDue
 from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentSucceeded
+from shared.idempotency import Claims
 from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
 from shared.renewals.entry import handle_push
@@ -227,3 +228,63 @@ def test_zero_amount_invoice_settles_the_period_without_a_charge(env: Env) -> No
     handle_push(push(finalized_for(due, "inv_zero", amount=0), "inv_zero:finalized"))
     assert env.stripe.requests == []
     assert (doc("sub_zero")["status"], doc("sub_zero")["paid_index"]) == ("active", 0)
+
+
+def test_late_duplicate_after_the_charges_map_was_trimmed_never_reaches_the_psp(env: Env) -> None:
+    """The attempt document holds its own result: a duplicate ``invoice.finalized`` arriving after the
+    subscription's ``charges`` map has forgotten the attempt (12 kept) re-announces, never re-charges."""
+    new_sub("sub_late")
+    transitions(env)
+    (due,) = bill(env)
+    first = push(finalized_for(due, "inv_late"), "inv_late:finalized")
+    handle_push(first)
+    attempt = repository.attempts().document("inv_late:1").get().to_dict() or {}
+    assert (attempt["claim"], attempt["status"], attempt["result"]["status"]) == ("charged", "succeeded", "succeeded")
+    (fact_attrs, _), *_ = facts(env)
+    # The map keeps the latest 12 results; 13 later charges would push this one out. Trim it the same way.
+    charges = doc("sub_late")["charges"]
+    del charges["inv_late:1"]
+    repository.subs().document("sub_late").update({"charges": charges})
+    repository.attempts().document("inv_late:1").update({"lease_until": T0})  # days later: lease long over
+    transitions(env)
+    facts(env)
+    calls = len(env.stripe.requests)
+    handle_push(push(finalized_for(due, "inv_late"), "inv_late:finalized"))  # the late duplicate
+    assert len(env.stripe.requests) == calls  # zero PSP calls
+    [(again, _)] = facts(env)
+    assert again["event_id"] == fact_attrs["event_id"]  # the same fact, re-announced
+    assert [(t["version"], t["reason"]) for t in transitions(env)] == [(2, "renewed")]  # and its transition
+
+
+def test_a_taken_over_attempt_adopts_the_result_its_webhook_recorded(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The charging process dies after the PSP answered; the PSP's webhook records the result on the
+    subscription; the redelivery after the lease takes the attempt over and adopts it, no PSP call."""
+    from shared.renewals import collector
+
+    new_sub("sub_adopt")
+    (due,) = bill(env)
+    event = push(finalized_for(due, "inv_adopt"), "inv_adopt:finalized")
+    monkeypatch.setattr(collector, "_complete", lambda *a, **k: (_ for _ in ()).throw(OSError("process died")))
+    monkeypatch.setattr(Claims, "release", lambda self, claimed: None)  # a crash releases nothing
+    with pytest.raises(OSError, match="process died"):
+        handle_push(event)
+    monkeypatch.undo()
+    psp_id = env.stripe._answers["renewal-inv_adopt-1"][1]["id"]
+    late = PaymentSucceeded(
+        psp="stripe",
+        psp_event_id="evt_adopt",
+        psp_payment_id=psp_id,
+        livemode=False,
+        refs=OurRefs(subscription_id="sub_adopt", invoice_id="inv_adopt", attempt_id="inv_adopt:1"),
+        psp_created_at=T0,
+    )
+    handle_push(push(late, late.fact_key()))
+    assert doc("sub_adopt")["paid_index"] == 0
+    repository.attempts().document("inv_adopt:1").update({"lease_until": T0})  # the lease has run out
+    facts(env)
+    handle_push(event)
+    assert env.stripe.charges() == 1
+    assert len(env.stripe.requests) == 1
+    attempt = repository.attempts().document("inv_adopt:1").get().to_dict() or {}
+    assert (attempt["claim"], attempt["result"]["psp_payment_id"]) == ("charged", psp_id)
+    assert [a["idempotency_key"] for a, _ in facts(env)] == [late.fact_key()]
