@@ -273,6 +273,8 @@ def main(names: Sequence[str] = ()) -> None:
     from infra.local.topology import load
 
     emulator_env()
+    # A terminated bench must still stop its functions-framework processes (the finally in serving()).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     functions = load().functions
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
         out = Path(tmp)
