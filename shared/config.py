@@ -12,9 +12,45 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+DEFAULT_ACCOUNT = "default"
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; raised at first use, with the variable's name."""
+
+
+def account_env_name(var: str, account: str) -> str:
+    """``NAME`` for the default merchant account, ``NAME__<ACCOUNT>`` for another one.
+
+    The one naming rule for per-account settings (webhook secrets, charging keys, ``PSP_MODE``): account
+    ``eu-2`` reads ``STRIPE_WEBHOOK_SECRETS__EU_2``. Characters a variable name cannot hold become ``_``.
+    """
+    if account == DEFAULT_ACCOUNT:
+        return var
+    return f"{var}__{''.join(c if c.isalnum() else '_' for c in account.upper())}"
+
+
+def account_env(var: str, account: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The account's value of ``var`` (see :func:`account_env_name`), None when unset or empty."""
+    e = os.environ if env is None else env
+    return e.get(account_env_name(var, account)) or None
+
+
+def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """One variable, None when unset or empty: for config modules that read per call (tests change them)."""
+    e = os.environ if env is None else env
+    return e.get(name) or None
+
+
+def env_prefixed(prefix: str, env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """Every variable starting with ``prefix``, sorted: a cache key that changes when any of them does."""
+    e = os.environ if env is None else env
+    return tuple(sorted((k, v) for k, v in e.items() if k.startswith(prefix)))
+
+
+def invoice_sellers_json(env: Mapping[str, str] | None = None) -> str:
+    """``INVOICE_SELLERS_JSON``: extra legal entities issuing invoices (read per call; parsed by its user)."""
+    return env_value("INVOICE_SELLERS_JSON", env) or ""
 
 
 @dataclass(frozen=True, slots=True)

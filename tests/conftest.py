@@ -80,12 +80,10 @@ class Gcp:
         return path
 
     def pull_subscription(self, topic: str, name: str | None = None) -> str:
-        from google.cloud.pubsub_v1 import SubscriberClient
+        """A pull subscription ``name`` (default ``<topic>-pull``) on ``topic``; read it with tests.helpers.drain."""
+        from tests.helpers import pull_subscription
 
-        sub = SubscriberClient()
-        path: str = sub.subscription_path(self.project, name or f"{topic}-pull")
-        sub.create_subscription(name=path, topic=f"projects/{self.project}/topics/{topic}")
-        return path
+        return pull_subscription(self.project, topic, name=name or f"{topic}-pull")
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ Settings: ``ADYEN_API_KEY`` (``ADYEN_API_KEY__<ACCOUNT>``), ``ADYEN_MERCHANT_ACC
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import replace
 from typing import Any
 
-from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, account_env
+from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable
+from shared.charging.config import adyen_settings
 
 CHECKOUT_API_VERSION = "v71"
 # refusalReason values after which Adyen advises not to retry the same details.
@@ -42,25 +42,24 @@ class AdyenCharger:
     psp = "adyen"
 
     def __init__(self, account: str = "default") -> None:
-        key = account_env("ADYEN_API_KEY", account)
-        merchant = account_env("ADYEN_MERCHANT_ACCOUNT", account)
+        cfg = adyen_settings(account)
+        key, merchant = cfg.api_key, cfg.merchant_account
         if not key or not merchant:
             raise ChargeRejected(f"ADYEN_API_KEY / ADYEN_MERCHANT_ACCOUNT not set for account {account!r}")
         import Adyen
 
         self.account = account
         self.merchant_account = merchant
-        env = os.environ.get("ADYEN_ENVIRONMENT", "test")
+        env = cfg.environment
         self.livemode = env == "live"
         self._adyen = Adyen.Adyen(
             xapikey=key,
             platform=env,
-            live_endpoint_prefix=os.environ.get("ADYEN_LIVE_PREFIX") or None,
+            live_endpoint_prefix=cfg.live_prefix,
             http_timeout=20,
         )
         self._payments = self._adyen.checkout.payments_api
-        base = os.environ.get("ADYEN_CHECKOUT_URL") or "https://checkout-test.adyen.com"
-        self._payments.baseUrl = base.rstrip("/") + f"/{CHECKOUT_API_VERSION}"
+        self._payments.baseUrl = cfg.checkout_url.rstrip("/") + f"/{CHECKOUT_API_VERSION}"
 
     def request_body(self, req: ChargeRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

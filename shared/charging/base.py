@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -70,11 +69,3 @@ class Charger(Protocol):
     psp: str
 
     def charge(self, req: ChargeRequest) -> ChargeResult: ...
-
-
-def account_env(name: str, account: str) -> str | None:
-    """``NAME`` for the default account, ``NAME__<ACCOUNT>`` for another one (secrets per account)."""
-    if account == "default":
-        return os.environ.get(name) or None
-    suffix = "".join(c if c.isalnum() else "_" for c in account.upper())
-    return os.environ.get(f"{name}__{suffix}") or None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 
 from shared.charging.base import Charger, ChargeRejected
+from shared.charging.config import settings_fingerprint
 
 _FACTORIES: dict[str, Callable[[str], Charger]] = {}
 # SDK clients keep HTTP connections alive: reuse one per (psp, account, its settings) per instance.
@@ -25,8 +25,7 @@ def charger_for(psp: str, account: str = "default") -> Charger:
     factory = _FACTORIES.get(psp)
     if factory is None:
         raise ChargeRejected(f"no charging adapter for PSP {psp!r}")
-    prefix = psp.upper() + "_"
-    key = (psp, account, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(prefix))))
+    key = (psp, account, settings_fingerprint(psp))
     with _LOCK:
         charger = _CACHE.get(key)
         if charger is None:

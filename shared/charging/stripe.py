@@ -10,11 +10,11 @@ Settings: ``STRIPE_API_KEY`` (``STRIPE_API_KEY__<ACCOUNT>`` for other accounts) 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import replace
 from typing import Any
 
-from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, account_env
+from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable
+from shared.charging.config import stripe_settings
 
 # Decline codes after which retrying the same card is pointless or forbidden by network rules.
 HARD_DECLINES = frozenset(
@@ -46,13 +46,14 @@ class StripeCharger:
     psp = "stripe"
 
     def __init__(self, account: str = "default") -> None:
-        key = account_env("STRIPE_API_KEY", account)
+        cfg = stripe_settings(account)
+        key = cfg.api_key
         if not key:
             raise ChargeRejected(f"STRIPE_API_KEY is not set for account {account!r}")
         import stripe
 
         self.account = account
-        base = os.environ.get("STRIPE_API_BASE")
+        base = cfg.api_base
         self._client = stripe.StripeClient(
             key,
             base_addresses={"api": base} if base else None,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 
+from shared.config import invoice_sellers_json
 from shared.domain.numbering import DocType, Reset, SeriesDef
 
 
@@ -67,6 +67,6 @@ def _sellers(extra: str) -> dict[str, Seller]:
 
 def seller(entity: str) -> Seller:
     try:
-        return _sellers(os.environ.get("INVOICE_SELLERS_JSON", ""))[entity]
+        return _sellers(invoice_sellers_json())[entity]
     except KeyError:
         raise UnknownSeller(f"no legal entity {entity!r} is configured to issue invoices") from None

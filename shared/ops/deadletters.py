@@ -28,6 +28,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from shared.log import get_logger
@@ -249,13 +250,29 @@ class DeadLetters:
         return report
 
 
-def _subscriptions(names: Sequence[str], all_: bool) -> list[str]:
+# The operator runs this from a checkout; shared/ never imports infra/, it only reads the topology file.
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "infra" / "topology.yaml"
+
+
+def topology_subscriptions(path: Path) -> list[str]:
+    """The push subscription names listed under ``subscriptions:`` in a topology file."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SystemExit(f"cannot read the topology file {path}: {exc.strerror} (pass --topology)") from exc
+    subs = (data or {}).get("subscriptions") or {}
+    if not isinstance(subs, dict):
+        raise SystemExit(f"{path}: 'subscriptions' must be a mapping")
+    return sorted(str(name) for name in subs)
+
+
+def _subscriptions(names: Sequence[str], all_: bool, topology: Path = DEFAULT_TOPOLOGY) -> list[str]:
     if names:
         return list(names)
     if all_:
-        from infra.local.topology import load
-
-        return sorted(load().subscriptions)
+        return topology_subscriptions(topology)
     raise SystemExit("name a subscription (or --all to use every subscription in infra/topology.yaml)")
 
 
@@ -270,6 +287,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     ls.add_argument("subscription", nargs="*", help="push subscription name(s), without -dlq")
     ls.add_argument("--all", action="store_true", help="every subscription in infra/topology.yaml")
     ls.add_argument("--max", type=int, default=100, help="at most this many per subscription")
+    ls.add_argument(
+        "--topology", type=Path, default=DEFAULT_TOPOLOGY, help="topology file for --all (default: infra/topology.yaml)"
+    )
     rp = sub.add_parser("replay", help="republish to the original topic, then acknowledge")
     rp.add_argument("subscription", help="push subscription name, without -dlq")
     rp.add_argument("--max", type=int, default=100, help="at most this many")
@@ -288,7 +308,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     tool = DeadLetters(project)
 
     if args.command == "list":
-        for name in _subscriptions(args.subscription, args.all):
+        for name in _subscriptions(args.subscription, args.all, args.topology):
             letters = tool.list(name, args.max)
             for d in letters:
                 print(json.dumps({"subscription": name, **d.summary()}, default=str), file=out)

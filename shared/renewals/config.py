@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from shared.domain.money import Rounding
 from shared.domain.subscriptions import DunningPolicy
 
 
@@ -36,3 +37,12 @@ def renewal_settings() -> RenewalSettings:
             os.environ.get("DUNNING_RETRY_DAYS") or "1,3,5,7", os.environ.get("DUNNING_FINAL_STATUS") or "unpaid"
         ),
     )
+
+
+def proration_rounding() -> Rounding:
+    """``PRORATION_ROUNDING``: how proration lines round (a business rule, ``HALF_UP`` unless configured)."""
+    name = os.environ.get("PRORATION_ROUNDING") or "HALF_UP"
+    try:
+        return Rounding[name]
+    except KeyError:
+        raise ValueError(f"PRORATION_ROUNDING must be one of {', '.join(Rounding.__members__)}, got {name!r}") from None

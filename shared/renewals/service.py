@@ -121,10 +121,9 @@ def _now(explicit: dt.datetime | None) -> dt.datetime:
 
 def proration_rounding() -> Rounding:
     """Business rule, documented: proration lines round half-up per line unless configured."""
-    import os
+    from shared.renewals.config import proration_rounding as configured
 
-    name = os.environ.get("PRORATION_ROUNDING") or "HALF_UP"
-    return Rounding[name]
+    return configured()
 
 
 def _hash(body: BaseModel) -> str:

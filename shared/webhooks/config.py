@@ -1,7 +1,8 @@
 """Per-(psp, account) webhook configuration from environment variables.
 
 Variables are named as in the README (``STRIPE_WEBHOOK_SECRETS``, ``ADYEN_HMAC_KEYS``, ...); an extra
-merchant account ``eu`` (path ``/stripe/eu``) reads the same names with ``__EU`` appended. An
+merchant account ``eu`` (path ``/stripe/eu``) reads the same names with ``__EU`` appended (the one rule,
+:func:`shared.config.account_env_name`, that charging keys follow too). An
 account is configured when every required variable of its PSP is set and non-empty; otherwise its
 path answers 404, so a typo in a secret name shows up as a clear rejection, never as a bypass.
 
@@ -19,9 +20,11 @@ import os
 import re
 from collections.abc import Mapping
 
+from shared.config import DEFAULT_ACCOUNT, account_env_name
 from shared.psp.base import Adapter, PspConfig
 
-DEFAULT_ACCOUNT = "default"
+__all__ = ["ACCOUNT_RE", "DEFAULT_ACCOUNT", "ModeError", "load"]
+
 ACCOUNT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -29,17 +32,11 @@ class ModeError(ValueError):
     """``PSP_MODE`` is set to something other than test or live."""
 
 
-def env_name(var: str, account: str) -> str:
-    if account == DEFAULT_ACCOUNT:
-        return var
-    return f"{var}__{account.upper().replace('-', '_')}"
-
-
 def load(adapter: Adapter, account: str, env: Mapping[str, str] | None = None) -> PspConfig | None:
     """The account's configuration, or None when it is not (fully) configured."""
     e = os.environ if env is None else env
     names = (*adapter.required_env, *adapter.optional_env, "PSP_MODE")
-    raw = tuple(e.get(env_name(n, account)) or (e.get(n) if n == "PSP_MODE" else None) for n in names)
+    raw = tuple(e.get(account_env_name(n, account)) or (e.get(n) if n == "PSP_MODE" else None) for n in names)
     return _build(adapter.name, account, names, raw, adapter.required_env)
 
 

@@ -21,32 +21,15 @@ from shared import clients
 from shared.events import parse_message
 from shared.psp import signing
 from shared.webhooks.store import COLLECTION, record_id
-from tests.helpers import wait_for
+from tests.helpers import pull, pull_subscription, wait_for
 
 
-def _subscribe(project: str) -> tuple[object, str]:
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    sub = SubscriberClient()
-    path: str = sub.subscription_path(project, f"e2e-webhooks-{uuid.uuid4().hex[:8]}")
-    sub.create_subscription(name=path, topic=f"projects/{project}/topics/payment-events")
-    return sub, path
-
-
-def _pull(sub: object, path: str) -> list[object]:
-    from google.api_core.exceptions import DeadlineExceeded
-
-    try:
-        resp = sub.pull(request={"subscription": path, "max_messages": 50}, timeout=5)  # type: ignore[attr-defined]
-    except DeadlineExceeded:  # nothing there
-        return []
-    if resp.received_messages:
-        sub.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]})  # type: ignore[attr-defined]
-    return [m.message for m in resp.received_messages]
+def _pull(path: str) -> list[object]:
+    return [m.message for m in pull(path, max_messages=50, timeout_s=5)]
 
 
 def test_signed_webhook_archived_and_published_once_despite_duplicates(stack_env: Stack) -> None:
-    sub, path = _subscribe(stack_env.project)
+    path = pull_subscription(stack_env.project, "payment-events", "e2e-webhooks")
     evt = f"evt_e2e_{uuid.uuid4().hex[:10]}"
     body = json.dumps(
         {
@@ -86,13 +69,13 @@ def test_signed_webhook_archived_and_published_once_despite_duplicates(stack_env
     assert rec["state"] == "published"
     assert '"cvc":"[CVC]"' in rec["raw"]
     assert rec["received_at"]
-    messages = wait_for(lambda: _pull(sub, path))
+    messages = wait_for(lambda: _pull(path))
     # Again, and eight at once: all acknowledged, none republished.
     assert deliver() == 200
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert set(pool.map(lambda _: deliver(), range(8))) == {200}
     time.sleep(1.0)
-    messages += _pull(sub, path)
+    messages += _pull(path)
     assert len(messages) == 1
     msg = parse_message(messages[0].data, dict(messages[0].attributes), messages[0].message_id)  # type: ignore[attr-defined]
     assert msg.envelope.event_type == "payment.succeeded"
@@ -100,7 +83,7 @@ def test_signed_webhook_archived_and_published_once_despite_duplicates(stack_env
 
 
 def test_concurrent_first_deliveries_publish_once(stack_env: Stack) -> None:
-    sub, path = _subscribe(stack_env.project)
+    path = pull_subscription(stack_env.project, "payment-events", "e2e-webhooks")
     body = json.dumps(
         {
             "id": f"EV{uuid.uuid4().hex[:10].upper()}",
@@ -127,9 +110,9 @@ def test_concurrent_first_deliveries_publish_once(stack_env: Stack) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert set(pool.map(deliver, range(8))) == {200}
-    messages = wait_for(lambda: _pull(sub, path))
+    messages = wait_for(lambda: _pull(path))
     time.sleep(1.0)
-    messages += _pull(sub, path)
+    messages += _pull(path)
     assert len(messages) == 1
 
 

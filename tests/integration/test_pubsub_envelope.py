@@ -8,21 +8,19 @@ from shared.events import parse_message, publish
 from shared.events.probe import ProbeRequested
 from shared.log import bind
 from tests.conftest import Gcp
+from tests.helpers import pull
 
 
 def test_publish_then_pull_parses_the_same_event(gcp: Gcp) -> None:
-    from google.cloud.pubsub_v1 import SubscriberClient
-
     gcp.topic("probes")
     sub_path = gcp.pull_subscription("probes")
     occurred = dt.datetime(2026, 11, 21, 9, 30, tzinfo=dt.UTC)
     with bind(("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")):
         mid = publish(ProbeRequested(probe_id="p-9", note="x"), idempotency_key="p-9", occurred_at=occurred)
 
-    sub = SubscriberClient()
-    resp = sub.pull(subscription=sub_path, max_messages=10, timeout=10)
-    assert len(resp.received_messages) == 1
-    m = resp.received_messages[0].message
+    received = pull(sub_path, 10, timeout_s=10)
+    assert len(received) == 1
+    m = received[0].message
     got = parse_message(m.data, dict(m.attributes), m.message_id)
     assert got.message_id == mid
     assert got.event == ProbeRequested(probe_id="p-9", note="x")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,7 @@ from shared import clients
 from shared.invoicing.allocator import NumberAllocator
 from shared.invoicing.service import InvoiceService
 from tests.conftest import Gcp
-from tests.unit.invoices.factories import T0
+from tests.helpers import T0, drain
 
 
 @dataclass
@@ -28,17 +27,7 @@ class Env:
 
     def events(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
         """Everything published on invoice-events so far (attributes, body), acknowledged."""
-        from google.cloud.pubsub_v1 import SubscriberClient
-
-        sub = SubscriberClient()
-        out: list[tuple[dict[str, str], dict[str, Any]]] = []
-        while True:
-            resp = sub.pull(subscription=self.sub, max_messages=500, return_immediately=True, timeout=10)
-            if not resp.received_messages:
-                return out
-            for m in resp.received_messages:
-                out.append((dict(m.message.attributes), json.loads(m.message.data)))
-            sub.acknowledge(subscription=self.sub, ack_ids=[m.ack_id for m in resp.received_messages])
+        return drain(self.sub, wait=False)
 
     def doc(self, coll: str, doc_id: str) -> dict[str, Any]:
         snap = clients.firestore().collection(coll).document(doc_id).get()
@@ -51,5 +40,5 @@ def env(gcp: Gcp) -> Env:
     gcp.topic("invoice-events")
     sub = gcp.pull_subscription("invoice-events")
     db = clients.firestore()
-    # Issue dates fixed inside 2026, so series ids and numbers are known whatever today's date.
+    # The tests' clock: issue dates inside 2026, so series ids and numbers are known whatever today's date.
     return Env(gcp, InvoiceService(db=db, allocator=NumberAllocator(db), clock=lambda: T0), sub)

@@ -18,8 +18,8 @@ from shared.invoicing.allocator import SERIES as SERIES_COLL
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.ops.invoices import audit_series
 from shared.ops.invoices import main as ops_main
+from tests.fixtures.invoices import due_msg, renewal
 from tests.integration.invoices.conftest import Env
-from tests.unit.invoices.factories import due_msg, renewal
 
 SERIES = "acme-fr.INV.2026"
 

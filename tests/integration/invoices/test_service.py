@@ -13,8 +13,8 @@ from shared.domain.money import Money
 from shared.events.billing import Party
 from shared.invoicing import storage
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES, invoice_id_for
+from tests.fixtures.invoices import B2B_DE, disputed, due_msg, fact_msg, paid, refunded, renewal
 from tests.integration.invoices.conftest import Env
-from tests.unit.invoices.factories import B2B_DE, disputed, due_msg, fact_msg, paid, refunded, renewal
 
 
 def _pdf_text(uri: str) -> str:

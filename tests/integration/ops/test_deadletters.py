@@ -18,7 +18,7 @@ from shared.events import build_message
 from shared.events.probe import ProbeRequested
 from shared.ops.deadletters import DeadLetters, main
 from tests.conftest import Gcp
-from tests.helpers import wait_for
+from tests.helpers import pull, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag:DeprecationWarning")
 
@@ -46,11 +46,7 @@ class Wiring:
         return data, attrs
 
     def pull(self, subscription: str, max_messages: int = 50) -> list[pubsub_v1.types.ReceivedMessage]:
-        resp = self.sub.pull(
-            request={"subscription": subscription, "max_messages": max_messages, "return_immediately": True},
-            timeout=10,
-        )
-        return list(resp.received_messages)
+        return pull(subscription, max_messages, ack=False, wait=False)
 
     def fail_until_dead_lettered(self, expected: int) -> None:
         """Nack every delivery of the source subscription until ``expected`` messages sit in the DLQ."""

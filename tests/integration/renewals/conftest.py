@@ -9,7 +9,6 @@ import json
 import threading
 import types
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +24,9 @@ from shared.events.billing import InvoiceFinalized, Party, PaymentMethodRef, Ren
 from shared.events.envelope import Event
 from shared.renewals import service
 from tests.conftest import Gcp
+from tests.helpers import T0, drain
 
 TOPICS = ("renewals-due", "invoice-events", "payment-events", "subscription-events", "billing-ticks")
-T0 = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -70,20 +69,7 @@ class Env:
 
     def pull(self, topic: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
         """Everything published to ``topic`` so far (acknowledged, so each call returns new ones)."""
-        from google.cloud.pubsub_v1 import SubscriberClient
-
-        client = SubscriberClient()
-        out: list[tuple[dict[str, str], dict[str, Any]]] = []
-        while True:
-            req = {"subscription": self.subs[topic], "max_messages": 500, "return_immediately": True}
-            with warnings.catch_warnings():  # return_immediately is deprecated but exactly right here
-                warnings.simplefilter("ignore", DeprecationWarning)
-                resp = client.pull(request=req, timeout=10)
-            if not resp.received_messages:
-                return out
-            for m in resp.received_messages:
-                out.append((dict(m.message.attributes), json.loads(m.message.data or b"{}")))
-            client.acknowledge(subscription=self.subs[topic], ack_ids=[m.ack_id for m in resp.received_messages])
+        return drain(self.subs[topic], wait=False)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
 from shared.renewals.entry import handle_push
-from tests.integration.renewals.conftest import T0, Env, new_sub, tick_push
+from tests.helpers import T0
+from tests.integration.renewals.conftest import Env, new_sub, tick_push
 
 
 def run_all_shards(now: dt.datetime) -> None:

@@ -20,6 +20,7 @@ from shared.webhooks.http import handle_request
 from shared.webhooks.service import WebhookService
 from shared.webhooks.store import COLLECTION
 from tests.conftest import Gcp
+from tests.helpers import drain_messages
 
 ENV = {
     "STRIPE_WEBHOOK_SECRETS": "whsec_it_old_not_a_secret,whsec_it_not_a_secret",
@@ -67,22 +68,10 @@ class Harness:
 
     def drain(self) -> list[Received[PaymentEvent]]:
         """Every message on the pull subscription so far (acknowledged)."""
-        from google.cloud.pubsub_v1 import SubscriberClient
-
-        sub = SubscriberClient()
         out: list[Received[PaymentEvent]] = []
-        while True:
-            resp = sub.pull(
-                request={"subscription": self.subscription, "max_messages": 100, "return_immediately": True}, timeout=10
-            )
-            if not resp.received_messages:
-                return out
-            sub.acknowledge(
-                request={"subscription": self.subscription, "ack_ids": [m.ack_id for m in resp.received_messages]}
-            )
-            for m in resp.received_messages:
-                msg = parse_message(m.message.data, dict(m.message.attributes), m.message.message_id)
-                out.append(msg)  # type: ignore[arg-type]
+        for m in drain_messages(self.subscription, wait=False):
+            out.append(parse_message(m.data, dict(m.attributes), m.message_id))  # type: ignore[arg-type]
+        return out
 
     def records(self) -> list[dict[str, Any]]:
         return [d.to_dict() or {} for d in clients.firestore().collection(COLLECTION).stream()]

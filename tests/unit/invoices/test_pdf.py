@@ -12,7 +12,7 @@ from shared.invoicing import pdf
 from shared.invoicing.entities import seller
 from shared.invoicing.repository import document_view
 from shared.invoicing.service import build_invoice_doc
-from tests.unit.invoices.factories import B2B_DE, T0, renewal
+from tests.fixtures.invoices import B2B_DE, T0, renewal
 
 
 def _render(req_kw: dict[str, object]) -> tuple[str, bytes]:

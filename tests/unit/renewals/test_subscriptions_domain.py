@@ -24,9 +24,9 @@ from shared.domain.subscriptions import (
     request_id,
     transition,
 )
+from tests.helpers import T0
 
 UTC = dt.UTC
-T0 = dt.datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
 POLICY = DunningPolicy((1, 3, 5, 7), "unpaid")
 SCHED = Schedule(Anchor.at(T0, "Europe/Berlin"), Cadence(Unit.MONTH))
 

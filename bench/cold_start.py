@@ -1,0 +1,304 @@
+"""Cold start of each function from its built bundle: process start -> first request answered.
+
+For every function in ``infra/topology.yaml``: build its bundle (``infra.bundle``), start
+functions-framework on it in a fresh process (cwd = the bundle, the repository NOT on ``sys.path``, a
+free port, a fresh project on the emulators) and time until its first request is answered. The request
+is a real one against the emulators (webhooks: a signed Stripe delivery that is stored and published;
+probe: a publish; subscriptions: a lookup answered 404 after its Firestore read; the Pub/Sub functions:
+a push they handle and acknowledge), so the figure includes the lazy imports and client set-up the
+first request pays.
+
+Baseline: a bare functions-framework function of the same signature that imports the same client
+libraries at module level (firestore and pubsub; storage too for invoices) and answers at once. Ratio =
+function / baseline (goal at most 1.3). Runs alternate function and baseline; each figure is the median.
+
+    python -m bench cold_start                 # needs the emulators: FIRESTORE/PUBSUB/STORAGE_EMULATOR_HOST
+    BENCH_COLD_RUNS=9 python -m bench.cold_start webhooks
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = int(os.environ.get("BENCH_COLD_RUNS", "5"))
+GOAL = 1.3
+STRIPE_SECRET = "whsec_cold_start_not_a_secret"
+# Client libraries each function uses (the baseline imports exactly these).
+CLIENT_LIBRARIES = {"invoices": ("firestore", "pubsub", "storage")}
+DEFAULT_LIBRARIES = ("firestore", "pubsub")
+_IMPORTS = {
+    "firestore": "google.cloud.firestore",
+    "pubsub": "google.cloud.pubsub_v1",
+    "storage": "google.cloud.storage",
+}
+
+
+@dataclass(frozen=True)
+class FirstRequest:
+    """One request a function answers on its first call, and what it needs to be answerable."""
+
+    method: str
+    path: str
+    body: bytes
+    headers: Mapping[str, str]
+    ok: tuple[int, ...]  # statuses that mean "handled as intended"
+    topics: tuple[str, ...] = ()  # created in the project beforehand
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def _push(project: str, topic: str, data: bytes, attributes: Mapping[str, str]) -> FirstRequest:
+    """A Pub/Sub push body as the subscription posts it (functions-framework turns it into a CloudEvent)."""
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    body = {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": dict(attributes),
+            "messageId": uuid.uuid4().hex,
+            "publishTime": now,
+        },
+        "subscription": f"projects/{project}/subscriptions/{topic}-cold-start",
+    }
+    headers = {"Content-Type": "application/json"}
+    return FirstRequest("POST", f"/projects/{project}/topics/{topic}", json.dumps(body).encode(), headers, (200, 204))
+
+
+def first_request(key: str, project: str, run: str) -> FirstRequest:
+    """The first request for function ``key`` (built in the caller's process, which has the repository)."""
+    from shared.events import build_message
+
+    now = dt.datetime.now(dt.UTC)
+    if key == "probe":
+        body = json.dumps({"probe_id": f"cold-{run}"}).encode()
+        return FirstRequest("POST", "/", body, {"Content-Type": "application/json"}, (202,), topics=("probes",))
+    if key == "probe_sink":
+        from shared.events.probe import ProbeRequested
+
+        data, attrs = build_message(ProbeRequested(probe_id=f"cold-{run}"), idempotency_key=run, occurred_at=now)
+        return _push(project, "probes", data, attrs)
+    if key == "webhooks":
+        from shared.psp import signing
+
+        event = {
+            "id": f"evt_cold_{run}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": int(now.timestamp()),
+            "livemode": False,
+            "data": {
+                "object": {
+                    "id": f"pi_cold_{run}",
+                    "object": "payment_intent",
+                    "amount": 2900,
+                    "amount_received": 2900,
+                    "currency": "eur",
+                    "metadata": {"customer_id": "cust-cold", "invoice_id": f"INV-COLD-{run}"},
+                }
+            },
+        }
+        body = json.dumps(event, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "Stripe-Signature": signing.stripe_header(body, STRIPE_SECRET)}
+        return FirstRequest(
+            "POST", "/stripe", body, headers, (200,), ("payment-events",), {"STRIPE_WEBHOOK_SECRETS": STRIPE_SECRET}
+        )
+    if key == "subscriptions":
+        return FirstRequest("GET", f"/subscriptions/cold-{run}", b"", {}, (404,))
+    if key == "renewals":
+        # A scheduler tick: the planner fans out one shard tick (a publish) for its single shard.
+        tick = _push(project, "billing-ticks", b"", {})
+        return replace(tick, topics=("billing-ticks",), env={"RENEWALS_SHARDS": "1"})
+    if key == "invoices":
+        from shared.domain.money import Money
+        from shared.events.payments import OurRefs, PaymentSucceeded
+
+        fact = PaymentSucceeded(
+            psp="stripe",
+            psp_payment_id=f"pi_cold_{run}",
+            livemode=False,
+            amount=Money(2900, "EUR"),
+            refs=OurRefs(invoice_id=f"INV-COLD-{run}"),
+            psp_created_at=now,
+        )
+        data, attrs = build_message(fact, idempotency_key=fact.fact_key(), occurred_at=now)
+        return _push(project, "payment-events", data, attrs)
+    raise KeyError(f"no first request defined for function {key!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def emulator_env() -> dict[str, str]:
+    names = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        raise SystemExit(f"set {', '.join(missing)} (e.g. run `make up` and export what it prints)")
+    return {n: os.environ[n] for n in names}
+
+
+def create_topics(project: str, topics: Sequence[str]) -> None:
+    if not topics:
+        return
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    pub = PublisherClient()
+    for t in topics:
+        pub.create_topic(name=pub.topic_path(project, t))
+
+
+def _process_env(project: str, extra: Mapping[str, str]) -> dict[str, str]:
+    """The function's environment: no PYTHONPATH (only the bundle is importable), emulators, its settings."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(emulator_env())
+    env.update({"GOOGLE_CLOUD_PROJECT": project, "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "WARNING", **extra})
+    return env
+
+
+@contextmanager
+def serving(
+    folder: Path, target: str, signature_type: str, project: str, env: Mapping[str, str] = {}
+) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+    """functions-framework on ``folder/main.py`` in a fresh process: (process, port, monotonic start)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "functions_framework", "--source", "main.py", "--target", target]
+    cmd += ["--signature-type", signature_type, "--port", str(port), "--host", "127.0.0.1"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=folder,
+        env=_process_env(project, env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its gunicorn workers go with it
+    )
+    try:
+        yield proc, port, t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def first_answer(proc: subprocess.Popen[bytes], port: int, req: FirstRequest, timeout_s: float = 120.0) -> int:
+    """Wait for the port to accept, send ``req`` once, return the status (the caller timestamps it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"functions-framework exited with {proc.returncode}:\n{err[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.connect()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"port {port} never accepted a connection") from None
+            time.sleep(0.005)
+    try:
+        conn.request(req.method, req.path, body=req.body or None, headers=dict(req.headers))
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def cold_start(
+    folder: Path, key: str, target: str, signature_type: str, project: str | None = None
+) -> tuple[float, int]:
+    """Seconds from process start to the answer of the function's first request, and its status."""
+    project = project or f"demo-cold-{uuid.uuid4().hex[:10]}"
+    req = first_request(key, project, uuid.uuid4().hex[:10])
+    create_topics(project, req.topics)
+    with serving(folder, target, signature_type, project, req.env) as (proc, port, t0):
+        status = first_answer(proc, port, req)
+        elapsed = time.monotonic() - t0
+    if status not in req.ok:
+        raise RuntimeError(f"{key}: first request answered {status}, expected one of {req.ok}")
+    return elapsed, status
+
+
+def baseline_folder(out: Path, key: str, signature_type: str) -> Path:
+    """A bare function importing the client libraries ``key`` uses, answering at once."""
+    folder = out / f"bare-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    libs = CLIENT_LIBRARIES.get(key, DEFAULT_LIBRARIES)
+    imports = "\n".join(f"import {_IMPORTS[lib]}  # noqa: F401" for lib in libs)
+    if signature_type == "http":
+        fn = "@functions_framework.http\ndef bare(request):\n    return flask.Response('{}', status=200)\n"
+    else:
+        fn = "@functions_framework.cloud_event\ndef bare(cloud_event):\n    return None\n"
+    (folder / "main.py").write_text(f"import flask\nimport functions_framework\n{imports}\n\n\n{fn}")
+    return folder
+
+
+def baseline(folder: Path, key: str, signature_type: str) -> float:
+    project = f"demo-cold-{uuid.uuid4().hex[:10]}"
+    req = first_request(key, project, uuid.uuid4().hex[:10])
+    with serving(folder, "bare", signature_type, project) as (proc, port, t0):
+        status = first_answer(proc, port, req)
+        elapsed = time.monotonic() - t0
+    if status not in (200, 204):
+        raise RuntimeError(f"bare function answered {status}")
+    return elapsed
+
+
+def main(names: Sequence[str] = ()) -> None:
+    """Every function of the topology, or the ones named."""
+    from infra.bundle import build
+    from infra.local.topology import load
+
+    emulator_env()
+    # A terminated bench must still stop its functions-framework processes (the finally in serving()).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    functions = load().functions
+    with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
+        out = Path(tmp)
+        folders = {f.name: f for f in build(names or None, out / "build")}
+        print(f"median of {RUNS} runs; process start -> first request answered; baseline = bare function, same libs")
+        worst = 0.0
+        for key, folder in folders.items():
+            fn = functions[key]
+            bare = baseline_folder(out, key, fn.signature_type)
+            ours: list[float] = []
+            base: list[float] = []
+            for _ in range(RUNS):
+                ours.append(cold_start(folder, key, fn.entry_point, fn.signature_type)[0])
+                base.append(baseline(bare, key, fn.signature_type))
+            o, b = statistics.median(ours), statistics.median(base)
+            worst = max(worst, o / b)
+            libs = "+".join(CLIENT_LIBRARIES.get(key, DEFAULT_LIBRARIES))
+            print(
+                f"{key:<14} {o * 1000:6.0f} ms   baseline ({libs}) {b * 1000:6.0f} ms   ratio {o / b:.2f}"
+                f"   (range {min(ours) * 1000:.0f}-{max(ours) * 1000:.0f} ms)",
+                flush=True,
+            )
+        print(f"worst ratio {worst:.2f} (goal <= {GOAL})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
