@@ -358,8 +358,9 @@ def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
     if state.status == "canceled":
         b = state.billing
         if o.kind == "succeeded" and b is not None and b.final and o.period_index == b.index:
-            # The final invoice is paid: stop re-sending it; the subscription stays canceled.
-            return Change(replace(state, paid_index=b.index, last_cause=o.cause))
+            # The final invoice is paid: stop re-sending it; the subscription stays canceled. No transition,
+            # so ``last_cause`` stays the cancellation's (a duplicate of this fact finds it paid instead).
+            return Change(replace(state, paid_index=b.index))
         return Change(state)
     if o.kind == "succeeded":
         reason = {"active": "renewed", "trialing": "trial_converted"}.get(state.status, "recovered")
