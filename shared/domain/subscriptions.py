@@ -14,6 +14,25 @@ Periods are indexes into the subscription's :class:`~shared.domain.calendar.Sche
 Idempotency by construction: a duplicate or late input finds the pointers already past it and returns
 the state unchanged (``transition is None``); a late failure never regresses a paid period, and a
 success never resurrects a canceled subscription.
+
+What a customer owes for a plan change (proration), and when it is billed:
+
+* a change at ``t`` prorates against the period that contains ``t`` **if that period has been invoiced**
+  (``billing.index``), paid or not: active, ``past_due``, a pending bank debit, ``unpaid``. The old plan's
+  price for it is on an issued invoice, so the customer gets a credit for the old plan's unused time and
+  a charge for the new plan's remaining time. A period not invoiced yet (a trial, a period whose renewal
+  the planner has not claimed) is simply invoiced at the new price: nothing to prorate;
+* those lines wait on the subscription (``pending_lines``; :attr:`SubState.has_pending`) and are moved,
+  all of them, onto the **next invoice the subscription emits**, in the same conditional write that
+  claims it, so they are billed exactly once and never lost: the next period's renewal invoice, or, when
+  the subscription ends (cancel at period end, cancel now, dunning ending in ``canceled``), one
+  **final invoice** holding only those lines (:func:`plan` kind ``bill`` with ``final=True``; request id
+  ``{subscription_id}:{end instant}:final``). An ``unpaid`` subscription keeps them until it is revived
+  (next renewal) or canceled (final invoice). Canceling refunds nothing of the current period, so its
+  prorations stay owed as agreed.
+
+The final invoice is tracked like a renewal (``billing`` one index past the last period, zero length at
+the end instant): re-sent while unpaid, settled by its payment without reviving the subscription.
 """
 
 from __future__ import annotations
@@ -70,6 +89,9 @@ class DunningPolicy:
         return first_failed_at + dt.timedelta(days=self.retry_days[failed_attempt - 1])
 
 
+FINAL_SUFFIX = ":final"
+
+
 @dataclass(frozen=True, slots=True)
 class Billing:
     """The last period handed to invoicing; ``republish_at`` recovers a RenewalDue lost in a crash."""
@@ -81,6 +103,11 @@ class Billing:
     claimed_at: dt.datetime
     republish_at: dt.datetime
     republishes: int = 0
+
+    @property
+    def final(self) -> bool:
+        """The final invoice of an ended subscription (its pending proration lines only)."""
+        return self.request_id.endswith(FINAL_SUFFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +136,7 @@ class SubState:
     cancel_at_period_end: bool = False
     canceled_at: dt.datetime | None = None
     last_cause: str | None = None  # what caused the last transition: a duplicate cause republishes it
+    has_pending: bool = False  # proration lines wait for the next invoice (``pending_lines``)
 
     @property
     def last_billed(self) -> int:
@@ -180,7 +208,14 @@ def transition(state: SubState, to: Status, reason: str, cause: str) -> Change:
 
 def due_at(state: SubState) -> dt.datetime | None:
     """When the planner next has work for this subscription (the indexed ``due_at`` field)."""
-    if state.status in ("canceled", "unpaid"):
+    if state.status == "canceled":
+        b = state.billing
+        if b is not None and b.final and state.in_flight:
+            return b.republish_at  # the final invoice, until it is paid
+        if state.has_pending and not (b is not None and b.final):
+            return state.canceled_at or state.created_at  # its pending lines need a final invoice now
+        return None
+    if state.status == "unpaid":
         return None
     if state.in_flight:
         assert state.billing is not None
@@ -202,6 +237,7 @@ class Plan:
     period: Period | None = None
     attempt: int | None = None  # for retries: the attempt to run
     invoice_id: str | None = None
+    final: bool = False  # a ``bill`` of the pending lines only (the subscription ended); no plan lines
 
 
 def request_id(sub_id: str, period_start: dt.datetime) -> str:
@@ -209,10 +245,45 @@ def request_id(sub_id: str, period_start: dt.datetime) -> str:
     return f"{sub_id}:{period_start.astimezone(dt.UTC).isoformat().replace('+00:00', 'Z')}"
 
 
+def _republish(state: SubState, now: dt.datetime, republish_s: int) -> Plan:
+    """Re-send the claimed request (same request id) once its deadline passed, backing off."""
+    b = state.billing
+    assert b is not None
+    if b.republish_at > now:
+        return Plan("none", Change(state))
+    n = b.republishes + 1
+    b2 = replace(b, republishes=n, republish_at=now + dt.timedelta(seconds=republish_s * 2 ** min(n, 8)))
+    period = state.schedule.period(max(b.index - 1, 0)) if b.final else state.schedule.period(b.index)
+    return Plan("republish", Change(replace(state, billing=b2)), period, final=b.final)
+
+
+def _final(state: SubState, ended_at: dt.datetime, now: dt.datetime, republish_s: int) -> tuple[SubState, Period]:
+    """Claim the final invoice of the pending lines: one index past the last period, zero length."""
+    k = state.last_billed
+    billing = Billing(
+        index=k + 1,
+        start=ended_at,
+        end=ended_at,
+        request_id=request_id(state.id, ended_at) + FINAL_SUFFIX,
+        claimed_at=now,
+        republish_at=now + dt.timedelta(seconds=republish_s),
+    )
+    # The invoice shows the period the prorations belong to: the last one invoiced.
+    return replace(state, billing=billing, has_pending=False), state.schedule.period(max(k, 0))
+
+
 def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
     """What a tick at ``now`` must do for this subscription (at most one thing)."""
     none = Plan("none", Change(state))
-    if state.status in ("canceled", "unpaid"):
+    if state.status == "canceled":
+        b = state.billing
+        if b is not None and b.final:
+            return _republish(state, now, republish_s) if state.in_flight else none
+        if state.has_pending:
+            s, last = _final(state, state.canceled_at or now, now, republish_s)
+            return Plan("bill", Change(s), last, final=True)
+        return none
+    if state.status == "unpaid":
         return none
     if state.in_flight:
         b = state.billing
@@ -231,18 +302,18 @@ def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
                 attempt=d.failed_attempt + 1,
                 invoice_id=d.invoice_id,
             )
-        if b.republish_at > now:
-            return none
-        n = b.republishes + 1
-        b2 = replace(b, republishes=n, republish_at=now + dt.timedelta(seconds=republish_s * 2 ** min(n, 8)))
-        return Plan("republish", Change(replace(state, billing=b2)), state.schedule.period(b.index))
+        return _republish(state, now, republish_s)
     k = state.last_billed + 1
     period = state.schedule.period(k)
     if period.start > now:
         return none
     if state.cancel_at_period_end:
         ch = transition(state, "canceled", "canceled_at_period_end", f"period_end:{k}")
-        return Plan("cancel", Change(replace(ch.state, canceled_at=period.start), ch.transition), period)
+        ended = replace(ch.state, canceled_at=period.start)
+        if state.has_pending:  # an upgrade before the end is still owed: bill it on a final invoice
+            s, last = _final(ended, period.start, now, republish_s)
+            return Plan("bill", Change(s, ch.transition), last, final=True)
+        return Plan("cancel", Change(ended, ch.transition), period)
     billing = Billing(
         index=k,
         start=period.start,
@@ -251,7 +322,18 @@ def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
         claimed_at=now,
         republish_at=now + dt.timedelta(seconds=republish_s),
     )
-    return Plan("bill", Change(replace(state, billing=billing)), period)
+    return Plan("bill", Change(replace(state, billing=billing, has_pending=False)), period)
+
+
+def proration_period(state: SubState, at: dt.datetime) -> Period | None:
+    """The period a plan change at ``at`` prorates against: the invoiced one containing ``at``, else None.
+
+    Paid or not does not matter (see the module doc): the old price is on an issued invoice either way.
+    """
+    if state.status == "canceled" or state.last_billed < 0:
+        return None
+    p = state.schedule.period(state.last_billed)
+    return p if p.start <= at < p.end else None
 
 
 # -- payment outcomes ----------------------------------------------------------------------------
@@ -271,7 +353,14 @@ class Outcome:
 def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
     """Advance on success, dun on failure; duplicates, late and reordered facts change nothing."""
     already_paid = state.paid_index is not None and o.period_index <= state.paid_index
-    if already_paid or state.status == "canceled":
+    if already_paid:
+        return Change(state)
+    if state.status == "canceled":
+        b = state.billing
+        if o.kind == "succeeded" and b is not None and b.final and o.period_index == b.index:
+            # The final invoice is paid: stop re-sending it; the subscription stays canceled. No transition,
+            # so ``last_cause`` stays the cancellation's (a duplicate of this fact finds it paid instead).
+            return Change(replace(state, paid_index=b.index))
         return Change(state)
     if o.kind == "succeeded":
         reason = {"active": "renewed", "trialing": "trial_converted"}.get(state.status, "recovered")

@@ -106,7 +106,10 @@ class InvoiceFinalized(_InvoiceFact):
 
 @register
 class InvoicePaid(_InvoiceFact):
-    """Idempotency key: ``{invoice_id}:paid``."""
+    """Idempotency key: ``{invoice_id}:paid`` (the same whether a payment fact or an operator paid it).
+
+    ``psp_payment_id`` is None when an operator marked it paid (``paid_by == "operator"``).
+    """
 
     EVENT_TYPE: ClassVar[str] = "invoice.paid"
 
@@ -114,6 +117,9 @@ class InvoicePaid(_InvoiceFact):
     paid_at: dt.datetime
     psp: str | None = None
     psp_payment_id: str | None = None
+    collection: CollectionMethod | None = None
+    paid_by: Literal["payment", "operator"] = "payment"
+    reason: str | None = None
 
 
 @register

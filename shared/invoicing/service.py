@@ -12,6 +12,11 @@ anything twice:
 Payment facts are recorded under the invoice first (``invoices/{id}/facts``), then applied when the
 invoice is numbered; a payment that overtakes its invoice's finalization is therefore kept, and applied
 by the finalization itself.
+
+A RenewalDue delivered again for an invoice that is finalized and still open re-announces
+``invoice.finalized`` (same idempotency key, so the same event id: consumers deduplicate it). That is how
+a lost or dead-lettered announcement is recovered: the planner re-sends the request of a period that is
+not paid. A paid, void or uncollectible invoice is not re-announced.
 """
 
 from __future__ import annotations
@@ -120,7 +125,10 @@ class InvoiceService:
         doc = self.number(invoice_id, doc)
         with bind(invoice_id=invoice_id):
             doc = self._store_pdf(ref, doc)
-            if "finalized" not in doc.get("published", []):
+            announced = "finalized" in doc.get("published", [])
+            if not announced or doc.get("status") == dom.Status.OPEN.value:
+                if announced:
+                    log.info("finalized invoice still open; invoice.finalized re-announced")
                 self._publish(
                     InvoiceFinalized(
                         invoice_id=invoice_id,
@@ -142,7 +150,8 @@ class InvoiceService:
                     f"{invoice_id}:finalized",
                     doc["finalized_at"],
                 )
-                self._mark_published(ref, "finalized")
+                if not announced:
+                    self._mark_published(ref, "finalized")
             log.info("invoice finalized", extra={"number": doc["number"], "series_id": doc["series_id"]})
             self.apply_facts(invoice_id)
         return {"invoice_id": invoice_id, "number": doc["number"], "status": doc["status"]}
@@ -236,30 +245,40 @@ class InvoiceService:
             else:
                 f.reference.update({"applied": True})
         doc = ref.get().to_dict() or {}
-        if doc.get("status") == dom.Status.PAID and "paid" not in doc.get("published", []):
-            self._publish(
-                InvoicePaid(
-                    invoice_id=invoice_id,
-                    number=doc["number"],
-                    subscription_id=doc.get("subscription_id"),
-                    customer_id=doc["buyer"]["id"],
-                    amount_paid=Money(int(doc["amount_paid"]), doc["currency"]),
-                    paid_at=doc["paid_at"],
-                    psp=doc.get("psp"),
-                    psp_payment_id=doc.get("psp_payment_id"),
-                ),
-                f"{invoice_id}:paid",
-                doc["paid_at"],
-            )
-            self._mark_published(ref, "paid")
+        self._announce_paid(ref, doc)
         return {"invoice_id": invoice_id, "status": doc.get("status"), "disputed": bool(doc.get("disputed"))}
+
+    def _announce_paid(self, ref: Any, doc: dict[str, Any]) -> None:
+        """Publish ``invoice.paid`` once the invoice is paid, whoever paid it (same key, same event id)."""
+        if doc.get("status") != dom.Status.PAID or "paid" in doc.get("published", []):
+            return
+        self._publish(
+            InvoicePaid(
+                invoice_id=doc["invoice_id"],
+                number=doc["number"],
+                subscription_id=doc.get("subscription_id"),
+                customer_id=doc["buyer"]["id"],
+                amount_paid=Money(int(doc["amount_paid"]), doc["currency"]),
+                paid_at=doc["paid_at"],
+                psp=doc.get("psp"),
+                psp_payment_id=doc.get("psp_payment_id"),
+                collection=doc.get("collection"),
+                paid_by="operator" if doc.get("paid_by") == "operator" else "payment",
+                reason=doc.get("paid_reason"),
+            ),
+            f"{doc['invoice_id']}:paid",
+            doc["paid_at"],
+        )
+        self._mark_published(ref, "paid")
 
     def _apply_paid(self, ref: Any, fact_ref: Any, ev: PaymentSucceeded) -> None:
         def change(d: dict[str, Any] | None) -> dict[str, Any] | None:
             cur = dom.Status((d or {})["status"])
             try:
                 if not dom.transition(cur, dom.Status.PAID):
-                    if (d or {}).get("psp_payment_id") not in (None, ev.psp_payment_id):
+                    if (d or {}).get("psp_payment_id") not in (None, ev.psp_payment_id) or (d or {}).get(
+                        "paid_by"
+                    ) == "operator":
                         log.error("invoice paid twice; a refund is due", extra={"psp_payment_id": ev.psp_payment_id})
                     return None
             except dom.InvalidTransition:
@@ -364,6 +383,35 @@ class InvoiceService:
         return {"credit_note_id": cn_id, "number": doc["number"]}
 
     # -- operator transitions -------------------------------------------------------------------
+    def mark_paid(self, invoice_id: str, reason: str | None = None) -> dict[str, Any]:
+        """Paid outside any PSP we hear from (bank transfer, cheque): an operator says so.
+
+        Open or uncollectible -> paid for the amount due, ``paid_by = "operator"``; publishes the same
+        ``invoice.paid`` (key ``{invoice_id}:paid``) a payment fact would, so the renewals function
+        settles the period either way and never twice. Idempotent: a paid invoice stays as it is.
+        """
+        ref = self.db.collection(INVOICES).document(invoice_id)
+
+        def change(d: dict[str, Any] | None) -> dict[str, Any] | None:
+            if d is None:
+                raise LookupError(f"invoice {invoice_id} does not exist")
+            if not dom.transition(dom.Status(d["status"]), dom.Status.PAID):
+                return None
+            return {
+                "status": dom.Status.PAID.value,
+                "paid_at": self.clock(),
+                "amount_paid": int(d["amount_due"]),
+                "paid_by": "operator",
+                "paid_reason": reason,
+            }
+
+        cas_update(self.db, ref, change)
+        doc = ref.get().to_dict() or {}
+        with bind(invoice_id=invoice_id):
+            self._announce_paid(ref, doc)
+            log.info("invoice marked paid by an operator", extra={"reason": reason})
+        return {"invoice_id": invoice_id, "status": doc.get("status"), "number": doc.get("number")}
+
     def void(self, invoice_id: str, reason: str | None = None) -> dict[str, Any]:
         return self._terminal(invoice_id, dom.Status.VOID, reason)
 

@@ -1,10 +1,14 @@
-"""Operator commands for invoices: gap audit of a series, inspect, void, mark uncollectible.
+"""Operator commands for invoices: gap audit of a series, inspect, void, mark uncollectible or paid.
 
     python -m shared.ops.invoices audit --series acme-fr.INV.2026     # exit 1 if a gap or duplicate
     python -m shared.ops.invoices series                              # every series and its counter
     python -m shared.ops.invoices show in_3f2a...                     # the invoice (or cn_...) as JSON
     python -m shared.ops.invoices void in_3f2a... --reason "issued in error"
     python -m shared.ops.invoices uncollectible in_3f2a... --reason "customer insolvent"
+    python -m shared.ops.invoices mark-paid in_3f2a... --reason "bank transfer ref 4711"
+
+``mark-paid`` records a payment we did not receive through a PSP (open or uncollectible -> paid) and
+publishes ``invoice.paid``, which settles the subscription period the invoice was issued for.
 
 The audit reads every document numbered in the series (invoices or credit notes) and the series'
 counter, and lists missing numbers (including numbers consumed by the counter with no document) and
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         p = sub.add_parser(name, help=f"mark an open invoice {name}")
         p.add_argument("invoice_id")
         p.add_argument("--reason")
+    m = sub.add_parser("mark-paid", help="record a payment received outside the PSPs (publishes invoice.paid)")
+    m.add_argument("invoice_id")
+    m.add_argument("--reason", required=True, help="what was received, for the audit trail")
     args = ap.parse_args(argv)
     out = out or sys.stdout
 
@@ -89,6 +96,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.cmd == "void":
             result = svc.void(args.invoice_id, args.reason)
+        elif args.cmd == "mark-paid":
+            result = svc.mark_paid(args.invoice_id, args.reason)
         else:
             result = svc.mark_uncollectible(args.invoice_id, args.reason)
     except (InvalidTransition, LookupError) as exc:

@@ -12,13 +12,14 @@ from shared.renewals import usage
 from shared.renewals.collector import on_invoice_finalized, on_retry_due
 from shared.renewals.config import renewal_settings
 from shared.renewals.messages import TickError, is_tick, parse_tick
-from shared.renewals.outcomes import on_payment_fact
+from shared.renewals.outcomes import on_invoice_paid, on_payment_fact
 from shared.renewals.planner import handle_tick
 
 log = get_logger(__name__)
 
 HANDLERS: dict[str, Handler] = {
     "invoice.finalized": on_invoice_finalized,
+    "invoice.paid": on_invoice_paid,
     "renewal.charge_retry_due": on_retry_due,
     "payment.succeeded": on_payment_fact,
     "payment.authorized": on_payment_fact,

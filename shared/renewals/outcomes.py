@@ -13,20 +13,29 @@ notification), in any order, any number of times. The rules live in
   crash between commit and publish loses nothing (same idempotency key, same event id downstream).
 
 Pending facts change nothing: the subscription waits for the final fact.
+
+An invoice can also be paid without a charge of ours: a ``send_invoice`` subscription's invoice paid by
+the customer (a payment fact carrying the invoice reference but no attempt), or any invoice marked paid
+by an operator (``invoice.paid`` without a PSP payment). Both settle the period the invoice was issued
+for, found by matching the invoice id with the one derived from the subscription's claimed request
+(``billing.request_id``). A fact and ``invoice.paid`` for the same invoice, duplicated, in any order,
+advance it once: the second finds the period already paid.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from shared import clients
 from shared.config import get_settings
-from shared.domain.subscriptions import Outcome, apply_payment
+from shared.domain.subscriptions import Outcome, SubState, apply_payment
 from shared.events import Received
-from shared.events.billing import InvoiceFinalized, SubscriptionTransitioned
+from shared.events.billing import InvoiceFinalized, InvoicePaid, SubscriptionTransitioned
 from shared.events.payments import PaymentAuthorized, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
+from shared.invoicing.repository import invoice_id_for
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle, usage
 from shared.renewals.config import RenewalSettings, renewal_settings
@@ -58,8 +67,7 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
         if not attempt_ref:  # no attempt id in the PSP metadata: the latest attempt of the invoice
             latest = _latest_attempt(invoice_id)
             if latest is None:
-                log.warning("payment fact for an invoice this service never charged; ignored")
-                return {"skipped": "unknown_attempt"}
+                return _invoice_level_fact(ev, kind, refs.subscription_id, invoice_id)
             attempt_ref = attempt_id(invoice_id, int(latest["attempt"]))
         attempt_no = int(attempt_ref.rsplit(":", 1)[1]) if ":" in attempt_ref else 1
 
@@ -92,6 +100,40 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
             charge=(attempt_ref, charge_data(ev, kind)),
             reannounce=not ours,
         )
+
+
+def _invoice_level_fact(ev: PaymentEvent, kind: str, subscription_id: str, invoice_id: str) -> dict[str, Any]:
+    """A payment of an invoice we never charged (``send_invoice``, paid by the customer).
+
+    Only a success settles it; a failed or pending customer payment starts no dunning (there is no
+    attempt of ours to retry), and the invoice stays open.
+    """
+    if kind != "succeeded":
+        log.info("customer payment of an uncharged invoice not final; nothing to apply", extra={"kind": kind})
+        return {"skipped": f"invoice_level_{kind}"}
+    o = Outcome("succeeded", invoice_id, 0, 0, ev.psp_created_at, ev.fact_key())
+    return apply(subscription_id, o, _only_current_invoice)
+
+
+def on_invoice_paid(msg: Received[InvoicePaid]) -> dict[str, Any]:
+    """An invoice paid without a charge of ours (send_invoice, operator mark-paid) settles its period.
+
+    An auto-collected invoice paid by our own charge is skipped: the payment fact already drove it, and
+    skipping saves a read per renewal.
+    """
+    inv = msg.event
+    if not inv.subscription_id:
+        return {"skipped": "no_subscription"}
+    if inv.collection == "charge_automatically" and inv.psp_payment_id is not None:
+        return {"skipped": "paid_by_charge"}
+    with bind(subscription_id=inv.subscription_id, invoice_id=inv.invoice_id):
+        o = Outcome("succeeded", inv.invoice_id, 0, 0, inv.paid_at, f"{inv.invoice_id}:paid")
+        return apply(inv.subscription_id, o, _only_current_invoice)
+
+
+def _only_current_invoice() -> dt.datetime | None:
+    """Period source of an invoice-level payment: only the current invoice (matched by id) is known."""
+    raise LookupError("not the subscription's current invoice")
 
 
 def charge_data(ev: PaymentEvent, status: str) -> dict[str, Any]:
@@ -138,6 +180,23 @@ def _merge_charge(charges: dict[str, Any], key: str, data: dict[str, Any]) -> di
     return merged
 
 
+def _resolve_period(state: SubState, o: Outcome, period_start: PeriodSource) -> Outcome:
+    """``o`` with the index of the period it pays; raises LookupError when that cannot be known.
+
+    The invoice of the subscription's claimed request is recognised by its derived id (no lookup);
+    otherwise the period comes from ``period_start`` (the charge attempt's), else the claimed one.
+    """
+    b = state.billing
+    if b is not None and o.invoice_id == invoice_id_for(b.request_id):
+        return replace(o, period_index=b.index)
+    ps = period_start() if callable(period_start) else period_start
+    if ps is not None:
+        return replace(o, period_index=state.period_index_of(ps))
+    if b is not None:
+        return replace(o, period_index=b.index)
+    return o
+
+
 def apply(
     subscription_id: str,
     o: Outcome | None,
@@ -155,8 +214,6 @@ def apply(
     With ``publish=False`` the caller publishes ``result["event"]`` itself (together with its own
     messages).
     """
-    from dataclasses import replace
-
     from google.cloud import firestore
 
     cfg = settings or renewal_settings()
@@ -181,14 +238,9 @@ def apply(
         duplicate = o is not None and state.last_cause == o.cause
         if o is not None and not duplicate:
             try:
-                ps = period_start() if callable(period_start) else period_start
+                outcome = _resolve_period(state, o, period_start)
             except LookupError:
                 return "unknown_attempt", None
-            outcome = o
-            if ps is not None:
-                outcome = replace(o, period_index=state.period_index_of(ps))
-            elif state.billing is not None:
-                outcome = replace(o, period_index=state.billing.index)
             ch = apply_payment(state, outcome, cfg.dunning)
             if ch.state != state:
                 update |= state_fields(ch.state)
@@ -215,5 +267,5 @@ def apply(
                 extra={"from": t.from_status, "to": t.to_status, "reason": t.reason, "version": t.version},
             )
     elif result in ("unknown_subscription", "unknown_attempt"):
-        log.warning(f"payment fact ignored: {result.replace('_', ' ')}")
+        log.warning(f"payment ignored: {result.replace('_', ' ')} (or not the subscription's current invoice)")
     return {"result": result, "version": event["version"] if event else None, "event": event}

@@ -211,7 +211,7 @@ def renewal_due(doc: dict[str, Any], p: Plan) -> RenewalDue:
             period_end=p.period.end,
             tax_category=line.get("tax_category", "standard"),
         )
-        for line in plan_doc["lines"]
+        for line in ([] if p.final else plan_doc["lines"])  # a final invoice bills the pending lines only
     ]
     lines += [LineIn.model_validate(x) for x in doc.get("pending_lines") or []]
     pm = doc.get("payment_method")

@@ -107,6 +107,7 @@ def state_of(doc: Mapping[str, Any]) -> SubState:
         cancel_at_period_end=bool(doc.get("cancel_at_period_end", False)),
         canceled_at=_dt(doc.get("canceled_at")),
         last_cause=doc.get("last_cause"),
+        has_pending=bool(doc.get("pending_lines")),
     )
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared import clients
 from shared.domain.calendar import Anchor, Cadence, CalendarError, Schedule, Unit, plan_change, zone
 from shared.domain.money import Money, Rounding
-from shared.domain.subscriptions import cancel_at_period_end, cancel_now, new_subscription
+from shared.domain.subscriptions import cancel_at_period_end, cancel_now, new_subscription, proration_period
 from shared.events.billing import CollectionMethod, LineIn, Party, PaymentMethodRef, SubscriptionTransitioned
 from shared.log import get_logger
 from shared.renewals import lifecycle
@@ -288,21 +288,22 @@ def change_plan(sub_id: str, body: ChangePlan) -> dict[str, Any]:
         if (old.currency, old.interval, old.interval_count) != (new.currency, new.interval, new.interval_count):
             raise ServiceError(422, "incompatible_plan", "a plan change keeps the currency and the interval")
         lines = list(doc.get("pending_lines") or [])
-        if state.paid_index is not None and state.status in ("active", "past_due"):
-            period = state.schedule.period(state.paid_index)
-            if period.start <= now < period.end:
-                p = plan_change(old.total(), new.total(), period, now, rounding=rounding)
-                for amount, text in ((p.credit, f"Unused time on {old.id}"), (p.charge, f"Remaining time on {new.id}")):
-                    if amount.amount:
-                        line = LineIn(
-                            description=text,
-                            quantity=1,
-                            unit_amount=amount,
-                            kind="proration",
-                            period_start=now,
-                            period_end=period.end,
-                        )
-                        lines.append(line.model_dump(mode="json"))
+        # The invoiced period containing ``now``, paid or not (past due, pending debit): see the rule in
+        # shared.domain.subscriptions. The lines wait for the next invoice the subscription emits.
+        period = proration_period(state, now)
+        if period is not None:
+            p = plan_change(old.total(), new.total(), period, now, rounding=rounding)
+            for amount, text in ((p.credit, f"Unused time on {old.id}"), (p.charge, f"Remaining time on {new.id}")):
+                if amount.amount:
+                    line = LineIn(
+                        description=text,
+                        quantity=1,
+                        unit_amount=amount,
+                        kind="proration",
+                        period_start=now,
+                        period_end=period.end,
+                    )
+                    lines.append(line.model_dump(mode="json"))
         return {"plan": new.model_dump(mode="json"), "pending_lines": lines}, None
 
     return _mutate(sub_id, fn)
