@@ -56,14 +56,14 @@ def _now() -> dt.datetime:
 def on_invoice_finalized(msg: Received[InvoiceFinalized]) -> dict[str, Any]:
     inv = msg.event
     with bind(invoice_id=inv.invoice_id, subscription_id=inv.subscription_id):
-        if inv.collection != "charge_automatically" or inv.payment_method is None:
-            log.info("invoice is not collected automatically; nothing to charge")
-            return {"skipped": "not_auto_collect"}
-        if inv.amount_due.amount <= 0:
+        if inv.amount_due.amount <= 0:  # whatever the collection method: nobody will ever pay it
             from shared.renewals.outcomes import settle_zero_invoice
 
             log.info("nothing due on the invoice; the period is settled without a charge")
             return settle_zero_invoice(inv)
+        if inv.collection != "charge_automatically" or inv.payment_method is None:
+            log.info("invoice is not collected automatically; nothing to charge")
+            return {"skipped": "not_auto_collect"}
         spec = {
             "invoice_id": inv.invoice_id,
             "subscription_id": inv.subscription_id,
