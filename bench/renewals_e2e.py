@@ -1,23 +1,21 @@
 """Renewals end to end on the local stack: N due subscriptions, one billing tick, until every one is paid.
 
 Path measured (wall clock from the tick to the last subscription with its period paid):
-tick -> planner fan-out -> shard ticks (indexed query, transactional claims) -> renewals-due ->
-invoices function -> invoice-events -> collector ->
-Stripe SDK -> local Stripe-shaped stub -> payment-events -> outcomes -> subscription-events.
+tick -> planner fan-out -> shard ticks (indexed query, claims) -> renewals-due -> invoices function
+(draft, gapless number, tax, PDF to Cloud Storage) -> invoice-events -> collector -> Stripe SDK ->
+local Stripe-shaped stub -> payment-events -> outcomes (and the invoices function) -> subscription-events.
 
-Figures: renewals/s; Firestore reads and writes and Pub/Sub messages per renewal, counted in the
-renewals code paths (``shared.renewals.usage``, one log line per delivery) plus the invoices
-function's messages seen on invoice-events; CPU seconds of the renewals function process; the
-list-price cost per million renewals.
-Baseline: the goal of $10 per million renewals (ratio = our cost / $10; below 1.0 meets it).
+Figures: renewals/s; per renewal and per function (renewals = planner + collector + outcomes, split by
+the event type each delivery handled; invoices), Firestore reads and writes, Pub/Sub messages, Cloud
+Storage operations and requests, all counted at the clients (``USAGE_METERING=1``: one ``usage`` log line
+per delivery, ``shared.usage``), and the CPU time of each function's processes; RenewalDue published per
+renewal (1.00 = no re-send); the list-price cost per million renewals of the WHOLE chain.
+Baseline: the goal of $15 per million renewals (ratio = our cost / $15; below 1.0 meets it).
 
-List prices used (assumptions, USD, us-central1, no free tier):
-  Firestore          reads $0.06 / 100k, writes $0.18 / 100k
-  Pub/Sub            $40 / TiB of throughput; every publish and every delivery billed at >= 1 KB
-  Cloud Run (gen2)   $0.40 / million requests, $0.000024 / vCPU-s, $0.0000025 / GiB-s
-  CPU estimate: the function's measured CPU seconds as billed vCPU-seconds (an instance is billed
-  while it serves, and a CPU-bound instance's billable time is its CPU time divided by its vCPU share),
-  memory as instance-seconds x 0.5 GiB with the 512 MiB / 0.333 vCPU size of the topology.
+List prices and the compute model: ``bench/_cost.py`` (Firestore $0.06/100k reads, $0.18/100k writes;
+Pub/Sub $40/TiB, 1 KB minimum per publish and per push delivery; Cloud Run functions $0.40/million
+requests, $0.000024/vCPU-s, $0.0000025/GiB-s at the topology's size; Cloud Storage Class A $0.005/1,000,
+Class B $0.0004/1,000).
 
 ``BENCH_N`` scales N (default 10,000). The emulators named by ``*_EMULATOR_HOST`` are reused when they
 answer; otherwise the stack starts its own.
@@ -33,12 +31,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import _cost
+
 N = int(os.environ.get("BENCH_N", "10000"))
-GOAL_PER_MILLION = 10.0
-FS_READ, FS_WRITE = 0.06 / 100_000, 0.18 / 100_000
-PUBSUB_PER_BYTE = 40.0 / 2**40
-REQUEST, VCPU_S, GIB_S = 0.40 / 1_000_000, 0.000024, 0.0000025
-VCPU_SHARE, MEMORY_GIB = 0.333, 0.5
+GOAL_PER_MILLION = 15.0
+FUNCTIONS = ("renewals", "invoices")  # the chain; other functions are not on the renewal path
+STAGES = {  # the renewals function's deliveries by what they run
+    "billing.tick": "planner",
+    "invoice.finalized": "collector",
+    "renewal.charge_retry_due": "collector",
+}
 
 
 def _reachable(hostport: str | None) -> bool:
@@ -67,7 +69,7 @@ def _stack(log_dir: Path) -> Any:
         log_dir=log_dir,
         use_lock=False,
         reuse_emulators=reuse,
-        extra_env=function_env(),
+        extra_env={**function_env(), "USAGE_METERING": "1"},
     )
 
 
@@ -129,35 +131,13 @@ def _paid(target_index: int) -> int:
     return int(result[0][0].value)
 
 
-def _usage(log_file: Path) -> dict[str, Any]:
-    total: dict[str, Any] = {
-        "reads": 0,
-        "writes": 0,
-        "published": 0,
-        "published_bytes": 0,
-        "topics": {},
-        "deliveries": 0,
-    }
-    for line in log_file.read_text(errors="replace").splitlines():
-        if '"renewals usage"' not in line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        u = rec.get("usage") or {}
-        total["deliveries"] += 1
-        for k in ("reads", "writes", "published", "published_bytes"):
-            total[k] += int(u.get(k, 0))
-        for t, c in (u.get("topics") or {}).items():
-            total["topics"][t] = total["topics"].get(t, 0) + c
-    return total
-
-
-def _planner_rate(log_file: Path) -> tuple[int, float]:
-    """RenewalDue publications and their rate, from the first to the last claim of the run."""
+def _planner_rate(log_file: Path, offset: int) -> tuple[int, float]:
+    """RenewalDue claims and their rate, from the first to the last claim of the run (log from ``offset``)."""
     times = []
-    for line in log_file.read_text(errors="replace").splitlines():
+    with log_file.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    for line in text.splitlines():
         if '"renewal bill"' in line:
             try:
                 times.append(dt.datetime.fromisoformat(json.loads(line)["time"]))
@@ -169,26 +149,10 @@ def _planner_rate(log_file: Path) -> tuple[int, float]:
     return len(times), len(times) / span if span > 0 else 0.0
 
 
-def _count_messages(path: str) -> tuple[dict[str, int], int]:
-    """Drain a pull subscription: messages by event type, and their total billable size."""
-    import warnings
-
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    client = SubscriberClient()
-    counts: dict[str, int] = {}
-    size = 0
-    while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            resp = client.pull(request={"subscription": path, "max_messages": 1000, "return_immediately": True})
-        if not resp.received_messages:
-            return counts, size
-        for m in resp.received_messages:
-            et = m.message.attributes.get("event_type", "?")
-            counts[et] = counts.get(et, 0) + 1
-            size += max(1024, len(m.message.data) + sum(len(k) + len(v) for k, v in m.message.attributes.items()))
-        client.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+def _stage(event_type: str) -> str:
+    if event_type.startswith("payment."):
+        return "outcomes"
+    return STAGES.get(event_type, event_type)
 
 
 def main() -> None:
@@ -205,16 +169,10 @@ def main() -> None:
         t_seed = time.monotonic()
         _seed(N, act.T0)
         seed_s = time.monotonic() - t_seed
-        from google.cloud.pubsub_v1 import SubscriberClient
-
-        invoice_tap = SubscriberClient().subscription_path(stack.project, "bench-invoice-events-tap")
-        SubscriberClient().create_subscription(
-            name=invoice_tap, topic=f"projects/{stack.project}/topics/invoice-events"
-        )
-        fn = next(p for p in stack.processes if p.name == "renewals")
-        assert fn.proc is not None
-        log_file = log_dir / "fn-renewals.log"
-        cpu0 = _cpu_seconds(fn.proc.pid)
+        procs = {p.name: p for p in stack.processes if p.name in FUNCTIONS}
+        logs = {name: log_dir / f"fn-{name}.log" for name in FUNCTIONS}
+        offsets = {name: f.stat().st_size if f.exists() else 0 for name, f in logs.items()}
+        cpu0 = {name: _cpu_seconds(p.proc.pid) for name, p in procs.items() if p.proc is not None}
         charges0 = act.stub().charges()
         t0 = time.monotonic()
         act.tick(act.T0)
@@ -226,52 +184,67 @@ def main() -> None:
             if paid >= N:
                 break
         elapsed = time.monotonic() - t0
-        time.sleep(2.0)  # let the last usage lines land
-        cpu = _cpu_seconds(fn.proc.pid) - cpu0
-        usage = _usage(log_file)
+        time.sleep(3.0)  # let the last deliveries finish and log
+        cpu = {name: _cpu_seconds(p.proc.pid) - cpu0[name] for name, p in procs.items() if p.proc is not None}
         topo = stack.topology
-        invoice_msgs, invoice_bytes = _count_messages(invoice_tap)
-        planned, planner_rate = _planner_rate(log_file)
+        planned, planner_rate = _planner_rate(logs["renewals"], offsets["renewals"])
 
-    # Usage covers the whole run (every claim, charge and outcome), so divide by what was renewed; a run
-    # cut short by the deadline over-counts per renewal and says so.
     done = max(paid, 1)
-    per = {k: usage[k] / done for k in ("reads", "writes", "published")}
-    subs_per_topic = {t: sum(1 for s in topo.subscriptions.values() if s.topic == t) for t in topo.topics}
-    avg_bytes = usage["published_bytes"] / max(usage["published"], 1)
-    billable = max(1024.0, avg_bytes)
-    msg_units = sum(c * (1 + subs_per_topic.get(t, 0)) for t, c in usage["topics"].items())
-    # The invoices function's own messages on invoice-events, seen by a tap.
-    invoices_pubsub = invoice_bytes * (1 + subs_per_topic.get("invoice-events", 0)) * PUBSUB_PER_BYTE / done
-    pubsub = msg_units * billable * PUBSUB_PER_BYTE / done
-    firestore = per["reads"] * FS_READ + per["writes"] * FS_WRITE
-    requests = usage["deliveries"] / done * REQUEST
-    cpu_per = cpu / done
-    compute = cpu_per * VCPU_S + (cpu_per / VCPU_SHARE) * MEMORY_GIB * GIB_S
-    total = (firestore + pubsub + requests + compute) * 1_000_000
-    total_with_invoice_msgs = total + invoices_pubsub * 1_000_000
-
+    subscribers = {t: sum(1 for s in topo.subscriptions.values() if s.topic == t) for t in topo.topics}
     print(f"renewals end to end: N={N} due subscriptions (seeded in {seed_s:.1f}s), {paid} paid")
     if paid < N:
         print(f"  WARNING: only {paid} of {N} paid before the deadline: per-renewal figures are overstated")
     charges = act.stub().charges() - charges0
     print(f"  tick -> all paid: {elapsed:.1f}s = {paid / elapsed:.1f} renewals/s (PSP stub charges: {charges})")
-    print(f"  per renewal (renewals function): {per['reads']:.2f} Firestore reads, {per['writes']:.2f} writes,")
-    pushes = usage["deliveries"] / done
-    print(f"    {per['published']:.2f} Pub/Sub messages published (avg {avg_bytes:.0f} B), {pushes:.2f} pushes handled")
-    print(f"    messages by topic: {json.dumps({t: round(c / done, 2) for t, c in sorted(usage['topics'].items())})}")
-    print(f"    renewals function CPU: {cpu_per * 1000:.2f} ms per renewal")
-    print(f"  planner: {planned} RenewalDue claimed and published at {planner_rate:.0f}/s")
-    seen = {k: round(v / done, 2) for k, v in sorted(invoice_msgs.items())}
-    print(f"  invoice-events seen per renewal: {json.dumps(seen)}")
-    print("  list-price cost per million renewals (prices in the module doc):")
-    parts = {"Firestore": firestore, "Pub/Sub": pubsub, "requests": requests, "compute": compute}
-    print("    " + "  ".join(f"{k} ${v * 1e6:.2f}" for k, v in parts.items()))
-    print(f"    renewals total ${total:.2f} per million; ratio to the $10 goal: {total / GOAL_PER_MILLION:.2f}")
+    print(f"  planner: {planned} RenewalDue claimed at {planner_rate:.0f}/s")
+    print("  per renewal (counted at the clients):")
+    hdr = "reads  writes  msgs  msg B  gcs A  gcs B  reqs  CPU ms"
+    print(f"    {'':<22}{hdr}")
+    grand: dict[str, float] = {}
+    per_fn: dict[str, dict[str, float]] = {}
+    renewal_due = 0
+    for name in FUNCTIONS:
+        with logs[name].open("rb") as f:
+            f.seek(offsets[name])
+            total, by_type = _cost.tally(f.read().decode(errors="replace").splitlines())
+        renewal_due += total.topics.get("renewals-due", 0)
+        size = _cost.size_of(topo.functions[name].raw)
+        fn_cpu = cpu.get(name, 0.0)
+        c = _cost.costs(total, fn_cpu, size, subscribers, done / 1_000_000)
+        per_fn[name] = c
+        for k, v in c.items():
+            grand[k] = grand.get(k, 0.0) + v
+        rows = [(f"{name} (all)", total, fn_cpu)]
+        stages: dict[str, _cost.Tally] = {}
+        for et, t in by_type.items():
+            st = stages.setdefault(_stage(et) if name == "renewals" else et, _cost.Tally())
+            st.deliveries += t.deliveries
+            st.thread_cpu_ms += t.thread_cpu_ms
+            for k in _cost.COUNTERS:
+                st.counts[k] += t.counts[k]
+        for st_name, t in sorted(stages.items()):
+            # The process CPU shared out by the handling threads' CPU (claim and client threads included).
+            share = t.thread_cpu_ms / total.thread_cpu_ms if total.thread_cpu_ms else 0.0
+            rows.append((f"  {st_name}", t, fn_cpu * share))
+        for label, t, cpu_s in rows:
+            k = t.counts
+            avg_b = k["published_bytes"] / k["published"] if k["published"] else 0
+            print(
+                f"    {label:<22}{k['reads'] / done:5.2f}  {k['writes'] / done:6.2f}  {k['published'] / done:4.2f}"
+                f"  {avg_b:5.0f}  {k['storage_class_a'] / done:5.2f}  {k['storage_class_b'] / done:5.2f}"
+                f"  {t.deliveries / done:4.2f}  {cpu_s * 1000 / done:6.1f}"
+            )
+    print(f"  RenewalDue published per renewal: {renewal_due / done:.3f} (1.000 = never re-sent)")
+    print("  list-price cost per million renewals (prices in bench/_cost.py):")
+    items = ("firestore", "pubsub", "storage", "requests", "compute")
+    print(f"    {'':<10}" + "".join(f"{k:>11}" for k in items) + f"{'total':>11}")
+    for name, c in [*per_fn.items(), ("chain", grand)]:
+        cells = "".join(f"{'$' + format(c[k], '.2f'):>11}" for k in items)
+        print(f"    {name:<10}{cells}{'$' + format(sum(c.values()), '.2f'):>11}")
+    total_cost = sum(grand.values())
     print(
-        f"    + the invoices function's Pub/Sub messages ${invoices_pubsub * 1e6:.2f}"
-        f" = ${total_with_invoice_msgs:.2f}"
-        " (its Firestore work, requests and compute are not instrumented here)"
+        f"    whole chain ${total_cost:.2f} per million renewals; ratio to the ${GOAL_PER_MILLION:.0f} goal: "
+        f"{total_cost / GOAL_PER_MILLION:.2f}"
     )
 
 

@@ -64,6 +64,7 @@ class Settings:
     log_level: str
     idempotency_ttl_s: int
     topic_overrides: Mapping[str, str]
+    usage_metering: bool = False  # count billable operations at the clients and log them per delivery
 
     @property
     def on_emulators(self) -> bool:
@@ -102,6 +103,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         topic_overrides={
             k.removeprefix("TOPIC_").lower().replace("_", "-"): v for k, v in e.items() if k.startswith("TOPIC_") and v
         },
+        usage_metering=(e.get("USAGE_METERING") or "").lower() in ("1", "true", "yes"),
     )
 
 

@@ -7,6 +7,7 @@ import functions_framework
 
 from shared.events.consumer import dispatch
 from shared.invoicing.service import InvoiceService
+from shared.usage import metered
 
 
 @functools.cache
@@ -32,5 +33,6 @@ HANDLERS = {
 
 
 @functions_framework.cloud_event
+@metered("invoices")
 def invoices(cloud_event: Any) -> None:
     dispatch(cloud_event, HANDLERS)

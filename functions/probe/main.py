@@ -4,8 +4,10 @@ import functions_framework
 from flask import Request, Response
 
 from shared.probe import http_probe
+from shared.usage import metered
 
 
 @functions_framework.http
+@metered("probe")
 def probe(request: Request) -> Response:
     return http_probe(request)

@@ -6,10 +6,12 @@ import functions_framework
 
 from shared.events.consumer import dispatch
 from shared.probe import record_probe
+from shared.usage import metered
 
 HANDLERS = {"probe.requested": record_probe}
 
 
 @functions_framework.cloud_event
+@metered("probe_sink")
 def probe_sink(cloud_event: Any) -> None:
     dispatch(cloud_event, HANDLERS)

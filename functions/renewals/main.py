@@ -10,8 +10,10 @@ from typing import Any
 import functions_framework
 
 from shared.renewals.entry import handle_push
+from shared.usage import metered
 
 
 @functions_framework.cloud_event
+@metered("renewals")
 def renewals(cloud_event: Any) -> None:
     handle_push(cloud_event)

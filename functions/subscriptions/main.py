@@ -4,8 +4,10 @@ import functions_framework
 from flask import Request, Response
 
 from shared.renewals.api import handle
+from shared.usage import metered
 
 
 @functions_framework.http
+@metered("subscriptions")
 def subscriptions(request: Request) -> Response:
     return handle(request)

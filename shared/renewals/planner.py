@@ -13,6 +13,19 @@ concurrent or repeated tick finds the claim and does nothing. If the process die
 the publish, the document becomes due again at ``billing.republish_at`` and the next tick publishes the
 SAME RenewalDue (same request_id, same event id), which the invoices function deduplicates: nothing is
 lost and nothing is billed twice.
+
+Never re-sent while in flight: a RenewalDue whose publish was acknowledged is durable (Pub/Sub delivers it
+until the invoices function acknowledges it, then dead-letters it), so re-sending it only because the
+downstream is slow doubles the work. Each invocation that claims records its publish in
+``renewal_publishes/{id}`` (``publishing`` under a wall-clock lease, then ``acked``, or ``failed``; two
+writes per invocation, not per renewal) and every claim points at it (``publish_batch``). When a claim's
+``republish_at`` passes, the planner looks at that record (one read per invocation and record):
+
+* ``acked``: the message is queued or being processed: no re-send; ``republish_at`` moves one in-flight
+  window on (``RENEWALS_REPUBLISH_S`` x 6, doubling with each re-send) and the pointer is dropped, so if
+  the period is still unpaid then (a dead-lettered delivery, a lost announcement) it is re-sent;
+* ``publishing`` with its lease running: another invocation is still publishing it: nothing now;
+* ``failed``, lease run out, or no record (the process died between the claim and the publish): re-sent.
 """
 
 from __future__ import annotations
@@ -22,6 +35,8 @@ import contextvars
 import datetime as dt
 import functools
 import json
+import threading
+import uuid
 from typing import Any
 
 from shared import clients
@@ -32,7 +47,7 @@ from shared.log import bind, get_logger
 from shared.renewals import lifecycle, usage
 from shared.renewals.config import RenewalSettings, renewal_settings
 from shared.renewals.messages import ChargeRetryDue, Tick
-from shared.renewals.repository import VIRTUAL_SHARDS, publish_all, state_fields, state_of, subs
+from shared.renewals.repository import VIRTUAL_SHARDS, publish_all, publishes, state_fields, state_of, subs
 
 log = get_logger(__name__)
 
@@ -44,6 +59,64 @@ def _contended() -> tuple[type[Exception], ...]:
 
 
 CONTENDED = _contended()
+
+# An invocation claims and publishes within the function's timeout (300 s in the topology): past this
+# lease its ``publishing`` record can only belong to a dead process.
+PUBLISH_LEASE_S = 360
+INFLIGHT_WINDOWS = 6  # an acknowledged RenewalDue is re-checked after this many RENEWALS_REPUBLISH_S
+PUBLISH_RECORD_TTL = dt.timedelta(days=30)
+
+
+def _wall_now() -> dt.datetime:
+    """Real time for leases (the planner's ``now`` may be a test clock)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class PublishRecord:
+    """This invocation's publish record (created on the first claim) and the records of earlier claims.
+
+    Thread-safe: claims of a page run concurrently and look records up through one cache.
+    """
+
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex
+        self.opened = False
+        self._known: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Write ``publishing`` under a lease BEFORE any claim points at it (main thread, once)."""
+        if self.opened:
+            return
+        wall = _wall_now()
+        publishes().document(self.id).set(
+            {
+                "state": "publishing",
+                "lease_until": wall + dt.timedelta(seconds=PUBLISH_LEASE_S),
+                "created_at": wall,
+                "expire_at": wall + PUBLISH_RECORD_TTL,
+            }
+        )
+        self.opened = True
+
+    def close(self, state: str) -> None:
+        if self.opened:
+            publishes().document(self.id).update({"state": state, f"{state}_at": _wall_now()})
+
+    def status(self, record_id: str | None) -> str:
+        """``acked``, ``publishing`` (lease running) or ``lost`` (failed, lease run out, or no record)."""
+        if not record_id:
+            return "lost"
+        if record_id == self.id:
+            return "publishing"
+        with self._lock:
+            if record_id not in self._known:
+                doc = publishes().document(record_id).get().to_dict() or {}
+                state = doc.get("state")
+                if state == "publishing" and (doc.get("lease_until") or _wall_now()) <= _wall_now():
+                    state = "lost"
+                self._known[record_id] = state if state in ("acked", "publishing") else "lost"
+            return self._known[record_id]
 
 
 def handle_tick(tick: Tick, settings: RenewalSettings | None = None) -> dict[str, int]:
@@ -86,27 +159,40 @@ def _query(virtual: int, now: dt.datetime, limit: int) -> Any:
 def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings) -> dict[str, int]:
     """Planner task ``shard``: every virtual shard it owns, page by page, up to the invocation budget."""
     counts = {"seen": 0, "bill": 0, "republish": 0, "retry": 0, "cancel": 0, "none": 0}
-    for virtual in range(shard, VIRTUAL_SHARDS, cfg.shards):
-        if not _run_virtual(virtual, now, cfg, counts):
-            continue_later(shard, now)
-            counts["continued"] = 1
-            break
+    record = PublishRecord()
+    try:
+        for virtual in range(shard, VIRTUAL_SHARDS, cfg.shards):
+            if not _run_virtual(virtual, now, cfg, counts, record):
+                continue_later(shard, now)
+                counts["continued"] = 1
+                break
+    except BaseException:
+        # Whatever this invocation claimed may not be published: later ticks re-send it once due.
+        try:
+            record.close("failed")
+        except Exception:  # the lease runs out anyway
+            log.warning("publish record left to its lease", extra={"record": record.id})
+        raise
+    record.close("acked")
     log.info("shard planned", extra={"shard": shard, "now": now.isoformat(), **counts})
     return counts
 
 
-def _run_virtual(virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: dict[str, int]) -> bool:
+def _run_virtual(
+    virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: dict[str, int], record: PublishRecord
+) -> bool:
     """Plan one virtual shard; False when the invocation's budget ran out (a continuation follows)."""
     cursor = None
     while True:
         q = _query(virtual, now, cfg.page_size)
         page = list((q.start_after(cursor) if cursor is not None else q).stream())
-        usage.read(max(1, len(page)))  # a query that returns nothing is still billed one read
+        if page:
+            record.open()
         outbox: list[tuple[Event, str, dt.datetime]] = []
         # Claims are independent documents: run a page's claims concurrently (each in a copy of this
         # context, so log labels and usage counting follow), publish the page's messages together.
         pool = _pool()
-        futures = [pool.submit(contextvars.copy_context().run, _claim_one, snap, now, cfg) for snap in page]
+        futures = [pool.submit(contextvars.copy_context().run, _claim_one, snap, now, cfg, record) for snap in page]
         for f in futures:
             kind, items = f.result()
             counts["seen"] += 1
@@ -121,9 +207,11 @@ def _run_virtual(virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: d
             return False
 
 
-def _claim_one(snap: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
+def _claim_one(
+    snap: Any, now: dt.datetime, cfg: RenewalSettings, record: PublishRecord
+) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
     try:
-        return claim(snap, now, cfg)
+        return claim(snap, now, cfg, record)
     except CONTENDED as exc:
         # Another planner (an overlapping tick) changed this document since our query read it: it
         # wins, and if it failed too the document is still due for the next tick.
@@ -146,25 +234,46 @@ def continue_later(shard: int, now: dt.datetime) -> None:
     clients.publisher().publish(topic, body, event_type="billing.tick").result(timeout=30)
 
 
-def claim(snap: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
+def claim(
+    snap: Any, now: dt.datetime, cfg: RenewalSettings, record: PublishRecord | None = None
+) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
     """Decide on the queried snapshot and claim with an update-time precondition; return what to publish.
 
     The precondition makes the read of the query and the write one atomic step (optimistic concurrency,
     no second read inside a transaction): if anyone changed the document since the query read it, the
-    write fails and the document is left to whoever changed it (or to the next tick).
+    write fails and the document is left to whoever changed it (or to the next tick). A claim that
+    publishes points at ``record`` (see the module doc).
     """
+    from dataclasses import replace
+
+    from google.cloud.firestore import DELETE_FIELD
+
     doc = snap.to_dict() or {}
     if not doc:
         return "none", []
+    record = record or PublishRecord()  # unopened: a lone claim is re-sent after the window, as if lost
     state = state_of(doc)
     p = plan(state, now, republish_s=cfg.republish_s)
+    if p.kind == "republish" and state.billing is not None:
+        status = record.status(doc.get("publish_batch"))
+        if status == "publishing":
+            return "in_flight", []  # its publisher is still at work: nothing to do, nothing to write
+        if status == "acked":
+            b = state.billing
+            window = cfg.republish_s * INFLIGHT_WINDOWS * 2 ** min(b.republishes, 8)
+            held = replace(state, billing=replace(b, republish_at=now + dt.timedelta(seconds=window)))
+            hold = {**state_fields(held), "publish_batch": DELETE_FIELD}
+            snap.reference.update(hold, option=clients.firestore().write_option(last_update_time=snap.update_time))
+            return "in_flight", []
     fields = state_fields(p.change.state)
     update: dict[str, Any] = {}
+    if p.kind in ("bill", "republish", "retry"):
+        update["publish_batch"] = record.id
     if p.kind == "none":
         if doc.get("due_at") != fields["due_at"]:
             update["due_at"] = fields["due_at"]
     else:
-        update = fields
+        update |= fields
         if p.kind == "bill":
             update["renewal_due"] = renewal_due(doc, p).model_dump(mode="json")
             update["pending_lines"] = []
@@ -174,7 +283,6 @@ def claim(snap: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[
             )
     if update:
         snap.reference.update(update, option=clients.firestore().write_option(last_update_time=snap.update_time))
-        usage.write()
     doc = {**doc, **update}
     if p.kind == "none":
         return "none", []

@@ -6,6 +6,11 @@ planner has work; None when there is none) and ``shard`` (a fixed virtual shard 
 ``shard == s AND due_at <= now ORDER BY due_at`` on the composite index (shard, due_at), so a tick
 touches only due documents, never the whole collection.
 
+``renewal_publishes/{id}``: one per planner invocation that claimed something: ``publishing`` under a
+wall-clock lease while it claims and publishes, ``acked`` once every message it published is acknowledged,
+``failed`` when a publish failed. Claimed subscriptions point at it (``publish_batch``), so a later tick
+can tell a lost RenewalDue (re-send it) from one that is durably queued or still being published (wait).
+
 ``charge_attempts/{invoice_id}:{attempt}``: one document per PSP call, created BEFORE the call with
 ``create()`` (an atomic precondition), so concurrent or repeated deliveries of the same invoice and
 attempt can never both charge.
@@ -23,10 +28,10 @@ from shared.domain.calendar import Anchor, Cadence, Schedule, Unit
 from shared.domain.subscriptions import Billing, Dunning, SubState, due_at
 from shared.events import build_message
 from shared.events.envelope import Event
-from shared.renewals import usage
 
 SUBSCRIPTIONS = "subscriptions"
 ATTEMPTS = "charge_attempts"
+PUBLISHES = "renewal_publishes"
 
 
 VIRTUAL_SHARDS = 256  # fixed forever: the planner's task count (RENEWALS_SHARDS) may change freely
@@ -43,6 +48,10 @@ def subs() -> Any:
 
 def attempts() -> Any:
     return clients.firestore().collection(ATTEMPTS)
+
+
+def publishes() -> Any:
+    return clients.firestore().collection(PUBLISHES)
 
 
 def attempt_id(invoice_id: str, attempt: int) -> str:
@@ -155,6 +164,5 @@ def publish_all(items: list[tuple[Event, str, dt.datetime]], timeout_s: float = 
     futures = []
     for event, key, occurred in items:
         data, attrs = build_message(event, idempotency_key=key, occurred_at=occurred, producer=settings.function_name)
-        usage.published(len(data) + sum(len(k) + len(v) for k, v in attrs.items()), event.TOPIC)
         futures.append(pub.publish(settings.topic_path(event.TOPIC), data, **attrs))
     return [str(f.result(timeout=timeout_s)) for f in futures]

@@ -1,0 +1,115 @@
+"""List-price cost of functions from their ``usage`` log lines (pure: no I/O beyond reading given text).
+
+List prices (assumptions, USD, us-central1, no free tier):
+  Firestore            reads $0.06 / 100k, writes $0.18 / 100k
+  Pub/Sub              $40 / TiB of throughput; every publish and every push delivery billed at >= 1 KB
+                       (a message published to a topic is delivered once per subscription of the topology)
+  Cloud Run functions  $0.40 / million requests, $0.000024 / vCPU-s, $0.0000025 / GiB-s
+  Cloud Storage        Class A (object writes, listings) $0.005 / 1,000 ops; Class B (reads) $0.0004 / 1,000;
+                       storage itself is negligible for a PDF of ~2 kB
+Compute: the function's measured CPU seconds are its billed vCPU-seconds (a CPU-bound instance with a
+share ``cpu`` of a vCPU is billed CPU-time / cpu seconds of instance time, i.e. CPU-time vCPU-seconds), and
+memory is billed for the same instance time: CPU-time / cpu x memory GiB. ``cpu`` and memory come from the
+topology (gen2 default CPU for the memory size when the topology names none).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FS_READ, FS_WRITE = 0.06 / 100_000, 0.18 / 100_000
+PUBSUB_PER_BYTE = 40.0 / 2**40
+PUBSUB_MIN_BYTES = 1000
+REQUEST, VCPU_S, GIB_S = 0.40 / 1_000_000, 0.000024, 0.0000025
+STORAGE_A, STORAGE_B = 0.005 / 1000, 0.0004 / 1000
+COUNTERS = ("reads", "writes", "published", "published_bytes", "storage_class_a", "storage_class_b")
+
+# Cloud Functions gen2 default vCPU for a memory size (MiB).
+_DEFAULT_CPU = {128: 0.083, 256: 0.167, 512: 0.333, 1024: 0.583, 2048: 1.0, 4096: 2.0, 8192: 2.0, 16384: 4.0}
+
+
+def memory_mib(raw: str) -> int:
+    """``512Mi`` / ``1Gi`` / ``512M`` -> MiB."""
+    s = raw.strip()
+    for suffix, factor in (("Gi", 1024), ("G", 1000), ("Mi", 1), ("M", 1)):
+        if s.endswith(suffix):
+            return int(float(s[: -len(suffix)]) * factor)
+    return int(s) // (1024 * 1024)
+
+
+def size_of(fn: Mapping[str, Any]) -> tuple[float, float]:
+    """(vCPU, GiB) of a topology function entry."""
+    mib = memory_mib(str(fn.get("memory", "256Mi")))
+    cpu = float(fn["cpu"]) if fn.get("cpu") else _DEFAULT_CPU.get(mib, 0.333)
+    return cpu, mib / 1024
+
+
+@dataclass
+class Tally:
+    """Summed usage of one function (or one event type of it)."""
+
+    deliveries: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    topics: dict[str, int] = field(default_factory=dict)
+    thread_cpu_ms: float = 0.0
+
+    def add(self, usage: Mapping[str, Any]) -> None:
+        for k in COUNTERS:
+            self.counts[k] += int(usage.get(k, 0))
+        for t, c in (usage.get("topics") or {}).items():
+            self.topics[t] = self.topics.get(t, 0) + int(c)
+
+
+def tally(lines: Iterable[str]) -> tuple[Tally, dict[str, Tally]]:
+    """The function's total and its per-event-type tallies from its log lines (``usage`` lines only).
+
+    Background counts (threads outside any delivery) go to the total and to the ``(background)`` row.
+    """
+    total, by_type = Tally(), dict[str, Tally]()
+    for line in lines:
+        if '"usage"' not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("message") != "usage":
+            continue
+        et = rec.get("event_type") or ""
+        if et:
+            row = by_type.setdefault(et, Tally())
+            row.deliveries += 1
+            total.deliveries += 1
+            cpu = float(rec.get("thread_cpu_ms") or 0.0)
+            row.thread_cpu_ms += cpu
+            total.thread_cpu_ms += cpu
+            row.add(rec.get("usage") or {})
+            total.add(rec.get("usage") or {})
+        bg = rec.get("background") or {}
+        if any(int(bg.get(k, 0)) for k in COUNTERS):
+            by_type.setdefault("(background)", Tally()).add(bg)
+            total.add(bg)
+    return total, by_type
+
+
+def costs(
+    t: Tally, cpu_s: float, size: tuple[float, float], subscribers: Mapping[str, int], per: float
+) -> dict[str, float]:
+    """Dollars per ``per`` units (e.g. renewals) of one tally, by line item."""
+    vcpu, gib = size
+    c = t.counts
+    avg = c["published_bytes"] / c["published"] if c["published"] else 0.0
+    billable = max(float(PUBSUB_MIN_BYTES), avg)
+    copies = sum(n * (1 + subscribers.get(topic, 0)) for topic, n in t.topics.items())
+    instance_s = cpu_s / vcpu if vcpu else 0.0
+    out = {
+        "firestore": c["reads"] * FS_READ + c["writes"] * FS_WRITE,
+        "pubsub": copies * billable * PUBSUB_PER_BYTE,
+        "storage": c["storage_class_a"] * STORAGE_A + c["storage_class_b"] * STORAGE_B,
+        "requests": t.deliveries * REQUEST,
+        "compute": cpu_s * VCPU_S + instance_s * gib * GIB_S,
+    }
+    return {k: v / per for k, v in out.items()}

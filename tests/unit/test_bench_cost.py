@@ -1,0 +1,44 @@
+"""The benchmark's cost model: usage lines summed per function and event type, priced at list prices."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import _cost
+
+
+def line(event_type: str, **usage: int) -> str:
+    return json.dumps({"message": "usage", "event_type": event_type, "thread_cpu_ms": 2.0, "usage": usage})
+
+
+def test_usage_lines_are_summed_per_event_type_and_background_counts_into_the_total() -> None:
+    lines = [
+        line("renewal.due", reads=3, writes=2, published=1, published_bytes=900, storage_class_a=1),
+        line("renewal.due", reads=1, writes=1),
+        '{"message": "invoice finalized", "usage": {"reads": 99}}',  # not a usage line
+        json.dumps({"message": "usage", "event_type": "", "background": {"writes": 4}}),
+    ]
+    total, by_type = _cost.tally(lines)
+    assert total.deliveries == 2
+    assert (total.counts["reads"], total.counts["writes"]) == (4, 7)
+    assert by_type["renewal.due"].counts["writes"] == 3
+    assert by_type["(background)"].counts["writes"] == 4
+
+
+def test_list_prices_per_million() -> None:
+    t = _cost.Tally(deliveries=2, topics={"invoice-events": 1})
+    t.counts.update(reads=10, writes=5, published=1, published_bytes=100, storage_class_a=1, storage_class_b=1)
+    c = _cost.costs(t, cpu_s=0.03, size=(0.333, 0.5), subscribers={"invoice-events": 1}, per=1 / 1_000_000)
+    assert c["firestore"] == pytest.approx(10 * 0.6 + 5 * 1.8)
+    assert c["pubsub"] == pytest.approx(2 * 1000 * 40 / 2**40 * 1e6)  # publish + one delivery, 1 KB minimum
+    assert c["storage"] == pytest.approx(5.0 + 0.4)
+    assert c["requests"] == pytest.approx(0.8)
+    assert c["compute"] == pytest.approx(0.03 * 24 + 0.03 / 0.333 * 0.5 * 2.5)
+
+
+@pytest.mark.parametrize(("raw", "mib"), [("512Mi", 512), ("1Gi", 1024), ("256M", 256)])
+def test_memory_sizes(raw: str, mib: int) -> None:
+    assert _cost.memory_mib(raw) == mib
+    assert _cost.size_of({"memory": "512Mi"}) == (0.333, 0.5)
