@@ -31,7 +31,7 @@ from shared.events.envelope import Event
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle, usage
 from shared.renewals.config import RenewalSettings, renewal_settings
-from shared.renewals.messages import ChargeRetryDue, Tick
+from shared.renewals.messages import ChargeRetryDue, Tick, tick_attributes
 from shared.renewals.repository import VIRTUAL_SHARDS, publish_all, state_fields, state_of, subs
 
 log = get_logger(__name__)
@@ -64,7 +64,7 @@ def fan_out(tick: Tick, cfg: RenewalSettings) -> dict[str, int]:
     for shard in range(cfg.shards):
         body = json.dumps(Tick(now=tick.now, shard=shard).body()).encode()
         usage.published(len(body), "billing-ticks")
-        futures.append(pub.publish(topic, body, event_type="billing.tick"))
+        futures.append(pub.publish(topic, body, **tick_attributes()))
     for f in futures:
         f.result(timeout=30)
     log.info("tick fanned out", extra={"shards": cfg.shards, "now": tick.now.isoformat()})
@@ -143,7 +143,7 @@ def continue_later(shard: int, now: dt.datetime) -> None:
     body = json.dumps(Tick(now=now, shard=shard).body()).encode()
     usage.published(len(body), "billing-ticks")
     topic = get_settings().topic_path("billing-ticks")
-    clients.publisher().publish(topic, body, event_type="billing.tick").result(timeout=30)
+    clients.publisher().publish(topic, body, **tick_attributes()).result(timeout=30)
 
 
 def claim(snap: Any, now: dt.datetime, cfg: RenewalSettings) -> tuple[str, list[tuple[Event, str, dt.datetime]]]:
