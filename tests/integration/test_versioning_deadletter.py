@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,23 +23,18 @@ from shared.events.probe import ProbeRequested
 from shared.ops.deadletters import DeadLetters
 from tests.conftest import Gcp
 from tests.helpers import wait_for
+from tests.unit.events.samples import function_app
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag:DeprecationWarning")
 
 SUB = "probe-sink-probes"
 ATTEMPTS = 5
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-SOURCE = Path(__file__).resolve().parents[2] / "functions" / "probe_sink" / "main.py"
 
 
 @pytest.fixture
 def app(gcp: Gcp, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from functions_framework import create_app
-
-    # create_app loads the source as module "main" and extends sys.path: undone after the test.
-    monkeypatch.setitem(sys.modules, "main", sys.modules.get("main"))
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    return create_app("probe_sink", str(SOURCE), "cloudevent")  # type: ignore[no-untyped-call]
+    return function_app(monkeypatch, "probe_sink")
 
 
 def test_unsupported_version_is_dead_lettered_with_its_reason_logged(

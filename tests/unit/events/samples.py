@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import importlib.util
+import sys
 import types
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import shared.events  # registers every shared contract
 import shared.renewals.messages  # noqa: F401  (registers the renewals-internal ChargeRetryDue)
@@ -97,3 +100,20 @@ def entry_point(function: str) -> types.ModuleType:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def function_app(monkeypatch: pytest.MonkeyPatch, function: str) -> Any:
+    """The function's functions-framework app, as deployed (HTTP in, status out).
+
+    create_app loads the source as module "main", extends sys.path and sets FUNCTION_* variables
+    (FUNCTION_TARGET names the producer in envelopes): all undone when the test ends.
+    """
+    from functions_framework import create_app
+
+    monkeypatch.setitem(sys.modules, "main", sys.modules.get("main"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for var in ("FUNCTION_TARGET", "FUNCTION_NAME", "FUNCTION_SIGNATURE_TYPE", "FUNCTION_TRIGGER_TYPE"):
+        monkeypatch.setenv(var, "")  # records the original (delenv alone forgets an absent variable)
+        monkeypatch.delenv(var)
+    source = ROOT / "functions" / function / "main.py"
+    return create_app(function, str(source), "cloudevent")  # type: ignore[no-untyped-call]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.events.consumer import Trigger, Undeliverable, dispatch
-from tests.unit.events.samples import cloud_event, message, valid
+from tests.unit.events.samples import cloud_event, function_app, message, valid
 
 
 @pytest.fixture(autouse=True)
@@ -154,16 +154,8 @@ def test_over_http_a_refusal_is_a_500_with_one_error_line(
 ) -> None:
     """functions-framework must not add its own traceback: the reason is logged once."""
     import base64
-    import sys
 
-    from functions_framework import create_app
-
-    from tests.unit.events.samples import ROOT
-
-    # create_app loads the source as module "main" and extends sys.path: undone after the test.
-    monkeypatch.setitem(sys.modules, "main", sys.modules.get("main"))
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    app = create_app("probe_sink", str(ROOT / "functions" / "probe_sink" / "main.py"), "cloudevent")  # type: ignore[no-untyped-call]
+    app = function_app(monkeypatch, "probe_sink")
     data, attrs = valid("probe.requested")
     body = {
         "message": {
