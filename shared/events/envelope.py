@@ -8,7 +8,7 @@ Message data is the event body as JSON (a versioned pydantic contract); attribut
 
     event_type       e.g. "payment.succeeded"
     event_id         deterministic: uuid5(event_type, idempotency_key) unless given
-    schema_version   integer, bumped on a breaking change of the body
+    schema_version   integer, bumped on a breaking change of the body (rule: shared.events.consumer)
     occurred_at      RFC 3339 UTC, when the fact happened (not when it was published)
     idempotency_key  the business key consumers deduplicate on
     traceparent      W3C trace context of the publisher, when there is one
@@ -207,7 +207,7 @@ def parse_message(
 
 
 class UnknownEventType(EnvelopeError):
-    """No contract registered for this (event_type, schema_version): the consumer acknowledges and skips."""
+    """No contract registered for this (event_type, schema_version); ``shared.events.consumer`` decides the fate."""
 
     def __init__(self, event_type: str, version: int) -> None:
         super().__init__(f"no contract for {event_type} v{version}")

@@ -39,7 +39,7 @@ from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, Payment
 from shared.idempotency import Claim, Claims, IdempotencyAlreadyInProgressError, Schema
 from shared.idempotency import Outcome as ClaimOutcome
 from shared.log import bind, get_logger
-from shared.renewals import lifecycle, usage
+from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings, renewal_settings
 from shared.renewals.messages import ChargeRetryDue
 from shared.renewals.repository import attempt_id, attempts, publish_all, subs
@@ -81,7 +81,6 @@ def on_retry_due(msg: Received[ChargeRetryDue]) -> dict[str, Any]:
     ev = msg.event
     with bind(invoice_id=ev.invoice_id, subscription_id=ev.subscription_id):
         first = attempts().document(attempt_id(ev.invoice_id, 1)).get()
-        usage.read()
         if not first.exists:
             raise LookupError(f"no first attempt recorded for invoice {ev.invoice_id}")
         spec = {k: v for k, v in (first.to_dict() or {}).items() if k in _SPEC_FIELDS}
@@ -127,8 +126,6 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         "created_at": now,
     }
     claimed = claims.claim(attempts().document(req.attempt_id), now, fields=record)
-    usage.read(claimed.reads)
-    usage.write(claimed.writes)
     if claimed.outcome is ClaimOutcome.BUSY:
         raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress")
     if claimed.outcome is ClaimOutcome.DONE or claimed.taken_over:
@@ -137,7 +134,6 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         if done is not None:
             if claimed.outcome is ClaimOutcome.OWNED:  # taken over: adopt the result found on the subscription
                 claims.complete(claimed, result=done, fields=_final_status(done))
-                usage.write()
             log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
             if done["status"] in FINAL:
                 publish_all(_reannouncement({**stored, **done}, sub_doc, now))
@@ -149,7 +145,6 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         except Exception as exc:
             # Release the attempt so the redelivery calls the PSP again with the same key (a replay).
             claims.release(claimed)
-            usage.write()
             level = log.warning if isinstance(exc, ChargeUnavailable) else log.error
             level("charge not completed; will be retried", extra={"attempt": attempt, "error": str(exc)})
             raise
@@ -197,7 +192,6 @@ def _complete(
         # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,
         # this write (and with it the whole commit) fails; the taker records the same replayed answer.
         claims.complete(claimed, result=data, fields=_final_status(data), writer=writer)
-        usage.write()
 
     if req.subscription_id:
         # The outcome is applied right here, in one transaction with the attempt's completion; the fact's
@@ -251,7 +245,6 @@ def _recorded_result(stored: dict[str, Any], key: str) -> tuple[dict[str, Any] |
     if not sub_id:
         return done, {}
     snap = subs().document(sub_id).get()
-    usage.read()
     doc = snap.to_dict() or {}
     on_sub: dict[str, Any] | None = (doc.get("charges") or {}).get(key)
     if on_sub is not None and (done is None or (done["status"] not in FINAL and on_sub.get("status") in FINAL)):

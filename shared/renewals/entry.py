@@ -1,17 +1,20 @@
-"""Routing of the renewals function's pushes: lenient ticks first, then the typed envelope."""
+"""Routing of the renewals function's pushes: ticks (by their ``billing.tick`` attribute) and typed events.
+
+Classification and refusals follow the one rule in ``shared.events.consumer``; a tick the planner
+cannot parse is :class:`Undeliverable` like any other refused message.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from shared.events.consumer import Handler, dispatch
+from shared.events.consumer import Handler, Trigger, Undeliverable, dispatch
 from shared.events.envelope import Received
 from shared.log import get_logger
-from shared.renewals import usage
 from shared.renewals.collector import on_invoice_finalized, on_retry_due
 from shared.renewals.config import renewal_settings
-from shared.renewals.messages import TickError, is_tick, parse_tick
+from shared.renewals.messages import TICK_EVENT_TYPE, TICK_SCHEMA_VERSION, TickError, parse_tick
 from shared.renewals.outcomes import on_invoice_paid, on_payment_fact
 from shared.renewals.planner import handle_tick
 
@@ -28,33 +31,21 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _message(cloud_event: Any) -> Mapping[str, Any] | None:
-    data = getattr(cloud_event, "data", None)
-    if isinstance(data, Mapping) and isinstance(data.get("message"), Mapping):
-        msg: Mapping[str, Any] = data["message"]
-        return msg
-    return None
+def _on_tick(message: Mapping[str, Any]) -> object:
+    cfg = renewal_settings()
+    try:
+        tick = parse_tick(message, allow_test_clock=cfg.allow_test_clock, shards=cfg.shards)
+    except TickError as exc:
+        raise Undeliverable(f"tick refused: {exc}") from exc
+    return handle_tick(tick, cfg)
+
+
+TRIGGERS: dict[str, Trigger] = {TICK_EVENT_TYPE: Trigger(_on_tick, frozenset({TICK_SCHEMA_VERSION}))}
 
 
 def handle_push(cloud_event: Any) -> object:
-    """Dispatch one push; the usage of this delivery is logged for the cost benchmark."""
-    with usage.track() as u:
-        msg = _message(cloud_event)
-        if msg is not None and is_tick(msg):
-            cfg = renewal_settings()
-            try:
-                tick = parse_tick(msg, allow_test_clock=cfg.allow_test_clock, shards=cfg.shards)
-            except TickError as exc:
-                # A bad tick cannot become good by retrying, and the next scheduled tick covers its work.
-                log.error("tick refused; acknowledged", extra={"error": str(exc)})
-                return None
-            result: object = handle_tick(tick, cfg)
-            kind = "tick"
-        else:
-            result = dispatch(cloud_event, HANDLERS)
-            kind = "event"
-        log.info("renewals usage", extra={"usage": u.as_dict(), "delivery": kind})
-        return result
+    """Dispatch one push (ticks and events alike; the entry point meters its usage)."""
+    return dispatch(cloud_event, HANDLERS, TRIGGERS)
 
 
-__all__ = ["HANDLERS", "Received", "handle_push"]
+__all__ = ["HANDLERS", "TRIGGERS", "Received", "handle_push"]

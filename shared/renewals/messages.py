@@ -1,9 +1,12 @@
 """Messages internal to the renewals function, all on ``billing-ticks`` (only renewals reads it).
 
 * The billing tick. Cloud Scheduler publishes a FIXED body and fixed attributes, so a tick carries no
-  event id nor occurred_at: it is parsed leniently here instead of through the envelope. "Now" is the
-  Pub/Sub publish time, unless the tick carries an explicit ``now`` and the test clock is allowed.
-  A tick without ``shard`` fans out one tick per shard; a tick with ``shard`` runs that shard.
+  event id nor occurred_at: its body is parsed here instead of through the envelope. It is recognised
+  by its ``event_type`` attribute ``billing.tick`` alone, which every publisher sets (the scheduler
+  job's attributes in Terraform, the planner's fan-out and continuations, the ops command); a message
+  without it is not a tick (``shared.events.consumer`` dead-letters it). "Now" is the Pub/Sub publish
+  time, unless the tick carries an explicit ``now`` and the test clock is allowed. A tick without
+  ``shard`` fans out one tick per shard; a tick with ``shard`` runs that shard.
 * :class:`ChargeRetryDue`: the planner asks the collector to run dunning attempt ``attempt``.
 """
 
@@ -22,10 +25,16 @@ from pydantic import Field
 from shared.events.envelope import Event, register
 
 TICK_EVENT_TYPE = "billing.tick"
+TICK_SCHEMA_VERSION = 1  # the body below; Cloud Scheduler's attributes omit it, which means 1
+
+
+def tick_attributes() -> dict[str, str]:
+    """The attributes of the ticks the planner publishes itself (fan-out and continuations)."""
+    return {"event_type": TICK_EVENT_TYPE, "schema_version": str(TICK_SCHEMA_VERSION)}
 
 
 class TickError(ValueError):
-    """A tick whose body cannot be understood (acknowledged and logged: the next tick comes anyway)."""
+    """A tick whose body cannot be understood (dead-lettered: refused once, it is refused every time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +63,9 @@ class ChargeRetryDue(Event):
 
 
 def is_tick(message: Mapping[str, Any]) -> bool:
-    attrs = message.get("attributes") or {}
-    return not attrs.get("event_type") or attrs.get("event_type") == TICK_EVENT_TYPE
+    """Strictly by attribute: an envelope-less message is unclassifiable, never a tick by default."""
+    attrs = message.get("attributes")
+    return isinstance(attrs, Mapping) and attrs.get("event_type") == TICK_EVENT_TYPE
 
 
 def _parse_time(raw: object, what: str) -> dt.datetime:

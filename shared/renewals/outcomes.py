@@ -37,7 +37,7 @@ from shared.events.billing import InvoiceFinalized, InvoicePaid, SubscriptionTra
 from shared.events.payments import PaymentAuthorized, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
 from shared.invoicing.repository import invoice_id_for
 from shared.log import bind, get_logger
-from shared.renewals import lifecycle, usage
+from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings, renewal_settings
 from shared.renewals.repository import attempt_id, attempts, publish_all, state_fields, state_of, subs
 
@@ -73,7 +73,6 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
 
         def period_start() -> dt.datetime | None:
             snap = attempts().document(attempt_ref).get()
-            usage.read()
             if not snap.exists:
                 raise LookupError(attempt_ref)
             ps: dt.datetime | None = (snap.to_dict() or {}).get("period_start")
@@ -164,7 +163,6 @@ def _latest_attempt(invoice_id: str) -> dict[str, Any] | None:
 
     q = attempts().where(filter=FieldFilter("invoice_id", "==", invoice_id))
     docs = [s.to_dict() or {} for s in q.stream()]
-    usage.read(max(1, len(docs)))
     return max(docs, key=lambda d: int(d.get("attempt", 0))) if docs else None
 
 
@@ -222,7 +220,6 @@ def apply(
     @firestore.transactional
     def txn(transaction: Any) -> tuple[str, dict[str, Any] | None]:
         snap = ref.get(transaction=transaction)
-        usage.read()
         if also is not None:
             also(transaction)
         doc = snap.to_dict()
@@ -249,7 +246,6 @@ def apply(
                     update["last_transition"] = event
         if update:
             transaction.update(ref, update)
-            usage.write()
         if event is not None:
             return "transitioned", event
         if duplicate and reannounce and doc.get("last_transition"):

@@ -44,9 +44,9 @@ from shared.domain.subscriptions import Plan, plan
 from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.log import bind, get_logger
-from shared.renewals import lifecycle, usage
+from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings, renewal_settings
-from shared.renewals.messages import ChargeRetryDue, Tick
+from shared.renewals.messages import ChargeRetryDue, Tick, tick_attributes
 from shared.renewals.repository import VIRTUAL_SHARDS, publish_all, publishes, state_fields, state_of, subs
 
 log = get_logger(__name__)
@@ -136,8 +136,7 @@ def fan_out(tick: Tick, cfg: RenewalSettings) -> dict[str, int]:
     futures = []
     for shard in range(cfg.shards):
         body = json.dumps(Tick(now=tick.now, shard=shard).body()).encode()
-        usage.published(len(body), "billing-ticks")
-        futures.append(pub.publish(topic, body, event_type="billing.tick"))
+        futures.append(pub.publish(topic, body, **tick_attributes()))
     for f in futures:
         f.result(timeout=30)
     log.info("tick fanned out", extra={"shards": cfg.shards, "now": tick.now.isoformat()})
@@ -229,9 +228,8 @@ def continue_later(shard: int, now: dt.datetime) -> None:
     from shared.config import get_settings
 
     body = json.dumps(Tick(now=now, shard=shard).body()).encode()
-    usage.published(len(body), "billing-ticks")
     topic = get_settings().topic_path("billing-ticks")
-    clients.publisher().publish(topic, body, event_type="billing.tick").result(timeout=30)
+    clients.publisher().publish(topic, body, **tick_attributes()).result(timeout=30)
 
 
 def claim(

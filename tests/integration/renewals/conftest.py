@@ -96,13 +96,17 @@ def push(event: Event, key: str, occurred: dt.datetime = T0, message_id: str | N
     return types.SimpleNamespace(data={"message": msg, "subscription": "projects/p/subscriptions/s"})
 
 
+# What the Cloud Scheduler job sends (infra/locals.tf): fixed attributes, no envelope.
+SCHEDULER_TICK_ATTRIBUTES = {"event_type": "billing.tick", "producer": "cloud-scheduler", "schedule": "billing-tick"}
+
+
 def tick_push(
     body: dict[str, Any] | None, publish_time: dt.datetime = T0, attributes: dict[str, str] | None = None
 ) -> Any:
     raw = json.dumps(body).encode() if body is not None else b""
     msg = {
         "data": base64.b64encode(raw).decode(),
-        "attributes": attributes or {},
+        "attributes": SCHEDULER_TICK_ATTRIBUTES if attributes is None else attributes,
         "messageId": uuid.uuid4().hex,
         "publishTime": publish_time.isoformat().replace("+00:00", "Z"),
     }

@@ -30,9 +30,9 @@ def test_operator_drives_a_subscription_through_the_test_clock(env: Env) -> None
     ((attrs, body),) = env.pull("billing-ticks")
     assert attrs["event_type"] == "billing.tick"
     assert body == {"now": "2026-02-01T09:00:00Z"}
-    handle_push(tick_push(body))  # what the push subscription does: fan-out ...
-    for _, shard_tick in env.pull("billing-ticks"):
-        handle_push(tick_push(shard_tick))  # ... then each shard
+    handle_push(tick_push(body, attributes=attrs))  # what the push subscription does: fan-out ...
+    for shard_attrs, shard_tick in env.pull("billing-ticks"):
+        handle_push(tick_push(shard_tick, attributes=shard_attrs))  # ... then each shard
     ((_, due),) = env.pull("renewals-due")
     assert due["request_id"] == "sub_ops:2026-01-31T09:00:00Z"
     code, out = run("show", "sub_ops")

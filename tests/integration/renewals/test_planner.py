@@ -84,13 +84,15 @@ def test_crash_between_claim_and_publish_is_recovered_by_a_later_tick(
 
 def test_scheduler_tick_with_fixed_body_fans_out_per_shard(env: Env) -> None:
     new_sub("sub_tick")
-    # Cloud Scheduler: fixed body, no envelope attributes; the publish time is "now".
+    # Cloud Scheduler: fixed body, fixed attributes (no envelope); the publish time is "now".
     handle_push(tick_push({}, publish_time=T0 + dt.timedelta(minutes=10)))
-    shard_ticks = [body for _, body in env.pull("billing-ticks")]
+    pulled = env.pull("billing-ticks")
+    shard_ticks = [body for _, body in pulled]
     assert sorted(t["shard"] for t in shard_ticks) == list(range(renewal_settings().shards))
     assert {t["now"] for t in shard_ticks} == {"2026-01-31T09:10:00Z"}
-    for t in shard_ticks:
-        handle_push(tick_push(t, publish_time=T0 + dt.timedelta(minutes=11)))
+    assert all(a == {"event_type": "billing.tick", "schema_version": "1"} for a, _ in pulled)
+    for a, t in pulled:
+        handle_push(tick_push(t, publish_time=T0 + dt.timedelta(minutes=11), attributes=a))
     assert dues(env) == ["sub_tick:2026-01-31T09:00:00Z"]
 
 

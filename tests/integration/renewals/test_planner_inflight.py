@@ -9,7 +9,8 @@ import pytest
 
 from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
-from tests.integration.renewals.conftest import T0, Env, new_sub
+from tests.helpers import T0
+from tests.integration.renewals.conftest import Env, new_sub
 from tests.integration.renewals.test_planner import dues, run_all_shards
 
 DUE = "sub_f:2026-01-31T09:00:00Z"

@@ -1,4 +1,5 @@
-"""Billing ticks are parsed leniently (Cloud Scheduler sends a fixed body) but never silently wrong."""
+"""Billing ticks: recognised by attribute only; the body is parsed leniently (Cloud Scheduler sends a fixed one)
+but never silently wrong."""
 
 from __future__ import annotations
 
@@ -29,10 +30,19 @@ def test_scheduler_tick_uses_the_publish_time() -> None:
     assert t == Tick(now=dt.datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=dt.UTC), shard=None, explicit_now=False)
 
 
-def test_empty_body_and_no_attributes_is_still_a_tick() -> None:
-    m = msg(b"")
+def test_empty_body_with_the_tick_attribute_is_a_fan_out_tick() -> None:
+    m = msg(b"", {"event_type": "billing.tick"})
     assert is_tick(m)
     assert parse_tick(m, allow_test_clock=False, shards=4).shard is None
+
+
+@pytest.mark.parametrize(
+    "attrs", [{}, {"producer": "cloud-scheduler"}, {"event_type": ""}, {"event_type": "Billing.Tick"}]
+)
+def test_without_the_tick_attribute_a_message_is_not_a_tick(attrs: dict[str, str]) -> None:
+    # Classified strictly by attribute: an envelope-less message is dead-lettered, never planned.
+    assert not is_tick(msg(b"", attrs))
+    assert not is_tick({"data": "", "attributes": "billing.tick"})
 
 
 def test_explicit_now_only_with_the_test_clock() -> None:
