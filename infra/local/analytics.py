@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import sys
 import tempfile
@@ -82,7 +83,11 @@ def write_schemas(topics: Iterable[str], folder: Path = SCHEMA_DIR) -> list[Path
 
 def stale_schemas(topics: Iterable[str], folder: Path = SCHEMA_DIR) -> list[str]:
     """Exported topics whose checked-in schema is missing or differs from the generated one."""
-    return [t for t in topics if not schema_file(t, folder).is_file() or schema_file(t, folder).read_text() != schema_text(t)]
+    return [
+        t
+        for t in topics
+        if not schema_file(t, folder).is_file() or schema_file(t, folder).read_text() != schema_text(t)
+    ]
 
 
 # --- rows: what the transform + BigQuery subscription write ---------------------------------------
@@ -112,7 +117,7 @@ def row_from_message(
     row["subscription_name"] = subscription
     row["message_id"] = message_id
     row["publish_time"] = _rfc3339(publish_time)
-    row["attributes"] = json.dumps(dict(attributes), sort_keys=True)
+    row["attributes"] = dict(attributes)
     return row
 
 
@@ -142,6 +147,7 @@ def bigquery_view_sql(name: str, dataset: str) -> str:
     return (VIEW_DIR / f"{name}.sql").read_text().replace("${dataset}", dataset)
 
 
+@functools.cache
 def duckdb_view_sql(name: str) -> str:
     """The same query in DuckDB's dialect (sqlglot), reading the local dataset schema."""
     import sqlglot
@@ -184,12 +190,16 @@ class Store:
                 names = ", ".join(f'"{k}"' for k in columns)
                 self.con.execute(
                     f"INSERT INTO {LOCAL_DATASET}.{table} ({names}) SELECT {names} FROM read_json(?, "
-                    f"format = 'newline_delimited', columns = {spec}, timestampformat = 'auto')",
+                    f"format = 'newline_delimited', columns = {spec})",
                     [path],
                 )
         finally:
             Path(path).unlink()
         return n
+
+    def clear(self) -> None:
+        for topic in self.topics:
+            self.con.execute(f"DELETE FROM {LOCAL_DATASET}.{table_id(topic)}")
 
     def query(self, view: str) -> list[dict[str, Any]]:
         cur = self.con.execute(f"SELECT * FROM {LOCAL_DATASET}.{view} ORDER BY ALL")

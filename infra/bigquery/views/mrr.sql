@@ -31,7 +31,8 @@ spread AS (
   SELECT
     i.subscription_id,
     i.currency,
-    DATE_ADD(i.first_month, INTERVAL k MONTH) AS month,
+    -- The CAST is a no-op in BigQuery; DuckDB's date + interval is a TIMESTAMP.
+    CAST(DATE_ADD(i.first_month, INTERVAL k MONTH) AS DATE) AS month,
     DIV(i.amount, i.months) + IF(k = 0, MOD(i.amount, i.months), 0) AS amount
   FROM invoices AS i
   CROSS JOIN UNNEST(GENERATE_ARRAY(0, i.months - 1)) AS k

@@ -21,8 +21,9 @@ SELECT
   DATE(r.due_at) AS day,
   r.currency,
   COUNT(*) AS renewals,
-  COUNTIF(p.paid_at <= TIMESTAMP_ADD(r.due_at, INTERVAL 1 DAY)) AS paid_on_time,
-  COUNTIF(p.paid_at > TIMESTAMP_ADD(r.due_at, INTERVAL 1 DAY)) AS paid_late,
+  -- COALESCE: BigQuery's COUNTIF counts 0 for NULL conditions, DuckDB's COUNT_IF can return NULL.
+  COUNTIF(COALESCE(p.paid_at <= TIMESTAMP_ADD(r.due_at, INTERVAL 1 DAY), FALSE)) AS paid_on_time,
+  COUNTIF(COALESCE(p.paid_at > TIMESTAMP_ADD(r.due_at, INTERVAL 1 DAY), FALSE)) AS paid_late,
   COUNTIF(p.paid_at IS NULL) AS unpaid
 FROM renewals AS r
 LEFT JOIN paid AS p ON p.invoice_id = r.invoice_id
