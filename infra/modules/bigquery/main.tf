@@ -46,7 +46,8 @@ resource "google_bigquery_table" "views" {
   table_id            = each.key
   description         = "Daily question ${each.key} (infra/bigquery/views/${each.key}.sql)."
   labels              = var.labels
-  deletion_protection = false
+  # A changed query is an in-place update, so protection costs nothing and guards against a destroy.
+  deletion_protection = var.deletion_protection
 
   view {
     query          = each.value

@@ -134,7 +134,7 @@ def test_declines_and_webhook_volume_match_python(shared_store: Store, facts: li
 
 # --- invoices: renewals paid on time and MRR --------------------------------------------------------
 
-PERIODS = {"week": dt.timedelta(days=7), "month": 1, "quarter": 3, "year": 12}
+PERIODS: dict[str, dt.timedelta | int] = {"week": dt.timedelta(days=7), "month": 1, "quarter": 3, "year": 12}
 
 
 def _add_months(t: dt.datetime, months: int) -> dt.datetime:
