@@ -41,11 +41,11 @@ resource "google_bigquery_table" "views" {
   #checkov:skip=CKV_GCP_80:A view stores no data of its own to encrypt.
   for_each = var.views
 
-  project             = var.project_id
-  dataset_id          = google_bigquery_dataset.this.dataset_id
-  table_id            = each.key
-  description         = "Daily question ${each.key} (infra/bigquery/views/${each.key}.sql)."
-  labels              = var.labels
+  project     = var.project_id
+  dataset_id  = google_bigquery_dataset.this.dataset_id
+  table_id    = each.key
+  description = "Daily question ${each.key} (infra/bigquery/views/${each.key}.sql)."
+  labels      = var.labels
   # A changed query is an in-place update, so protection costs nothing and guards against a destroy.
   deletion_protection = var.deletion_protection
 
