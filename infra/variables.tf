@@ -138,3 +138,20 @@ variable "disabled_secrets" {
     error_message = "disabled_secrets holds environment variable names such as BRAINTREE_PRIVATE_KEY."
   }
 }
+
+variable "analytics_location" {
+  description = "Location of the BigQuery dataset of exported events (EU, US or a region); immutable."
+  type        = string
+  default     = "EU"
+}
+
+variable "analytics_partition_expiration_days" {
+  description = "Drop event partitions older than this many days (null keeps them forever)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.analytics_partition_expiration_days == null || try(var.analytics_partition_expiration_days >= 1, false)
+    error_message = "analytics_partition_expiration_days must be null or at least 1."
+  }
+}

@@ -31,7 +31,12 @@ def main() -> int:
 
             reset_settings()
             ctx = DemoContext(stack=stack, output_dir=out)
-            for act in load_acts():
+            acts = load_acts()
+            # Acts that watch what others publish (analytics) subscribe before the first act plays.
+            for act in acts:
+                if hasattr(act, "prepare"):
+                    act.prepare(ctx)
+            for act in acts:
                 print(f"== {act.TITLE}", flush=True)
                 act.play(ctx)
                 print()
