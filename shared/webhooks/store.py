@@ -3,7 +3,8 @@
 One document per (psp, account, PSP event id), created atomically with ``create()``; it holds the
 scrubbed raw payload, the headers of interest and the receive time (the archive), and a state:
 
-``received`` -> ``published`` (canonical event acknowledged by Pub/Sub) or ``ignored`` (type not mapped).
+``received`` -> ``published`` (canonical event acknowledged by Pub/Sub), ``ignored`` (type not mapped) or
+``rejected`` (its canonical event is out of bounds: archived, never published).
 
 Why a lease: the creator holds ``lease_until`` while it publishes. A concurrent identical delivery sees
 the lease and is told to come back later (409), so only one request publishes; a delivery that
@@ -30,6 +31,8 @@ STORED_RAW_MAX = 900 * 1024
 RECEIVED = "received"
 PUBLISHED = "published"
 IGNORED = "ignored"
+REJECTED = "rejected"
+FINAL = (PUBLISHED, IGNORED, REJECTED)
 
 
 class Claim(enum.Enum):
@@ -76,7 +79,7 @@ def claim(db: Any, doc_id: str, record: dict[str, Any], now: dt.datetime) -> Cla
         if not snap.exists:
             continue
         d = snap.to_dict() or {}
-        if d.get("state") in (PUBLISHED, IGNORED):
+        if d.get("state") in FINAL:
             return Claimed(Claim.DONE, ref)
         held = d.get("lease_until")
         if isinstance(held, dt.datetime) and held > now:
