@@ -68,7 +68,8 @@ def test_forbidden_ids_in_the_path_are_404(env: Env, sub_id: str) -> None:
 
 
 def _plan(**over: Any) -> dict[str, Any]:
-    return create_body()["plan"] | over
+    plan: dict[str, Any] = create_body()["plan"]
+    return plan | over
 
 
 hostile_numbers = st.one_of(
