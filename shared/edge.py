@@ -173,28 +173,21 @@ def storable(value: Any, *, where: str = "event") -> str | None:
 # -- raw bodies ------------------------------------------------------------------------------------
 _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPEN = frozenset(b"[{")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
 def json_too_deep(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
-    """True when ``raw`` opens more than ``max_depth`` nested arrays/objects (brackets inside strings
-    do not count). Cheap: strings are cut by one regex, then only the brackets are walked."""
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    if brackets.count(b"[") + brackets.count(b"{") <= max_depth:
-        return False
-    return _deeper(brackets, max_depth)
-
-
-def _deeper(brackets: bytes, max_depth: int) -> bool:
-    depth = 0
-    for b in brackets:
-        if b in _OPEN:
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif depth:
-            depth -= 1
-    return False
+    """True when ``raw`` opens more than ``max_depth`` nested arrays/objects (brackets inside strings do
+    not count). Cheap for any 1 MiB body: strings are cut by one regex, then each pass of a C-speed
+    ``replace`` removes every innermost ``[]`` pair, i.e. one level; valid JSON is exactly as deep as the
+    number of passes. What cannot be reduced (unbalanced brackets, invalid JSON anyway) counts as depth."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(_SQUARE, _NOT_BRACKETS)
+    for passes in range(max_depth + 1):
+        reduced = brackets.replace(b"[]", b"")
+        if len(reduced) == len(brackets):  # nothing nested is left: the rest is "]...][...["
+            return passes + brackets.count(b"[") > max_depth
+        brackets = reduced
+    return True
 
 
 def read_stream(stream: Any, limit: int) -> bytes:
