@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from shared import clients
+from shared.edge import EdgeError, FirestoreId, Text, http_entry, json_body
 from shared.events import Received, publish
 from shared.events.probe import ProbeRequested
-from shared.http import JsonResponse, error, json_body, request_context
+from shared.http import JsonResponse
 from shared.idempotency import idempotent
 from shared.log import get_logger
 
@@ -23,17 +26,28 @@ PROBES = "probes"
 STATS = "probe_stats"
 
 
+MAX_BODY_BYTES = 4 * 1024  # a probe id (128) and a note (500) with room to spare
+
+
+class ProbeIn(BaseModel):
+    """The request: the probe id becomes a document id in the sink, so it must be a safe Firestore id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    probe_id: FirestoreId
+    note: Text = ""
+
+
+@http_entry("probe")
 def http_probe(request: Any) -> JsonResponse:
     """Validate the request, publish ``probe.requested`` and answer 202 with the message id."""
-    with request_context(request, fn="probe"):
-        if request.method != "POST":
-            return error(405, "method_not_allowed", "use POST")
-        event = json_body(request, ProbeRequested, invalid_status=400, invalid_code="invalid_probe")
-        if isinstance(event, JsonResponse):
-            return event
-        message_id = publish(event, idempotency_key=event.probe_id, occurred_at=dt.datetime.now(dt.UTC))
-        log.info("probe published", extra={"probe_id": event.probe_id, "message_id": message_id})
-        return JsonResponse({"probe_id": event.probe_id, "message_id": message_id}, 202)
+    if request.method != "POST":
+        raise EdgeError(405, "method_not_allowed", "use POST")
+    body = json_body(request, ProbeIn, max_bytes=MAX_BODY_BYTES, invalid_status=400, invalid_code="invalid_probe")
+    event = ProbeRequested(probe_id=body.probe_id, note=body.note)
+    message_id = publish(event, idempotency_key=event.probe_id, occurred_at=dt.datetime.now(dt.UTC))
+    log.info("probe published", extra={"probe_id": event.probe_id, "message_id": message_id})
+    return JsonResponse({"probe_id": event.probe_id, "message_id": message_id}, 202)
 
 
 @idempotent(key=lambda msg: msg.envelope.idempotency_key, payload=lambda msg: msg.event, namespace="probe_sink")

@@ -18,6 +18,13 @@ def register_charger(psp: str, factory: Callable[[str], Charger]) -> None:
     _FACTORIES[psp] = factory
 
 
+def known_psps() -> frozenset[str]:
+    """The PSPs a subscription can be charged through (checked when it is created)."""
+    if not _FACTORIES:
+        _register_builtin()
+    return frozenset(_FACTORIES)
+
+
 def charger_for(psp: str, account: str = "default") -> Charger:
     """The adapter for ``psp`` and merchant ``account``; unknown PSPs are an operator problem."""
     if not _FACTORIES:

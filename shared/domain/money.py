@@ -48,6 +48,27 @@ def exponent(currency: str) -> int:
     return exp
 
 
+# -- bounds --------------------------------------------------------------------------------------
+# Why: Firestore stores integers as int64 and consumers add amounts (lines x quantity, totals, tax), so an
+# amount must be far below 2**63 with room for sums; and an amount no business ever charges is a bug or an
+# attack, not a payment. The bound is in major units so it means the same in every currency: at most
+# ``MAX_MAJOR_DIGITS`` digits before the decimal point, i.e. ``10**(12 + exponent) - 1`` minor units
+# (EUR 999,999,999,999.99; JPY 999,999,999,999; CLF, exponent 4, 10**16 - 1: still 900 times below int64).
+MAX_MAJOR_DIGITS = 12
+INT64_MAX = 2**63 - 1
+
+
+def max_minor(currency: str) -> int:
+    """The largest amount accepted at the edge, in minor units of ``currency``."""
+    return int(10 ** (MAX_MAJOR_DIGITS + exponent(currency))) - 1
+
+
+def within_bounds(money: Money, *, allow_negative: bool = False) -> bool:
+    """True when ``money`` is at most :func:`max_minor` in absolute value (and not negative unless allowed)."""
+    low = -max_minor(money.currency) if allow_negative else 0
+    return low <= money.amount <= max_minor(money.currency)
+
+
 def _round_fraction(value: Fraction, rounding: Rounding) -> int:
     # Exact: Decimal division of two ints at a precision large enough for any int we handle.
     ctx = decimal.Context(prec=max(60, len(str(value.numerator)) + 10), rounding=rounding.value)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Protocol
 
-from shared.domain.money import CurrencyError, Money
+from shared.domain.money import MAX_MAJOR_DIGITS, CurrencyError, Money, max_minor
 from shared.events.payments import OurRefs, PaymentEvent
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -54,6 +54,17 @@ class ModeMismatch(WebhookError):
 
     default_status = 400
     code = "livemode_mismatch"
+
+
+class OutOfBounds(WebhookError):
+    """Authentic and well-formed, but a value consumers cannot hold (an absurd or negative amount).
+
+    Not a refusal: the service archives the notification as ``rejected`` with the reason, publishes
+    nothing and answers 200, so the PSP stops retrying something that will never become acceptable.
+    """
+
+    default_status = 200
+    code = "out_of_bounds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,24 +164,42 @@ def constant_time_in(candidate: str | bytes, expected: tuple[str | bytes, ...]) 
 
 def money_minor(value: Any, currency: Any) -> Money:
     """Integer minor units from a PSP (Stripe, Adyen, Checkout.com); anything else is malformed."""
-    if type(value) is not int or not isinstance(currency, str):
-        raise MalformedPayload(f"amount must be integer minor units with a currency, got {value!r} {currency!r}")
+    if type(value) is not int or not isinstance(currency, str) or len(currency) > 8:
+        raise MalformedPayload(f"amount must be integer minor units with a currency, got {str(value)[:40]!r}")
     try:
-        return Money(value, currency.upper())
+        money = Money(value, currency.upper())
     except CurrencyError as exc:
         raise MalformedPayload(str(exc)) from exc
+    _bounded(money)
+    return money
+
+
+def _bounded(money: Money) -> None:
+    if not 0 <= money.amount <= max_minor(money.currency):
+        raise OutOfBounds(f"amount outside 0..{max_minor(money.currency)} minor units of {money.currency}")
 
 
 def money_decimal(value: Any, currency: Any) -> Money:
     """Major units as a decimal string (PayPal, Braintree); must be exact at the currency's exponent."""
-    if not isinstance(value, str) or not isinstance(currency, str):
-        raise MalformedPayload(f"amount must be a decimal string with a currency, got {value!r} {currency!r}")
+    if not isinstance(value, str) or not isinstance(currency, str) or len(value) > 64 or len(currency) > 8:
+        raise MalformedPayload(f"amount must be a short decimal string with a currency, got {str(value)[:40]!r}")
     try:
-        if not Decimal(value).is_finite():
+        d = Decimal(value.strip())
+        if not d.is_finite():
             raise ValueError("not finite")
-        return Money.parse_exact(value.strip(), currency.upper())
+        if int(d.as_tuple().exponent) < -18:  # "1e-999999999" would cost a 10**999999999 denominator
+            raise ValueError("too many decimals")
+    except (InvalidOperation, ValueError) as exc:
+        raise MalformedPayload(f"bad amount {value!r} {currency!r}: {exc}") from exc
+    # Before any exact arithmetic: "1e999999999" is a valid Decimal whose integer value would not fit in memory.
+    if d < 0 or (d and d.adjusted() >= MAX_MAJOR_DIGITS):
+        raise OutOfBounds(f"amount {value[:40]!r} {currency[:8]!r} outside 0..{MAX_MAJOR_DIGITS} digits of major units")
+    try:
+        money = Money.parse_exact(value.strip(), currency.upper())
     except (InvalidOperation, CurrencyError, ValueError) as exc:
         raise MalformedPayload(f"bad amount {value!r} {currency!r}: {exc}") from exc
+    _bounded(money)
+    return money
 
 
 def parse_time(value: Any) -> dt.datetime:

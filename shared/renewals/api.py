@@ -4,6 +4,9 @@ POST /subscriptions                         create (201; 200 for an identical re
 GET  /subscriptions/{id}                    the subscription with its charge attempts
 POST /subscriptions/{id}/cancel             {"at_period_end": bool}
 POST /subscriptions/{id}/change-plan        {"plan": {...}}: proration lines on the next invoice
+
+Validation is :mod:`shared.edge` (body limit, safe JSON, bounded models, the entry-point wrapper that
+turns an outage into a generic 503 and anything unexpected into a generic 500).
 """
 
 from __future__ import annotations
@@ -11,47 +14,48 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.http import JsonResponse, error, json_body, request_context
-from shared.log import get_logger
+from shared.edge import EdgeError, http_entry, json_body
+from shared.http import JsonResponse
+from shared.log import bind, get_logger
 from shared.renewals import service
 
 log = get_logger(__name__)
 
-_ROUTE = re.compile(r"^/(?:subscriptions)?/?(?P<id>[A-Za-z0-9_.:-]{1,128})?(?:/(?P<action>cancel|change-plan))?/?$")
+_ROUTE = re.compile(r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan))?/?$")
 
 
+@http_entry("subscriptions")
 def handle(request: Any) -> JsonResponse:
-    m = _ROUTE.match(request.path or "/")
-    sub_id = m.group("id") if m else None
-    action = m.group("action") if m else None
-    with request_context(request, fn="subscriptions", subscription_id=sub_id):
-        if m is None or (sub_id in (None, "subscriptions") and action):
-            return error(404, "not_found", f"no route {request.path}")
-        if sub_id == "subscriptions":
-            sub_id = None
+    path = request.path or "/"
+    m = _ROUTE.match(path) if len(path) <= 512 else None
+    if m is None:
+        raise EdgeError(404, "not_found", "no such route")
+    sub_id, action = m.group("id"), m.group("action")
+    if sub_id == "subscriptions":
+        if action:
+            raise EdgeError(404, "not_found", "no such route")
+        sub_id = None
+    if sub_id is not None and service.subscription_id_problem(sub_id):
+        raise EdgeError(404, "invalid_subscription_id", service.subscription_id_problem(sub_id))
+    with bind(subscription_id=sub_id):
         try:
-            if sub_id is None:
-                if request.method != "POST":
-                    return error(405, "method_not_allowed", "POST to create a subscription")
-                body = json_body(request, service.CreateSubscription)
-                if isinstance(body, JsonResponse):
-                    return body
-                status, out = service.create(body)
-                return JsonResponse(out, status)
-            if action is None:
-                if request.method != "GET":
-                    return error(405, "method_not_allowed", "GET a subscription")
-                return JsonResponse(service.get(sub_id, with_attempts=True))
-            if request.method != "POST":
-                return error(405, "method_not_allowed", f"POST to {action}")
-            if action == "cancel":
-                cancel = json_body(request, service.CancelSubscription)
-                if isinstance(cancel, JsonResponse):
-                    return cancel
-                return JsonResponse(service.cancel(sub_id, cancel))
-            change = json_body(request, service.ChangePlan)
-            if isinstance(change, JsonResponse):
-                return change
-            return JsonResponse(service.change_plan(sub_id, change))
+            return _dispatch(request, sub_id, action)
         except service.ServiceError as exc:
-            return error(exc.status, exc.code, exc.detail)
+            raise EdgeError(exc.status, exc.code, exc.detail) from exc
+
+
+def _dispatch(request: Any, sub_id: str | None, action: str | None) -> JsonResponse:
+    if sub_id is None:
+        if request.method != "POST":
+            raise EdgeError(405, "method_not_allowed", "POST to create a subscription")
+        status, out = service.create(json_body(request, service.CreateSubscription))
+        return JsonResponse(out, status)
+    if action is None:
+        if request.method != "GET":
+            raise EdgeError(405, "method_not_allowed", "GET a subscription")
+        return JsonResponse(service.get(sub_id, with_attempts=True))
+    if request.method != "POST":
+        raise EdgeError(405, "method_not_allowed", f"POST to {action}")
+    if action == "cancel":
+        return JsonResponse(service.cancel(sub_id, json_body(request, service.CancelSubscription)))
+    return JsonResponse(service.change_plan(sub_id, json_body(request, service.ChangePlan)))

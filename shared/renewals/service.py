@@ -11,14 +11,22 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared import clients
 from shared.domain.calendar import Anchor, Cadence, CalendarError, Schedule, Unit, plan_change, zone
-from shared.domain.money import Money, Rounding
+from shared.domain.money import CurrencyError, Money, Rounding, exponent, max_minor
 from shared.domain.subscriptions import cancel_at_period_end, cancel_now, new_subscription, proration_period
+from shared.edge import (
+    BoundedDatetime,
+    Code,
+    FirestoreId,
+    Name,
+    Text,
+    firestore_id_problem,
+)
 from shared.events.billing import CollectionMethod, LineIn, Party, PaymentMethodRef, SubscriptionTransitioned
 from shared.log import get_logger
 from shared.renewals import lifecycle
@@ -27,7 +35,33 @@ from shared.renewals.repository import attempts, publish_all, shard_of, state_fi
 
 log = get_logger(__name__)
 
-_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
+# Path segments of the API: an id equal to one of them could never be addressed (GET /subscriptions/subscriptions).
+RESERVED_IDS = frozenset({"subscriptions", "cancel", "change-plan"})
+# The longest period a plan may have: 10 years. Beyond it period arithmetic soon runs past year 9999.
+MAX_INTERVAL_COUNT = {"day": 3660, "week": 522, "month": 120, "year": 10}
+
+
+def subscription_id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a subscription id (Firestore rules and the API's routes), or None."""
+    problem = firestore_id_problem(value)
+    if problem:
+        return f"id {problem}"
+    if value.lower() in RESERVED_IDS:
+        return f"id {value!r} collides with a route of the API"
+    return None
+
+
+def _subscription_id(value: str) -> str:
+    problem = subscription_id_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+SubscriptionId = Annotated[FirestoreId, AfterValidator(_subscription_id)]
+AccountName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+ZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
 class ServiceError(Exception):
@@ -41,26 +75,36 @@ class _In(BaseModel):
 
 
 class PlanLine(_In):
-    description: str = Field(min_length=1, max_length=500)
+    description: Text = Field(min_length=1)
     quantity: int = Field(default=1, ge=1, le=1_000_000)
     unit_amount: Money
-    tax_category: str = "standard"
+    tax_category: Code = "standard"
 
 
 class PlanIn(_In):
-    id: str = Field(pattern=_ID)
+    id: FirestoreId
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     interval: Literal["day", "week", "month", "year"]
-    interval_count: int = Field(default=1, ge=1, le=1000)
+    interval_count: int = Field(default=1, ge=1, le=max(MAX_INTERVAL_COUNT.values()))
     lines: tuple[PlanLine, ...] = Field(min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def _one_currency(self) -> PlanIn:
+        try:
+            exponent(self.currency)
+        except CurrencyError as exc:
+            raise ValueError(str(exc)) from exc
+        if self.interval_count > MAX_INTERVAL_COUNT[self.interval]:
+            raise ValueError(f"a period is at most {MAX_INTERVAL_COUNT[self.interval]} {self.interval}s (10 years)")
+        bound, total = max_minor(self.currency), 0
         for line in self.lines:
             if line.unit_amount.currency != self.currency:
                 raise ValueError(f"line {line.description!r} is not in the plan currency {self.currency}")
             if line.unit_amount.amount < 0:
                 raise ValueError("plan prices cannot be negative")
+            total += line.unit_amount.amount * line.quantity
+            if total > bound:  # line x quantity and the sum: consumers add them up (int64 in Firestore)
+                raise ValueError(f"the plan total must be at most {bound} minor units of {self.currency}")
         return self
 
     def total(self) -> Money:
@@ -70,16 +114,35 @@ class PlanIn(_In):
         return acc
 
 
+class CustomerIn(Party):
+    """The buyer with every field bounded (the stored subscription must stay far below 1 MiB)."""
+
+    id: FirestoreId
+    name: Name
+    vat_id: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+    email: Annotated[str, StringConstraints(min_length=3, max_length=254)] | None = None
+    address_lines: tuple[Name, ...] = Field(default=(), max_length=10)
+
+
+class PaymentMethodIn(PaymentMethodRef):
+    """A stored payment method; ``psp`` must name a charging adapter (checked at creation)."""
+
+    psp: Code
+    account: AccountName = "default"
+    customer_ref: Ref | None = Field(default=None, description="PSP customer id / shopperReference")
+    method_ref: Ref = Field(description="payment method id / recurringDetailReference / mandate")
+
+
 class CreateSubscription(_In):
-    subscription_id: str | None = Field(default=None, pattern=_ID)
-    customer: Party
-    seller_entity: str = Field(min_length=1, max_length=64)
+    subscription_id: SubscriptionId | None = None
+    customer: CustomerIn
+    seller_entity: Code
     plan: PlanIn
-    anchor_zone: str = "Etc/UTC"
-    start_at: dt.datetime | None = Field(default=None, description="test clock only: when it starts")
+    anchor_zone: ZoneName = "Etc/UTC"
+    start_at: BoundedDatetime | None = Field(default=None, description="test clock only: when it starts")
     trial_days: int = Field(default=0, ge=0, le=730)
     collection: CollectionMethod = "charge_automatically"
-    payment_method: PaymentMethodRef | None = None
+    payment_method: PaymentMethodIn | None = None
 
     @field_validator("anchor_zone")
     @classmethod
@@ -101,12 +164,25 @@ class CreateSubscription(_In):
 
 class CancelSubscription(_In):
     at_period_end: bool = False
-    at: dt.datetime | None = Field(default=None, description="test clock only")
+    at: BoundedDatetime | None = Field(default=None, description="test clock only")
 
 
 class ChangePlan(_In):
     plan: PlanIn
-    at: dt.datetime | None = Field(default=None, description="test clock only")
+    at: BoundedDatetime | None = Field(default=None, description="test clock only")
+
+
+def check_references(body: CreateSubscription) -> None:
+    """Every reference must resolve now, not at the first renewal (which would dead-letter each period)."""
+    from shared.charging.registry import known_psps
+    from shared.invoicing.entities import UnknownSeller, seller
+
+    try:
+        seller(body.seller_entity)
+    except UnknownSeller:
+        raise ServiceError(422, "unknown_seller_entity", f"no legal entity {body.seller_entity!r}") from None
+    if body.payment_method is not None and body.payment_method.psp not in known_psps():
+        raise ServiceError(422, "unknown_psp", f"no charging adapter for PSP {body.payment_method.psp!r}")
 
 
 def _now(explicit: dt.datetime | None) -> dt.datetime:
@@ -199,6 +275,7 @@ def new_document(body: CreateSubscription, now: dt.datetime) -> tuple[dict[str, 
 def create(body: CreateSubscription) -> tuple[int, dict[str, Any]]:
     from google.api_core.exceptions import AlreadyExists, Conflict
 
+    check_references(body)
     now = _now(body.start_at) if body.start_at is not None else dt.datetime.now(dt.UTC)
     doc, event = new_document(body, now)
     sub_id = doc["id"]

@@ -1,4 +1,9 @@
-"""Flask glue of the webhooks function: request -> :class:`WebhookService` -> response."""
+"""Flask glue of the webhooks function: request -> :class:`WebhookService` -> response.
+
+The :func:`shared.edge.http_entry` wrapper guarantees the rule of every HTTP function: a 2xx or a
+precise 4xx for any input, 503 (generic body, detail in the log) only when Firestore or Pub/Sub fail,
+a generic 500 for a bug.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,14 @@ from typing import Any
 
 from flask import Response
 
-from shared.http import JsonResponse, error, request_context
-from shared.log import get_logger
+from shared.edge import http_entry, read_stream, unavailable
+from shared.http import JsonResponse, error
+from shared.log import bind, get_logger
 from shared.webhooks.service import Answer, Outage, WebhookService
 
 log = get_logger(__name__)
+
+_read = read_stream  # the body reader (kept under its old name for callers)
 
 
 @functools.cache
@@ -22,10 +30,11 @@ def default_service() -> WebhookService:
     return WebhookService(adapters=ADAPTERS, db=clients.firestore)
 
 
+@http_entry("webhooks")
 def handle_request(request: Any, service: WebhookService | None = None) -> Response:
     svc = service or default_service()
     psp = (request.path or "/").strip("/").split("/", 1)[0][:32]
-    with request_context(request, fn="webhooks", psp=psp):
+    with bind(psp=psp):
         try:
             answer = svc.handle(
                 method=request.method,
@@ -33,27 +42,13 @@ def handle_request(request: Any, service: WebhookService | None = None) -> Respo
                 headers=request.headers,
                 mimetype=request.mimetype,
                 content_length=request.content_length,
-                read_body=lambda limit: _read(request.stream, limit),
+                read_body=lambda limit: read_stream(request.stream, limit),
             )
-        except Outage as exc:
-            log.exception("storage or messaging unavailable; the PSP will retry")
-            resp: Response = error(503, "temporarily_unavailable", str(exc)[:300])
-            resp.headers["Retry-After"] = "30"
-            return resp
+        except Outage:
+            extra = {"http_status": 503, "error_code": "temporarily_unavailable"}
+            log.exception("storage or messaging unavailable; the PSP will retry", extra=extra)
+            return unavailable()
         return _response(answer)
-
-
-def _read(stream: Any, limit: int) -> bytes:
-    """Read up to ``limit`` bytes; loops because a socket-backed stream may return short reads."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = stream.read(min(65536, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _response(answer: Answer) -> Response:

@@ -11,6 +11,11 @@ Order matters:
    ``idempotency_key = event.fact_key()`` -> mark published. Unmapped types are archived and marked
    ignored. A Firestore or Pub/Sub failure answers 503, so the PSP retries and the retry finishes the
    job (see :mod:`shared.webhooks.store`).
+4. Nothing consumers cannot store is published: after normalise, every canonical event goes through
+   :func:`vet` (every Money within its currency's bound and not negative, times within bounds, strings
+   and the fact key short enough for Pub/Sub attributes). One that fails is archived as ``rejected``
+   with the reason and acknowledged (200): the PSP would otherwise retry a fact that can never be
+   accepted. This is central, so every adapter (PayPal included) gets the same treatment.
 
 Only an outage of Firestore or Pub/Sub produces a 5xx; every kind of input gets a 2xx or a 4xx.
 """
@@ -24,10 +29,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.edge import MAX_STR_BYTES, firestore_id_problem, json_too_deep, storable
 from shared.events import publish
-from shared.events.payments import PaymentEvent
+from shared.events.payments import OurRefs, PaymentEvent
 from shared.log import bind, get_logger
-from shared.psp.base import MAX_BODY_BYTES, Adapter, Delivery, Notification, PspConfig, WebhookError
+from shared.psp.base import MAX_BODY_BYTES, Adapter, Delivery, Notification, OutOfBounds, PspConfig, WebhookError
 from shared.psp.scrub import scrub, scrub_bytes
 from shared.webhooks import config as wh_config
 from shared.webhooks import store
@@ -48,6 +54,32 @@ class Answer:
 
 class Outage(Exception):
     """Firestore or Pub/Sub failed: answer 503 so the PSP retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An authentic notification whose canonical event consumers could not store: archived, not published."""
+
+    reason: str
+
+
+# Input-caused failures of an adapter's parsing (pydantic ValidationError is a ValueError).
+_PARSE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
+
+
+def vet(event: PaymentEvent) -> PaymentEvent | Rejected:
+    """The event if consumers can store it (references not usable as ids dropped), else why not."""
+    refs = event.refs.model_dump()
+    foreign = [k for k, v in refs.items() if v is not None and firestore_id_problem(v)]
+    if foreign:  # not one of our ids (a merchant reference from another system): nothing of ours to match
+        log.info("foreign references dropped", extra={"refs": foreign})
+        event = event.model_copy(update={"refs": OurRefs(**{k: None if k in foreign else v for k, v in refs.items()})})
+    problem = storable(event)
+    if problem:
+        return Rejected(problem)
+    if len(event.fact_key().encode()) > MAX_STR_BYTES:
+        return Rejected(f"fact key over {MAX_STR_BYTES} bytes")
+    return event
 
 
 def reject(status: int, code: str, detail: str) -> Answer:
@@ -106,26 +138,47 @@ class WebhookService:
         body = read_body(MAX_BODY_BYTES + 1)
         if len(body) > MAX_BODY_BYTES:
             return reject(413, "payload_too_large", f"body over {MAX_BODY_BYTES} bytes")
+        # Before any parser sees it (Adyen parses before the item HMACs, so Basic auth alone gets here).
+        if "json" in mimetype.lower() and json_too_deep(body):
+            return reject(400, "json_too_deep", "JSON nested too deeply")
         delivery = Delivery(body=body, headers=headers, content_type=mimetype, received_at=received_at)
         try:
             notes = adapter.verify(delivery, cfg)
-            events = [adapter.normalise(n, cfg) for n in notes]
+            for n in notes:
+                if len(n.event_id.encode()) > MAX_STR_BYTES or len(n.event_type.encode()) > MAX_STR_BYTES:
+                    return reject(400, "unprocessable_payload", f"notification id or type over {MAX_STR_BYTES} bytes")
+            events = [self._normalise(adapter, n, cfg) for n in notes]
         except WebhookError as exc:
             status = adapter.invalid_signature_status if exc.status == 401 else exc.status
             return reject(status, exc.code, exc.detail)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            # Authentic but not the shape we understand (pydantic ValidationError is a ValueError).
+        except _PARSE_ERRORS as exc:
+            # Authentic but not the shape we understand.
             return reject(400, "unprocessable_payload", f"{type(exc).__name__}: {str(exc)[:300]}")
         outcomes = [self._process(adapter, cfg, delivery, n, e) for n, e in zip(notes, events, strict=True)]
         if "busy" in outcomes:
             return reject(409, "in_progress", "the same notification is being processed; retry later")
         summary = {k: outcomes.count(k) for k in ("published", "duplicate", "ignored")}
+        if "rejected" in outcomes:
+            summary["rejected"] = outcomes.count("rejected")
         if adapter.ack_mimetype == "text/plain":
             return Answer(200, adapter.ack_body, "text/plain")
         return Answer(200, {"received": len(notes), **summary})
 
+    @staticmethod
+    def _normalise(adapter: Adapter, note: Notification, cfg: PspConfig) -> PaymentEvent | Rejected | None:
+        try:
+            event = adapter.normalise(note, cfg)
+        except OutOfBounds as exc:
+            return Rejected(exc.detail)
+        return None if event is None else vet(event)
+
     def _process(
-        self, adapter: Adapter, cfg: PspConfig, delivery: Delivery, note: Notification, event: PaymentEvent | None
+        self,
+        adapter: Adapter,
+        cfg: PspConfig,
+        delivery: Delivery,
+        note: Notification,
+        event: PaymentEvent | Rejected | None,
     ) -> str:
         with bind(event_id=note.event_id):
             headers = {h: v for h in adapter.headers_of_interest if (v := delivery.header(h)) is not None}
@@ -142,8 +195,10 @@ class WebhookService:
                 "headers": json.dumps(headers, separators=(",", ":")),
                 **store.archived_raw(raw),
             }
-            if event is not None:
+            if isinstance(event, PaymentEvent):
                 record["fact_key"] = event.fact_key()
+            elif isinstance(event, Rejected):
+                record["reject_reason"] = event.reason[:500]
             doc_id = store.record_id(adapter.name, cfg.account, note.event_id)
             try:
                 claimed = store.claim(self.db(), doc_id, record, self.clock())
@@ -160,6 +215,11 @@ class WebhookService:
                     store.finish(claimed, store.IGNORED)
                     log.info("notification archived, type not mapped", extra={"psp_event_type": note.event_type})
                     return "ignored"
+                if isinstance(event, Rejected):
+                    store.finish(claimed, store.REJECTED)
+                    extra = {"psp_event_type": note.event_type, "error_code": "out_of_bounds", "detail": event.reason}
+                    log.warning("notification archived, not published: out of bounds", extra=extra)
+                    return "rejected"
                 message_id = self._publish(event)
                 store.finish(claimed, store.PUBLISHED, message_id=message_id)
             except Exception as exc:

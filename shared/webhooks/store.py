@@ -3,7 +3,8 @@
 One document per (psp, account, PSP event id), created atomically with ``create()``; it holds the
 scrubbed raw payload, the headers of interest and the receive time (the archive), and a state:
 
-``received`` -> ``published`` (canonical event acknowledged by Pub/Sub) or ``ignored`` (type not mapped).
+``received`` -> ``published`` (canonical event acknowledged by Pub/Sub), ``ignored`` (type not mapped) or
+``rejected`` (its canonical event is out of bounds: archived, never published).
 
 Why a lease: the creator holds ``lease_until`` while it publishes. A concurrent identical delivery sees
 the lease and is told to come back later (409), so only one request publishes; a delivery that
@@ -34,6 +35,7 @@ STORED_RAW_MAX = 900 * 1024
 RECEIVED = "received"
 PUBLISHED = "published"
 IGNORED = "ignored"
+REJECTED = "rejected"
 
 
 Claim = Outcome  # OWNED: publish, then finish; DONE: published or ignored before; BUSY: leased elsewhere

@@ -126,7 +126,7 @@ def new_sub(
         {
             "subscription_id": sub_id,
             "customer": Party(id=f"cus-{sub_id}", name="Ada Lovelace", country="DE").model_dump(mode="json"),
-            "seller_entity": "acme-eu",
+            "seller_entity": "acme-de",
             "plan": {
                 "id": "pro",
                 "currency": "EUR",

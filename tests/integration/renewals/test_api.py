@@ -33,7 +33,7 @@ def create_body(sub_id: str = "sub_api", **over: Any) -> dict[str, Any]:
     body = {
         "subscription_id": sub_id,
         "customer": {"id": "cus-1", "name": "Grace Hopper", "country": "US"},
-        "seller_entity": "acme-us",
+        "seller_entity": "acme-de",
         "plan": {
             "id": "basic",
             "currency": "USD",
@@ -52,7 +52,7 @@ def test_create_is_idempotent_and_conflicts_on_different_terms(env: Env) -> None
     assert status == 201
     assert (out["status"], out["version"], out["due_at"]) == ("active", 1, "2026-01-31T09:00:00Z")
     assert call("POST", "/subscriptions", create_body())[0] == 200
-    status, out = call("POST", "/subscriptions", create_body(seller_entity="other"))
+    status, out = call("POST", "/subscriptions", create_body(seller_entity="acme-fr"))
     assert (status, out["error"]) == (409, "subscription_exists")
     (ev,) = [b for _, b in env.pull("subscription-events")]
     assert (ev["version"], ev["to_status"], ev["reason"]) == (1, "active", "created")
