@@ -28,6 +28,7 @@ class Settings:
     log_level: str
     idempotency_ttl_s: int
     topic_overrides: Mapping[str, str]
+    paypal_cert_dir: str | None = None  # offline PayPal certificates; honoured only on the emulators
 
     @property
     def on_emulators(self) -> bool:
@@ -66,6 +67,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         topic_overrides={
             k.removeprefix("TOPIC_").lower().replace("_", "-"): v for k, v in e.items() if k.startswith("TOPIC_") and v
         },
+        paypal_cert_dir=e.get("PAYPAL_CERT_DIR") or None,
     )
 
 
