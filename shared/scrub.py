@@ -234,9 +234,9 @@ _CVC_PROSE = re.compile(
     r"(?:[ _-]?(?:code|number|no|value))?[\s:=#]{0,3})([0-9]{3,4})(?![0-9])"
 )
 _QUOTED_KEYS = tuple(
-    re.compile(q + r"((?:(?!" + q + r")[^\\\n]){1,64})" + q + r"(\s*:\s*)(" + q + r"(?:(?!" + q + r")[^\\]|\\.)*" + q
+    re.compile(q + r"((?:(?!" + q + r")[^\\\n]){1,64})" + q + r"(\s*:\s*)(" + q + r"(?:(?!" + q + r")[^\\]|\\.)*?" + q
                + r"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)")
-    for q in ('"', "'", "&quot;")
+    for q in ('"', "'", "&quot;", r'\\"')
 )  # fmt: skip
 _CVC_STEMS = ("cvc", "cvv", "cvn", "cvd", "cv2", "csc", "cid", "secur", "verif")
 
@@ -247,8 +247,9 @@ def _cvc_hint(text: str) -> bool:
 
 
 _XML_ELEMENT = re.compile(r"<((?:[\w.-]+:)?([\w.-]+))(\s[^<>]*)?>([^<]+)</\1\s*>")
+_XML_ESCAPED_ELEMENT = re.compile(r"&lt;((?:[\w.-]+:)?([\w.-]+))((?:\s(?:(?!&gt;)[^<>])*)?)&gt;([^&<]+)&lt;/\1\s*&gt;")
 _XML_ATTR = re.compile(r"""(\s)([\w.:-]+)(\s*=\s*)(["'])([^"'<>]*)\4""")
-_FORM_FIELD = re.compile(r"""(^|[&?;\s])([^=&\s"'<>]{1,120})=([^&\s"'<>\\]*)""")
+_FORM_FIELD = re.compile(r"""(^|[&?;\s>])([^=&\s"'<>]{1,120})=([^&\s"'<>\\]*)""")
 _NAME_SPLIT = re.compile(r"\[|\]|%5[BbDd]|\.|:")
 
 
@@ -273,6 +274,11 @@ def _mask_cvcs(text: str) -> str:
             return m.group(0)
         return f"<{m.group(1)}{m.group(3) or ''}>{CVC_MASK}</{m.group(1)}>"
 
+    def escaped_element(m: re.Match[str]) -> str:
+        if not is_cvc_name(m.group(2)):
+            return m.group(0)
+        return f"&lt;{m.group(1)}{m.group(3)}&gt;{CVC_MASK}&lt;/{m.group(1)}&gt;"
+
     def attribute(m: re.Match[str]) -> str:
         space, name, eq, q, value = m.groups()
         if not is_cvc_name(name) or not value:
@@ -295,6 +301,7 @@ def _mask_cvcs(text: str) -> str:
     for rx in _QUOTED_KEYS:
         text = rx.sub(quoted, text)
     text = _XML_ELEMENT.sub(element, text)
+    text = _XML_ESCAPED_ELEMENT.sub(escaped_element, text)
     text = _XML_ATTR.sub(attribute, text)
     text = _FORM_FIELD.sub(form, text)
     return _CVC_PROSE.sub(prose, text)
@@ -350,7 +357,7 @@ _JOIN = "\n\x00\n"  # between strings: no rule matches across it
 
 
 def _nested(s: str) -> bool:
-    return s.lstrip()[:1] in ("{", "[") or ("=" in s and _FORM_BODY.fullmatch(s) is not None)
+    return s.lstrip()[:1] in ("{", "[", '"') or ("=" in s and _FORM_BODY.fullmatch(s) is not None)
 
 
 def _is_clean(doc: Any) -> bool:
@@ -380,7 +387,7 @@ def _is_clean(doc: Any) -> bool:
 
 
 def _scrub_json(text: str) -> str | None:
-    """Scrubbed JSON text, or None when ``text`` is not a JSON object or array.
+    """Scrubbed JSON text, or None when ``text`` is not a JSON object, array or (JSON-holding) string.
 
     The parsed document is checked value by value first (strings decoded, so escapes and nested
     JSON or forms are seen); a clean document is returned byte for byte. Otherwise the text pass is
@@ -390,6 +397,9 @@ def _scrub_json(text: str) -> str | None:
         doc = json.loads(text)
     except ValueError:
         return None
+    if isinstance(doc, str):  # JSON encoded twice: a JSON string holding JSON
+        inner = scrub(doc)
+        return text if inner == doc else json.dumps(inner, ensure_ascii=False)
     if not isinstance(doc, dict | list):
         return None
     if _is_clean(doc):
@@ -437,7 +447,7 @@ def scrub(text: str) -> str:
     """The text with PANs, card security codes and IBANs masked, in the same format as it came."""
     if len(text) < 3 or not _may_hold_card_data(text):
         return text
-    if text.lstrip()[:1] in ("{", "["):
+    if text.lstrip()[:1] in ("{", "[", '"'):
         js = _scrub_json(text)
         if js is not None:
             return js
