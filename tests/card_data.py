@@ -112,28 +112,35 @@ def leaks(text: str, pans: Iterable[str] = PANS) -> list[str]:
     return found
 
 
-_ANY_SEP = r"(?:[^0-9A-Za-z]{0,6}|\\u00[0-9a-fA-F]{2}|%[0-9A-Fa-f]{2})"
-_DIGIT_RUN = re.compile(r"[0-9](?:" + _ANY_SEP + r"[0-9]){12,}")
+_RUN_SEP = r"(?:[ \u00a0\t./+,-]|%20){1,3}"
+_DIGIT_RUN = re.compile(r"[0-9]+(?:" + _RUN_SEP + r"[0-9]+)*")
 
 
 def luhn_sequences(text: str) -> list[str]:
-    """Every Luhn-valid 13-19 digit sequence under any separator (up to six non-alphanumerics or escapes).
+    """Every Luhn-valid 13-19 digit sequence, written with any separator a card number is written with.
 
-    Stricter than the scrubber on purpose: group sizes are ignored and every window of every run is
-    tried, so this finds a card number however it was written. Windows glued to letters (hex digests,
-    ``sub_...`` ids) are not runs: they start and end at a non-alphanumeric boundary.
+    Looks through every encoding :func:`reveal` knows, and is stricter than the scrubber: any group
+    size, any start and end group within a run (digit groups joined by up to three of space, tab,
+    non-breaking space, ``.``, ``/``, ``+``, ``,``, ``-``, ``%20``). Runs glued to letters (hex digests,
+    ``sub_...`` ids) are not numbers; ``:`` is not a separator (times).
     """
     found = []
-    for m in _DIGIT_RUN.finditer(reveal(text)):
+    shown = reveal(text)
+    for m in _DIGIT_RUN.finditer(shown):
         start, end = m.start(), m.end()
-        s = m.string
-        if (start and s[start - 1].isalnum()) or (end < len(s) and s[end].isalnum()):
+        if (start and (shown[start - 1].isalpha() or shown[start - 1] == "_")) or (
+            end < len(shown) and (shown[end].isalpha() or shown[end] == "_")
+        ):
             continue
-        digits = re.sub(r"[^0-9]", "", re.sub(r"\\u00[0-9a-fA-F]{2}|%[0-9A-Fa-f]{2}", " ", m.group(0)))
-        for i in range(len(digits)):
-            for n in range(13, 20):
-                if i + n <= len(digits) and is_pan(digits[i : i + n]):
-                    found.append(digits[i : i + n])
+        groups = re.findall(r"[0-9]+", m.group(0))
+        for i in range(len(groups)):
+            digits = ""
+            for g in groups[i:]:
+                digits += g
+                if len(digits) > 19:
+                    break
+                if is_pan(digits):
+                    found.append(digits)
     return found
 
 
