@@ -10,7 +10,7 @@ import html
 import json
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,9 +197,16 @@ def _json_body(data: dict[str, Any], raw: str | None) -> bytes:
     return text.encode()
 
 
-def signed(psp: str, text: str, uid: str, *, raw: str | None = None, pki: Any = None) -> Signed:
+def signed(
+    psp: str, text: str, uid: str, *, raw: str | None = None, pki: Any = None, env: Mapping[str, str] = ENV
+) -> Signed:
     """A signed delivery of ``psp`` whose free-text fields (those that reach the canonical event too) hold
-    ``text``; ``raw`` is spliced into the JSON text as is (escapes, bare numbers) in a ``card`` field."""
+    ``text``; ``raw`` is spliced into the JSON text as is (escapes, bare numbers) in a ``card`` field.
+    Secrets come from ``env`` (the last of a comma-separated list)."""
+
+    def secret(name: str) -> str:
+        return env[name].split(",")[-1]
+
     slot: Any = RAW_PLACEHOLDER if raw is not None else {"number": "n/a"}
     if psp == "stripe":
         ev = load("stripe_payment_intent_payment_failed.json")
@@ -210,16 +217,21 @@ def signed(psp: str, text: str, uid: str, *, raw: str | None = None, pki: Any = 
         obj["metadata"]["attempt_id"] = text
         obj["card"] = slot
         body = _json_body(ev, raw)
-        return Signed(psp, body, {"Stripe-Signature": signing.stripe_header(body, STRIPE_SECRET)}, "application/json")
+        return Signed(
+            psp,
+            body,
+            {"Stripe-Signature": signing.stripe_header(body, secret("STRIPE_WEBHOOK_SECRETS"))},
+            "application/json",
+        )
     if psp == "adyen":
         ev = load("adyen_authorisation.json")
         item = ev["notificationItems"][0]["NotificationRequestItem"]
         item.update(pspReference=f"PSP{uid.upper()}", success="false", reason=text, eventDate=ISO)
         item["additionalData"]["metadata.attempt_id"] = text
         item["additionalData"]["card"] = slot
-        signed_ev = signing.adyen_sign(ev, ADYEN_KEY)
+        signed_ev = signing.adyen_sign(ev, secret("ADYEN_HMAC_KEYS"))
         body = _json_body(signed_ev, raw)
-        return Signed(psp, body, {"Authorization": signing.basic_auth(ADYEN_AUTH)}, "application/json")
+        return Signed(psp, body, {"Authorization": signing.basic_auth(env["ADYEN_BASIC_AUTH"])}, "application/json")
     if psp == "paypal":
         ev = load("paypal_capture_completed.json")
         ev["id"], ev["create_time"] = f"WH-{uid}", ISO
@@ -227,7 +239,7 @@ def signed(psp: str, text: str, uid: str, *, raw: str | None = None, pki: Any = 
         ev["resource"]["note_to_payer"] = text
         ev["resource"]["card"] = slot
         body = _json_body(ev, raw)
-        return Signed(psp, body, pki.headers(body, PAYPAL_WEBHOOK_ID), "application/json")
+        return Signed(psp, body, pki.headers(body, env["PAYPAL_WEBHOOK_ID"]), "application/json")
     if psp == "gocardless":
         ev = {
             "id": f"EV{uid.upper()}",
@@ -239,7 +251,12 @@ def signed(psp: str, text: str, uid: str, *, raw: str | None = None, pki: Any = 
             "resource_metadata": {"attempt_id": text},
         }
         body = _json_body({"events": [ev], "meta": {"webhook_id": f"WB{uid}"}}, raw)
-        return Signed(psp, body, {"Webhook-Signature": signing.hex_hmac(body, GOCARDLESS_SECRET)}, "application/json")
+        return Signed(
+            psp,
+            body,
+            {"Webhook-Signature": signing.hex_hmac(body, secret("GOCARDLESS_WEBHOOK_SECRETS"))},
+            "application/json",
+        )
     if psp == "checkout":
         ev = load("checkout_payment_declined.json")
         ev["id"], ev["created_on"] = f"evt_{uid}", ISO
@@ -247,7 +264,10 @@ def signed(psp: str, text: str, uid: str, *, raw: str | None = None, pki: Any = 
         ev["data"]["metadata"]["attempt_id"] = text
         ev["data"]["source"] = slot
         body = _json_body(ev, raw)
-        headers = {"Cko-Signature": signing.hex_hmac(body, CKO_SECRET), "Authorization": CKO_AUTH}
+        headers = {
+            "Cko-Signature": signing.hex_hmac(body, secret("CHECKOUT_WEBHOOK_SECRETS")),
+            "Authorization": env["CHECKOUT_AUTHORIZATION"],
+        }
         return Signed(psp, body, headers, "application/json")
     if psp == "braintree":
         t = html.escape(text, quote=False)
@@ -259,7 +279,12 @@ def signed(psp: str, text: str, uid: str, *, raw: str | None = None, pki: Any = 
             f"<processor-settlement-response-text>{t}</processor-settlement-response-text>"
             f"<custom-fields><attempt-id>{t}</attempt-id></custom-fields>{card}</transaction></subject></notification>"
         )
-        return Signed(psp, signing.braintree_form(xml, BT_PUB, BT_PRIV), {}, "application/x-www-form-urlencoded")
+        return Signed(
+            psp,
+            signing.braintree_form(xml, env["BRAINTREE_PUBLIC_KEY"], env["BRAINTREE_PRIVATE_KEY"]),
+            {},
+            "application/x-www-form-urlencoded",
+        )
     raise ValueError(psp)
 
 
