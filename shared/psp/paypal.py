@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import threading
 import urllib.error
@@ -156,14 +157,20 @@ def https_fetch(url: str) -> bytes:
 
 
 def default_roots() -> list[x509.Certificate]:
-    """The trust roots of the runtime (certifi's bundle when present, else the system's)."""
-    import ssl
-
+    """The trust roots: the local directory's on the emulators (re-read, it is tiny), else the runtime's."""
     local = local_cert_dir()
     if local is not None:
         return [
             c for f in sorted((local / "roots").glob("*.pem")) for c in x509.load_pem_x509_certificates(f.read_bytes())
         ]
+    return list(_system_roots())
+
+
+@functools.cache
+def _system_roots() -> tuple[x509.Certificate, ...]:
+    """certifi's bundle when present, else the system's; parsed once per process."""
+    import ssl
+
     path: str | None
     try:
         import certifi
@@ -172,9 +179,9 @@ def default_roots() -> list[x509.Certificate]:
     except ImportError:  # pragma: no cover - google-auth brings certifi in practice
         path = ssl.get_default_verify_paths().cafile
     if not path:
-        return []
+        return ()
     with open(path, "rb") as f:
-        return x509.load_pem_x509_certificates(f.read())
+        return tuple(x509.load_pem_x509_certificates(f.read()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +201,7 @@ class CertificateCache:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.fetcher = fetcher
-        self._roots_factory = roots
-        self._roots: Sequence[x509.Certificate] | None = None
+        self._roots_factory = roots  # called per verification, i.e. only on a cache miss
         self.clock = clock
         self._cache: dict[str, x509.Certificate] = {}
         self._failures: dict[str, _Failure] = {}
@@ -271,17 +277,11 @@ class CertificateCache:
         name = next((n for n in names if n == "paypal.com" or n.endswith(".paypal.com")), None)
         if name is None:
             raise CertificateError("certificate is not issued to a paypal.com name")
-        if self._roots is None:
-            self._roots = list(self._roots_factory())
-        if not self._roots:
+        roots = list(self._roots_factory())
+        if not roots:
             raise CertificateError("no trust roots available")
         try:
-            verifier = (
-                PolicyBuilder()
-                .store(Store(list(self._roots)))
-                .time(self.clock())
-                .build_server_verifier(x509.DNSName(name))
-            )
+            verifier = PolicyBuilder().store(Store(roots)).time(self.clock()).build_server_verifier(x509.DNSName(name))
             verifier.verify(leaf, intermediates)
         except (VerificationError, ValueError) as exc:
             raise CertificateError(f"certificate chain not trusted: {exc}") from exc
