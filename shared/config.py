@@ -65,6 +65,7 @@ class Settings:
     idempotency_ttl_s: int
     topic_overrides: Mapping[str, str]
     usage_metering: bool = False  # count billable operations at the clients and log them per delivery
+    paypal_cert_dir: str | None = None  # offline PayPal certificates; honoured only on the emulators
 
     @property
     def on_emulators(self) -> bool:
@@ -104,6 +105,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             k.removeprefix("TOPIC_").lower().replace("_", "-"): v for k, v in e.items() if k.startswith("TOPIC_") and v
         },
         usage_metering=(e.get("USAGE_METERING") or "").lower() in ("1", "true", "yes"),
+        paypal_cert_dir=e.get("PAYPAL_CERT_DIR") or None,
     )
 
 

@@ -4,7 +4,7 @@ Cloud Run / Cloud Functions gen2 parse one JSON object per stdout line: ``severi
 become the entry's severity and text, ``logging.googleapis.com/trace`` links the line to the request's
 trace and ``logging.googleapis.com/labels`` become indexed labels. Labels bound with :func:`bind` (psp,
 event_id, subscription_id, invoice_id, ...) ride on every line logged inside that context, so a whole
-delivery can be found by one label query.
+delivery can be found by one label query. Every line is scrubbed of card data (:mod:`shared.scrub`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from shared.config import get_settings
+from shared.scrub import scrub
 
 _labels: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("log_labels", default=MappingProxyType({}))
 _trace: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar("log_trace", default=None)
@@ -93,7 +94,8 @@ class CloudLoggingFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["stack_trace"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # Last line of defence: a rejection detail or an exception may quote a payload field.
+        return scrub(json.dumps(entry, default=str))
 
 
 _SEVERITY = {

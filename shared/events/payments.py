@@ -4,6 +4,10 @@ Producers: the webhooks function (from PSP notifications) and the renewals colle
 synchronous answer of a charge). The same fact can therefore arrive from both, and several times from
 each: :meth:`PaymentEvent.fact_key` is the idempotency key every producer must publish with, so the
 envelope's ``event_id`` is the same for the same fact whoever reports it, and consumers deduplicate on it.
+
+Free text that comes from a PSP (our references echoed from metadata, decline codes and messages,
+dispute and revocation reasons) is scrubbed of card data by validators on the contract itself
+(:mod:`shared.scrub`), so every producer is covered and consumers may store it as it arrives.
 """
 
 from __future__ import annotations
@@ -11,10 +15,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.money import Money
 from shared.events.envelope import Event, register
+from shared.scrub import scrub
+
+
+def _scrubbed(value: str | None) -> str | None:
+    return scrub(value) if value else value
+
 
 Psp = Literal["stripe", "adyen", "paypal", "gocardless", "braintree", "checkout"]
 
@@ -28,6 +38,8 @@ class OurRefs(BaseModel):
     subscription_id: str | None = None
     invoice_id: str | None = None
     attempt_id: str | None = None
+
+    _no_card_data = field_validator("customer_id", "subscription_id", "invoice_id", "attempt_id")(_scrubbed)
 
 
 class PaymentEvent(Event):
@@ -80,6 +92,8 @@ class PaymentFailed(PaymentEvent):
     failure_message: str | None = None
     retryable: bool = Field(description="False for hard declines (stolen card, closed account): dunning stops")
 
+    _no_card_data = field_validator("decline_code", "failure_message")(_scrubbed)
+
 
 @register
 class PaymentRefunded(PaymentEvent):
@@ -96,6 +110,8 @@ class PaymentRefunded(PaymentEvent):
 class _DisputeEvent(PaymentEvent):
     dispute_id: str = Field(min_length=1)
     reason: str | None = None
+
+    _no_card_data = field_validator("reason")(_scrubbed)
 
     def _fact(self) -> str:
         return f"{self.EVENT_TYPE}:{self.dispute_id}"
@@ -123,6 +139,8 @@ class PaymentMethodRevoked(PaymentEvent):
     EVENT_TYPE: ClassVar[str] = "payment_method.revoked"
 
     reason: str | None = None
+
+    _no_card_data = field_validator("reason")(_scrubbed)
 
 
 PAYMENT_EVENT_TYPES: tuple[type[PaymentEvent], ...] = (

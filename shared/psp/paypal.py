@@ -1,11 +1,20 @@
 """PayPal REST webhooks: RSA (SHA256withRSA) over ``transmission_id|time|webhook_id|crc32(body)``.
 
-The signing certificate's URL arrives in a header, i.e. from whoever sends the request. It is fetched
-only over https from PayPal's own API hosts (anything else is refused before any network access:
-server-side request forgery), cached per URL, and checked before use: within its validity dates,
-chained to a trusted root, and issued to a ``*.paypal.com`` name. The fetcher and the trust roots are
-injectable so tests use their own CA.
+The signing certificate's URL arrives in a header, i.e. from whoever sends the request, so fetching it
+is the one network call an unauthenticated request can cause. Rules:
 
+* every cheap check runs first (headers present, algorithm, webhook id configured, URL allowed, mode
+  of the URL, signature is base64 of a plausible length, transmission time sane, body is a JSON event):
+  a request failing any of them never causes a fetch;
+* the URL must be https on PayPal's own API hosts (anything else is refused before any network access:
+  server-side request forgery), and redirects are never followed (a 3xx is a failure);
+* a verified certificate is cached per URL and re-checked for its validity dates on every use: chained
+  to a trusted root and issued to a ``*.paypal.com`` name;
+* a failure (network, HTTP status, redirect, untrusted chain) is cached too, with a per-URL backoff
+  (30 s doubling to 10 min), and after 10 failures within a minute no uncached URL is fetched until
+  the minute is over: forged requests cannot make us fetch on every request.
+
+The fetcher, the trust roots and the clock are injectable so tests use their own CA and time.
 Live or sandbox is told by the certificate host (``api.sandbox.paypal.com`` / ``api-m.sandbox...``),
 which the signature binds to PayPal's own key infrastructure.
 """
@@ -14,12 +23,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
-import os
 import threading
+import urllib.error
 import urllib.request
 import zlib
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +41,7 @@ from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from shared.config import ConfigError, get_settings
 from shared.events.payments import (
     DisputeLost,
     DisputeOpened,
@@ -60,6 +73,12 @@ SANDBOX_HOSTS = frozenset({"api.sandbox.paypal.com", "api-m.sandbox.paypal.com"}
 CERT_PATH_PREFIX = "/v1/notifications/certs/"
 MAX_CERT_BYTES = 64 * 1024
 CACHE_SIZE = 32
+FAILURE_BACKOFF = tuple(dt.timedelta(seconds=s) for s in (30, 60, 120, 300, 600))
+FAILURE_BUDGET = 10  # failed fetches, any URL, per FAILURE_WINDOW before uncached URLs are refused
+FAILURE_WINDOW = dt.timedelta(minutes=1)
+MAX_TRANSMISSION_AGE = dt.timedelta(days=4)  # PayPal retries a notification for 3 days
+MAX_CLOCK_SKEW = dt.timedelta(minutes=10)
+SIGNATURE_BYTES = range(128, 1025)  # RSA 1024 to 8192 bits
 
 Fetcher = Callable[[str], bytes]
 
@@ -92,14 +111,39 @@ def local_cert_dir() -> Path | None:
     from ``<dir>/roots/*.pem`` instead of the network and the system store. In the cloud (no emulator
     variables) the setting is ignored, so it can never weaken production verification.
     """
-    d = os.environ.get("PAYPAL_CERT_DIR")
-    if not d or not (os.environ.get("FIRESTORE_EMULATOR_HOST") or os.environ.get("PUBSUB_EMULATOR_HOST")):
+    try:
+        settings = get_settings()
+    except ConfigError:
         return None
-    return Path(d)
+    if not settings.paypal_cert_dir or not settings.on_emulators:
+        return None
+    return Path(settings.paypal_cert_dir)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+def fetch_url(url: str, timeout_s: float = 5.0) -> bytes:
+    """GET ``url`` (validated by the caller) without following redirects, with a timeout and a size cap."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    req = urllib.request.Request(url, headers={"User-Agent": "payments-webhooks"})  # noqa: S310 (allow-listed)
+    try:
+        with opener.open(req, timeout=timeout_s) as r:
+            data: bytes = r.read(MAX_CERT_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if 300 <= exc.code < 400:
+            raise CertificateError(f"certificate URL answered {exc.code}; redirects are not followed") from None
+        raise CertificateError(f"certificate URL answered {exc.code}") from None
+    if len(data) > MAX_CERT_BYTES:
+        raise CertificateError("certificate response too large")
+    return data
 
 
 def https_fetch(url: str) -> bytes:
-    """Fetch a certificate (already validated URL) with a short timeout and a size cap."""
+    """Fetch a certificate (already validated URL): the local directory on the emulators, else PayPal."""
     local = local_cert_dir()
     if local is not None:
         name = urlsplit(url).path.rsplit("/", 1)[-1]
@@ -109,23 +153,24 @@ def https_fetch(url: str) -> bytes:
             return (local / name).read_bytes()[: MAX_CERT_BYTES + 1]
         except OSError as exc:
             raise CertificateError(f"no local certificate {name}") from exc
-    req = urllib.request.Request(url, headers={"User-Agent": "payments-webhooks"})  # noqa: S310 (https, allow-listed)
-    with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310
-        data: bytes = r.read(MAX_CERT_BYTES + 1)
-    if len(data) > MAX_CERT_BYTES:
-        raise CertificateError("certificate response too large")
-    return data
+    return fetch_url(url)
 
 
 def default_roots() -> list[x509.Certificate]:
-    """The trust roots of the runtime (certifi's bundle when present, else the system's)."""
-    import ssl
-
+    """The trust roots: the local directory's on the emulators (re-read, it is tiny), else the runtime's."""
     local = local_cert_dir()
     if local is not None:
         return [
             c for f in sorted((local / "roots").glob("*.pem")) for c in x509.load_pem_x509_certificates(f.read_bytes())
         ]
+    return list(_system_roots())
+
+
+@functools.cache
+def _system_roots() -> tuple[x509.Certificate, ...]:
+    """certifi's bundle when present, else the system's; parsed once per process."""
+    import ssl
+
     path: str | None
     try:
         import certifi
@@ -134,13 +179,20 @@ def default_roots() -> list[x509.Certificate]:
     except ImportError:  # pragma: no cover - google-auth brings certifi in practice
         path = ssl.get_default_verify_paths().cafile
     if not path:
-        return []
+        return ()
     with open(path, "rb") as f:
-        return x509.load_pem_x509_certificates(f.read())
+        return tuple(x509.load_pem_x509_certificates(f.read()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    count: int
+    retry_at: dt.datetime
+    reason: str
 
 
 class CertificateCache:
-    """Verified signing keys by URL; certificates are re-checked for validity on every use."""
+    """Verified certificates by URL, and recent fetch failures with their backoff."""
 
     def __init__(
         self,
@@ -149,10 +201,11 @@ class CertificateCache:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.fetcher = fetcher
-        self._roots_factory = roots
-        self._roots: Sequence[x509.Certificate] | None = None
+        self._roots_factory = roots  # called per verification, i.e. only on a cache miss
         self.clock = clock
         self._cache: dict[str, x509.Certificate] = {}
+        self._failures: dict[str, _Failure] = {}
+        self._recent_failures: deque[dt.datetime] = deque()
         self._lock = threading.Lock()
         self.fetches = 0
 
@@ -160,8 +213,30 @@ class CertificateCache:
         cert_url_mode(url)  # never fetch a URL that is not PayPal's
         with self._lock:
             cert = self._cache.get(url)
+            if cert is None:
+                self._check_backoff(url, self.clock())
         if cert is None:
-            self.fetches += 1
+            cert = self._fetch(url)
+        now = self.clock()
+        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+            with self._lock:
+                self._cache.pop(url, None)
+            raise CertificateError("PayPal certificate is outside its validity period")
+        return cert
+
+    def _check_backoff(self, url: str, now: dt.datetime) -> None:
+        """Refuse without fetching while the URL, or fetching as a whole, is backing off (lock held)."""
+        failure = self._failures.get(url)
+        if failure is not None and now < failure.retry_at:
+            raise CertificateError(f"certificate fetch failed recently ({failure.reason}); backing off")
+        while self._recent_failures and self._recent_failures[0] <= now - FAILURE_WINDOW:
+            self._recent_failures.popleft()
+        if len(self._recent_failures) >= FAILURE_BUDGET:
+            raise CertificateError("too many certificate fetch failures; fetching paused")
+
+    def _fetch(self, url: str) -> x509.Certificate:
+        self.fetches += 1
+        try:
             try:
                 pem = self.fetcher(url)
             except CertificateError:
@@ -169,16 +244,26 @@ class CertificateCache:
             except Exception as exc:  # network trouble: PayPal retries; nothing is stored
                 raise CertificateError(f"certificate could not be fetched: {type(exc).__name__}") from exc
             cert = self._verify_chain(pem)
-            with self._lock:
-                if len(self._cache) >= CACHE_SIZE:
-                    self._cache.pop(next(iter(self._cache)))
-                self._cache[url] = cert
-        now = self.clock()
-        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-            with self._lock:
-                self._cache.pop(url, None)
-            raise CertificateError("PayPal certificate is outside its validity period")
+        except CertificateError as exc:
+            self._record_failure(url, exc.detail)
+            raise
+        with self._lock:
+            self._failures.pop(url, None)
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[url] = cert
         return cert
+
+    def _record_failure(self, url: str, reason: str) -> None:
+        now = self.clock()
+        with self._lock:
+            previous = self._failures.pop(url, None)
+            count = previous.count + 1 if previous else 1
+            if len(self._failures) >= 8 * CACHE_SIZE:
+                self._failures.pop(next(iter(self._failures)))
+            backoff = FAILURE_BACKOFF[min(count, len(FAILURE_BACKOFF)) - 1]
+            self._failures[url] = _Failure(count, now + backoff, reason[:100])
+            self._recent_failures.append(now)
 
     def _verify_chain(self, pem: bytes) -> x509.Certificate:
         from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -192,17 +277,11 @@ class CertificateCache:
         name = next((n for n in names if n == "paypal.com" or n.endswith(".paypal.com")), None)
         if name is None:
             raise CertificateError("certificate is not issued to a paypal.com name")
-        if self._roots is None:
-            self._roots = list(self._roots_factory())
-        if not self._roots:
+        roots = list(self._roots_factory())
+        if not roots:
             raise CertificateError("no trust roots available")
         try:
-            verifier = (
-                PolicyBuilder()
-                .store(Store(list(self._roots)))
-                .time(self.clock())
-                .build_server_verifier(x509.DNSName(name))
-            )
+            verifier = PolicyBuilder().store(Store(roots)).time(self.clock()).build_server_verifier(x509.DNSName(name))
             verifier.verify(leaf, intermediates)
         except (VerificationError, ValueError) as exc:
             raise CertificateError(f"certificate chain not trusted: {exc}") from exc
@@ -217,6 +296,18 @@ def _dns_names(cert: x509.Certificate) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+
+
+def _check_transmission_time(value: str, received_at: dt.datetime) -> None:
+    """RFC 3339, not in the future beyond clock skew, not older than PayPal's retry period."""
+    try:
+        t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidSignature("PAYPAL-TRANSMISSION-TIME is not a timestamp") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    if not (received_at - MAX_TRANSMISSION_AGE <= t <= received_at + MAX_CLOCK_SKEW):
+        raise InvalidSignature("PAYPAL-TRANSMISSION-TIME is outside the accepted window")
 
 
 def signed_message(transmission_id: str, transmission_time: str, webhook_id: str, body: bytes) -> bytes:
@@ -243,6 +334,7 @@ class PayPalAdapter:
         self.certificates = certificates or CertificateCache()
 
     def verify(self, delivery: Delivery, config: PspConfig) -> list[Notification]:
+        """Every cheap check first; only then the certificate (maybe a fetch) and the RSA signature."""
         h = {
             k: delivery.header(f"PAYPAL-{k}") or ""
             for k in ("TRANSMISSION-ID", "TRANSMISSION-TIME", "TRANSMISSION-SIG", "CERT-URL", "AUTH-ALGO")
@@ -252,33 +344,36 @@ class PayPalAdapter:
             raise InvalidSignature(f"missing PayPal headers: {', '.join(missing)}")
         if h["AUTH-ALGO"] != "SHA256withRSA":
             raise InvalidSignature(f"unsupported PAYPAL-AUTH-ALGO {h['AUTH-ALGO'][:40]!r}")
+        webhook_id = config.get("PAYPAL_WEBHOOK_ID")
+        if not webhook_id:
+            raise InvalidSignature("no PayPal webhook id configured")
         live = cert_url_mode(h["CERT-URL"])
+        if live != config.livemode:
+            raise ModeMismatch(f"{'live' if live else 'sandbox'} certificate on a livemode={config.livemode} endpoint")
         try:
             signature = base64.b64decode(h["TRANSMISSION-SIG"], validate=True)
         except ValueError as exc:
             raise InvalidSignature("PAYPAL-TRANSMISSION-SIG is not base64") from exc
-        key = self.certificates.leaf(h["CERT-URL"]).public_key()
-        assert isinstance(key, rsa.RSAPublicKey)  # checked when the certificate was cached
-        message = signed_message(
-            h["TRANSMISSION-ID"], h["TRANSMISSION-TIME"], config.get("PAYPAL_WEBHOOK_ID"), delivery.body
-        )
-        try:
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        except CryptoInvalidSignature as exc:
-            raise InvalidSignature("PayPal transmission signature does not verify") from exc
-        if live != config.livemode:
-            raise ModeMismatch(f"{'live' if live else 'sandbox'} certificate on a livemode={config.livemode} endpoint")
+        if len(signature) not in SIGNATURE_BYTES:
+            raise InvalidSignature("PAYPAL-TRANSMISSION-SIG has an implausible length")
+        if len(h["TRANSMISSION-ID"]) > 128:
+            raise InvalidSignature("PAYPAL-TRANSMISSION-ID is too long")
+        _check_transmission_time(h["TRANSMISSION-TIME"], delivery.received_at)
         try:
             event = obj(json.loads(delivery.body), "event")
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedPayload("body is not JSON") from exc
-        return [
-            Notification(
-                event_id=text(event.get("id"), "id"),
-                event_type=text(event.get("event_type"), "event_type"),
-                payload=event,
-            )
-        ]
+        note = Notification(
+            event_id=text(event.get("id"), "id"), event_type=text(event.get("event_type"), "event_type"), payload=event
+        )
+        key = self.certificates.leaf(h["CERT-URL"]).public_key()
+        assert isinstance(key, rsa.RSAPublicKey)  # checked when the certificate was cached
+        message = signed_message(h["TRANSMISSION-ID"], h["TRANSMISSION-TIME"], webhook_id, delivery.body)
+        try:
+            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        except CryptoInvalidSignature as exc:
+            raise InvalidSignature("PayPal transmission signature does not verify") from exc
+        return [note]
 
     def normalise(self, note: Notification, config: PspConfig) -> PaymentEvent | None:
         ev = note.payload

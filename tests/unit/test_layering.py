@@ -22,7 +22,6 @@ SHARED = ROOT / "shared"
 ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"})
 # Read os.environ directly today; its move into a config module is done in a parallel change. Remove the
 # entry when that lands (the ratchet test below fails as soon as the file is clean).
-PENDING_MOVE = frozenset({"shared/psp/paypal.py"})
 
 
 def _modules() -> list[Path]:
@@ -70,17 +69,9 @@ def test_the_detectors_find_what_they_look_for() -> None:
 
 def test_environment_is_read_only_in_config_modules() -> None:
     offenders = {
-        _rel(p): env_reads(p.read_text())
-        for p in _modules()
-        if p.name != "config.py" and _rel(p) not in PENDING_MOVE and env_reads(p.read_text())
+        _rel(p): env_reads(p.read_text()) for p in _modules() if p.name != "config.py" and env_reads(p.read_text())
     }
     assert offenders == {}, "read settings in a config module (shared/config.py or <package>/config.py)"
-
-
-def test_pending_moves_are_still_pending() -> None:
-    """Ratchet: once a listed file no longer reads the environment, drop it from PENDING_MOVE."""
-    clean = [f for f in PENDING_MOVE if not env_reads((ROOT / f).read_text())]
-    assert clean == [], f"no longer reads the environment, remove from PENDING_MOVE: {clean}"
 
 
 def test_shared_never_imports_infra() -> None:
