@@ -13,6 +13,7 @@ from typing import Any
 from flask import Response
 
 from shared.log import bind, get_logger, parse_trace
+from shared.scrub import scrub_value
 
 log = get_logger(__name__)
 
@@ -25,7 +26,12 @@ class JsonResponse(Response):
 
 
 def error(status: int, code: str, detail: Any, **labels: object) -> JsonResponse:
-    """Answer a client error with a machine-readable code and log it as one structured line."""
+    """Answer a client error with a machine-readable code and log it as one structured line.
+
+    The detail can quote what the sender wrote (a field value in a validation message): it is scrubbed of
+    card data before it is answered or logged, like every archive and event.
+    """
+    detail = scrub_value(detail)
     severity = log.warning if status < 500 else log.error
     severity("request rejected", extra={"http_status": status, "error_code": code, "detail": detail, **labels})
     return JsonResponse({"error": code, "detail": detail}, status)

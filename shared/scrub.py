@@ -349,6 +349,11 @@ def _scrub_value(value: Any) -> Any:
     return value
 
 
+def scrub_value(value: Any) -> Any:
+    """Any JSON-able value (an error detail, a log field) with card data removed."""
+    return _scrub_value(value)
+
+
 def _filled(v: Any) -> bool:
     return isinstance(v, str | int | float) and not isinstance(v, bool) and v not in ("", CVC_MASK)
 

@@ -193,3 +193,18 @@ def test_anything_else_is_a_generic_500(exc: BaseException) -> None:
     assert resp.get_json()["error"] == "internal_error"
     assert "demo-x" not in resp.get_data(as_text=True)
     assert "secret" not in resp.get_data(as_text=True)
+
+
+def test_an_error_detail_quoting_card_data_is_scrubbed_in_the_answer() -> None:
+    """A validation message may quote the sender's value; the answer never echoes a card number or CVC."""
+    import json as _json
+
+    from shared.http import error
+
+    pan = "4111 1111 1111 1111"
+    resp = error(400, "invalid_amount", {"msg": f"amount must be an integer, got '{pan}'", "cvc": "123"})
+    body = _json.loads(resp.get_data())
+    text = _json.dumps(body)
+    assert "4111" not in text
+    assert "123" not in text
+    assert body["error"] == "invalid_amount"
