@@ -121,7 +121,9 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
         return FirstRequest("GET", f"/subscriptions/cold-{run}", b"", {}, (404,))
     if key == "renewals":
         # A scheduler tick: the planner fans out one shard tick (a publish) for its single shard.
-        tick = _push(project, "billing-ticks", b"", {})
+        from shared.renewals.messages import tick_attributes
+
+        tick = _push(project, "billing-ticks", b"", tick_attributes())
         return replace(tick, topics=("billing-ticks",), env={"RENEWALS_SHARDS": "1"})
     if key == "invoices":
         from shared.domain.money import Money

@@ -89,6 +89,15 @@ def tick(env: Env, now: dt.datetime) -> list[RenewalDue]:
     return [RenewalDue.model_validate(b) for a, b in env.pull("renewals-due") if a["event_type"] == "renewal.due"]
 
 
+def resend(env: Env, claimed_at: dt.datetime) -> list[RenewalDue]:
+    """The re-send of a claimed, still unsettled request: its first publish was acknowledged, so the
+    planner holds it one in-flight window (nothing sent), then re-sends it with the same request id."""
+    cfg = renewal_settings()
+    held_at = claimed_at + dt.timedelta(seconds=cfg.republish_s)
+    assert tick(env, held_at) == []  # acknowledged and maybe still being processed: never re-sent early
+    return tick(env, held_at + dt.timedelta(seconds=cfg.republish_s * planner.INFLIGHT_WINDOWS))
+
+
 def doc(sub_id: str) -> dict[str, Any]:
     return repository.subs().document(sub_id).get().to_dict() or {}
 
@@ -292,7 +301,7 @@ def test_plan_change_while_past_due_is_billed_on_the_next_invoice_once(env: Env)
     (due1,) = tick(env, june)
     assert _proration_amounts(due1.lines) == [("plan", 6200), ("proration", -2100), ("proration", 4200)]
     assert doc("sub_pd")["pending_lines"] == []
-    again = tick(env, june + dt.timedelta(seconds=cfg.republish_s))  # the lost-message re-send: same request
+    again = resend(env, june)  # the lost-message re-send: same request
     assert [d.request_id for d in again] == [due1.request_id]
     assert again[0].lines == due1.lines
     iid1 = _charge(env, svc, due1)
@@ -376,10 +385,7 @@ def test_cancel_now_with_pending_proration_gets_a_final_invoice_once(env: Env) -
     assert _proration_amounts(final.lines) == [("proration", -2100), ("proration", 4200)]
     assert tick(env, at + dt.timedelta(minutes=2)) == []
     # Unpaid, it is re-sent like any claimed request (same id) until paid; then never again.
-    cfg = renewal_settings()
-    assert [d.request_id for d in tick(env, at + dt.timedelta(minutes=1, seconds=cfg.republish_s))] == [
-        final.request_id
-    ]
+    assert [d.request_id for d in resend(env, at + dt.timedelta(minutes=1))] == [final.request_id]
     iid = svc.on_renewal_due(received(final, final.request_id))["invoice_id"]
     assert invoices_cli(["mark-paid", iid, "--reason", "cheque"]) == 0
     deliver_invoice_events(env)
@@ -396,8 +402,7 @@ def test_dead_lettered_invoice_finalized_is_reannounced_by_the_resent_renewal_du
     svc.on_renewal_due(received(due, due.request_id))
     ((first, _),) = invoice_events(env)  # ... and dead-lettered: the renewals function never sees it
     assert env.stripe.requests == []
-    cfg = renewal_settings()
-    (again,) = tick(env, T1 + dt.timedelta(seconds=cfg.republish_s))
+    (again,) = resend(env, T1)
     assert again.request_id == due.request_id
     svc.on_renewal_due(received(again, again.request_id))  # the invoices function gets the re-sent request
     got = deliver_invoice_events(env)
