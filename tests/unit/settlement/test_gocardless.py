@@ -20,7 +20,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "settlement"
 
 
 def payout() -> dict[str, Any]:
-    return json.loads((FIXTURES / "gocardless_payouts.json").read_text())["payouts"][0]
+    first: dict[str, Any] = json.loads((FIXTURES / "gocardless_payouts.json").read_text())["payouts"][0]
+    return first
 
 
 def items() -> list[dict[str, Any]]:
@@ -89,16 +90,17 @@ item_st = st.tuples(st.sampled_from(sorted(gocardless.TYPES)), tenths, st.sample
 
 @given(st.lists(item_st, max_size=25))
 def test_property_lines_sum_exactly_to_the_rounded_item_total(drawn: list[tuple[str, Decimal, str]]) -> None:
-    data = []
-    for kind, amount, pm in drawn:
+    data: list[dict[str, Any]] = []
+    exact = Decimal(0)
+    for kind, drawn_amount, pm in drawn:
         sign = gocardless.TYPES[kind][1]
-        value = abs(amount) * sign if sign else amount
+        value = abs(drawn_amount) * sign if sign else drawn_amount
+        exact += value
         data.append({"type": kind, "amount": f"{value:.1f}", "links": {"payment": pm}})
-    exact = sum((Decimal(d["amount"]) for d in data), Decimal(0))
     for rounding in ("ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_FLOOR", "ROUND_CEILING"):
-        amount = int(exact.to_integral_value(rounding=rounding))  # whichever rule GoCardless applies
-        lines = gocardless.lines_from_items(payout() | {"amount": amount}, data, account="uk")
-        assert sum(ln.net for ln in lines) == amount
+        total = int(exact.to_integral_value(rounding=rounding))  # whichever rule GoCardless applies
+        lines = gocardless.lines_from_items(payout() | {"amount": total}, data, account="uk")
+        assert sum(ln.net for ln in lines) == total
         rounding_lines = [ln for ln in lines if ln.line_id.endswith(":rounding")]
         assert all(abs(ln.gross) <= len(data) for ln in rounding_lines)
         for ln in lines:
