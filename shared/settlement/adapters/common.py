@@ -24,7 +24,7 @@ from shared.domain.iso4217 import EXPONENTS
 from shared.settlement.lines import MAX_MINOR, Fee, LineType, SettlementLine
 
 MAX_FILE_BYTES = 256 * 1024 * 1024  # a settlement file larger than this is not one we expect
-MAX_PLACES = 10  # Checkout.com states up to 8 decimals; anything finer is not a PSP amount
+MAX_PLACES = 8  # Checkout.com states up to 8 decimals, the finest of the six; anything finer is not a PSP amount
 _DECIMAL = re.compile(rf"[+-]?[0-9]{{1,18}}(?:\.[0-9]{{1,{MAX_PLACES}}})?")
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 _RATE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,20})?")
