@@ -43,13 +43,6 @@ class CheckoutSettlementSettings:
     api_base: str  # CHECKOUT_API_BASE, else sandbox or live by CHECKOUT_ENVIRONMENT
 
 
-@dataclass(frozen=True, slots=True)
-class PayPalSettlementSettings:
-    client_id: str | None  # PAYPAL_CLIENT_ID[__<ACCOUNT>]
-    client_secret: str | None  # PAYPAL_CLIENT_SECRET[__<ACCOUNT>]
-    api_base: str  # PAYPAL_API_BASE, else sandbox or live by PAYPAL_ENVIRONMENT
-
-
 def stripe_settings(account: str) -> StripeSettlementSettings:
     return StripeSettlementSettings(account_env("STRIPE_API_KEY", account), env_value("STRIPE_API_BASE"))
 
@@ -77,14 +70,4 @@ def checkout_settings(account: str) -> CheckoutSettlementSettings:
     return CheckoutSettlementSettings(
         secret_key=account_env("CHECKOUT_SECRET_KEY", account),
         api_base=env_value("CHECKOUT_API_BASE") or (CHECKOUT_LIVE_BASE if live else CHECKOUT_SANDBOX_BASE),
-    )
-
-
-def paypal_settings(account: str) -> PayPalSettlementSettings:
-    live = env_value("PAYPAL_ENVIRONMENT") == "live"
-    return PayPalSettlementSettings(
-        client_id=account_env("PAYPAL_CLIENT_ID", account),
-        client_secret=account_env("PAYPAL_CLIENT_SECRET", account),
-        api_base=env_value("PAYPAL_API_BASE")
-        or ("https://api-m.paypal.com" if live else "https://api-m.sandbox.paypal.com"),
     )
