@@ -1,0 +1,56 @@
+"""The settlement registry: one parser/puller per PSP source, and bucket names mapped or refused."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from shared.settlement.registry import CLIENTS, PULLERS, REPORT_PARSERS, detect
+
+
+def test_every_psp_has_its_real_sources() -> None:
+    assert set(REPORT_PARSERS) == {"stripe", "adyen", "paypal", "checkout"}
+    assert set(PULLERS) == {"stripe", "gocardless", "braintree", "checkout"}
+    assert set(REPORT_PARSERS) | set(PULLERS) == {"stripe", "adyen", "paypal", "gocardless", "braintree", "checkout"}
+    assert set(CLIENTS) == set(PULLERS)
+    for parser in REPORT_PARSERS.values():
+        assert list(inspect.signature(parser).parameters) == ["data", "account", "source"]
+    for puller in PULLERS.values():
+        assert list(inspect.signature(puller).parameters) == ["client", "account", "since", "until"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("settlement/adyen/default/settlement_detail_report_batch_42.csv", ("adyen", "default")),
+        ("settlement/paypal/eu-2/STL-20260302.01.009.CSV", ("paypal", "eu-2")),
+        ("settlement/stripe/us/payout_reconciliation.itemized.5.csv", ("stripe", "us")),
+        ("settlement/checkout/default/settlement-breakdown_ent_x_20260302.csv", ("checkout", "default")),
+    ],
+)
+def test_detect_maps_bucket_names(name: str, expected: tuple[str, str]) -> None:
+    assert detect(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "settlement/unknownpsp/default/file.csv",
+        "settlement/gocardless/default/export.csv",  # API-only PSP: no file source
+        "settlement/adyen/default/../stripe/x.csv",
+        "settlement/adyen/../default/x.csv",
+        "settlement/adyen/Default/x.csv",
+        "settlement/adyen/default/sub/x.csv",
+        "settlement/adyen/default/",
+        "settlement/adyen/default/.hidden.csv",
+        "settlement/adyen/default/x..csv",
+        "invoices/adyen/default/x.csv",
+        "/settlement/adyen/default/x.csv",
+        "settlement/adyen/default/x y.csv",
+        "settlement/adyen/default/x.csv\n",
+        "",
+    ],
+)
+def test_detect_refuses_anything_else(name: str) -> None:
+    assert detect(name) is None
