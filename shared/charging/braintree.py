@@ -149,11 +149,11 @@ class BraintreeCharger:
         from braintree.exceptions import (
             AuthenticationError,
             AuthorizationError,
-            BraintreeError,
             ConfigurationError,
             NotFoundError,
             UpgradeRequiredError,
         )
+        from braintree.exceptions.braintree_error import BraintreeError
 
         try:
             return fn(*args)

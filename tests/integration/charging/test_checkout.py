@@ -60,7 +60,12 @@ def test_stored_instrument_payment_is_exact_and_succeeds(cko_env: HTTPServer) ->
         "capture": True,
         "reference": "inv_42:1",
         "processing_channel_id": CHANNEL,
-        "metadata": {"invoice_id": "inv_42", "customer_id": "c-1", "attempt_id": "inv_42:1", "subscription_id": "sub_7"},
+        "metadata": {
+            "invoice_id": "inv_42",
+            "customer_id": "c-1",
+            "attempt_id": "inv_42:1",
+            "subscription_id": "sub_7",
+        },
         "customer": {"id": "cus_9"},
         "description": "Pro plan",
     }
@@ -119,7 +124,7 @@ def test_timeout_is_unavailable(silent_url: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("CHECKOUT_PROCESSING_CHANNEL_ID", CHANNEL)
     monkeypatch.setenv("CHECKOUT_API_URL", silent_url)
     monkeypatch.setattr(cko, "TIMEOUT_S", 0.2)
-    with pytest.raises(ChargeUnavailable, match="checkout.com unavailable"):
+    with pytest.raises(ChargeUnavailable, match=r"checkout\.com unavailable"):
         CheckoutCharger().charge(req("checkout", INSTRUMENT))
 
 
