@@ -41,7 +41,10 @@ def charger_for(psp: str, account: str = "default") -> Charger:
 
 
 def _register_builtin() -> None:
-    from shared.charging import adyen, stripe
+    from shared.charging import adyen, braintree, checkout, gocardless, stripe
 
     register_charger("stripe", stripe.StripeCharger)
     register_charger("adyen", adyen.AdyenCharger)
+    register_charger("gocardless", gocardless.GoCardlessCharger)
+    register_charger("braintree", braintree.BraintreeCharger)
+    register_charger("checkout", checkout.CheckoutCharger)
