@@ -40,27 +40,24 @@ from shared.idempotency import Claim, Claims, IdempotencyAlreadyInProgressError,
 from shared.idempotency import Outcome as ClaimOutcome
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle
-from shared.renewals.config import RenewalSettings, renewal_settings
+from shared.renewals.config import RenewalSettings
+from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
-from shared.renewals.repository import attempt_id, attempts, publish_all, subs
+from shared.renewals.repository import attempt_id, attempts, subs
 
 log = get_logger(__name__)
 
 FINAL = ("succeeded", "failed")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def on_invoice_finalized(msg: Received[InvoiceFinalized]) -> dict[str, Any]:
+def on_invoice_finalized(msg: Received[InvoiceFinalized], deps: Deps = DEFAULT) -> dict[str, Any]:
     inv = msg.event
     with bind(invoice_id=inv.invoice_id, subscription_id=inv.subscription_id):
         if inv.amount_due.amount <= 0:  # whatever the collection method: nobody will ever pay it
             from shared.renewals.outcomes import settle_zero_invoice
 
             log.info("nothing due on the invoice; the period is settled without a charge")
-            return settle_zero_invoice(inv)
+            return settle_zero_invoice(inv, deps)
         if inv.collection != "charge_automatically" or inv.payment_method is None:
             log.info("invoice is not collected automatically; nothing to charge")
             return {"skipped": "not_auto_collect"}
@@ -74,17 +71,17 @@ def on_invoice_finalized(msg: Received[InvoiceFinalized]) -> dict[str, Any]:
             "period_start": inv.period_start,
             "period_end": inv.period_end,
         }
-        return charge(spec, attempt=1)
+        return charge(spec, attempt=1, deps=deps)
 
 
-def on_retry_due(msg: Received[ChargeRetryDue]) -> dict[str, Any]:
+def on_retry_due(msg: Received[ChargeRetryDue], deps: Deps = DEFAULT) -> dict[str, Any]:
     ev = msg.event
     with bind(invoice_id=ev.invoice_id, subscription_id=ev.subscription_id):
         first = attempts().document(attempt_id(ev.invoice_id, 1)).get()
         if not first.exists:
             raise LookupError(f"no first attempt recorded for invoice {ev.invoice_id}")
         spec = {k: v for k, v in (first.to_dict() or {}).items() if k in _SPEC_FIELDS}
-        return charge(spec, attempt=ev.attempt)
+        return charge(spec, attempt=ev.attempt, deps=deps)
 
 
 _SPEC_FIELDS = (
@@ -102,9 +99,11 @@ _SPEC_FIELDS = (
 ATTEMPT = Schema(state_attr="claim", in_progress="charging", completed="charged")
 
 
-def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | None = None) -> dict[str, Any]:
+def charge(
+    spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | None = None, deps: Deps = DEFAULT
+) -> dict[str, Any]:
     """Charge attempt ``attempt`` of the invoice described by ``spec``; see the module doc."""
-    cfg = settings or renewal_settings()
+    cfg = settings or deps.settings()
     method = PaymentMethodRef.model_validate(spec["payment_method"])
     req = ChargeRequest(
         invoice_id=spec["invoice_id"],
@@ -116,7 +115,7 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         description=f"Invoice {spec['number']}" if spec.get("number") else None,
     )
     claims = Claims(ATTEMPT, lease_s=cfg.charge_lease_s)
-    now = _now()
+    now = deps.clock()
     record = {
         **spec,
         "attempt": attempt,
@@ -136,12 +135,12 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
                 claims.complete(claimed, result=done, fields=_final_status(done))
             log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
             if done["status"] in FINAL:
-                publish_all(_reannouncement({**stored, **done}, sub_doc, now))
+                deps.publisher.publish_all(_reannouncement({**stored, **done}, sub_doc, now))
             return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
     with bind(psp=method.psp):
         try:
             result = charger_for(method.psp, method.account).charge(req)
-            items = _complete(req, spec, record, result, claims=claims, claimed=claimed)
+            items = _complete(req, spec, record, result, claims=claims, claimed=claimed, deps=deps)
         except Exception as exc:
             # Release the attempt so the redelivery calls the PSP again with the same key (a replay).
             claims.release(claimed)
@@ -152,7 +151,7 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
             "charged",
             extra={"attempt": attempt, "status": result.status, "psp_payment_id": result.psp_payment_id},
         )
-        publish_all(items)
+        deps.publisher.publish_all(items)
     return {"attempt_id": req.attempt_id, "status": result.status, "psp_payment_id": result.psp_payment_id}
 
 
@@ -168,6 +167,7 @@ def _complete(
     *,
     claims: Claims,
     claimed: Claim,
+    deps: Deps = DEFAULT,
 ) -> list[tuple[Event, str, dt.datetime]]:
     """Store the PSP's answer on the attempt (and apply it to the subscription in the same transaction);
     return what to publish."""
@@ -216,10 +216,11 @@ def _complete(
             charge=(req.attempt_id, data),
             publish=False,
             also=complete_attempt,
+            deps=deps,
         )
         if applied.get("event"):
             t = SubscriptionTransitioned.model_validate(applied["event"])
-            items.append(lifecycle.outbox_item(t, _now()))
+            items.append(lifecycle.outbox_item(t, deps.clock()))
     else:
         complete_attempt()  # a one-off invoice: its result lives on the attempt only
     return items

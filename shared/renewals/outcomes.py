@@ -38,8 +38,9 @@ from shared.events.payments import PaymentAuthorized, PaymentEvent, PaymentFaile
 from shared.invoicing.repository import invoice_id_for
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle
-from shared.renewals.config import RenewalSettings, renewal_settings
-from shared.renewals.repository import attempt_id, attempts, publish_all, state_fields, state_of, subs
+from shared.renewals.config import RenewalSettings
+from shared.renewals.deps import DEFAULT, Deps
+from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
 
 log = get_logger(__name__)
 
@@ -48,7 +49,7 @@ PeriodSource = dt.datetime | None | Callable[[], dt.datetime | None]
 MAX_CHARGES_KEPT = 12  # results of the latest attempts kept on the subscription (operators, duplicates)
 
 
-def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
+def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[str, Any]:
     ev = msg.event
     refs = ev.refs
     if not refs.subscription_id or not refs.invoice_id:
@@ -67,7 +68,7 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
         if not attempt_ref:  # no attempt id in the PSP metadata: the latest attempt of the invoice
             latest = _latest_attempt(invoice_id)
             if latest is None:
-                return _invoice_level_fact(ev, kind, refs.subscription_id, invoice_id)
+                return _invoice_level_fact(ev, kind, refs.subscription_id, invoice_id, deps)
             attempt_ref = attempt_id(invoice_id, int(latest["attempt"]))
         attempt_no = int(attempt_ref.rsplit(":", 1)[1]) if ":" in attempt_ref else 1
 
@@ -98,10 +99,13 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
             period_start,
             charge=(attempt_ref, charge_data(ev, kind)),
             reannounce=not ours,
+            deps=deps,
         )
 
 
-def _invoice_level_fact(ev: PaymentEvent, kind: str, subscription_id: str, invoice_id: str) -> dict[str, Any]:
+def _invoice_level_fact(
+    ev: PaymentEvent, kind: str, subscription_id: str, invoice_id: str, deps: Deps = DEFAULT
+) -> dict[str, Any]:
     """A payment of an invoice we never charged (``send_invoice``, paid by the customer).
 
     Only a success settles it; a failed or pending customer payment starts no dunning (there is no
@@ -111,10 +115,10 @@ def _invoice_level_fact(ev: PaymentEvent, kind: str, subscription_id: str, invoi
         log.info("customer payment of an uncharged invoice not final; nothing to apply", extra={"kind": kind})
         return {"skipped": f"invoice_level_{kind}"}
     o = Outcome("succeeded", invoice_id, 0, 0, ev.psp_created_at, ev.fact_key())
-    return apply(subscription_id, o, _only_current_invoice)
+    return apply(subscription_id, o, _only_current_invoice, deps=deps)
 
 
-def on_invoice_paid(msg: Received[InvoicePaid]) -> dict[str, Any]:
+def on_invoice_paid(msg: Received[InvoicePaid], deps: Deps = DEFAULT) -> dict[str, Any]:
     """An invoice paid without a charge of ours (send_invoice, operator mark-paid) settles its period.
 
     An auto-collected invoice paid by our own charge is skipped: the payment fact already drove it, and
@@ -127,7 +131,7 @@ def on_invoice_paid(msg: Received[InvoicePaid]) -> dict[str, Any]:
         return {"skipped": "paid_by_charge"}
     with bind(subscription_id=inv.subscription_id, invoice_id=inv.invoice_id):
         o = Outcome("succeeded", inv.invoice_id, 0, 0, inv.paid_at, f"{inv.invoice_id}:paid")
-        return apply(inv.subscription_id, o, _only_current_invoice)
+        return apply(inv.subscription_id, o, _only_current_invoice, deps=deps)
 
 
 def _only_current_invoice() -> dt.datetime | None:
@@ -150,12 +154,12 @@ def charge_data(ev: PaymentEvent, status: str) -> dict[str, Any]:
     return data
 
 
-def settle_zero_invoice(inv: InvoiceFinalized) -> dict[str, Any]:
+def settle_zero_invoice(inv: InvoiceFinalized, deps: Deps = DEFAULT) -> dict[str, Any]:
     """An invoice with nothing to pay (credits cover it) settles its period like a payment."""
     if not inv.subscription_id:
         return {"skipped": "no_subscription"}
     o = Outcome("succeeded", inv.invoice_id, 0, 0, inv.finalized_at, f"{inv.invoice_id}:zero_due")
-    return apply(inv.subscription_id, o, inv.period_start)
+    return apply(inv.subscription_id, o, inv.period_start, deps=deps)
 
 
 def _latest_attempt(invoice_id: str) -> dict[str, Any] | None:
@@ -205,6 +209,7 @@ def apply(
     reannounce: bool = True,
     settings: RenewalSettings | None = None,
     also: Callable[[Any], None] | None = None,
+    deps: Deps = DEFAULT,
 ) -> dict[str, Any]:
     """Apply ``o`` (and record ``charge``) in one transaction; publish the transition after the commit.
     ``also(transaction)`` adds the caller's own write to that commit (the collector completes its attempt).
@@ -214,7 +219,7 @@ def apply(
     """
     from google.cloud import firestore
 
-    cfg = settings or renewal_settings()
+    cfg = settings or deps.settings()
     ref = subs().document(subscription_id)
 
     @firestore.transactional
@@ -256,7 +261,7 @@ def apply(
     if event is not None:
         t = SubscriptionTransitioned.model_validate(event)
         if publish:
-            publish_all([lifecycle.outbox_item(t, dt.datetime.now(dt.UTC))])
+            deps.publisher.publish_all([lifecycle.outbox_item(t, deps.clock())])
         if result == "transitioned":
             log.info(
                 "subscription transitioned",

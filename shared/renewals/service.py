@@ -31,7 +31,8 @@ from shared.events.billing import CollectionMethod, LineIn, Party, PaymentMethod
 from shared.log import get_logger
 from shared.renewals import lifecycle
 from shared.renewals.config import renewal_settings
-from shared.renewals.repository import attempts, publish_all, shard_of, state_fields, state_of, subs
+from shared.renewals.deps import DEFAULT
+from shared.renewals.repository import attempts, shard_of, state_fields, state_of, subs
 
 log = get_logger(__name__)
 
@@ -287,7 +288,7 @@ def create(body: CreateSubscription) -> tuple[int, dict[str, Any]]:
         if existing.get("request_hash") != doc["request_hash"]:
             raise ServiceError(409, "subscription_exists", f"{sub_id} exists with different terms") from None
         return 200, view(existing)
-    publish_all([lifecycle.outbox_item(event, now)])
+    DEFAULT.publisher.publish_all([lifecycle.outbox_item(event, now)])
     log.info("subscription created", extra={"subscription_id": sub_id, "status": doc["status"]})
     return 201, view(doc)
 
@@ -331,7 +332,9 @@ def _mutate(sub_id: str, fn: Any) -> dict[str, Any]:
 
     doc, event = txn(clients.firestore().transaction())
     if event is not None:
-        publish_all([lifecycle.outbox_item(SubscriptionTransitioned.model_validate(event), dt.datetime.now(dt.UTC))])
+        DEFAULT.publisher.publish_all(
+            [lifecycle.outbox_item(SubscriptionTransitioned.model_validate(event), dt.datetime.now(dt.UTC))]
+        )
     return view(doc)
 
 
