@@ -39,7 +39,7 @@ import threading
 import uuid
 from typing import Any
 
-from shared.domain.subscriptions import Plan, plan
+from shared.domain.subscriptions import RenewalDecision, decide_renewal
 from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.events.publisher import RawMessage
@@ -173,7 +173,7 @@ def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings, deps: Deps = D
 def _run_virtual(
     virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: dict[str, int], record: PublishRecord
 ) -> bool:
-    """Plan one virtual shard; False when the invocation's budget ran out (a continuation follows)."""
+    """Run one virtual shard; False when the invocation's budget ran out (a continuation follows)."""
     cursor = None
     deps = record.deps
     while True:
@@ -241,7 +241,7 @@ def claim(
         return "none", []
     record = record or PublishRecord()  # unopened: a lone claim is re-sent after the window, as if lost
     state = state_of(doc)
-    p = plan(state, now, republish_s=cfg.republish_s)
+    p = decide_renewal(state, now, republish_s=cfg.republish_s)
     if p.kind == "republish" and state.billing is not None:
         status = record.status(doc.get("publish_batch"))
         if status == "publishing":
@@ -291,7 +291,7 @@ def claim(
     return p.kind, items
 
 
-def renewal_due(doc: dict[str, Any], p: Plan) -> RenewalDue:
+def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
     """The invoice request for the claimed period: plan lines plus pending proration lines."""
     assert p.period is not None
     state = p.change.state
