@@ -35,7 +35,6 @@ from shared.domain.subscriptions import Outcome
 from shared.events import Received
 from shared.events.billing import InvoiceFinalized, PaymentMethodRef, SubscriptionTransitioned
 from shared.events.envelope import Event
-from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
 from shared.idempotency import Claim, Claims, IdempotencyAlreadyInProgressError, Schema
 from shared.idempotency import Outcome as ClaimOutcome
 from shared.log import bind, get_logger
@@ -43,6 +42,7 @@ from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
+from shared.renewals.payment_effect import fact_item, fact_of
 from shared.renewals.repository import attempt_id, attempts, subs
 
 log = get_logger(__name__)
@@ -230,7 +230,7 @@ def _reannouncement(
     result: dict[str, Any], sub_doc: dict[str, Any], now: dt.datetime
 ) -> list[tuple[Event, str, dt.datetime]]:
     """The fact of a completed attempt, and the transition it caused if it was the last one."""
-    item = _fact_item(result)
+    item = fact_item(result)
     items = [item]
     last = sub_doc.get("last_transition")
     if last and sub_doc.get("last_cause") == item[1]:
@@ -251,38 +251,3 @@ def _recorded_result(stored: dict[str, Any], key: str) -> tuple[dict[str, Any] |
     if on_sub is not None and (done is None or (done["status"] not in FINAL and on_sub.get("status") in FINAL)):
         done = on_sub
     return done, doc
-
-
-def fact_of(stored: dict[str, Any]) -> PaymentEvent:
-    """The canonical payment fact of a completed attempt document."""
-    refs = OurRefs(
-        customer_id=stored.get("customer_id"),
-        subscription_id=stored.get("subscription_id"),
-        invoice_id=stored["invoice_id"],
-        attempt_id=attempt_id(stored["invoice_id"], int(stored["attempt"])),
-    )
-    common: dict[str, Any] = {
-        "psp": stored["psp"],
-        "account": stored.get("account") or "default",
-        "psp_payment_id": stored["psp_payment_id"],
-        "livemode": bool(stored.get("livemode")),
-        "amount": Money(int(stored["amount"]["amount"]), stored["amount"]["currency"]),
-        "refs": refs,
-        "psp_created_at": stored["psp_created_at"],
-    }
-    status = stored["status"]
-    if status == "succeeded":
-        return PaymentSucceeded(**common)
-    if status == "failed":
-        return PaymentFailed(
-            **common,
-            decline_code=stored.get("decline_code"),
-            failure_message=stored.get("failure_message"),
-            retryable=bool(stored.get("retryable", True)),
-        )
-    return PaymentPending(**common)
-
-
-def _fact_item(stored: dict[str, Any]) -> tuple[Event, str, dt.datetime]:
-    fact = fact_of(stored)
-    return fact, fact.fact_key(), fact.psp_created_at

@@ -40,6 +40,7 @@ from shared.log import bind, get_logger
 from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
+from shared.renewals.payment_effect import charge_data
 from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
 
 log = get_logger(__name__)
@@ -137,21 +138,6 @@ def on_invoice_paid(msg: Received[InvoicePaid], deps: Deps = DEFAULT) -> dict[st
 def _only_current_invoice() -> dt.datetime | None:
     """Period source of an invoice-level payment: only the current invoice (matched by id) is known."""
     raise LookupError("not the subscription's current invoice")
-
-
-def charge_data(ev: PaymentEvent, status: str) -> dict[str, Any]:
-    """What the subscription keeps about one attempt's result."""
-    data: dict[str, Any] = {
-        "status": status,
-        "psp": ev.psp,
-        "account": ev.account,
-        "psp_payment_id": ev.psp_payment_id,
-        "livemode": ev.livemode,
-        "psp_created_at": ev.psp_created_at,
-    }
-    if isinstance(ev, PaymentFailed):
-        data |= {"decline_code": ev.decline_code, "failure_message": ev.failure_message, "retryable": ev.retryable}
-    return data
 
 
 def settle_zero_invoice(inv: InvoiceFinalized, deps: Deps = DEFAULT) -> dict[str, Any]:
