@@ -31,9 +31,8 @@ from typing import Any
 
 from shared.charging import ChargeRequest, ChargeResult, ChargeUnavailable, charger_for
 from shared.domain.money import Money
-from shared.domain.subscriptions import Outcome
 from shared.events import Received
-from shared.events.billing import InvoiceFinalized, PaymentMethodRef, SubscriptionTransitioned
+from shared.events.billing import InvoiceFinalized, PaymentMethodRef
 from shared.events.envelope import Event
 from shared.idempotency import Claim, Claims, IdempotencyAlreadyInProgressError, Schema
 from shared.idempotency import Outcome as ClaimOutcome
@@ -42,7 +41,7 @@ from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
-from shared.renewals.payment_effect import fact_item, fact_of
+from shared.renewals.payment_effect import fact_item, fact_of, outcome_of
 from shared.renewals.repository import attempt_id, attempts, subs
 
 log = get_logger(__name__)
@@ -186,7 +185,7 @@ def _complete(
             "retryable": result.retryable,
         }
     fact = fact_of({**record, **data})
-    items: list[tuple[Event, str, dt.datetime]] = [(fact, fact.fact_key(), fact.psp_created_at)]
+    items: list[tuple[Event, str, dt.datetime]] = [fact_item(fact)]
 
     def complete_attempt(writer: Any = None) -> None:
         # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,
@@ -198,20 +197,9 @@ def _complete(
         # push coming back later finds it applied.
         from shared.renewals.outcomes import apply
 
-        outcome = None
-        if result.status in FINAL:
-            outcome = Outcome(
-                kind="succeeded" if result.status == "succeeded" else "failed",
-                invoice_id=req.invoice_id,
-                attempt=req.attempt,
-                period_index=0,
-                at=result.created_at,
-                cause=fact.fact_key(),
-                retryable=result.retryable,
-            )
         applied = apply(
             req.subscription_id,
-            outcome,
+            outcome_of(fact, req.invoice_id, req.attempt),
             spec.get("period_start"),
             charge=(req.attempt_id, data),
             publish=False,
@@ -219,8 +207,7 @@ def _complete(
             deps=deps,
         )
         if applied.get("event"):
-            t = SubscriptionTransitioned.model_validate(applied["event"])
-            items.append(lifecycle.outbox_item(t, deps.clock()))
+            items.append(lifecycle.announcement(applied["event"], deps.clock()))
     else:
         complete_attempt()  # a one-off invoice: its result lives on the attempt only
     return items
@@ -230,11 +217,11 @@ def _reannouncement(
     result: dict[str, Any], sub_doc: dict[str, Any], now: dt.datetime
 ) -> list[tuple[Event, str, dt.datetime]]:
     """The fact of a completed attempt, and the transition it caused if it was the last one."""
-    item = fact_item(result)
+    item = fact_item(fact_of(result))
     items = [item]
     last = sub_doc.get("last_transition")
     if last and sub_doc.get("last_cause") == item[1]:
-        items.append(lifecycle.outbox_item(SubscriptionTransitioned.model_validate(last), now))
+        items.append(lifecycle.announcement(last, now))
     return items
 
 

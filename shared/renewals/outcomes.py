@@ -27,20 +27,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from shared import clients
 from shared.config import get_settings
 from shared.domain.subscriptions import Outcome, SubState, apply_payment
 from shared.events import Received
 from shared.events.billing import InvoiceFinalized, InvoicePaid, SubscriptionTransitioned
-from shared.events.payments import PaymentAuthorized, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
+from shared.events.payments import PaymentEvent
 from shared.invoicing.repository import invoice_id_for
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
-from shared.renewals.payment_effect import charge_data
+from shared.renewals.payment_effect import charge_data, kind_of, outcome_of, settled_without_charge
 from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
 
 log = get_logger(__name__)
@@ -57,13 +57,8 @@ def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[s
         return {"skipped": "not_a_subscription_charge"}
     invoice_id = refs.invoice_id
     with bind(subscription_id=refs.subscription_id, invoice_id=invoice_id, psp=ev.psp):
-        if isinstance(ev, PaymentSucceeded | PaymentAuthorized):
-            kind: Literal["succeeded", "failed", "pending"] = "succeeded"
-        elif isinstance(ev, PaymentFailed):
-            kind = "failed"
-        elif isinstance(ev, PaymentPending):
-            kind = "pending"
-        else:
+        kind = kind_of(ev)
+        if kind is None:
             return {"skipped": ev.EVENT_TYPE}
         attempt_ref = refs.attempt_id
         if not attempt_ref:  # no attempt id in the PSP metadata: the latest attempt of the invoice
@@ -80,17 +75,7 @@ def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[s
             ps: dt.datetime | None = (snap.to_dict() or {}).get("period_start")
             return ps
 
-        outcome = None
-        if kind != "pending":
-            outcome = Outcome(
-                kind=kind,
-                invoice_id=invoice_id,
-                attempt=attempt_no,
-                period_index=0,  # resolved against the subscription's schedule inside the transaction
-                at=ev.psp_created_at,
-                cause=ev.fact_key(),
-                retryable=ev.retryable if isinstance(ev, PaymentFailed) else True,
-            )
+        outcome = outcome_of(ev, invoice_id, attempt_no)
         # Our own synchronous facts were applied, and their transition announced, by the collector
         # (which re-announces both if it is redelivered): no second announcement when they come back.
         ours = msg.envelope.producer == get_settings().function_name
@@ -115,7 +100,7 @@ def _invoice_level_fact(
     if kind != "succeeded":
         log.info("customer payment of an uncharged invoice not final; nothing to apply", extra={"kind": kind})
         return {"skipped": f"invoice_level_{kind}"}
-    o = Outcome("succeeded", invoice_id, 0, 0, ev.psp_created_at, ev.fact_key())
+    o = settled_without_charge(invoice_id, ev.psp_created_at, ev.fact_key())
     return apply(subscription_id, o, _only_current_invoice, deps=deps)
 
 
@@ -131,7 +116,7 @@ def on_invoice_paid(msg: Received[InvoicePaid], deps: Deps = DEFAULT) -> dict[st
     if inv.collection == "charge_automatically" and inv.psp_payment_id is not None:
         return {"skipped": "paid_by_charge"}
     with bind(subscription_id=inv.subscription_id, invoice_id=inv.invoice_id):
-        o = Outcome("succeeded", inv.invoice_id, 0, 0, inv.paid_at, f"{inv.invoice_id}:paid")
+        o = settled_without_charge(inv.invoice_id, inv.paid_at, f"{inv.invoice_id}:paid")
         return apply(inv.subscription_id, o, _only_current_invoice, deps=deps)
 
 
@@ -144,7 +129,7 @@ def settle_zero_invoice(inv: InvoiceFinalized, deps: Deps = DEFAULT) -> dict[str
     """An invoice with nothing to pay (credits cover it) settles its period like a payment."""
     if not inv.subscription_id:
         return {"skipped": "no_subscription"}
-    o = Outcome("succeeded", inv.invoice_id, 0, 0, inv.finalized_at, f"{inv.invoice_id}:zero_due")
+    o = settled_without_charge(inv.invoice_id, inv.finalized_at, f"{inv.invoice_id}:zero_due")
     return apply(inv.subscription_id, o, inv.period_start, deps=deps)
 
 
@@ -247,7 +232,7 @@ def apply(
     if event is not None:
         t = SubscriptionTransitioned.model_validate(event)
         if publish:
-            deps.publisher.publish_all([lifecycle.outbox_item(t, deps.clock())])
+            deps.publisher.publish_all([lifecycle.announcement(event, deps.clock())])
         if result == "transitioned":
             log.info(
                 "subscription transitioned",
