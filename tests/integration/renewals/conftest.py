@@ -23,7 +23,8 @@ from shared.events import build_message
 from shared.events.billing import InvoiceFinalized, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.events.publisher import PubSubPublisher, RawMessage
-from shared.renewals import service
+from shared.subscriptions.commands import CreateSubscription
+from shared.subscriptions.service import SubscriptionService
 from tests.conftest import Gcp
 from tests.helpers import T0, drain
 
@@ -168,7 +169,7 @@ def new_sub(
     amount: int = 1000,
     interval: str = "month",
 ) -> dict[str, Any]:
-    body = service.CreateSubscription.model_validate(
+    body = CreateSubscription.model_validate(
         {
             "subscription_id": sub_id,
             "customer": Party(id=f"cus-{sub_id}", name="Ada Lovelace", country="DE").model_dump(mode="json"),
@@ -187,7 +188,7 @@ def new_sub(
             ).model_dump(),
         }
     )
-    status, out = service.create(body)
+    status, out = SubscriptionService().create(body)
     assert status == 201
     return out
 
