@@ -90,13 +90,13 @@ def _cpu_seconds(pgid: int) -> float:
 
 def _seed(n: int, start: dt.datetime) -> None:
     from shared import clients
-    from shared.renewals import service
     from shared.renewals.repository import SUBSCRIPTIONS
+    from shared.subscriptions import commands, service
 
     db = clients.firestore()
     batch, pending = db.batch(), 0
     for i in range(n):
-        body = service.CreateSubscription.model_validate(
+        body = commands.CreateSubscription.model_validate(
             {
                 "subscription_id": f"sub_bench_{i:07d}",
                 "customer": {"id": f"cus-{i}", "name": f"Customer {i}", "country": "DE"},

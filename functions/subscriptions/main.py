@@ -3,7 +3,7 @@
 import functions_framework
 from flask import Request, Response
 
-from shared.renewals.api import handle
+from shared.subscriptions.api import handle
 from shared.usage import metered
 
 

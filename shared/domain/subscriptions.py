@@ -26,7 +26,7 @@ What a customer owes for a plan change (proration), and when it is billed:
   all of them, onto the **next invoice the subscription emits**, in the same conditional write that
   claims it, so they are billed exactly once and never lost: the next period's renewal invoice, or, when
   the subscription ends (cancel at period end, cancel now, dunning ending in ``canceled``), one
-  **final invoice** holding only those lines (:func:`plan` kind ``bill`` with ``final=True``; request id
+  **final invoice** holding only those lines (the :func:`decide_renewal` kind ``bill`` with ``final=True``; request id
   ``{subscription_id}:{end instant}:final``). An ``unpaid`` subscription keeps them until it is revived
   (next renewal) or canceled (final invoice). Canceling refunds nothing of the current period, so its
   prorations stay owed as agreed.
@@ -227,12 +227,14 @@ def due_at(state: SubState) -> dt.datetime | None:
 
 
 # -- the planner's decision ----------------------------------------------------------------------
-PlanKind = Literal["none", "bill", "republish", "retry", "cancel"]
+DecisionKind = Literal["none", "bill", "republish", "retry", "cancel"]
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
-    kind: PlanKind
+class RenewalDecision:
+    """What one tick must do for one subscription (named apart from the price plan a customer buys)."""
+
+    kind: DecisionKind
     change: Change
     period: Period | None = None
     attempt: int | None = None  # for retries: the attempt to run
@@ -245,16 +247,16 @@ def request_id(sub_id: str, period_start: dt.datetime) -> str:
     return f"{sub_id}:{period_start.astimezone(dt.UTC).isoformat().replace('+00:00', 'Z')}"
 
 
-def _republish(state: SubState, now: dt.datetime, republish_s: int) -> Plan:
+def _republish(state: SubState, now: dt.datetime, republish_s: int) -> RenewalDecision:
     """Re-send the claimed request (same request id) once its deadline passed, backing off."""
     b = state.billing
     assert b is not None
     if b.republish_at > now:
-        return Plan("none", Change(state))
+        return RenewalDecision("none", Change(state))
     n = b.republishes + 1
     b2 = replace(b, republishes=n, republish_at=now + dt.timedelta(seconds=republish_s * 2 ** min(n, 8)))
     period = state.schedule.period(max(b.index - 1, 0)) if b.final else state.schedule.period(b.index)
-    return Plan("republish", Change(replace(state, billing=b2)), period, final=b.final)
+    return RenewalDecision("republish", Change(replace(state, billing=b2)), period, final=b.final)
 
 
 def _final(state: SubState, ended_at: dt.datetime, now: dt.datetime, republish_s: int) -> tuple[SubState, Period]:
@@ -272,16 +274,16 @@ def _final(state: SubState, ended_at: dt.datetime, now: dt.datetime, republish_s
     return replace(state, billing=billing, has_pending=False), state.schedule.period(max(k, 0))
 
 
-def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
+def decide_renewal(state: SubState, now: dt.datetime, *, republish_s: int) -> RenewalDecision:
     """What a tick at ``now`` must do for this subscription (at most one thing)."""
-    none = Plan("none", Change(state))
+    none = RenewalDecision("none", Change(state))
     if state.status == "canceled":
         b = state.billing
         if b is not None and b.final:
             return _republish(state, now, republish_s) if state.in_flight else none
         if state.has_pending:
             s, last = _final(state, state.canceled_at or now, now, republish_s)
-            return Plan("bill", Change(s), last, final=True)
+            return RenewalDecision("bill", Change(s), last, final=True)
         return none
     if state.status == "unpaid":
         return none
@@ -295,7 +297,7 @@ def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
             # Claim the retry; if its outcome never arrives the same attempt is re-sent (the collector
             # deduplicates on invoice + attempt, and so does the PSP on the idempotency key).
             d2 = replace(d, next_retry_at=now + dt.timedelta(seconds=republish_s))
-            return Plan(
+            return RenewalDecision(
                 "retry",
                 Change(replace(state, dunning=d2)),
                 state.schedule.period(b.index),
@@ -312,8 +314,8 @@ def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
         ended = replace(ch.state, canceled_at=period.start)
         if state.has_pending:  # an upgrade before the end is still owed: bill it on a final invoice
             s, last = _final(ended, period.start, now, republish_s)
-            return Plan("bill", Change(s, ch.transition), last, final=True)
-        return Plan("cancel", Change(ended, ch.transition), period)
+            return RenewalDecision("bill", Change(s, ch.transition), last, final=True)
+        return RenewalDecision("cancel", Change(ended, ch.transition), period)
     billing = Billing(
         index=k,
         start=period.start,
@@ -322,7 +324,7 @@ def plan(state: SubState, now: dt.datetime, *, republish_s: int) -> Plan:
         claimed_at=now,
         republish_at=now + dt.timedelta(seconds=republish_s),
     )
-    return Plan("bill", Change(replace(state, billing=billing, has_pending=False)), period)
+    return RenewalDecision("bill", Change(replace(state, billing=billing, has_pending=False)), period)
 
 
 def proration_period(state: SubState, at: dt.datetime) -> Period | None:

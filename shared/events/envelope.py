@@ -28,7 +28,6 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.config import get_settings
 from shared.log import traceparent
 
 _NAMESPACE = uuid.UUID("5b0c1c1e-7a52-4d7e-9c55-6a1f2f0d9b10")
@@ -145,7 +144,7 @@ def build_message(
     event_id: str | None = None,
     producer: str | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """Serialise an event and its envelope (pure; :func:`publish` sends the result)."""
+    """Serialise an event and its envelope (pure; the publisher port sends the result)."""
     if not idempotency_key:
         raise ValueError("idempotency_key is required")
     env = Envelope(
@@ -169,26 +168,21 @@ def publish(
     ordering_key: str | None = None,
     timeout_s: float = 30.0,
 ) -> str:
-    """Publish to the event's topic and wait for the server's ack; returns the message id.
+    """Publish to the event's topic through the default publisher port and wait for the server's ack.
 
-    Waiting matters: a function that answers before the publish is acknowledged can be frozen or
-    killed with the message still in its buffer, and the event would be lost.
+    A convenience for code without an injected :class:`shared.events.publisher.Publisher`; the port holds
+    the semantics (stable event id, wait for the ack within ``timeout_s``).
     """
-    from shared import clients
+    from shared.events.publisher import default_publisher
 
-    settings = get_settings()
-    data, attrs = build_message(
+    return default_publisher().publish(
         event,
         idempotency_key=idempotency_key,
         occurred_at=occurred_at,
         event_id=event_id,
-        producer=settings.function_name,
+        ordering_key=ordering_key,
+        timeout_s=timeout_s,
     )
-    kwargs: dict[str, Any] = {}
-    if ordering_key:
-        kwargs["ordering_key"] = ordering_key
-    future = clients.publisher().publish(settings.topic_path(event.TOPIC), data, **attrs, **kwargs)
-    return str(future.result(timeout=timeout_s))
 
 
 def parse_message(

@@ -20,7 +20,10 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from shared.events.publisher import Publisher
 
 CLOCK = ("renewals_test_clock", "default")
 
@@ -52,24 +55,22 @@ def set_clock(t: dt.datetime) -> dt.datetime:
     return t
 
 
-def publish_tick(now: dt.datetime | None) -> str:
+def publish_tick(now: dt.datetime | None, publisher: Publisher | None = None) -> str:
     """A fan-out tick on billing-ticks; ``now`` only when driving the test clock."""
-    from shared import clients
-    from shared.config import get_settings
+    from shared.events.publisher import RawMessage, default_publisher
 
     body = json.dumps({"now": _iso(now)} if now else {}).encode()
-    topic = get_settings().topic_path("billing-ticks")
     attrs = {"event_type": "billing.tick", "producer": "ops"}
-    return str(clients.publisher().publish(topic, body, **attrs).result(timeout=30))
+    return (publisher or default_publisher()).publish_raw([RawMessage("billing-ticks", body, attrs)])[0]
 
 
 def show(sub_id: str) -> dict[str, Any]:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     from shared import clients
-    from shared.renewals import service
+    from shared.subscriptions import service
 
-    out = service.get(sub_id, with_attempts=True)
+    out = service.SubscriptionService().get(sub_id, with_attempts=True)
     q = clients.firestore().collection("invoices").where(filter=FieldFilter("subscription_id", "==", sub_id))
     keep = ("number", "status", "total", "amount_due", "period_start", "period_end", "finalized_at", "paid_at")
     out["invoices"] = service._iso(
@@ -79,7 +80,7 @@ def show(sub_id: str) -> dict[str, Any]:
 
 
 def _create(a: argparse.Namespace) -> dict[str, Any]:
-    from shared.renewals import service
+    from shared.subscriptions import commands, service
 
     body: dict[str, Any] = {
         "subscription_id": a.id,
@@ -101,7 +102,7 @@ def _create(a: argparse.Namespace) -> dict[str, Any]:
     start = a.start_at or (clock_now() if a.clock else None)
     if start is not None:
         body["start_at"] = _iso(start)
-    status, out = service.create(service.CreateSubscription.model_validate(body))
+    status, out = service.SubscriptionService().create(commands.CreateSubscription.model_validate(body))
     return {"http_status": status, **out}
 
 
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     ap = _parser()
     a = ap.parse_args(argv)
 
-    from shared.renewals import service
+    from shared.subscriptions import service
+    from shared.subscriptions.commands import CancelSubscription
 
     try:
         if a.cmd == "create":
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         elif a.cmd == "show":
             result = show(a.id)
         else:
-            result = service.cancel(a.id, service.CancelSubscription(at_period_end=a.at_period_end))
+            result = service.SubscriptionService().cancel(a.id, CancelSubscription(at_period_end=a.at_period_end))
     except service.ServiceError as exc:
         print(json.dumps({"error": exc.code, "detail": exc.detail}, default=str), file=out)
         return 1

@@ -31,36 +31,32 @@ from typing import Any
 
 from shared.charging import ChargeRequest, ChargeResult, ChargeUnavailable, charger_for
 from shared.domain.money import Money
-from shared.domain.subscriptions import Outcome
 from shared.events import Received
-from shared.events.billing import InvoiceFinalized, PaymentMethodRef, SubscriptionTransitioned
+from shared.events.billing import InvoiceFinalized, PaymentMethodRef
 from shared.events.envelope import Event
-from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
 from shared.idempotency import Claim, Claims, IdempotencyAlreadyInProgressError, Schema
 from shared.idempotency import Outcome as ClaimOutcome
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle
-from shared.renewals.config import RenewalSettings, renewal_settings
+from shared.renewals.config import RenewalSettings
+from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
-from shared.renewals.repository import attempt_id, attempts, publish_all, subs
+from shared.renewals.payment_effect import fact_item, fact_of, outcome_of
+from shared.renewals.repository import attempt_id, attempts, subs
 
 log = get_logger(__name__)
 
 FINAL = ("succeeded", "failed")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def on_invoice_finalized(msg: Received[InvoiceFinalized]) -> dict[str, Any]:
+def on_invoice_finalized(msg: Received[InvoiceFinalized], deps: Deps = DEFAULT) -> dict[str, Any]:
     inv = msg.event
     with bind(invoice_id=inv.invoice_id, subscription_id=inv.subscription_id):
         if inv.amount_due.amount <= 0:  # whatever the collection method: nobody will ever pay it
             from shared.renewals.outcomes import settle_zero_invoice
 
             log.info("nothing due on the invoice; the period is settled without a charge")
-            return settle_zero_invoice(inv)
+            return settle_zero_invoice(inv, deps)
         if inv.collection != "charge_automatically" or inv.payment_method is None:
             log.info("invoice is not collected automatically; nothing to charge")
             return {"skipped": "not_auto_collect"}
@@ -74,17 +70,17 @@ def on_invoice_finalized(msg: Received[InvoiceFinalized]) -> dict[str, Any]:
             "period_start": inv.period_start,
             "period_end": inv.period_end,
         }
-        return charge(spec, attempt=1)
+        return charge(spec, attempt=1, deps=deps)
 
 
-def on_retry_due(msg: Received[ChargeRetryDue]) -> dict[str, Any]:
+def on_retry_due(msg: Received[ChargeRetryDue], deps: Deps = DEFAULT) -> dict[str, Any]:
     ev = msg.event
     with bind(invoice_id=ev.invoice_id, subscription_id=ev.subscription_id):
         first = attempts().document(attempt_id(ev.invoice_id, 1)).get()
         if not first.exists:
             raise LookupError(f"no first attempt recorded for invoice {ev.invoice_id}")
         spec = {k: v for k, v in (first.to_dict() or {}).items() if k in _SPEC_FIELDS}
-        return charge(spec, attempt=ev.attempt)
+        return charge(spec, attempt=ev.attempt, deps=deps)
 
 
 _SPEC_FIELDS = (
@@ -102,9 +98,11 @@ _SPEC_FIELDS = (
 ATTEMPT = Schema(state_attr="claim", in_progress="charging", completed="charged")
 
 
-def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | None = None) -> dict[str, Any]:
+def charge(
+    spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | None = None, deps: Deps = DEFAULT
+) -> dict[str, Any]:
     """Charge attempt ``attempt`` of the invoice described by ``spec``; see the module doc."""
-    cfg = settings or renewal_settings()
+    cfg = settings or deps.settings()
     method = PaymentMethodRef.model_validate(spec["payment_method"])
     req = ChargeRequest(
         invoice_id=spec["invoice_id"],
@@ -116,7 +114,7 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
         description=f"Invoice {spec['number']}" if spec.get("number") else None,
     )
     claims = Claims(ATTEMPT, lease_s=cfg.charge_lease_s)
-    now = _now()
+    now = deps.clock()
     record = {
         **spec,
         "attempt": attempt,
@@ -136,12 +134,12 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
                 claims.complete(claimed, result=done, fields=_final_status(done))
             log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
             if done["status"] in FINAL:
-                publish_all(_reannouncement({**stored, **done}, sub_doc, now))
+                deps.publisher.publish_all(_reannouncement({**stored, **done}, sub_doc, now))
             return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
     with bind(psp=method.psp):
         try:
             result = charger_for(method.psp, method.account).charge(req)
-            items = _complete(req, spec, record, result, claims=claims, claimed=claimed)
+            items = _complete(req, spec, record, result, claims=claims, claimed=claimed, deps=deps)
         except Exception as exc:
             # Release the attempt so the redelivery calls the PSP again with the same key (a replay).
             claims.release(claimed)
@@ -152,7 +150,7 @@ def charge(spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | No
             "charged",
             extra={"attempt": attempt, "status": result.status, "psp_payment_id": result.psp_payment_id},
         )
-        publish_all(items)
+        deps.publisher.publish_all(items)
     return {"attempt_id": req.attempt_id, "status": result.status, "psp_payment_id": result.psp_payment_id}
 
 
@@ -168,6 +166,7 @@ def _complete(
     *,
     claims: Claims,
     claimed: Claim,
+    deps: Deps = DEFAULT,
 ) -> list[tuple[Event, str, dt.datetime]]:
     """Store the PSP's answer on the attempt (and apply it to the subscription in the same transaction);
     return what to publish."""
@@ -186,7 +185,7 @@ def _complete(
             "retryable": result.retryable,
         }
     fact = fact_of({**record, **data})
-    items: list[tuple[Event, str, dt.datetime]] = [(fact, fact.fact_key(), fact.psp_created_at)]
+    items: list[tuple[Event, str, dt.datetime]] = [fact_item(fact)]
 
     def complete_attempt(writer: Any = None) -> None:
         # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,
@@ -198,28 +197,17 @@ def _complete(
         # push coming back later finds it applied.
         from shared.renewals.outcomes import apply
 
-        outcome = None
-        if result.status in FINAL:
-            outcome = Outcome(
-                kind="succeeded" if result.status == "succeeded" else "failed",
-                invoice_id=req.invoice_id,
-                attempt=req.attempt,
-                period_index=0,
-                at=result.created_at,
-                cause=fact.fact_key(),
-                retryable=result.retryable,
-            )
         applied = apply(
             req.subscription_id,
-            outcome,
+            outcome_of(fact, req.invoice_id, req.attempt),
             spec.get("period_start"),
             charge=(req.attempt_id, data),
             publish=False,
             also=complete_attempt,
+            deps=deps,
         )
         if applied.get("event"):
-            t = SubscriptionTransitioned.model_validate(applied["event"])
-            items.append(lifecycle.outbox_item(t, _now()))
+            items.append(lifecycle.announcement(applied["event"], deps.clock()))
     else:
         complete_attempt()  # a one-off invoice: its result lives on the attempt only
     return items
@@ -229,11 +217,11 @@ def _reannouncement(
     result: dict[str, Any], sub_doc: dict[str, Any], now: dt.datetime
 ) -> list[tuple[Event, str, dt.datetime]]:
     """The fact of a completed attempt, and the transition it caused if it was the last one."""
-    item = _fact_item(result)
+    item = fact_item(fact_of(result))
     items = [item]
     last = sub_doc.get("last_transition")
     if last and sub_doc.get("last_cause") == item[1]:
-        items.append(lifecycle.outbox_item(SubscriptionTransitioned.model_validate(last), now))
+        items.append(lifecycle.announcement(last, now))
     return items
 
 
@@ -250,38 +238,3 @@ def _recorded_result(stored: dict[str, Any], key: str) -> tuple[dict[str, Any] |
     if on_sub is not None and (done is None or (done["status"] not in FINAL and on_sub.get("status") in FINAL)):
         done = on_sub
     return done, doc
-
-
-def fact_of(stored: dict[str, Any]) -> PaymentEvent:
-    """The canonical payment fact of a completed attempt document."""
-    refs = OurRefs(
-        customer_id=stored.get("customer_id"),
-        subscription_id=stored.get("subscription_id"),
-        invoice_id=stored["invoice_id"],
-        attempt_id=attempt_id(stored["invoice_id"], int(stored["attempt"])),
-    )
-    common: dict[str, Any] = {
-        "psp": stored["psp"],
-        "account": stored.get("account") or "default",
-        "psp_payment_id": stored["psp_payment_id"],
-        "livemode": bool(stored.get("livemode")),
-        "amount": Money(int(stored["amount"]["amount"]), stored["amount"]["currency"]),
-        "refs": refs,
-        "psp_created_at": stored["psp_created_at"],
-    }
-    status = stored["status"]
-    if status == "succeeded":
-        return PaymentSucceeded(**common)
-    if status == "failed":
-        return PaymentFailed(
-            **common,
-            decline_code=stored.get("decline_code"),
-            failure_message=stored.get("failure_message"),
-            retryable=bool(stored.get("retryable", True)),
-        )
-    return PaymentPending(**common)
-
-
-def _fact_item(stored: dict[str, Any]) -> tuple[Event, str, dt.datetime]:
-    fact = fact_of(stored)
-    return fact, fact.fact_key(), fact.psp_created_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.subscriptions import SubState, Transition
@@ -27,6 +28,11 @@ def transition_event(state: SubState, t: Transition) -> SubscriptionTransitioned
 def outbox_item(event: SubscriptionTransitioned, now: dt.datetime) -> tuple[Event, str, dt.datetime]:
     """Idempotency key ``{subscription_id}:{version}``: a republish is the same event downstream."""
     return event, f"{event.subscription_id}:{event.version}", now
+
+
+def announcement(stored_event: Mapping[str, Any], now: dt.datetime) -> tuple[Event, str, dt.datetime]:
+    """The outbox item of a transition as kept on the subscription (just recorded, or re-announced)."""
+    return outbox_item(SubscriptionTransitioned.model_validate(stored_event), now)
 
 
 def stored(event: SubscriptionTransitioned) -> dict[str, Any]:

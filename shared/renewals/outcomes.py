@@ -27,19 +27,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from shared import clients
 from shared.config import get_settings
 from shared.domain.subscriptions import Outcome, SubState, apply_payment
 from shared.events import Received
 from shared.events.billing import InvoiceFinalized, InvoicePaid, SubscriptionTransitioned
-from shared.events.payments import PaymentAuthorized, PaymentEvent, PaymentFailed, PaymentPending, PaymentSucceeded
+from shared.events.payments import PaymentEvent
 from shared.invoicing.repository import invoice_id_for
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle
-from shared.renewals.config import RenewalSettings, renewal_settings
-from shared.renewals.repository import attempt_id, attempts, publish_all, state_fields, state_of, subs
+from shared.renewals.config import RenewalSettings
+from shared.renewals.deps import DEFAULT, Deps
+from shared.renewals.payment_effect import charge_data, kind_of, outcome_of, settled_without_charge
+from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
 
 log = get_logger(__name__)
 
@@ -48,26 +50,21 @@ PeriodSource = dt.datetime | None | Callable[[], dt.datetime | None]
 MAX_CHARGES_KEPT = 12  # results of the latest attempts kept on the subscription (operators, duplicates)
 
 
-def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
+def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[str, Any]:
     ev = msg.event
     refs = ev.refs
     if not refs.subscription_id or not refs.invoice_id:
         return {"skipped": "not_a_subscription_charge"}
     invoice_id = refs.invoice_id
     with bind(subscription_id=refs.subscription_id, invoice_id=invoice_id, psp=ev.psp):
-        if isinstance(ev, PaymentSucceeded | PaymentAuthorized):
-            kind: Literal["succeeded", "failed", "pending"] = "succeeded"
-        elif isinstance(ev, PaymentFailed):
-            kind = "failed"
-        elif isinstance(ev, PaymentPending):
-            kind = "pending"
-        else:
+        kind = kind_of(ev)
+        if kind is None:
             return {"skipped": ev.EVENT_TYPE}
         attempt_ref = refs.attempt_id
         if not attempt_ref:  # no attempt id in the PSP metadata: the latest attempt of the invoice
             latest = _latest_attempt(invoice_id)
             if latest is None:
-                return _invoice_level_fact(ev, kind, refs.subscription_id, invoice_id)
+                return _invoice_level_fact(ev, kind, refs.subscription_id, invoice_id, deps)
             attempt_ref = attempt_id(invoice_id, int(latest["attempt"]))
         attempt_no = int(attempt_ref.rsplit(":", 1)[1]) if ":" in attempt_ref else 1
 
@@ -78,17 +75,7 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
             ps: dt.datetime | None = (snap.to_dict() or {}).get("period_start")
             return ps
 
-        outcome = None
-        if kind != "pending":
-            outcome = Outcome(
-                kind=kind,
-                invoice_id=invoice_id,
-                attempt=attempt_no,
-                period_index=0,  # resolved against the subscription's schedule inside the transaction
-                at=ev.psp_created_at,
-                cause=ev.fact_key(),
-                retryable=ev.retryable if isinstance(ev, PaymentFailed) else True,
-            )
+        outcome = outcome_of(ev, invoice_id, attempt_no)
         # Our own synchronous facts were applied, and their transition announced, by the collector
         # (which re-announces both if it is redelivered): no second announcement when they come back.
         ours = msg.envelope.producer == get_settings().function_name
@@ -98,10 +85,13 @@ def on_payment_fact(msg: Received[PaymentEvent]) -> dict[str, Any]:
             period_start,
             charge=(attempt_ref, charge_data(ev, kind)),
             reannounce=not ours,
+            deps=deps,
         )
 
 
-def _invoice_level_fact(ev: PaymentEvent, kind: str, subscription_id: str, invoice_id: str) -> dict[str, Any]:
+def _invoice_level_fact(
+    ev: PaymentEvent, kind: str, subscription_id: str, invoice_id: str, deps: Deps = DEFAULT
+) -> dict[str, Any]:
     """A payment of an invoice we never charged (``send_invoice``, paid by the customer).
 
     Only a success settles it; a failed or pending customer payment starts no dunning (there is no
@@ -110,11 +100,11 @@ def _invoice_level_fact(ev: PaymentEvent, kind: str, subscription_id: str, invoi
     if kind != "succeeded":
         log.info("customer payment of an uncharged invoice not final; nothing to apply", extra={"kind": kind})
         return {"skipped": f"invoice_level_{kind}"}
-    o = Outcome("succeeded", invoice_id, 0, 0, ev.psp_created_at, ev.fact_key())
-    return apply(subscription_id, o, _only_current_invoice)
+    o = settled_without_charge(invoice_id, ev.psp_created_at, ev.fact_key())
+    return apply(subscription_id, o, _only_current_invoice, deps=deps)
 
 
-def on_invoice_paid(msg: Received[InvoicePaid]) -> dict[str, Any]:
+def on_invoice_paid(msg: Received[InvoicePaid], deps: Deps = DEFAULT) -> dict[str, Any]:
     """An invoice paid without a charge of ours (send_invoice, operator mark-paid) settles its period.
 
     An auto-collected invoice paid by our own charge is skipped: the payment fact already drove it, and
@@ -126,8 +116,8 @@ def on_invoice_paid(msg: Received[InvoicePaid]) -> dict[str, Any]:
     if inv.collection == "charge_automatically" and inv.psp_payment_id is not None:
         return {"skipped": "paid_by_charge"}
     with bind(subscription_id=inv.subscription_id, invoice_id=inv.invoice_id):
-        o = Outcome("succeeded", inv.invoice_id, 0, 0, inv.paid_at, f"{inv.invoice_id}:paid")
-        return apply(inv.subscription_id, o, _only_current_invoice)
+        o = settled_without_charge(inv.invoice_id, inv.paid_at, f"{inv.invoice_id}:paid")
+        return apply(inv.subscription_id, o, _only_current_invoice, deps=deps)
 
 
 def _only_current_invoice() -> dt.datetime | None:
@@ -135,27 +125,12 @@ def _only_current_invoice() -> dt.datetime | None:
     raise LookupError("not the subscription's current invoice")
 
 
-def charge_data(ev: PaymentEvent, status: str) -> dict[str, Any]:
-    """What the subscription keeps about one attempt's result."""
-    data: dict[str, Any] = {
-        "status": status,
-        "psp": ev.psp,
-        "account": ev.account,
-        "psp_payment_id": ev.psp_payment_id,
-        "livemode": ev.livemode,
-        "psp_created_at": ev.psp_created_at,
-    }
-    if isinstance(ev, PaymentFailed):
-        data |= {"decline_code": ev.decline_code, "failure_message": ev.failure_message, "retryable": ev.retryable}
-    return data
-
-
-def settle_zero_invoice(inv: InvoiceFinalized) -> dict[str, Any]:
+def settle_zero_invoice(inv: InvoiceFinalized, deps: Deps = DEFAULT) -> dict[str, Any]:
     """An invoice with nothing to pay (credits cover it) settles its period like a payment."""
     if not inv.subscription_id:
         return {"skipped": "no_subscription"}
-    o = Outcome("succeeded", inv.invoice_id, 0, 0, inv.finalized_at, f"{inv.invoice_id}:zero_due")
-    return apply(inv.subscription_id, o, inv.period_start)
+    o = settled_without_charge(inv.invoice_id, inv.finalized_at, f"{inv.invoice_id}:zero_due")
+    return apply(inv.subscription_id, o, inv.period_start, deps=deps)
 
 
 def _latest_attempt(invoice_id: str) -> dict[str, Any] | None:
@@ -205,6 +180,7 @@ def apply(
     reannounce: bool = True,
     settings: RenewalSettings | None = None,
     also: Callable[[Any], None] | None = None,
+    deps: Deps = DEFAULT,
 ) -> dict[str, Any]:
     """Apply ``o`` (and record ``charge``) in one transaction; publish the transition after the commit.
     ``also(transaction)`` adds the caller's own write to that commit (the collector completes its attempt).
@@ -214,7 +190,7 @@ def apply(
     """
     from google.cloud import firestore
 
-    cfg = settings or renewal_settings()
+    cfg = settings or deps.settings()
     ref = subs().document(subscription_id)
 
     @firestore.transactional
@@ -256,7 +232,7 @@ def apply(
     if event is not None:
         t = SubscriptionTransitioned.model_validate(event)
         if publish:
-            publish_all([lifecycle.outbox_item(t, dt.datetime.now(dt.UTC))])
+            deps.publisher.publish_all([lifecycle.announcement(event, deps.clock())])
         if result == "transitioned":
             log.info(
                 "subscription transitioned",

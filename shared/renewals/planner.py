@@ -39,15 +39,16 @@ import threading
 import uuid
 from typing import Any
 
-from shared import clients
-from shared.domain.subscriptions import Plan, plan
+from shared.domain.subscriptions import RenewalDecision, decide_renewal
 from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
+from shared.events.publisher import RawMessage
 from shared.log import bind, get_logger
 from shared.renewals import lifecycle
-from shared.renewals.config import RenewalSettings, renewal_settings
+from shared.renewals.config import RenewalSettings
+from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue, Tick, tick_attributes
-from shared.renewals.repository import VIRTUAL_SHARDS, publish_all, publishes, state_fields, state_of, subs
+from shared.renewals.repository import VIRTUAL_SHARDS, publishes, state_fields, state_of, subs
 
 log = get_logger(__name__)
 
@@ -67,18 +68,15 @@ INFLIGHT_WINDOWS = 6  # an acknowledged RenewalDue is re-checked after this many
 PUBLISH_RECORD_TTL = dt.timedelta(days=30)
 
 
-def _wall_now() -> dt.datetime:
-    """Real time for leases (the planner's ``now`` may be a test clock)."""
-    return dt.datetime.now(dt.UTC)
-
-
 class PublishRecord:
     """This invocation's publish record (created on the first claim) and the records of earlier claims.
 
-    Thread-safe: claims of a page run concurrently and look records up through one cache.
+    Leases run on the wall clock ``deps.clock`` (the planner's ``now`` may be a test clock). Thread-safe:
+    claims of a page run concurrently and look records up through one cache.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, deps: Deps = DEFAULT) -> None:
+        self.deps = deps
         self.id = uuid.uuid4().hex
         self.opened = False
         self._known: dict[str, str] = {}
@@ -88,8 +86,8 @@ class PublishRecord:
         """Write ``publishing`` under a lease BEFORE any claim points at it (main thread, once)."""
         if self.opened:
             return
-        wall = _wall_now()
-        publishes().document(self.id).set(
+        wall = self.deps.clock()
+        publishes(self.deps.db()).document(self.id).set(
             {
                 "state": "publishing",
                 "lease_until": wall + dt.timedelta(seconds=PUBLISH_LEASE_S),
@@ -101,7 +99,7 @@ class PublishRecord:
 
     def close(self, state: str) -> None:
         if self.opened:
-            publishes().document(self.id).update({"state": state, f"{state}_at": _wall_now()})
+            publishes(self.deps.db()).document(self.id).update({"state": state, f"{state}_at": self.deps.clock()})
 
     def status(self, record_id: str | None) -> str:
         """``acked``, ``publishing`` (lease running) or ``lost`` (failed, lease run out, or no record)."""
@@ -111,43 +109,38 @@ class PublishRecord:
             return "publishing"
         with self._lock:
             if record_id not in self._known:
-                doc = publishes().document(record_id).get().to_dict() or {}
+                doc = publishes(self.deps.db()).document(record_id).get().to_dict() or {}
                 state = doc.get("state")
-                if state == "publishing" and (doc.get("lease_until") or _wall_now()) <= _wall_now():
+                wall = self.deps.clock()
+                if state == "publishing" and (doc.get("lease_until") or wall) <= wall:
                     state = "lost"
                 self._known[record_id] = state if state in ("acked", "publishing") else "lost"
             return self._known[record_id]
 
 
-def handle_tick(tick: Tick, settings: RenewalSettings | None = None) -> dict[str, int]:
+def handle_tick(tick: Tick, settings: RenewalSettings | None = None, deps: Deps = DEFAULT) -> dict[str, int]:
     """Entry of the planner for one tick (fan-out tick or shard tick)."""
-    cfg = settings or renewal_settings()
+    cfg = settings or deps.settings()
     if tick.shard is None:
-        return fan_out(tick, cfg)
-    return run_shard(tick.shard, tick.now, cfg)
+        return fan_out(tick, cfg, deps)
+    return run_shard(tick.shard, tick.now, cfg, deps)
 
 
-def fan_out(tick: Tick, cfg: RenewalSettings) -> dict[str, int]:
-    from shared.config import get_settings
+def _tick_message(now: dt.datetime, shard: int) -> RawMessage:
+    return RawMessage("billing-ticks", json.dumps(Tick(now=now, shard=shard).body()).encode(), tick_attributes())
 
-    settings = get_settings()
-    pub = clients.publisher()
-    topic = settings.topic_path("billing-ticks")
-    futures = []
-    for shard in range(cfg.shards):
-        body = json.dumps(Tick(now=tick.now, shard=shard).body()).encode()
-        futures.append(pub.publish(topic, body, **tick_attributes()))
-    for f in futures:
-        f.result(timeout=30)
+
+def fan_out(tick: Tick, cfg: RenewalSettings, deps: Deps = DEFAULT) -> dict[str, int]:
+    deps.publisher.publish_raw([_tick_message(tick.now, shard) for shard in range(cfg.shards)])
     log.info("tick fanned out", extra={"shards": cfg.shards, "now": tick.now.isoformat()})
     return {"shards": cfg.shards}
 
 
-def _query(virtual: int, now: dt.datetime, limit: int) -> Any:
+def _query(db: Any, virtual: int, now: dt.datetime, limit: int) -> Any:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     return (
-        subs()
+        subs(db)
         .where(filter=FieldFilter("shard", "==", virtual))
         .where(filter=FieldFilter("due_at", "<=", now))
         .order_by("due_at")
@@ -155,14 +148,14 @@ def _query(virtual: int, now: dt.datetime, limit: int) -> Any:
     )
 
 
-def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings) -> dict[str, int]:
+def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings, deps: Deps = DEFAULT) -> dict[str, int]:
     """Planner task ``shard``: every virtual shard it owns, page by page, up to the invocation budget."""
     counts = {"seen": 0, "bill": 0, "republish": 0, "retry": 0, "cancel": 0, "none": 0}
-    record = PublishRecord()
+    record = PublishRecord(deps)
     try:
         for virtual in range(shard, VIRTUAL_SHARDS, cfg.shards):
             if not _run_virtual(virtual, now, cfg, counts, record):
-                continue_later(shard, now)
+                continue_later(shard, now, deps)
                 counts["continued"] = 1
                 break
     except BaseException:
@@ -180,10 +173,11 @@ def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings) -> dict[str, i
 def _run_virtual(
     virtual: int, now: dt.datetime, cfg: RenewalSettings, counts: dict[str, int], record: PublishRecord
 ) -> bool:
-    """Plan one virtual shard; False when the invocation's budget ran out (a continuation follows)."""
+    """Run one virtual shard; False when the invocation's budget ran out (a continuation follows)."""
     cursor = None
+    deps = record.deps
     while True:
-        q = _query(virtual, now, cfg.page_size)
+        q = _query(deps.db(), virtual, now, cfg.page_size)
         page = list((q.start_after(cursor) if cursor is not None else q).stream())
         if page:
             record.open()
@@ -198,7 +192,7 @@ def _run_virtual(
             counts[kind] = counts.get(kind, 0) + 1
             outbox += items
         if outbox:
-            publish_all(outbox)
+            deps.publisher.publish_all(outbox)
         if len(page) < cfg.page_size:
             return True
         cursor = page[-1]
@@ -223,13 +217,9 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="planner-claim")
 
 
-def continue_later(shard: int, now: dt.datetime) -> None:
+def continue_later(shard: int, now: dt.datetime, deps: Deps = DEFAULT) -> None:
     """Hand the rest of the shard to another invocation (claimed documents left the query's range)."""
-    from shared.config import get_settings
-
-    body = json.dumps(Tick(now=now, shard=shard).body()).encode()
-    topic = get_settings().topic_path("billing-ticks")
-    clients.publisher().publish(topic, body, **tick_attributes()).result(timeout=30)
+    deps.publisher.publish_raw([_tick_message(now, shard)])
 
 
 def claim(
@@ -251,7 +241,7 @@ def claim(
         return "none", []
     record = record or PublishRecord()  # unopened: a lone claim is re-sent after the window, as if lost
     state = state_of(doc)
-    p = plan(state, now, republish_s=cfg.republish_s)
+    p = decide_renewal(state, now, republish_s=cfg.republish_s)
     if p.kind == "republish" and state.billing is not None:
         status = record.status(doc.get("publish_batch"))
         if status == "publishing":
@@ -261,7 +251,7 @@ def claim(
             window = cfg.republish_s * INFLIGHT_WINDOWS * 2 ** min(b.republishes, 8)
             held = replace(state, billing=replace(b, republish_at=now + dt.timedelta(seconds=window)))
             hold = {**state_fields(held), "publish_batch": DELETE_FIELD}
-            snap.reference.update(hold, option=clients.firestore().write_option(last_update_time=snap.update_time))
+            snap.reference.update(hold, option=record.deps.db().write_option(last_update_time=snap.update_time))
             return "in_flight", []
     fields = state_fields(p.change.state)
     update: dict[str, Any] = {}
@@ -280,7 +270,7 @@ def claim(
                 lifecycle.transition_event(p.change.state, p.change.transition)
             )
     if update:
-        snap.reference.update(update, option=clients.firestore().write_option(last_update_time=snap.update_time))
+        snap.reference.update(update, option=record.deps.db().write_option(last_update_time=snap.update_time))
     doc = {**doc, **update}
     if p.kind == "none":
         return "none", []
@@ -301,7 +291,7 @@ def claim(
     return p.kind, items
 
 
-def renewal_due(doc: dict[str, Any], p: Plan) -> RenewalDue:
+def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
     """The invoice request for the claimed period: plan lines plus pending proration lines."""
     assert p.period is not None
     state = p.change.state

@@ -26,8 +26,6 @@ from typing import Any
 from shared import clients
 from shared.domain.calendar import Anchor, Cadence, Schedule, Unit
 from shared.domain.subscriptions import Billing, Dunning, SubState, due_at
-from shared.events import build_message
-from shared.events.envelope import Event
 
 SUBSCRIPTIONS = "subscriptions"
 ATTEMPTS = "charge_attempts"
@@ -42,16 +40,21 @@ def shard_of(subscription_id: str) -> int:
     return zlib.crc32(subscription_id.encode()) % VIRTUAL_SHARDS
 
 
-def subs() -> Any:
-    return clients.firestore().collection(SUBSCRIPTIONS)
+def _db(db: Any) -> Any:
+    return db if db is not None else clients.firestore()
 
 
-def attempts() -> Any:
-    return clients.firestore().collection(ATTEMPTS)
+def subs(db: Any = None) -> Any:
+    """The collection on ``db`` (the injected client), else on the shared client."""
+    return _db(db).collection(SUBSCRIPTIONS)
 
 
-def publishes() -> Any:
-    return clients.firestore().collection(PUBLISHES)
+def attempts(db: Any = None) -> Any:
+    return _db(db).collection(ATTEMPTS)
+
+
+def publishes(db: Any = None) -> Any:
+    return _db(db).collection(PUBLISHES)
 
 
 def attempt_id(invoice_id: str, attempt: int) -> str:
@@ -153,16 +156,3 @@ def state_fields(s: SubState) -> dict[str, Any]:
         "last_cause": s.last_cause,
         "due_at": due_at(s),
     }
-
-
-def publish_all(items: list[tuple[Event, str, dt.datetime]], timeout_s: float = 30.0) -> list[str]:
-    """Publish several events concurrently and wait for every ack (a lost publish must raise)."""
-    from shared.config import get_settings
-
-    settings = get_settings()
-    pub = clients.publisher()
-    futures = []
-    for event, key, occurred in items:
-        data, attrs = build_message(event, idempotency_key=key, occurred_at=occurred, producer=settings.function_name)
-        futures.append(pub.publish(settings.topic_path(event.TOPIC), data, **attrs))
-    return [str(f.result(timeout=timeout_s)) for f in futures]

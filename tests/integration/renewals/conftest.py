@@ -9,7 +9,7 @@ import json
 import threading
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,9 @@ from shared.domain.money import Money
 from shared.events import build_message
 from shared.events.billing import InvoiceFinalized, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
-from shared.renewals import service
+from shared.events.publisher import PubSubPublisher, RawMessage
+from shared.subscriptions.commands import CreateSubscription
+from shared.subscriptions.service import SubscriptionService
 from tests.conftest import Gcp
 from tests.helpers import T0, drain
 
@@ -89,6 +91,51 @@ def env(gcp: Gcp, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> En
     return Env(gcp, stub, subs)
 
 
+class Interrupted:
+    """A publisher whose process dies (or whose Pub/Sub is down) at the publish: ``error`` is raised, nothing sent.
+
+    ``before`` runs first (a stalled publish); with ``error=None`` the messages are then really published.
+    """
+
+    def __init__(self, error: BaseException | None, before: Callable[[], None] | None = None) -> None:
+        self.error, self.before, self.real = error, before, PubSubPublisher()
+
+    def _gate(self) -> None:
+        if self.before is not None:
+            self.before()
+        if self.error is not None:
+            raise self.error
+
+    def publish(self, event: Event, **kwargs: Any) -> str:
+        self._gate()
+        return self.real.publish(event, **kwargs)
+
+    def publish_all(self, items: Sequence[tuple[Event, str, dt.datetime]], timeout_s: float = 30.0) -> list[str]:
+        self._gate()
+        return self.real.publish_all(items, timeout_s)
+
+    def publish_raw(self, messages: Sequence[RawMessage], timeout_s: float = 30.0) -> list[str]:
+        self._gate()
+        return self.real.publish_raw(messages, timeout_s)
+
+
+class DyingFirestore:
+    """A Firestore client factory whose process dies on ``kill()``: every later use raises."""
+
+    def __init__(self) -> None:
+        self.dead = False
+
+    def kill(self) -> None:
+        self.dead = True
+
+    def __call__(self) -> Any:
+        from shared import clients
+
+        if self.dead:
+            raise OSError("process died")
+        return clients.firestore()
+
+
 def push(event: Event, key: str, occurred: dt.datetime = T0, message_id: str | None = None) -> Any:
     """The CloudEvent functions-framework hands to the function for one Pub/Sub push."""
     data, attrs = build_message(event, idempotency_key=key, occurred_at=occurred)
@@ -122,7 +169,7 @@ def new_sub(
     amount: int = 1000,
     interval: str = "month",
 ) -> dict[str, Any]:
-    body = service.CreateSubscription.model_validate(
+    body = CreateSubscription.model_validate(
         {
             "subscription_id": sub_id,
             "customer": Party(id=f"cus-{sub_id}", name="Ada Lovelace", country="DE").model_dump(mode="json"),
@@ -141,7 +188,7 @@ def new_sub(
             ).model_dump(),
         }
     )
-    status, out = service.create(body)
+    status, out = SubscriptionService().create(body)
     assert status == 201
     return out
 

@@ -9,8 +9,8 @@ import flask
 import pytest
 
 from shared.renewals import planner
-from shared.renewals.api import handle
 from shared.renewals.config import renewal_settings
+from shared.subscriptions.api import handle
 from tests.helpers import T0
 from tests.integration.renewals.conftest import Env
 

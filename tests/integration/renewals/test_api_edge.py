@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.edge import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH
-from shared.renewals.api import handle
+from shared.renewals.deps import Deps
 from shared.renewals.repository import subs
+from shared.subscriptions.api import DEFAULT_SERVICE, handle
+from shared.subscriptions.service import SubscriptionService
 from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_api import create_body
 
@@ -21,18 +23,24 @@ APP = flask.Flask(__name__)
 HYPO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def raw_call(method: str, path: str, data: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def raw_call(
+    method: str,
+    path: str,
+    data: bytes,
+    headers: dict[str, str] | None = None,
+    service: SubscriptionService = DEFAULT_SERVICE,
+) -> tuple[int, Any]:
     with APP.test_request_context(
         path, method=method, data=data, headers={"Content-Type": "application/json", **(headers or {})}
     ):
-        resp = handle(flask.request)
+        resp = handle(flask.request, service)
     return resp.status_code, resp.get_json()
 
 
-def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(method: str, path: str, body: Any = None, service: SubscriptionService = DEFAULT_SERVICE) -> tuple[int, Any]:
     import json
 
-    return raw_call(method, path, json.dumps(body).encode() if body is not None else b"")
+    return raw_call(method, path, json.dumps(body).encode() if body is not None else b"", service=service)
 
 
 def assert_refused_and_nothing_kept(env: Env, status: int, out: Any) -> None:
@@ -212,35 +220,35 @@ def test_a_seller_configured_by_the_deployment_is_accepted(env: Env, monkeypatch
     assert call("POST", "/subscriptions", create_body(seller_entity="acme-us"))[0] == 201
 
 
-def test_firestore_outage_is_503_with_a_generic_body(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_firestore_outage_is_503_with_a_generic_body(env: Env) -> None:
     from google.api_core.exceptions import ServiceUnavailable
-
-    from shared.renewals import service
 
     class Down:
         def document(self, _id: str) -> Any:
             raise ServiceUnavailable(f"projects/{env.gcp.project}/databases/(default) unreachable")  # type: ignore[no-untyped-call]
 
-    monkeypatch.setattr(service, "subs", Down)
+    class DownFirestore:
+        def collection(self, _name: str) -> Down:
+            return Down()
+
+    down = SubscriptionService(Deps(db=DownFirestore))
     for method, path, body in (
         ("POST", "/subscriptions", create_body()),
         ("GET", "/subscriptions/sub_api", None),
         ("POST", "/subscriptions/sub_api/cancel", {}),
     ):
-        status, out = call(method, path, body)
+        status, out = call(method, path, body, service=down)
         assert (status, out) == (503, {"error": "temporarily_unavailable", "detail": out["detail"]})
         assert env.gcp.project not in out["detail"]
         assert "unreachable" not in out["detail"]
 
 
-def test_a_bug_is_a_generic_500(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.renewals import service
+def test_a_bug_is_a_generic_500(env: Env) -> None:
+    class Buggy(SubscriptionService):
+        def get(self, sub_id: str, *, with_attempts: bool = False) -> dict[str, Any]:
+            raise RuntimeError("secret internals: /srv/app/shared/subscriptions/service.py")
 
-    def boom(*_: Any, **__: Any) -> Any:
-        raise RuntimeError("secret internals: /srv/app/shared/renewals/service.py")
-
-    monkeypatch.setattr(service, "get", boom)
-    status, out = call("GET", "/subscriptions/sub_api")
+    status, out = call("GET", "/subscriptions/sub_api", service=Buggy())
     assert status == 500
     assert out["error"] == "internal_error"
     assert "secret" not in out["detail"]

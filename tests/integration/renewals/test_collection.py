@@ -13,10 +13,11 @@ from shared.events.payments import OurRefs, PaymentEvent, PaymentFailed, Payment
 from shared.idempotency import Claims
 from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
+from shared.renewals.deps import Deps
 from shared.renewals.entry import handle_push
 from shared.renewals.messages import ChargeRetryDue
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env, deliver_until_acked, finalized_for, new_sub, push
+from tests.integration.renewals.conftest import Env, Interrupted, deliver_until_acked, finalized_for, new_sub, push
 
 
 def bill(env: Env, now: dt.datetime = T0) -> list[RenewalDue]:
@@ -203,20 +204,15 @@ def test_send_invoice_collection_is_not_charged(env: Env) -> None:
     assert env.stripe.requests == []
 
 
-def test_crash_after_charge_before_publish_loses_nothing(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.renewals import collector
-
+def test_crash_after_charge_before_publish_loses_nothing(env: Env) -> None:
     new_sub("sub_crash_pub")
     transitions(env)
     (due,) = bill(env)
     event = push(finalized_for(due, "inv_crash"), "inv_crash:finalized")
-    real = repository.publish_all
-    monkeypatch.setattr(collector, "publish_all", lambda items, timeout_s=30.0: (_ for _ in ()).throw(OSError("down")))
     with pytest.raises(OSError, match="down"):
-        handle_push(event)
+        handle_push(event, Deps(publisher=Interrupted(OSError("down"))))
     assert doc("sub_crash_pub")["paid_index"] == 0  # applied, but nothing announced yet
     assert facts(env) == []
-    monkeypatch.setattr(collector, "publish_all", real)
     handle_push(event)  # Pub/Sub redelivers
     assert env.stripe.charges() == 1
     assert [a["event_type"] for a, _ in facts(env)] == ["payment.succeeded"]

@@ -9,15 +9,16 @@ import pytest
 
 from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
+from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.entry import handle_push
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env, new_sub, tick_push
+from tests.integration.renewals.conftest import Env, Interrupted, new_sub, tick_push
 
 
-def run_all_shards(now: dt.datetime) -> None:
+def run_all_shards(now: dt.datetime, deps: Deps = DEFAULT) -> None:
     cfg = renewal_settings()
     for shard in range(cfg.shards):
-        planner.run_shard(shard, now, cfg)
+        planner.run_shard(shard, now, cfg, deps)
 
 
 def dues(env: Env) -> list[str]:
@@ -63,19 +64,11 @@ def test_overlapping_ticks_bill_once(env: Env) -> None:
     assert len(set(got)) == 10
 
 
-def test_crash_between_claim_and_publish_is_recovered_by_a_later_tick(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_crash_between_claim_and_publish_is_recovered_by_a_later_tick(env: Env) -> None:
     new_sub("sub_crash")
-    real = repository.publish_all
-
-    def broken(items: object, timeout_s: float = 30.0) -> list[str]:
-        raise RuntimeError("instance killed before the publish")
-
-    monkeypatch.setattr(planner, "publish_all", broken)
+    broken = Deps(publisher=Interrupted(RuntimeError("instance killed before the publish")))
     with pytest.raises(RuntimeError):
-        run_all_shards(T0)
-    monkeypatch.setattr(planner, "publish_all", real)
+        run_all_shards(T0, broken)
     run_all_shards(T0 + dt.timedelta(minutes=5))  # claimed: not due again yet
     assert dues(env) == []
     run_all_shards(T0 + dt.timedelta(seconds=renewal_settings().republish_s))

@@ -9,8 +9,9 @@ import pytest
 
 from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
+from shared.renewals.deps import Deps
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env, new_sub
+from tests.integration.renewals.conftest import DyingFirestore, Env, Interrupted, new_sub
 from tests.integration.renewals.test_planner import dues, run_all_shards
 
 DUE = "sub_f:2026-01-31T09:00:00Z"
@@ -40,21 +41,16 @@ def test_an_acknowledged_renewal_due_is_not_re_sent_by_later_ticks_until_the_in_
     assert dues(env) == []
 
 
-def test_an_overlapping_tick_does_not_re_send_while_the_first_publish_is_in_progress(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_overlapping_tick_does_not_re_send_while_the_first_publish_is_in_progress(env: Env) -> None:
     new_sub("sub_f")
     claimed, release = threading.Event(), threading.Event()
-    real = repository.publish_all
 
-    def slow(items: list[object], timeout_s: float = 30.0) -> list[str]:
-        if threading.current_thread().name == "first-tick":
-            claimed.set()
-            assert release.wait(60)
-        return real(items, timeout_s)  # type: ignore[arg-type]
+    def slow() -> None:
+        claimed.set()
+        assert release.wait(60)
 
-    monkeypatch.setattr(planner, "publish_all", slow)
-    first = threading.Thread(target=run_all_shards, args=(T0,), name="first-tick")
+    stalled = Deps(publisher=Interrupted(None, before=slow))
+    first = threading.Thread(target=run_all_shards, args=(T0, stalled), name="first-tick")
     first.start()
     assert claimed.wait(60)
     run_all_shards(window_end() + dt.timedelta(minutes=5))  # the claim's republish time has passed
@@ -63,38 +59,24 @@ def test_an_overlapping_tick_does_not_re_send_while_the_first_publish_is_in_prog
     assert dues(env) == [DUE]
 
 
-def test_a_process_killed_between_claim_and_publish_is_re_sent_once_its_lease_runs_out(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_process_killed_between_claim_and_publish_is_re_sent_once_its_lease_runs_out(env: Env) -> None:
     new_sub("sub_f")
-    real_open = planner.PublishRecord.open
-    records: list[planner.PublishRecord] = []
-
-    def remember(self: planner.PublishRecord) -> None:
-        records.append(self)
-        real_open(self)
 
     class Killed(BaseException):
         pass
 
-    def killed(items: object, timeout_s: float = 30.0) -> list[str]:
-        raise Killed  # the instance dies: nothing after this line of the planner runs
-
-    monkeypatch.setattr(planner.PublishRecord, "open", remember)
-    monkeypatch.setattr(planner.PublishRecord, "close", lambda self, state: None)  # a dead process writes nothing
-    monkeypatch.setattr(planner, "publish_all", killed)
+    db = DyingFirestore()  # the instance dies at the publish: nothing after it reaches Firestore
+    dying = Deps(db=db, publisher=Interrupted(Killed(), before=db.kill))
     with pytest.raises(Killed):
-        run_all_shards(T0)
-    monkeypatch.undo()
-    (record,) = {r.id for r in records}
+        run_all_shards(T0, dying)
+    record = repository.subs().document("sub_f").get().to_dict()["publish_batch"]
     assert repository.publishes().document(record).get().to_dict()["state"] == "publishing"
     # Past the republish time but within the lease: it could still be publishing.
     run_all_shards(window_end())
     assert dues(env) == []
     # The lease has run out: the process is gone and its message may never have been sent.
     lease_over = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=planner.PUBLISH_LEASE_S + 1)
-    monkeypatch.setattr(planner, "_wall_now", lambda: lease_over)
-    run_all_shards(window_end())
+    run_all_shards(window_end(), Deps(clock=lambda: lease_over))
     assert dues(env) == [DUE]
 
 

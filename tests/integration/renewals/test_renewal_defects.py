@@ -26,10 +26,12 @@ from shared.invoicing.allocator import NumberAllocator
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.invoicing.service import InvoiceService
 from shared.ops.invoices import main as invoices_cli
-from shared.renewals import planner, repository, service
+from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
 from shared.renewals.entry import handle_push
 from shared.renewals.messages import ChargeRetryDue
+from shared.subscriptions import commands
+from shared.subscriptions.service import SubscriptionService
 from tests.integration.renewals.conftest import Env, push
 
 UTC = dt.UTC
@@ -68,7 +70,7 @@ def create(
     }
     if collection == "charge_automatically":
         body["payment_method"] = {"psp": "stripe", "customer_ref": f"cus_{sub_id}", "method_ref": method}
-    status, out = service.create(service.CreateSubscription.model_validate(body))
+    status, out = SubscriptionService().create(commands.CreateSubscription.model_validate(body))
     assert status == 201
     return out
 
@@ -266,8 +268,8 @@ def _proration_amounts(lines: Any) -> list[tuple[str, int]]:
 
 
 def _change(sub_id: str, amount: int, at: dt.datetime, currency: str = "EUR") -> dict[str, Any]:
-    body = service.ChangePlan.model_validate({"plan": plan_body("pro", amount, currency), "at": at.isoformat()})
-    return service.change_plan(sub_id, body)
+    body = commands.ChangePlan.model_validate({"plan": plan_body("pro", amount, currency), "at": at.isoformat()})
+    return SubscriptionService().change_plan(sub_id, body)
 
 
 def _charge(env: Env, svc: InvoiceService, due: RenewalDue) -> str:
@@ -347,8 +349,8 @@ def test_upgrade_then_cancel_at_period_end_bills_the_proration_on_a_final_invoic
     deliver_payment_facts(env, svc)
     assert doc("sub_up")["paid_index"] == 0
     _change("sub_up", 9300, dt.datetime(2026, 5, 21, 22, 0, tzinfo=UTC))  # 10 of 31 days left
-    cancel = service.CancelSubscription(at_period_end=True, at=T1 + dt.timedelta(days=25))
-    assert service.cancel("sub_up", cancel)["cancel_at_period_end"] is True
+    cancel = commands.CancelSubscription(at_period_end=True, at=T1 + dt.timedelta(days=25))
+    assert SubscriptionService().cancel("sub_up", cancel)["cancel_at_period_end"] is True
     transitions(env)
     end = dt.datetime(2026, 5, 31, 22, 0, tzinfo=UTC)
     assert tick(env, end - dt.timedelta(seconds=1)) == []
@@ -379,7 +381,7 @@ def test_cancel_now_with_pending_proration_gets_a_final_invoice_once(env: Env) -
     svc.on_renewal_due(received(due0, due0.request_id))
     _change("sub_now", 6200, dt.datetime(2026, 5, 10, 22, 0, tzinfo=UTC))  # unpaid send_invoice period
     at = dt.datetime(2026, 5, 12, 10, 0, tzinfo=UTC)
-    service.cancel("sub_now", service.CancelSubscription(at=at))
+    SubscriptionService().cancel("sub_now", commands.CancelSubscription(at=at))
     (final,) = tick(env, at + dt.timedelta(minutes=1))
     assert final.request_id == "sub_now:2026-05-12T10:00:00Z:final"
     assert _proration_amounts(final.lines) == [("proration", -2100), ("proration", 4200)]

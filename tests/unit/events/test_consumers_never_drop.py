@@ -79,7 +79,7 @@ def recording(c: Consumer) -> Iterator[list[logging.LogRecord]]:
     try:
         with (
             mock.patch.dict(c.handlers, {t: c.recorder(t) for t in c.handlers}),
-            mock.patch.object(renewals_entry, "handle_tick", lambda t, cfg: tick(t)),
+            mock.patch.object(renewals_entry, "handle_tick", lambda t, cfg, deps: tick(t)),
         ):
             yield records
     finally:

@@ -18,9 +18,9 @@ from shared.domain.subscriptions import (
     apply_payment,
     cancel_at_period_end,
     cancel_now,
+    decide_renewal,
     due_at,
     new_subscription,
-    plan,
     proration_period,
 )
 
@@ -36,7 +36,7 @@ def fresh(trial_days: int = 0) -> SubState:
 
 
 def billed(s: SubState, now: dt.datetime) -> SubState:
-    p = plan(s, now, republish_s=600)
+    p = decide_renewal(s, now, republish_s=600)
     assert p.kind == "bill"
     return p.change.state
 
@@ -71,7 +71,7 @@ def test_cancel_at_period_end_with_pending_lines_bills_a_final_invoice() -> None
     s = apply_payment(billed(fresh(), T0), ok(0, T0), POLICY).state
     s = replace(cancel_at_period_end(s).state, has_pending=True)
     end = s.schedule.boundary(1)
-    p = plan(s, end, republish_s=600)
+    p = decide_renewal(s, end, republish_s=600)
     assert (p.kind, p.final) == ("bill", True)
     assert p.period == s.schedule.period(0)  # the period the prorations belong to
     assert p.change.transition is not None
@@ -82,7 +82,7 @@ def test_cancel_at_period_end_with_pending_lines_bills_a_final_invoice() -> None
     assert (f.billing.index, f.billing.final, f.billing.request_id) == (1, True, "s:2026-02-28T09:00:00Z:final")
     # Unpaid, it is re-sent after the deadline (same request id); paid, it is done and nothing revives.
     assert due_at(f) == end + dt.timedelta(seconds=600)
-    again = plan(f, end + dt.timedelta(seconds=600), republish_s=600)
+    again = decide_renewal(f, end + dt.timedelta(seconds=600), republish_s=600)
     assert (again.kind, again.final) == ("republish", True)
     assert again.change.state.billing is not None
     assert again.change.state.billing.request_id == f.billing.request_id
@@ -91,12 +91,12 @@ def test_cancel_at_period_end_with_pending_lines_bills_a_final_invoice() -> None
     assert done.transition is None
     assert (done.state.status, done.state.paid_index, due_at(done.state)) == ("canceled", 1, None)
     assert done.state.last_cause == f.last_cause
-    assert plan(done.state, end + dt.timedelta(days=400), republish_s=600).kind == "none"
+    assert decide_renewal(done.state, end + dt.timedelta(days=400), republish_s=600).kind == "none"
 
 
 def test_cancel_at_period_end_without_pending_lines_just_cancels() -> None:
     s = apply_payment(billed(fresh(), T0), ok(0, T0), POLICY).state
-    p = plan(cancel_at_period_end(s).state, s.schedule.boundary(1), republish_s=600)
+    p = decide_renewal(cancel_at_period_end(s).state, s.schedule.boundary(1), republish_s=600)
     assert (p.kind, p.final) == ("cancel", False)
 
 
@@ -105,7 +105,7 @@ def test_canceled_now_with_pending_lines_is_due_at_once_for_its_final_invoice() 
     at = T0 + dt.timedelta(days=2)
     c = replace(cancel_now(s, at, "req").state, has_pending=True)
     assert due_at(c) == at
-    p = plan(c, at, republish_s=600)
+    p = decide_renewal(c, at, republish_s=600)
     assert (p.kind, p.final, p.change.transition) == ("bill", True, None)
     assert p.change.state.billing is not None
     assert p.change.state.billing.request_id == "s:2026-02-02T09:00:00Z:final"
@@ -141,7 +141,7 @@ class Ledger:
     def tick(self, now: dt.datetime) -> None:
         if self.stored_due is None or self.stored_due > now:
             return  # not in the planner's query
-        p = plan(self.state, now, republish_s=600)
+        p = decide_renewal(self.state, now, republish_s=600)
         if p.kind == "bill":
             b = p.change.state.billing
             assert b is not None

@@ -18,9 +18,9 @@ from shared.domain.subscriptions import (
     apply_payment,
     cancel_at_period_end,
     cancel_now,
+    decide_renewal,
     due_at,
     new_subscription,
-    plan,
     request_id,
     transition,
 )
@@ -38,7 +38,7 @@ def fresh(trial_days: int = 0) -> SubState:
 
 
 def bill(s: SubState, now: dt.datetime) -> SubState:
-    p = plan(s, now, republish_s=600)
+    p = decide_renewal(s, now, republish_s=600)
     assert p.kind == "bill", p
     return p.change.state
 
@@ -58,14 +58,14 @@ def test_bills_each_period_once_and_advances_on_success() -> None:
     s = bill(s, T0)
     assert s.billing is not None
     assert s.billing.request_id == "sub_1:2026-01-31T09:00:00Z"
-    assert plan(s, T0, republish_s=600).kind == "none"  # an overlapping tick
+    assert decide_renewal(s, T0, republish_s=600).kind == "none"  # an overlapping tick
     ch = apply_payment(s, ok(s, 0, T0), POLICY)
     s = ch.state
     assert ch.transition is not None
     assert ch.transition.reason == "renewed"
     assert s.paid_index == 0
     assert due_at(s) == dt.datetime(2026, 2, 28, 9, 0, tzinfo=UTC)  # clamped, Berlin 10:00
-    assert plan(s, dt.datetime(2026, 2, 28, 8, 59, tzinfo=UTC), republish_s=600).kind == "none"
+    assert decide_renewal(s, dt.datetime(2026, 2, 28, 8, 59, tzinfo=UTC), republish_s=600).kind == "none"
     s = bill(s, dt.datetime(2026, 2, 28, 9, 0, tzinfo=UTC))
     s = apply_payment(s, ok(s, 1, T0), POLICY).state
     assert due_at(s) == dt.datetime(2026, 3, 31, 8, 0, tzinfo=UTC)  # back on the 31st, summer time
@@ -76,7 +76,7 @@ def test_bills_each_period_once_and_advances_on_success() -> None:
 def test_lost_renewal_due_is_republished_after_the_lease() -> None:
     s = bill(fresh(), T0)
     assert due_at(s) == T0 + dt.timedelta(seconds=600)
-    p = plan(s, T0 + dt.timedelta(seconds=600), republish_s=600)
+    p = decide_renewal(s, T0 + dt.timedelta(seconds=600), republish_s=600)
     assert p.kind == "republish"
     assert p.period is not None
     assert p.change.state.billing is not None
@@ -91,10 +91,10 @@ def test_dunning_schedule_then_unpaid() -> None:
     assert (ch.transition.from_status, ch.transition.to_status) == ("active", "past_due")
     s = ch.state
     assert due_at(s) == T0 + dt.timedelta(days=1)
-    assert plan(s, T0 + dt.timedelta(hours=23), republish_s=600).kind == "none"
+    assert decide_renewal(s, T0 + dt.timedelta(hours=23), republish_s=600).kind == "none"
     for attempt, day in ((2, 1), (3, 3), (4, 5), (5, 7)):
         now = T0 + dt.timedelta(days=day)
-        p = plan(s, now, republish_s=600)
+        p = decide_renewal(s, now, republish_s=600)
         assert p.kind == "retry"
         assert p.attempt == attempt
         assert p.invoice_id == "inv_0"
@@ -127,7 +127,7 @@ def test_late_failure_after_success_never_regresses() -> None:
 
 def test_reordered_retry_failures_apply_once() -> None:
     s = apply_payment(bill(fresh(), T0), ko(fresh(), 0, T0), POLICY).state
-    s = plan(s, T0 + dt.timedelta(days=1), republish_s=600).change.state
+    s = decide_renewal(s, T0 + dt.timedelta(days=1), republish_s=600).change.state
     s2 = apply_payment(s, ko(s, 0, T0 + dt.timedelta(days=1), attempt=2), POLICY).state
     assert s2.dunning is not None
     assert s2.dunning.failed_attempt == 2
@@ -148,8 +148,8 @@ def test_trial_ends_into_first_invoice() -> None:
     assert s.status == "trialing"
     trial_end = T0 + dt.timedelta(days=14)
     assert due_at(s) == trial_end
-    assert plan(s, trial_end - dt.timedelta(seconds=1), republish_s=60).kind == "none"
-    p = plan(s, trial_end, republish_s=60)
+    assert decide_renewal(s, trial_end - dt.timedelta(seconds=1), republish_s=60).kind == "none"
+    p = decide_renewal(s, trial_end, republish_s=60)
     assert p.kind == "bill"
     assert p.period is not None
     assert p.period.start == trial_end
@@ -163,7 +163,7 @@ def test_cancel_at_period_end_stops_renewal() -> None:
     s = cancel_at_period_end(s).state
     end = SCHED.boundary(1)
     assert due_at(s) == end
-    p = plan(s, end, republish_s=600)
+    p = decide_renewal(s, end, republish_s=600)
     assert p.kind == "cancel"
     assert p.change.state.status == "canceled"
     assert p.change.state.billing == s.billing  # nothing billed

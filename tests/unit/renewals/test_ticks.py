@@ -4,6 +4,7 @@ but never silently wrong."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -65,3 +66,21 @@ def test_malformed_ticks_are_refused(body: Any) -> None:
 
 def test_typed_events_are_not_ticks() -> None:
     assert not is_tick(msg({}, {"event_type": "invoice.finalized"}))
+
+
+def test_the_fan_out_publishes_one_tick_per_shard_through_the_injected_publisher() -> None:
+    from shared.events.publisher import RecordingPublisher
+    from shared.renewals.config import renewal_settings
+    from shared.renewals.deps import Deps
+    from shared.renewals.planner import fan_out
+
+    rec = RecordingPublisher()
+    now = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
+    cfg = dataclasses.replace(renewal_settings(), shards=3)
+    assert fan_out(Tick(now=now), cfg, Deps(publisher=rec)) == {"shards": 3}
+    assert [json.loads(s.data) for s in rec.on("billing-ticks")] == [
+        {"now": "2026-01-31T09:00:00Z", "shard": i} for i in range(3)
+    ]
+    assert {tuple(s.attributes.items()) for s in rec.sent} == {
+        (("event_type", "billing.tick"), ("schema_version", "1"))
+    }

@@ -17,15 +17,20 @@ from typing import Any
 from shared.edge import EdgeError, http_entry, json_body
 from shared.http import JsonResponse
 from shared.log import bind, get_logger
-from shared.renewals import service
+from shared.subscriptions.commands import CancelSubscription, ChangePlan, CreateSubscription, subscription_id_problem
+from shared.subscriptions.service import ServiceError, SubscriptionService
 
 log = get_logger(__name__)
 
 _ROUTE = re.compile(r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan))?/?$")
 
 
+DEFAULT_SERVICE = SubscriptionService()
+
+
 @http_entry("subscriptions")
-def handle(request: Any) -> JsonResponse:
+def handle(request: Any, service: SubscriptionService = DEFAULT_SERVICE) -> JsonResponse:
+    """Answer one request; ``service`` carries the collaborators (tests inject a failing Firestore ...)."""
     path = request.path or "/"
     m = _ROUTE.match(path) if len(path) <= 512 else None
     if m is None:
@@ -35,20 +40,20 @@ def handle(request: Any) -> JsonResponse:
         if action:
             raise EdgeError(404, "not_found", "no such route")
         sub_id = None
-    if sub_id is not None and service.subscription_id_problem(sub_id):
-        raise EdgeError(404, "invalid_subscription_id", service.subscription_id_problem(sub_id))
+    if sub_id is not None and subscription_id_problem(sub_id):
+        raise EdgeError(404, "invalid_subscription_id", subscription_id_problem(sub_id))
     with bind(subscription_id=sub_id):
         try:
-            return _dispatch(request, sub_id, action)
-        except service.ServiceError as exc:
+            return _dispatch(service, request, sub_id, action)
+        except ServiceError as exc:
             raise EdgeError(exc.status, exc.code, exc.detail) from exc
 
 
-def _dispatch(request: Any, sub_id: str | None, action: str | None) -> JsonResponse:
+def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, action: str | None) -> JsonResponse:
     if sub_id is None:
         if request.method != "POST":
             raise EdgeError(405, "method_not_allowed", "POST to create a subscription")
-        status, out = service.create(json_body(request, service.CreateSubscription))
+        status, out = service.create(json_body(request, CreateSubscription))
         return JsonResponse(out, status)
     if action is None:
         if request.method != "GET":
@@ -57,5 +62,5 @@ def _dispatch(request: Any, sub_id: str | None, action: str | None) -> JsonRespo
     if request.method != "POST":
         raise EdgeError(405, "method_not_allowed", f"POST to {action}")
     if action == "cancel":
-        return JsonResponse(service.cancel(sub_id, json_body(request, service.CancelSubscription)))
-    return JsonResponse(service.change_plan(sub_id, json_body(request, service.ChangePlan)))
+        return JsonResponse(service.cancel(sub_id, json_body(request, CancelSubscription)))
+    return JsonResponse(service.change_plan(sub_id, json_body(request, ChangePlan)))
