@@ -134,6 +134,8 @@ def redemption_refusal(
     ``times_redeemed`` counts the coupon's redemptions by everyone; ``first_time`` says the customer has no
     earlier paid invoice; ``subtotal`` is the order's amount before discounts (for a minimum amount).
     """
+    if promotion is not None and promotion.coupon_id != coupon.id:
+        raise DiscountError("the promotion code is for another coupon")
     if coupon.redeem_by is not None and at >= coupon.redeem_by:
         return "coupon_expired"
     if coupon.max_redemptions is not None and times_redeemed >= coupon.max_redemptions:
@@ -142,8 +144,6 @@ def redemption_refusal(
         return "currency_mismatch"
     if promotion is None:
         return None
-    if promotion.coupon_id != coupon.id:
-        raise DiscountError("the promotion code is for another coupon")
     if not promotion.active:
         return "promotion_inactive"
     if promotion.expires_at is not None and at >= promotion.expires_at:
