@@ -148,7 +148,8 @@ def application(
 
     An existing (not reversed) application for the invoice is returned as is, with nothing to write, so a
     retry or a re-composition of the invoice is a no-op. After a reversal (a voided invoice) the invoice is
-    never paid from the balance again: a void is final.
+    never paid from the balance again: a void is final. A decision of 0 writes nothing, so composing a draft
+    again after credit was granted uses it; the finalized invoice keeps the amounts it was finalized with.
     """
     key = application_id(invoice_id)
     existing = next((e for e in entries if e.id == key), None)

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.domain.catalog import Catalog, CatalogError, Price, Product, Recurring, check_price_update
 from shared.domain.calendar import Unit
+from shared.domain.catalog import Catalog, CatalogError, Price, Product, Recurring, check_price_update
 from shared.domain.tax import rate
 from tests.unit.billing.factories import price, tiers
 
@@ -109,7 +109,7 @@ def test_a_used_price_changes_only_its_status_and_nickname() -> None:
 def test_prices_are_immutable_values() -> None:
     p = price({"model": "per_unit", "unit_amount": 1})
     with pytest.raises(ValidationError):
-        p.currency = "USD"  # type: ignore[misc]
+        p.currency = "USD"
 
 
 def test_a_product_has_a_price_per_currency() -> None:
@@ -146,8 +146,13 @@ def pricings(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "per_unit":
         return {"model": kind, "unit_amount": draw(amounts)}
     if kind == "package":
-        return {"model": kind, "package_size": draw(st.integers(1, 10**6)), "package_amount": draw(amounts),
-                "rounding": draw(st.sampled_from(["up", "down"])), "free_units": draw(st.integers(0, 100))}
+        return {
+            "model": kind,
+            "package_size": draw(st.integers(1, 10**6)),
+            "package_amount": draw(amounts),
+            "rounding": draw(st.sampled_from(["up", "down"])),
+            "free_units": draw(st.integers(0, 100)),
+        }
     bounds = sorted(draw(st.sets(st.integers(1, 10**9), max_size=4)))
     return tiers(kind, *[(b, draw(amounts), draw(amounts)) for b in [*bounds, None]])
 

@@ -82,11 +82,17 @@ def test_redemption_rules() -> None:
     usd = Coupon(id="u", amount_off=Money(500, "USD"))
     assert redemption_refusal(usd, **ok) == "currency_mismatch"  # type: ignore[arg-type]
 
-    promo = PromotionCode(code="Spring-26", coupon_id="c", max_redemptions=1, expires_at=T0 + dt.timedelta(days=5),
-                          first_time_only=True, minimum_amount=Money(5000, "EUR"))
+    promo = PromotionCode(
+        code="Spring-26",
+        coupon_id="c",
+        max_redemptions=1,
+        expires_at=T0 + dt.timedelta(days=5),
+        first_time_only=True,
+        minimum_amount=Money(5000, "EUR"),
+    )
     good = {**ok, "promotion": promo, "first_time": True, "subtotal": Money(5000, "EUR")}
     assert redemption_refusal(c, **good) is None  # type: ignore[arg-type]
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "promotion_expired": {"at": T0 + dt.timedelta(days=5)},
         "promotion_exhausted": {"promotion_times_redeemed": 1},
         "first_time_only": {"first_time": False},
@@ -95,7 +101,7 @@ def test_redemption_rules() -> None:
         "promotion_customer": {"promotion": promo.model_copy(update={"customer_id": "cus_1"}), "customer_id": "cus_2"},
     }
     for reason, change in cases.items():
-        assert redemption_refusal(c, **{**good, **change}) == reason  # type: ignore[arg-type]
+        assert redemption_refusal(c, **{**good, **change}) == reason
     assert redemption_refusal(c, **{**good, "subtotal": Money(5000, "USD")}) == "minimum_amount"  # type: ignore[arg-type]
     with pytest.raises(DiscountError):
         redemption_refusal(usd, **good)  # type: ignore[arg-type]
@@ -152,7 +158,11 @@ def test_what_a_discount_covers() -> None:
         line(1000, product="a", behavior=TaxBehavior.INCLUSIVE),
     ]
     assert _totals(allocate(lines, [percent(10, products=("a",))], period_index=0, currency="EUR")) == [
-        100, 0, 0, 0, 100,
+        100,
+        0,
+        0,
+        0,
+        100,
     ]
     with pytest.raises(DiscountError):
         allocate(lines, [fixed(Money(100, "USD"))], period_index=0, currency="EUR")
@@ -162,8 +172,12 @@ def test_what_a_discount_covers() -> None:
 def cases(draw: st.DrawFn) -> tuple[list[Any], list[AppliedDiscount], str]:
     cur = draw(st.sampled_from(["EUR", "JPY", "KWD"]))
     lines = [
-        line(draw(st.integers(-5000, 10**7)), currency=cur, product=draw(st.sampled_from("abc")),
-             discountable=draw(st.booleans()))
+        line(
+            draw(st.integers(-5000, 10**7)),
+            currency=cur,
+            product=draw(st.sampled_from("abc")),
+            discountable=draw(st.booleans()),
+        )
         for _ in range(draw(st.integers(1, 8)))
     ]
     discounts = []
@@ -187,13 +201,16 @@ def test_allocation_is_exact_capped_and_never_below_zero(case: tuple[list[Any], 
         assert all(p.amount.amount > 0 for p in ps)
         remaining[i] -= sum(p.amount.amount for p in ps)
         if ps:
-            assert lines[i].discountable and remaining[i] >= 0
+            assert lines[i].discountable
+            assert remaining[i] >= 0
         else:
             assert remaining[i] == lines[i].amount.amount
     # replay each discount in the stacking order: its parts sum exactly to its rounded or capped amount
     left = [ln.amount.amount for ln in lines]
     for d in stacking_order(discounts):
-        covered = [i for i, ln in enumerate(lines) if ln.discountable and left[i] > 0 and d.coupon.covers(ln.product_id)]
+        covered = [
+            i for i, ln in enumerate(lines) if ln.discountable and left[i] > 0 and d.coupon.covers(ln.product_id)
+        ]
         base = sum(left[i] for i in covered)
         if d.coupon.percent_off is not None:
             expected = Money(base, cur).multiply(d.coupon.percent_off / 100, rounding=Rounding.HALF_UP).amount

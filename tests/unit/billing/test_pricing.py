@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from shared.domain.calendar import Anchor, Cadence, Schedule, Unit
 from shared.domain.catalog import Package, PackageRounding, PerUnit, Tier, Tiered
-from shared.domain.invoices import credit_lines, price_lines, LineSpec
+from shared.domain.invoices import LineSpec, credit_lines, price_lines
 from shared.domain.money import Money
 from shared.domain.pricing import (
     Item,
@@ -132,8 +132,8 @@ def _brute(model: Tiered, q: int) -> Fraction:
         t = model.tiers[_tier_of(model, q)]
         return q * Fraction(t.unit_amount) + Fraction(t.flat_amount)
     reached = {_tier_of(model, i) for i in range(1, q + 1)}
-    units = sum(Fraction(model.tiers[_tier_of(model, i)].unit_amount) for i in range(1, q + 1))
-    return units + sum(Fraction(model.tiers[i].flat_amount) for i in reached)
+    units = sum((Fraction(model.tiers[_tier_of(model, i)].unit_amount) for i in range(1, q + 1)), Fraction(0))
+    return units + sum((Fraction(model.tiers[i].flat_amount) for i in reached), Fraction(0))
 
 
 @given(tier_tables())
@@ -211,8 +211,9 @@ def test_inclusive_example() -> None:
 # -- items and prorations -----------------------------------------------------------------------------------
 def _monthly(unit: int, *, id: str = "seat", currency: str = "USD") -> Item:
     return Item(
-        price=price({"model": "per_unit", "unit_amount": unit}, currency=currency, id=id,
-                    recurring={"interval": "month"}),
+        price=price(
+            {"model": "per_unit", "unit_amount": unit}, currency=currency, id=id, recurring={"interval": "month"}
+        ),
         quantity=1,
     )
 
@@ -223,15 +224,20 @@ def test_vector_14_price_change_halfway() -> None:
     credit, charge = item_change(_monthly(1000, id="basic"), _monthly(2000, id="pro"), period, half)
     assert (credit.amount.amount, charge.amount.amount) == (-500, 1000)
     assert credit.kind is charge.kind is LineKind.PRORATION
-    assert not credit.discountable and not charge.discountable
+    assert not credit.discountable
+    assert not charge.discountable
     assert (charge.period_start, charge.period_end) == (half, period.end)
 
 
 def test_vector_15_quantity_change_day_15_of_30() -> None:
     period = EUR_MONTH.period(0)
     seats = _monthly(1000)
-    lines = item_change(seats.model_copy(update={"quantity": 5}), seats.model_copy(update={"quantity": 8}),
-                        period, period.start + dt.timedelta(days=15))
+    lines = item_change(
+        seats.model_copy(update={"quantity": 5}),
+        seats.model_copy(update={"quantity": 8}),
+        period,
+        period.start + dt.timedelta(days=15),
+    )
     assert [ln.amount.amount for ln in lines] == [-2_500, 4_000]
     assert sum(ln.amount.amount for ln in lines) == 1_500
 
@@ -252,8 +258,10 @@ def test_items_share_one_cycle() -> None:
     period = EUR_MONTH.period(0)
     a, b = _monthly(1000, id="a"), _monthly(500, id="b").model_copy(update={"quantity": 3})
     assert [ln.amount.amount for ln in item_lines([a, b], period)] == [1000, 1500]
-    yearly = Item(price=price({"model": "per_unit", "unit_amount": 1}, currency="USD", id="y",
-                              recurring={"interval": "year"}), quantity=1)
+    yearly = Item(
+        price=price({"model": "per_unit", "unit_amount": 1}, currency="USD", id="y", recurring={"interval": "year"}),
+        quantity=1,
+    )
     for bad in ([a, yearly], [a, a], [], [a, _monthly(1, id="eur", currency="EUR")]):
         with pytest.raises(PricingError):
             check_items(bad)
