@@ -1,4 +1,4 @@
-"""Small builders shared by the billing tests (values only, no I/O)."""
+"""Builders shared by the billing tests (values only, no I/O). Properties run with ``deadline=None``: no timing."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -157,6 +157,7 @@ def pricings(draw: st.DrawFn) -> dict[str, Any]:
     return tiers(kind, *[(b, draw(amounts), draw(amounts)) for b in [*bounds, None]])
 
 
+@settings(deadline=None)
 @given(pricings(), st.sampled_from(["EUR", "JPY", "KWD"]), st.sampled_from(["exclusive", "inclusive"]))
 def test_prices_round_trip_through_plain_json_dicts(pricing: dict[str, Any], currency: str, behavior: str) -> None:
     p = price(pricing, currency=currency, tax_behavior=behavior, recurring={"interval": "month", "interval_count": 3})

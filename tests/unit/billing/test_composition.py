@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.calendar import Anchor, Cadence, Schedule, Unit
@@ -196,6 +196,7 @@ def invoices(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+@settings(deadline=None)
 @given(invoices())
 def test_every_part_reconciles_in_integer_minor_units(kw: dict[str, Any]) -> None:
     inv = compose(**kw)
@@ -204,6 +205,7 @@ def test_every_part_reconciles_in_integer_minor_units(kw: dict[str, Any]) -> Non
     assert inv.credit_applied.amount == min(available, max(inv.total.amount, 0))
 
 
+@settings(deadline=None)
 @given(invoices())
 def test_the_preview_is_the_invoice(kw: dict[str, Any]) -> None:
     """Preview before the credit is written == the invoice composed after writing it (and again on a retry)."""
@@ -245,6 +247,7 @@ def test_a_partial_credit_note_carries_the_proportional_discount() -> None:
         credit_note(inv, Money(9601, "EUR"))
 
 
+@settings(deadline=None)
 @given(invoices(), st.integers(1, 10**9))
 def test_partial_credit_notes_sum_exactly_and_never_exceed_the_discount(kw: dict[str, Any], raw: int) -> None:
     inv = compose(**kw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -120,6 +120,7 @@ ops = st.lists(
 )
 
 
+@settings(deadline=None)
 @given(ops)
 def test_any_sequence_of_decisions_keeps_every_invariant(steps: list[tuple[object, ...]]) -> None:
     entries: list[CreditEntry] = []

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -33,6 +33,7 @@ def _totals(parts: tuple[tuple[Any, ...], ...]) -> list[int]:
 
 
 # -- durations ------------------------------------------------------------------------------------------------
+@settings(deadline=None)
 @given(st.integers(0, 50), st.integers(1, 40))
 def test_repeating_coupons_end_exactly_after_n_periods(start: int, n: int) -> None:
     d = percent(10, duration=Duration.REPEATING, n=n, start=start)
@@ -40,6 +41,7 @@ def test_repeating_coupons_end_exactly_after_n_periods(start: int, n: int) -> No
     assert active == list(range(start, start + n))
 
 
+@settings(deadline=None)
 @given(st.integers(0, 50), st.integers(0, 200))
 def test_once_and_forever(start: int, k: int) -> None:
     assert percent(10, duration=Duration.ONCE, start=start).active_for(k) == (k == start)
@@ -192,6 +194,7 @@ def cases(draw: st.DrawFn) -> tuple[list[Any], list[AppliedDiscount], str]:
     return lines, discounts, cur
 
 
+@settings(deadline=None)
 @given(cases())
 def test_allocation_is_exact_capped_and_never_below_zero(case: tuple[list[Any], list[AppliedDiscount], str]) -> None:
     lines, discounts, cur = case

@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.calendar import Anchor, Cadence, Schedule, Unit
@@ -136,6 +136,7 @@ def _brute(model: Tiered, q: int) -> Fraction:
     return units + sum((Fraction(model.tiers[i].flat_amount) for i in reached), Fraction(0))
 
 
+@settings(deadline=None)
 @given(tier_tables())
 def test_tiers_sum_correctly_at_below_and_above_every_bound(model: Tiered) -> None:
     bounds = [t.up_to for t in model.tiers if t.up_to is not None]
@@ -144,6 +145,7 @@ def test_tiers_sum_correctly_at_below_and_above_every_bound(model: Tiered) -> No
             assert exact_amount(model, q) == _brute(model, q), q
 
 
+@settings(deadline=None)
 @given(tier_tables(), st.integers(0, 80))
 def test_graduated_increment_is_the_next_units_tier(model: Tiered, q: int) -> None:
     g = model.model_copy(update={"model": "graduated"})
@@ -153,6 +155,7 @@ def test_graduated_increment_is_the_next_units_tier(model: Tiered, q: int) -> No
     assert exact_amount(g, q + 1) - exact_amount(g, q) == expected
 
 
+@settings(deadline=None)
 @given(tier_tables(), st.integers(0, 10**6), st.sampled_from(["EUR", "JPY", "KWD"]))
 def test_a_line_is_its_exact_amount_rounded_once_half_up(model: Tiered, q: int, currency: str) -> None:
     exact = exact_amount(model, q)
@@ -161,6 +164,7 @@ def test_a_line_is_its_exact_amount_rounded_once_half_up(model: Tiered, q: int, 
     assert got == math.floor(exact + Fraction(1, 2))  # half-up on non-negative amounts
 
 
+@settings(deadline=None)
 @given(
     st.integers(1, 500),
     st.decimals(0, 10_000, places=3),
@@ -176,6 +180,7 @@ def test_package_up_is_ceiling_and_down_is_floor(size: int, amount: Decimal, fre
     assert exact_amount(down, usage) <= exact_amount(up, usage) <= exact_amount(down, usage) + Fraction(amount)
 
 
+@settings(deadline=None)
 @given(st.integers(0, 10**9), st.decimals(0, 10**6, places=12))
 def test_per_unit_is_quantity_times_unit(q: int, unit: Decimal) -> None:
     assert exact_amount(PerUnit(unit_amount=unit), q) == q * Fraction(unit)
@@ -188,6 +193,7 @@ def test_quantities_are_exact_bounded_and_never_float(bad: object) -> None:
 
 
 # -- tax-inclusive lines ------------------------------------------------------------------------------------
+@settings(deadline=None)
 @given(st.integers(0, 10**10), st.sampled_from(["0.2", "0.055", "0.255", "0.1", "0", "0.077"]))
 def test_inclusive_split_is_exact_and_the_per_line_half_up_rule(gross: int, rate: str) -> None:
     g = Money(gross, "EUR")
