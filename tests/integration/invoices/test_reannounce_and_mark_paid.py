@@ -7,8 +7,8 @@ import pytest
 from shared.domain.invoices import InvalidTransition
 from shared.domain.money import Money
 from shared.invoicing.repository import INVOICES, invoice_id_for
-from tests.integration.invoices.conftest import Env
 from tests.fixtures.invoices import due_msg, fact_msg, paid, renewal
+from tests.integration.invoices.conftest import Env
 
 
 def test_resent_renewal_due_reannounces_an_open_invoice_with_the_same_event_id(env: Env) -> None:
