@@ -144,8 +144,12 @@ def build_message(
     occurred_at: dt.datetime,
     event_id: str | None = None,
     producer: str | None = None,
+    routing: Mapping[str, str] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """Serialise an event and its envelope (pure; :func:`publish` sends the result)."""
+    """Serialise an event and its envelope (pure; :func:`publish` sends the result).
+
+    ``routing``: extra attributes for subscription filters (never overriding the envelope's own).
+    """
     if not idempotency_key:
         raise ValueError("idempotency_key is required")
     env = Envelope(
@@ -157,7 +161,7 @@ def build_message(
         traceparent=traceparent(),
         producer=producer,
     )
-    return event.model_dump_json().encode(), env.attributes()
+    return event.model_dump_json().encode(), {**(routing or {}), **env.attributes()}
 
 
 def publish(
@@ -168,6 +172,7 @@ def publish(
     event_id: str | None = None,
     ordering_key: str | None = None,
     timeout_s: float = 30.0,
+    routing: Mapping[str, str] | None = None,
 ) -> str:
     """Publish to the event's topic and wait for the server's ack; returns the message id.
 
@@ -183,6 +188,7 @@ def publish(
         occurred_at=occurred_at,
         event_id=event_id,
         producer=settings.function_name,
+        routing=routing,
     )
     kwargs: dict[str, Any] = {}
     if ordering_key:

@@ -58,19 +58,21 @@ class Deps:
         at: dt.datetime,
         fields: dict[str, Any] | None = None,
         again: bool = False,
+        routing: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Publish ``event()`` unless ``what`` is in ``doc["published"]`` (or ``again``: re-announce), then
         record ``what`` together with ``fields`` in ONE write (none when there is nothing new to record).
 
         Returns the document as it now stands. ``doc`` is what the caller last read or wrote: it must be
         current enough to say whether ``what`` was recorded (a stale "no" only publishes the same id again).
+        ``routing``: attributes that subscription filters select on (``infra/topology.yaml``).
         """
         from google.cloud import firestore as fs
 
         published = list(doc.get("published", []))
         recorded = what in published
         if (not recorded or again) and self.publish_events:
-            publish(event(), idempotency_key=key, occurred_at=at)
+            publish(event(), idempotency_key=key, occurred_at=at, routing=routing)
         update = dict(fields or {})
         if not recorded:
             update["published"] = fs.ArrayUnion([what])

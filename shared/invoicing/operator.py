@@ -11,7 +11,7 @@ from typing import Any
 from shared.domain import invoices as dom
 from shared.events.billing import InvoiceMarkedUncollectible, InvoiceVoided
 from shared.invoicing.deps import Deps
-from shared.invoicing.payments import paid_event
+from shared.invoicing.payments import paid_event, paid_routing
 from shared.invoicing.repository import INVOICES, cas_update
 from shared.log import bind, get_logger
 
@@ -55,7 +55,13 @@ class OperatorTransitions:
         with bind(invoice_id=invoice_id):
             if doc.get("status") == dom.Status.PAID:
                 doc = self.deps.publish_once(
-                    ref, doc, "paid", event=lambda: paid_event(doc), key=f"{invoice_id}:paid", at=doc["paid_at"]
+                    ref,
+                    doc,
+                    "paid",
+                    event=lambda: paid_event(doc),
+                    key=f"{invoice_id}:paid",
+                    at=doc["paid_at"],
+                    routing=paid_routing(doc),
                 )
             log.info("invoice marked paid by an operator", extra={"reason": reason})
         return {"invoice_id": invoice_id, "status": doc.get("status"), "number": doc.get("number")}

@@ -184,7 +184,9 @@ class PaymentFacts:
         """Publish ``invoice.paid`` once the invoice is paid, whoever paid it (same key, same event id)."""
         if doc.get("status") == dom.Status.PAID:
             key = f"{doc['invoice_id']}:paid"
-            doc = self.deps.publish_once(ref, doc, "paid", event=lambda: paid_event(doc), key=key, at=doc["paid_at"])
+            doc = self.deps.publish_once(
+                ref, doc, "paid", event=lambda: paid_event(doc), key=key, at=doc["paid_at"], routing=paid_routing(doc)
+            )
         return {"invoice_id": doc.get("invoice_id"), "status": doc.get("status"), "disputed": bool(doc.get("disputed"))}
 
     # -- refunds and credit notes -------------------------------------------------------------------
@@ -289,6 +291,15 @@ def _fact_event(d: dict[str, Any]) -> PaymentEvent | None:
         if etype == cls.EVENT_TYPE:
             return cls.model_validate(d["event"])
     return None
+
+
+def paid_routing(doc: dict[str, Any]) -> dict[str, str]:
+    """Attributes of ``invoice.paid`` for subscription filters: the renewals function does not need the
+    ones of auto-collected invoices paid by a payment (its own charge's fact already settled the period)."""
+    return {
+        "collection": str(doc.get("collection") or ""),
+        "paid_by": "operator" if doc.get("paid_by") == "operator" else "payment",
+    }
 
 
 def paid_event(doc: dict[str, Any]) -> InvoicePaid:
