@@ -153,10 +153,12 @@ class ArchiveWriter:
     The first document of a series to arrive leads its group: it waits until no other document joined for
     ``quiet_s`` (at most ``max_wait_s``, or until ``max_members``), seals the group, writes it and wakes
     the members. Members arriving meanwhile open the next group. One process serves many concurrent
-    requests, so a numbering batch handed out at once lands in one or a few archives.
+    requests, so a numbering batch handed out at once lands in one archive, and a steady trickle (a few
+    finalizations per second) in one archive per ``max_wait_s``. The price is latency: a finalization
+    waits up to ``max_wait_s`` for its archive (an isolated one ``quiet_s``), well inside the ack deadline.
     """
 
-    def __init__(self, *, quiet_s: float = 0.03, max_wait_s: float = 0.5, max_members: int = 500) -> None:
+    def __init__(self, *, quiet_s: float = 0.5, max_wait_s: float = 2.0, max_members: int = 500) -> None:
         self.quiet_s = quiet_s
         self.max_wait_s = max_wait_s
         self.max_members = max_members
