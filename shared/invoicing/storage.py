@@ -153,12 +153,14 @@ class ArchiveWriter:
     The first document of a series to arrive leads its group: it waits until no other document joined for
     ``quiet_s`` (at most ``max_wait_s``, or until ``max_members``), seals the group, writes it and wakes
     the members. Members arriving meanwhile open the next group. One process serves many concurrent
-    requests, so a numbering batch handed out at once lands in one archive, and a steady trickle (a few
-    finalizations per second) in one archive per ``max_wait_s``. The price is latency: a finalization
-    waits up to ``max_wait_s`` for its archive (an isolated one ``quiet_s``), well inside the ack deadline.
+    requests, so a numbering batch handed out at once lands in one archive. A trickle of isolated
+    finalizations is not held back to wait for company (an isolated one waits ``quiet_s``): measured on
+    the local stack, whose emulator pushes about one message at a time, a 0.5 s quiet period grouped
+    only 1.2-1.9 documents per object and cut throughput by half, so the default only groups what
+    arrives together.
     """
 
-    def __init__(self, *, quiet_s: float = 0.5, max_wait_s: float = 2.0, max_members: int = 500) -> None:
+    def __init__(self, *, quiet_s: float = 0.05, max_wait_s: float = 0.5, max_members: int = 500) -> None:
         self.quiet_s = quiet_s
         self.max_wait_s = max_wait_s
         self.max_members = max_members
