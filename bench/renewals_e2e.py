@@ -2,8 +2,11 @@
 
 Path measured (wall clock from the tick to the last subscription with its period paid):
 tick -> planner fan-out -> shard ticks (indexed query, claims) -> renewals-due -> invoices function
-(draft, gapless number, tax, PDF to Cloud Storage) -> invoice-events -> collector -> Stripe SDK ->
-local Stripe-shaped stub -> payment-events -> outcomes (and the invoices function) -> subscription-events.
+(draft, gapless number, tax, PDF archived to Cloud Storage in group objects) -> invoice-events -> collector
+-> Stripe SDK -> local Stripe-shaped stub -> payment-events -> the invoices function (and, filtered out by
+the subscription unless a webhook reported it, outcomes) -> subscription-events. Subscription filters of
+``infra/topology.yaml`` are applied by the local stack's push proxy (the emulator ignores them), so
+filtered messages cost no request here either.
 
 Figures: renewals/s; per renewal and per function (renewals = planner + collector + outcomes, split by
 the event type each delivery handled; invoices), Firestore reads and writes, Pub/Sub messages, Cloud
@@ -188,6 +191,7 @@ def main() -> None:
         cpu = {name: _cpu_seconds(p.proc.pid) - cpu0[name] for name, p in procs.items() if p.proc is not None}
         topo = stack.topology
         planned, planner_rate = _planner_rate(logs["renewals"], offsets["renewals"])
+        filtered = stack.push_filter.filtered if stack.push_filter is not None else 0
 
     done = max(paid, 1)
     subscribers = {t: sum(1 for s in topo.subscriptions.values() if s.topic == t) for t in topo.topics}
@@ -197,6 +201,7 @@ def main() -> None:
     charges = act.stub().charges() - charges0
     print(f"  tick -> all paid: {elapsed:.1f}s = {paid / elapsed:.1f} renewals/s (PSP stub charges: {charges})")
     print(f"  planner: {planned} RenewalDue claimed at {planner_rate:.0f}/s")
+    print(f"  subscription filters: {filtered} messages acked without a push ({filtered / done:.2f} per renewal)")
     print("  per renewal (counted at the clients):")
     hdr = "reads  writes  msgs  msg B  gcs A  gcs B  reqs  CPU ms"
     print(f"    {'':<22}{hdr}")

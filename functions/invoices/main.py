@@ -17,11 +17,11 @@ def _service() -> InvoiceService:
 
 
 def _renewal_due(msg: Any) -> object:
-    return _service().on_renewal_due(msg)
+    return _service().issuing.on_renewal_due(msg)
 
 
 def _payment_fact(msg: Any) -> object:
-    return _service().on_payment_fact(msg)
+    return _service().payments.on_payment_fact(msg)
 
 
 HANDLERS = {

@@ -55,6 +55,7 @@ class Stack:
     reuse_emulators: bool = False
     processes: list[em.ManagedProcess] = field(default_factory=list)
     function_urls: dict[str, str] = field(default_factory=dict)
+    push_filter: Any = None  # infra.local.pushfilter.PushFilter once a filtered subscription exists
 
     # -- environment ----------------------------------------------------------------------------
     @property
@@ -105,6 +106,9 @@ class Stack:
         try:
             em.stop_all(self.processes)
             self.processes.clear()
+            if self.push_filter is not None:
+                self.push_filter.close()
+                self.push_filter = None
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
@@ -170,6 +174,12 @@ class Stack:
                     pass
             for s in self.topology.subscriptions.values():
                 base = self.function_urls[s.function]
+                if s.filter:  # the emulator ignores filters: a local proxy applies them (infra/local/pushfilter.py)
+                    if self.push_filter is None:
+                        from infra.local.pushfilter import PushFilter
+
+                        self.push_filter = PushFilter()
+                    base = self.push_filter.route(s, base)
                 endpoint = f"{base}/projects/{self.project}/topics/{s.topic}"
                 request: dict[str, Any] = {
                     "name": sub.subscription_path(self.project, s.name),

@@ -143,8 +143,12 @@ def build_message(
     occurred_at: dt.datetime,
     event_id: str | None = None,
     producer: str | None = None,
+    routing: Mapping[str, str] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """Serialise an event and its envelope (pure; the publisher port sends the result)."""
+    """Serialise an event and its envelope (pure; the publisher port sends the result).
+
+    ``routing``: extra attributes for subscription filters (never overriding the envelope's own).
+    """
     if not idempotency_key:
         raise ValueError("idempotency_key is required")
     env = Envelope(
@@ -156,7 +160,7 @@ def build_message(
         traceparent=traceparent(),
         producer=producer,
     )
-    return event.model_dump_json().encode(), env.attributes()
+    return event.model_dump_json().encode(), {**(routing or {}), **env.attributes()}
 
 
 def publish(
@@ -167,6 +171,7 @@ def publish(
     event_id: str | None = None,
     ordering_key: str | None = None,
     timeout_s: float = 30.0,
+    routing: Mapping[str, str] | None = None,
 ) -> str:
     """Publish to the event's topic through the default publisher port and wait for the server's ack.
 
@@ -182,6 +187,7 @@ def publish(
         event_id=event_id,
         ordering_key=ordering_key,
         timeout_s=timeout_s,
+        routing=routing,
     )
 
 

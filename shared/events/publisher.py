@@ -60,6 +60,7 @@ class Publisher(Protocol):
         event_id: str | None = None,
         ordering_key: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        routing: Mapping[str, str] | None = None,
     ) -> str: ...
 
     def publish_all(
@@ -91,9 +92,10 @@ def _prepare(
     producer: str | None,
     event_id: str | None = None,
     ordering_key: str | None = None,
+    routing: Mapping[str, str] | None = None,
 ) -> _Prepared:
     data, attrs = build_message(
-        event, idempotency_key=key, occurred_at=occurred_at, event_id=event_id, producer=producer
+        event, idempotency_key=key, occurred_at=occurred_at, event_id=event_id, producer=producer, routing=routing
     )
     return _Prepared(event.TOPIC, data, attrs, ordering_key)
 
@@ -116,9 +118,16 @@ class _Base:
         event_id: str | None = None,
         ordering_key: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        routing: Mapping[str, str] | None = None,
     ) -> str:
         msg = _prepare(
-            event, idempotency_key, occurred_at, producer=self._producer(), event_id=event_id, ordering_key=ordering_key
+            event,
+            idempotency_key,
+            occurred_at,
+            producer=self._producer(),
+            event_id=event_id,
+            ordering_key=ordering_key,
+            routing=routing,
         )
         return self._send([msg], timeout_s)[0]
 

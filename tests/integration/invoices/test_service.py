@@ -11,7 +11,7 @@ from pypdf import PdfReader
 from shared.domain.invoices import InvalidTransition
 from shared.domain.money import Money
 from shared.events.billing import Party
-from shared.invoicing import storage
+from shared.invoicing import pdf, storage
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES, invoice_id_for
 from tests.fixtures.invoices import B2B_DE, disputed, due_msg, fact_msg, paid, refunded, renewal
 from tests.integration.invoices.conftest import Env
@@ -43,7 +43,10 @@ def test_pdf_is_stored_once_with_its_hash_and_shows_number_totals_and_tax(env: E
     inv = env.doc(INVOICES, out["invoice_id"])
     assert inv["pdf_uri"].endswith("/invoices/acme-fr.INV.2026/INV-2026-000001.pdf")
     data = storage.get(inv["pdf_uri"])
-    assert storage.put_once("invoices/acme-fr.INV.2026/INV-2026-000001.pdf", b"tampered").sha256 == inv["pdf_sha256"]
+    # The PDF lives in an archive object (write-once): an attempt to overwrite it leaves the stored bytes.
+    archive = inv["pdf_uri"].partition(storage.MEMBER_SEP)[0].split("/", 3)[3]
+    assert storage.put_once(archive, b"tampered", "application/zip").created is False
+    assert pdf.sha256(storage.get(inv["pdf_uri"])) == inv["pdf_sha256"]
     assert storage.get(inv["pdf_uri"]) == data  # never rewritten
     text = _pdf_text(inv["pdf_uri"])
     assert "INVOICE INV-2026-000001" in text

@@ -1,0 +1,160 @@
+"""Use case: issuing and numbering. RenewalDue -> draft -> gapless number -> archived PDF -> invoice.finalized.
+
+Every step is re-entrant, so a redelivery after a crash at any point finishes the job without doing
+anything twice:
+
+* the invoice id is derived from ``request_id`` and the draft is written with ``create()``, already
+  queued for its number (one write);
+* the number is allocated once (the allocator skips documents that already have one);
+* the PDF is rendered deterministically and archived (:class:`~shared.invoicing.storage.ArchiveWriter`)
+  before anything is announced; its URI, sha256 and size are recorded in the same write as the
+  ``finalized`` publication mark (the publish-once helper), once.
+
+Cost: what the message carries and what this delivery wrote are not read back. A first delivery reads
+only what numbering needs and the facts recorded for the invoice (one query, usually empty).
+
+A RenewalDue delivered again for an invoice that is finalized and still open re-announces
+``invoice.finalized`` (same idempotency key, so the same event id: consumers deduplicate it). That is how
+a lost or dead-lettered announcement is recovered: the planner re-sends the request of a period that is
+not paid. A paid, void or uncollectible invoice is not re-announced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared.domain import invoices as dom
+from shared.events import Received
+from shared.events.billing import InvoiceFinalized, RenewalDue
+from shared.idempotency import payload_hash
+from shared.invoicing import pdf as pdfmod
+from shared.invoicing import storage
+from shared.invoicing.allocator import QUEUE
+from shared.invoicing.deps import Deps
+from shared.invoicing.documents import build_invoice_doc, pending
+from shared.invoicing.entities import seller
+from shared.invoicing.repository import INVOICES, document_view, invoice_id_for, money
+from shared.log import bind, get_logger
+
+log = get_logger(__name__)
+
+
+class Documents:
+    """The two steps every issued document (invoice or credit note) goes through: number, archive."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def number(self, ref: Any, doc: dict[str, Any] | None, status_after: str) -> dict[str, Any]:
+        """The document with its number (allocated now if it has none); ``doc`` saves a read when given."""
+        doc = doc if doc is not None else ref.get().to_dict()
+        if doc is None:
+            raise LookupError(f"{ref.path} does not exist")
+        if doc.get("seq"):
+            return dict(doc)
+        alloc = self.deps.alloc
+        if doc.get(QUEUE) != doc["series_id"]:  # queued with the draft; older documents are queued now
+            alloc.enqueue(doc["series_id"], pending(ref.path, doc, status_after))
+        doc = {**doc, **alloc.wait_numbered(doc["series_id"], ref.path)}
+        doc.pop(QUEUE, None)
+        return doc
+
+    def archive(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Render and archive the PDF of a numbered document; the fields that record it ({} if recorded)."""
+        if doc.get("pdf_sha256"):
+            return {}
+        data = pdfmod.render(document_view(doc))
+        stored = self.deps.archive.store(doc["series_id"], storage.object_name(doc["series_id"], doc["number"]), data)
+        return {"pdf_uri": stored.uri, "pdf_sha256": stored.sha256, "pdf_bytes": stored.size}
+
+
+class IssueInvoices:
+    """RenewalDue -> numbered, archived, announced invoice; then whatever payment facts were waiting."""
+
+    def __init__(self, deps: Deps, documents: Documents, apply_facts: Callable[[str, dict[str, Any]], Any]) -> None:
+        self.deps = deps
+        self.documents = documents
+        self._apply_facts = apply_facts
+
+    def on_renewal_due(self, msg: Received[RenewalDue]) -> dict[str, Any]:
+        ev = msg.event
+        invoice_id = invoice_id_for(ev.request_id)
+        with bind(invoice_id=invoice_id, subscription_id=ev.subscription_id):
+            return self.finalize(invoice_id, self.create_draft(ev, invoice_id))
+
+    def create_draft(self, ev: RenewalDue, invoice_id: str) -> dict[str, Any]:
+        """Price the request and store the draft, once; returns the stored document.
+
+        The issue time (and so the series) is fixed here, and the draft is written already queued for
+        its number, so the common path costs one write before numbering.
+        """
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        ref = self.deps.db.collection(INVOICES).document(invoice_id)
+        request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt"}))
+        doc = build_invoice_doc(ev, invoice_id, seller(ev.seller_entity), self.deps.clock(), request_hash)
+        try:
+            ref.create(doc)
+        except (AlreadyExists, Conflict):
+            existing = ref.get().to_dict() or {}
+            if existing.get("request_hash") != request_hash:
+                log.warning("request_id seen before with other content; the first request stands")
+            return dict(existing)
+        log.info("invoice drafted", extra={"request_id": ev.request_id, "total": doc["total"]})
+        return doc
+
+    def number(self, invoice_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Step one of finalization: the invoice with its number (allocated now if it has none)."""
+        ref = self.deps.db.collection(INVOICES).document(invoice_id)
+        try:
+            return self.documents.number(ref, doc, dom.Status.OPEN.value)
+        except LookupError:
+            raise LookupError(f"invoice {invoice_id} does not exist") from None
+
+    def finalize(self, invoice_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Number (once), archive the PDF (once), publish ``invoice.finalized``, apply waiting facts."""
+        ref = self.deps.db.collection(INVOICES).document(invoice_id)
+        doc = self.number(invoice_id, doc)
+        with bind(invoice_id=invoice_id):
+            fields = self.documents.archive(doc)
+            doc = {**doc, **fields}
+            announced = "finalized" in doc.get("published", [])
+            if not announced or doc.get("status") == dom.Status.OPEN.value:
+                if announced:
+                    log.info("finalized invoice still open; invoice.finalized re-announced")
+                doc = self.deps.publish_once(
+                    ref,
+                    doc,
+                    "finalized",
+                    event=lambda: finalized_event(doc),
+                    key=f"{invoice_id}:finalized",
+                    at=doc["finalized_at"],
+                    fields=fields,
+                    again=True,
+                )
+            elif fields:
+                ref.update(fields)
+            log.info("invoice finalized", extra={"number": doc["number"], "series_id": doc["series_id"]})
+            self._apply_facts(invoice_id, doc)
+        return {"invoice_id": invoice_id, "number": doc["number"], "status": doc["status"]}
+
+
+def finalized_event(doc: dict[str, Any]) -> InvoiceFinalized:
+    return InvoiceFinalized(
+        invoice_id=doc["invoice_id"],
+        number=doc["number"],
+        subscription_id=doc.get("subscription_id"),
+        customer_id=doc["buyer"]["id"],
+        request_id=doc["request_id"],
+        period_start=doc.get("period_start"),
+        period_end=doc.get("period_end"),
+        subtotal=money(doc, "subtotal"),
+        tax=money(doc, "tax"),
+        total=money(doc, "total"),
+        amount_due=money(doc, "amount_due"),
+        collection=doc["collection"],
+        payment_method=doc.get("payment_method"),
+        finalized_at=doc["finalized_at"],
+        pdf_uri=doc.get("pdf_uri"),
+    )
