@@ -184,7 +184,9 @@ class WebhookService:
         headers = {h: v for h in adapter.headers_of_interest if (v := delivery.header(h)) is not None}
         headers["Content-Type"] = delivery.content_type
         raw = scrub(note.raw) if note.raw else scrub_bytes(delivery.body)
-        return self._store_and_publish(adapter, cfg, note, event, delivery.received_at, headers, raw)
+        return self._store_and_publish(
+            adapter, cfg, note, event, received_at=delivery.received_at, headers=headers, raw=raw
+        )
 
     def ingest(self, adapter: Adapter, cfg: PspConfig, note: Notification, *, backfilled: bool = True) -> str:
         """Feed one already verified notification (fetched from the PSP's API) through the webhook's own
@@ -203,7 +205,9 @@ class WebhookService:
             event = Rejected(f"{type(exc).__name__}: {str(exc)[:300]}", code="unprocessable_payload")
         raw = scrub(note.raw or json.dumps(note.payload, separators=(",", ":"), default=str))
         headers = {"Content-Type": "application/json", "X-Backfill": "1"}
-        return self._store_and_publish(adapter, cfg, note, event, self.clock(), headers, raw, backfilled=backfilled)
+        return self._store_and_publish(
+            adapter, cfg, note, event, received_at=self.clock(), headers=headers, raw=raw, backfilled=backfilled
+        )
 
     def _store_and_publish(
         self,
@@ -211,10 +215,10 @@ class WebhookService:
         cfg: PspConfig,
         note: Notification,
         event: PaymentEvent | Rejected | None,
+        *,
         received_at: dt.datetime,
         headers: Mapping[str, str],
         raw: str,
-        *,
         backfilled: bool = False,
     ) -> str:
         with bind(event_id=note.event_id):
