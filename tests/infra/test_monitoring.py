@@ -13,7 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,3 +236,40 @@ def test_dates_in_the_contract_are_iso() -> None:
     for ln in _readme_contract_lines():
         if "due_at" in ln:
             dt.datetime.fromisoformat(ln["due_at"])
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_terraform_evaluates_the_module_locals(tmp_path: Path) -> None:
+    """Real yamldecode of log_metrics.yaml and the alert and chart expressions (no provider needed)."""
+    for name in ("variables.tf", "log_metrics.yaml"):
+        shutil.copy(MODULE / name, tmp_path / name)
+    main = (MODULE / "main.tf").read_text()
+    (tmp_path / "locals.tf").write_text("\n".join(re.findall(r"^locals \{\n.*?^\}\n", main, re.M | re.S)))
+    expr = "jsonencode({m = keys(local.log_metrics), a = local.alerts, c = length(local.charts)})"
+    proc = subprocess.run(
+        [
+            "terraform",
+            "console",
+            "-var",
+            "project_id=demo-eval-1",
+            "-var",
+            'services=["webhooks","renewals"]',
+            "-var",
+            "webhook_service=webhooks",
+            "-var",
+            "renewals_service=renewals",
+        ],
+        input=expr,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert got["m"] == sorted(METRICS)
+    assert got["c"] == len(METRICS) + 4
+    assert got["a"]["webhook_5xx"]["threshold"] == 0.02
+    assert got["a"]["function_errors"]["filter"].endswith('metric.label.response_code_class="5xx"')
+    assert 'one_of("webhooks","renewals")' in got["a"]["function_errors"]["filter"]
