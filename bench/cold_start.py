@@ -125,6 +125,10 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
 
         tick = _push(project, "billing-ticks", b"", tick_attributes())
         return replace(tick, topics=("billing-ticks",), env={"RENEWALS_SHARDS": "1"})
+    if key == "backfill":
+        # A scheduler tick with no PSP credentials configured: no account to list, acknowledged.
+        tick = _push(project, "backfill-ticks", b"{}", {"event_type": "backfill.tick"})
+        return replace(tick, topics=("backfill-ticks",))
     if key == "invoices":
         from shared.domain.money import Money
         from shared.events.payments import OurRefs, PaymentSucceeded

@@ -26,6 +26,7 @@ resource "google_project_service" "this" {
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
@@ -273,6 +274,23 @@ module "analytics" {
   partition_expiration_days = var.analytics_partition_expiration_days
   dead_letter_retention_s   = var.dead_letter_retention_s
   persistence_regions       = [var.region]
+
+  depends_on = [google_project_service.this]
+}
+
+# --- operations: log-based metrics, alerts, dashboard, SLOs --------------------------------------
+
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  project_id            = var.project_id
+  notification_channels = var.notification_channels
+  services              = [for f in local.functions : f.name]
+  # Which functions the SLOs are about: topology.yaml's monitoring section.
+  webhook_service  = local.functions[local.topology.monitoring.webhook_function].name
+  renewals_service = local.functions[local.topology.monitoring.renewals_function].name
+  thresholds       = var.alert_thresholds
+  slo              = var.slo
 
   depends_on = [google_project_service.this]
 }

@@ -42,3 +42,13 @@ output "analytics" {
     subscriptions = module.analytics.subscriptions
   }
 }
+
+output "monitoring" {
+  description = "Log-based metrics, alert policies, SLOs and the dashboard."
+  value = {
+    log_metrics    = module.monitoring.log_metrics
+    alert_policies = module.monitoring.alert_policies
+    slos           = module.monitoring.slos
+    dashboard      = module.monitoring.dashboard
+  }
+}

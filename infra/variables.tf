@@ -155,3 +155,26 @@ variable "analytics_partition_expiration_days" {
     error_message = "analytics_partition_expiration_days must be null or at least 1."
   }
 }
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids every alert notifies (projects/<p>/notificationChannels/<id>; create them in the console or with gcloud: e-mail, PagerDuty, Slack)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "notification_channels holds ids such as projects/my-project/notificationChannels/123."
+  }
+}
+
+variable "alert_thresholds" {
+  description = "Overrides of the alert thresholds (modules/monitoring variable thresholds; defaults in the README's Operator runbook)."
+  type        = map(number)
+  default     = {}
+}
+
+variable "slo" {
+  description = "Overrides of the SLO goals (modules/monitoring variable slo)."
+  type        = map(number)
+  default     = {}
+}

@@ -26,6 +26,9 @@ from typing import Any, TextIO
 from shared.domain.numbering import AuditReport, audit
 from shared.invoicing.allocator import SERIES
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES
+from shared.log import get_logger
+
+log = get_logger(__name__)
 
 
 def audit_series(db: Any, series_id: str) -> AuditReport:
@@ -42,7 +45,19 @@ def audit_series(db: Any, series_id: str) -> AuditReport:
                 seqs.append(int(seq))
     head = db.collection(SERIES).document(series_id).get()
     counter = int((head.to_dict() or {}).get("counter", 0)) if head.exists else None
-    return audit(series_id, seqs, counter=counter)
+    report = audit(series_id, seqs, counter=counter)
+    if not report.ok:  # the log contract the "invoice series audit" alert counts (README, Operator runbook)
+        log.error(
+            "invoice series audit failed",
+            extra={
+                "event": "invoice.audit_failed",
+                "series_id": series_id,
+                "missing_numbers": sum(b - a + 1 for a, b in report.gaps),
+                "duplicate_numbers": len(report.duplicates),
+                "notes": list(report.notes),
+            },
+        )
+    return report
 
 
 def _show(db: Any, doc_id: str) -> dict[str, Any] | None:

@@ -136,7 +136,7 @@ def charge(
             if done["status"] in FINAL:
                 deps.publisher.publish_all(_reannouncement({**stored, **done}, sub_doc, now))
             return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
-    with bind(psp=method.psp):
+    with bind(psp=method.psp, account=method.account):
         try:
             result = charger_for(method.psp, method.account).charge(req)
             items = _complete(req, spec, record, result, claims=claims, claimed=claimed, deps=deps)
@@ -146,9 +146,20 @@ def charge(
             level = log.warning if isinstance(exc, ChargeUnavailable) else log.error
             level("charge not completed; will be retried", extra={"attempt": attempt, "error": str(exc)})
             raise
+        start = spec.get("period_start")
+        # The charge outcome line (log contract of the monitoring module): failure rate per psp and
+        # decline code, and how late the first attempt charged the period (the "billed on time" SLO).
         log.info(
             "charged",
-            extra={"attempt": attempt, "status": result.status, "psp_payment_id": result.psp_payment_id},
+            extra={
+                "event": "renewal.charge",
+                "attempt": attempt,
+                "status": result.status,
+                "psp_payment_id": result.psp_payment_id,
+                "decline_code": result.decline_code,
+                "retryable": result.retryable,
+                "lateness_s": round((now - start).total_seconds()) if isinstance(start, dt.datetime) else None,
+            },
         )
         deps.publisher.publish_all(items)
     return {"attempt_id": req.attempt_id, "status": result.status, "psp_payment_id": result.psp_payment_id}

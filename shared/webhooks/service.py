@@ -61,6 +61,7 @@ class Rejected:
     """An authentic notification whose canonical event consumers could not store: archived, not published."""
 
     reason: str
+    code: str = "out_of_bounds"
 
 
 # Input-caused failures of an adapter's parsing (pydantic ValidationError is a ValueError).
@@ -180,10 +181,47 @@ class WebhookService:
         note: Notification,
         event: PaymentEvent | Rejected | None,
     ) -> str:
+        headers = {h: v for h in adapter.headers_of_interest if (v := delivery.header(h)) is not None}
+        headers["Content-Type"] = delivery.content_type
+        raw = scrub(note.raw) if note.raw else scrub_bytes(delivery.body)
+        return self._store_and_publish(
+            adapter, cfg, note, event, received_at=delivery.received_at, headers=headers, raw=raw
+        )
+
+    def ingest(self, adapter: Adapter, cfg: PspConfig, note: Notification, *, backfilled: bool = True) -> str:
+        """Feed one already verified notification (fetched from the PSP's API) through the webhook's own
+        pipeline: the same dedupe record, canonical event and publish, so a webhook arriving before or
+        after it is a duplicate. The record is marked ``backfilled``.
+
+        Unlike a webhook, nobody retries a notification we cannot parse, so one is archived as
+        ``rejected`` (with the reason) instead of refused. Returns the outcome (``published``,
+        ``duplicate``, ``busy``, ``ignored``, ``rejected``); raises :class:`Outage`.
+        """
+        try:
+            event = self._normalise(adapter, note, cfg)
+        except WebhookError as exc:
+            event = Rejected(exc.detail, code=exc.code)
+        except _PARSE_ERRORS as exc:
+            event = Rejected(f"{type(exc).__name__}: {str(exc)[:300]}", code="unprocessable_payload")
+        raw = scrub(note.raw or json.dumps(note.payload, separators=(",", ":"), default=str))
+        headers = {"Content-Type": "application/json", "X-Backfill": "1"}
+        return self._store_and_publish(
+            adapter, cfg, note, event, received_at=self.clock(), headers=headers, raw=raw, backfilled=backfilled
+        )
+
+    def _store_and_publish(
+        self,
+        adapter: Adapter,
+        cfg: PspConfig,
+        note: Notification,
+        event: PaymentEvent | Rejected | None,
+        *,
+        received_at: dt.datetime,
+        headers: Mapping[str, str],
+        raw: str,
+        backfilled: bool = False,
+    ) -> str:
         with bind(event_id=note.event_id):
-            headers = {h: v for h in adapter.headers_of_interest if (v := delivery.header(h)) is not None}
-            headers["Content-Type"] = delivery.content_type
-            raw = scrub(note.raw) if note.raw else scrub_bytes(delivery.body)
             # Few, flat fields: every Firestore field costs CPU to encode on the webhook's hot path. The
             # canonical event is re-derivable from the archived payload; ``fact_key`` finds it downstream.
             record: dict[str, Any] = {
@@ -191,10 +229,12 @@ class WebhookService:
                 "account": cfg.account,
                 "psp_event_id": note.event_id,
                 "psp_event_type": note.event_type,
-                "received_at": delivery.received_at,
+                "received_at": received_at,
                 "headers": json.dumps(headers, separators=(",", ":")),
                 **store.archived_raw(raw),
             }
+            marks: dict[str, Any] = {"backfilled": True} if backfilled else {}
+            record.update(marks)
             if isinstance(event, PaymentEvent):
                 record["fact_key"] = event.fact_key()
             elif isinstance(event, Rejected):
@@ -212,16 +252,16 @@ class WebhookService:
                 return "busy"
             try:
                 if event is None:
-                    store.finish(claimed, store.IGNORED)
+                    store.finish(claimed, store.IGNORED, **marks)
                     log.info("notification archived, type not mapped", extra={"psp_event_type": note.event_type})
                     return "ignored"
                 if isinstance(event, Rejected):
-                    store.finish(claimed, store.REJECTED)
-                    extra = {"psp_event_type": note.event_type, "error_code": "out_of_bounds", "detail": event.reason}
-                    log.warning("notification archived, not published: out of bounds", extra=extra)
+                    store.finish(claimed, store.REJECTED, **marks)
+                    extra = {"psp_event_type": note.event_type, "error_code": event.code, "detail": event.reason}
+                    log.warning(f"notification archived, not published: {event.code.replace('_', ' ')}", extra=extra)
                     return "rejected"
                 message_id = self._publish(event)
-                store.finish(claimed, store.PUBLISHED, message_id=message_id)
+                store.finish(claimed, store.PUBLISHED, message_id=message_id, **marks)
             except Exception as exc:
                 store.release(claimed)
                 raise Outage(f"{type(exc).__name__}: {exc}") from exc

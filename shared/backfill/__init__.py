@@ -1,0 +1,1 @@
+"""Missed-webhook backfill: list the PSPs' recent events; feed those our archive lacks through the webhooks."""
