@@ -1,12 +1,18 @@
 """Baseline for bench.webhooks_endpoint: the same Firestore create and Pub/Sub publish, nothing else.
 
 A functions-framework HTTP function that stores the body under its hash with ``create()`` and
-publishes it to payment-events, answering 200 after the publish is acknowledged. No verification,
-no parsing, no normalisation: the floor any webhook endpoint on this stack stands on.
+publishes it, answering 200 after the publish is acknowledged. No verification, no parsing, no
+normalisation: the floor any webhook endpoint on this stack stands on.
+
+Its messages carry the same envelope attributes as a canonical event (same names, same sizes), so the
+publish costs what ours costs, but go to a topic of their own (``bench-bare-events``) under the type
+``bench.bare``: the body is not a canonical event, and on ``payment-events`` consumers would
+dead-letter it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import functions_framework
@@ -14,6 +20,10 @@ from flask import Request, Response
 
 from shared import clients
 from shared.config import get_settings
+from shared.events.envelope import make_event_id
+
+TOPIC = "bench-bare-events"
+EVENT_TYPE = "bench.bare"
 
 
 @functions_framework.http
@@ -21,6 +31,14 @@ def bare(request: Request) -> Response:
     body = request.get_data()
     key = hashlib.sha256(body).hexdigest()
     clients.firestore().collection("bare_webhooks").document(key).create({"raw": body.decode(errors="replace")})
-    topic = get_settings().topic_path("payment-events")
-    clients.publisher().publish(topic, body, idempotency_key=key).result(timeout=8)
+    settings = get_settings()
+    attrs = {
+        "event_type": EVENT_TYPE,
+        "event_id": make_event_id(EVENT_TYPE, key),
+        "schema_version": "1",
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "idempotency_key": key,
+        "producer": settings.function_name,
+    }
+    clients.publisher().publish(settings.topic_path(TOPIC), body, **attrs).result(timeout=8)
     return Response('{"received": true}', status=200, mimetype="application/json")

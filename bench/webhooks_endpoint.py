@@ -4,8 +4,9 @@ Both run as functions-framework processes on the same Firestore and Pub/Sub emul
 FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST point at running ones on 127.0.0.1, else started here
 on free ports and stopped at the end). Load: C client threads posting distinct, correctly signed
 Stripe payment_intent.succeeded webhooks. The baseline (``bench/_bare_webhook.py``) does the same
-Firestore create and Pub/Sub publish and nothing else. Ratio = our throughput / baseline throughput;
-goal at least 0.9. Everything talks to 127.0.0.1 only.
+Firestore create and Pub/Sub publish (same envelope attributes, a topic of its own) and nothing else.
+Ratio = our throughput / baseline throughput, per round; goal at least 0.9. At the end every record
+must have reached its final state (written after the answer). Everything talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ def main() -> None:
         reset_settings()
         from google.cloud.pubsub_v1 import PublisherClient
 
-        PublisherClient().create_topic(name=f"projects/{project}/topics/payment-events")
+        from bench._bare_webhook import TOPIC as BARE_TOPIC
+
+        for topic in ("payment-events", BARE_TOPIC):
+            PublisherClient().create_topic(name=f"projects/{project}/topics/{topic}")
         exe = str(Path(sys.executable).with_name("functions-framework"))
         fns = {}
         for name, source, target in (
@@ -159,6 +163,7 @@ def main() -> None:
         samples: dict[str, list[tuple[float, list[float], int]]] = {"bare": [], "webhooks": []}
         cpu = {"bare": 0.0, "webhooks": 0.0}
         pgids = {"webhooks": started[-2].proc.pid, "bare": started[-1].proc.pid}  # type: ignore[union-attr]
+        load_at_start = _loadavg()
         for _ in range(ROUNDS):
             for name, url in (("bare", fns["bare"]), ("webhooks", fns["webhooks"] + "/stripe")):
                 c0 = _cpu_s(pgids[name])
@@ -167,7 +172,7 @@ def main() -> None:
                 samples[name].append((REQUESTS / wall, lat, bad))
         print(
             f"{ROUNDS} alternating rounds of {REQUESTS} distinct signed Stripe webhooks, {CONCURRENCY} concurrent "
-            "clients, emulators on 127.0.0.1"
+            f"clients, emulators on 127.0.0.1, load average at start {load_at_start}"
         )
         figures = {}
         for name, rounds in samples.items():
@@ -181,17 +186,41 @@ def main() -> None:
                 f"  {label:<32} {tput:7.1f} req/s   p50 {p50 * 1000:6.1f} ms   p99 {p99 * 1000:6.1f} ms   "
                 f"function CPU {per_req:5.2f} ms/req   non-200 {bad}"
             )
+        for name, rounds in samples.items():
+            print(f"  {name} req/s per round: {', '.join(f'{t:.1f}' for t, _, _ in rounds)}")
         ratios = [w[0] / b[0] for w, b in zip(samples["webhooks"], samples["bare"], strict=True)]
         print(
-            f"  throughput ratio webhooks / baseline {statistics.median(ratios):.2f} median of rounds "
-            f"({', '.join(f'{r:.2f}' for r in ratios)})  (goal >= 0.9)"
+            f"  throughput ratio webhooks / baseline {statistics.median(ratios):.2f} median of rounds, "
+            f"range {min(ratios):.2f}-{max(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})  (goal >= 0.9)"
         )
         print(
             f"  p50 ratio {figures['webhooks'][1] / figures['bare'][1]:.2f}, "
             f"p99 ratio {figures['webhooks'][2] / figures['bare'][2]:.2f} (latency, lower is better)"
         )
+        print(f"  final states: {_final_states(ROUNDS * REQUESTS + 40)}; load average {_loadavg()}")
     finally:
         em.stop_all(started)
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _final_states(expected: int) -> str:
+    """Count the records by state once the final writes (made after each answer) had time to land."""
+    from shared import clients
+    from shared.webhooks.store import COLLECTION
+
+    states: dict[str, int] = {}
+    for _ in range(50):
+        states = {}
+        for doc in clients.firestore().collection(COLLECTION).select(["state"]).stream():
+            state = (doc.to_dict() or {}).get("state", "?")
+            states[state] = states.get(state, 0) + 1
+        if states.get("published", 0) >= expected:
+            break
+        time.sleep(0.2)
+    return ", ".join(f"{k} {v}" for k, v in sorted(states.items())) + f" (of {expected} webhooks)"
 
 
 if __name__ == "__main__":

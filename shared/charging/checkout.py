@@ -43,10 +43,10 @@ class CheckoutCharger:
         if cfg.environment not in ("sandbox", "production"):
             raise ChargeRejected(f"CHECKOUT_ENVIRONMENT must be sandbox or production, not {cfg.environment!r}")
         import requests
-        from checkout_sdk.checkout_sdk import CheckoutSdk  # type: ignore[import-untyped]
-        from checkout_sdk.environment import Environment  # type: ignore[import-untyped]
-        from checkout_sdk.exception import CheckoutException  # type: ignore[import-untyped]
-        from checkout_sdk.http_client_interface import HttpClientBuilderInterface  # type: ignore[import-untyped]
+        from checkout_sdk.checkout_sdk import CheckoutSdk
+        from checkout_sdk.environment import Environment
+        from checkout_sdk.exception import CheckoutException
+        from checkout_sdk.http_client_interface import HttpClientBuilderInterface
 
         class _Session(requests.Session):
             """The SDK sets no timeout: a hung connection would hold the delivery until the function dies."""

@@ -22,6 +22,7 @@ from shared.edge import http_entry, read_stream, unavailable
 from shared.http import JsonResponse, error
 from shared.log import bind, get_logger
 from shared.webhooks.service import Answer, Outage, WebhookService
+from shared.webhooks.store import DeferredFinishes
 
 log = get_logger(__name__)
 
@@ -33,7 +34,8 @@ def default_service() -> WebhookService:
     from shared import clients
     from shared.psp.registry import ADAPTERS
 
-    return WebhookService(adapters=ADAPTERS, db=clients.firestore)
+    # Final states after the response, batched (why that is safe: shared.webhooks.store).
+    return WebhookService(adapters=ADAPTERS, db=clients.firestore, finishes=DeferredFinishes(clients.firestore))
 
 
 def psp_label(path: str | None, known: Any) -> str:

@@ -8,9 +8,10 @@ Order matters:
    is stored, so a payload we cannot understand is refused (400, the PSP retries) instead of being
    half-processed.
 3. Per notification: atomic dedupe record (which is also the scrubbed archive) -> publish with
-   ``idempotency_key = event.fact_key()`` -> mark published. Unmapped types are archived and marked
-   ignored. A Firestore or Pub/Sub failure answers 503, so the PSP retries and the retry finishes the
-   job (see :mod:`shared.webhooks.store`).
+   ``idempotency_key = event.fact_key()`` and wait for the ack -> mark published. Unmapped types are
+   archived and marked ignored. With ``finishes`` set (the deployed function) the mark is written after
+   the response, batched: it guards nothing, see :mod:`shared.webhooks.store`. A Firestore or Pub/Sub
+   failure answers 503, so the PSP retries and the retry finishes the job.
 4. Nothing consumers cannot store is published: after normalise, every canonical event goes through
    :func:`vet` (every Money within its currency's bound and not negative, times within bounds, strings
    and the fact key short enough for Pub/Sub attributes). One that fails is archived as ``rejected``
@@ -102,12 +103,16 @@ def route(path: str, adapters: Mapping[str, Adapter]) -> tuple[Adapter, str] | A
 
 @dataclass
 class WebhookService:
-    """Stateless apart from its collaborators, which tests replace (clock, publisher, Firestore)."""
+    """Stateless apart from its collaborators, which tests replace (clock, publisher, Firestore).
+
+    ``finishes``: where final states go; None writes each in the request (one more RPC before the answer).
+    """
 
     adapters: Mapping[str, Adapter]
     db: Callable[[], Any]
     publisher: Callable[[PaymentEvent], str] | None = None
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    finishes: store.DeferredFinishes | None = None
 
     def handle(
         self,
@@ -252,16 +257,16 @@ class WebhookService:
                 return "busy"
             try:
                 if event is None:
-                    store.finish(claimed, store.IGNORED, **marks)
+                    self._finish(claimed, store.IGNORED, **marks)
                     log.info("notification archived, type not mapped", extra={"psp_event_type": note.event_type})
                     return "ignored"
                 if isinstance(event, Rejected):
-                    store.finish(claimed, store.REJECTED, **marks)
+                    self._finish(claimed, store.REJECTED, **marks)
                     extra = {"psp_event_type": note.event_type, "error_code": event.code, "detail": event.reason}
                     log.warning(f"notification archived, not published: {event.code.replace('_', ' ')}", extra=extra)
                     return "rejected"
                 message_id = self._publish(event)
-                store.finish(claimed, store.PUBLISHED, message_id=message_id, **marks)
+                self._finish(claimed, store.PUBLISHED, message_id=message_id, **marks)
             except Exception as exc:
                 store.release(claimed)
                 raise Outage(f"{type(exc).__name__}: {exc}") from exc
@@ -270,6 +275,12 @@ class WebhookService:
                 extra={"event_type": event.EVENT_TYPE, "fact_key": event.fact_key(), "message_id": message_id},
             )
             return "published"
+
+    def _finish(self, claimed: store.Claimed, state: str, **fields: Any) -> None:
+        if self.finishes is None:
+            store.finish(claimed, state, **fields)
+        else:
+            self.finishes.add(claimed, state, **fields)
 
     def _publish(self, event: PaymentEvent) -> str:
         if self.publisher is not None:

@@ -64,8 +64,9 @@ def test_signed_webhook_archived_and_published_once_despite_duplicates(stack_env
         return status
 
     assert deliver() == 200
-    snap = clients.firestore().collection(COLLECTION).document(record_id("stripe", "default", evt)).get()
-    rec = snap.to_dict() or {}
+    ref = clients.firestore().collection(COLLECTION).document(record_id("stripe", "default", evt))
+    # The final state is written right after the answer (shared.webhooks.store.DeferredFinishes).
+    rec = wait_for(lambda: (r := ref.get().to_dict() or {}).get("state") == "published" and r)
     assert rec["state"] == "published"
     assert '"cvc":"[CVC]"' in rec["raw"]
     assert rec["received_at"]

@@ -18,7 +18,7 @@ from shared.psp.registry import ADAPTERS
 from shared.psp.signing import PayPalPki, paypal_test_pki
 from shared.webhooks.http import handle_request
 from shared.webhooks.service import WebhookService
-from shared.webhooks.store import COLLECTION
+from shared.webhooks.store import COLLECTION, DeferredFinishes
 from tests.conftest import Gcp
 from tests.helpers import drain_messages
 
@@ -64,7 +64,13 @@ class Harness:
     def post(
         self, path: str, body: bytes, headers: dict[str, str] | None = None, content_type: str = "application/json"
     ) -> Any:
-        return self.app.test_client().post(path, data=body, headers={"Content-Type": content_type, **(headers or {})})
+        """One delivery, then the wait for its final-state write that the deployed function makes after
+        answering (a PSP's next delivery comes later than that write under normal conditions; the tests of
+        a write that never lands use a service without one)."""
+        answer = self.app.test_client().post(path, data=body, headers={"Content-Type": content_type, **(headers or {})})
+        if self.service.finishes is not None:
+            assert self.service.finishes.flush(), "final-state writes did not finish"
+        return answer
 
     def drain(self) -> list[Received[PaymentEvent]]:
         """Every message on the pull subscription so far (acknowledged)."""
@@ -91,6 +97,9 @@ def harness(
     gcp.topic("payment-events")
     sub = gcp.pull_subscription("payment-events")
     svc = WebhookService(
-        adapters={**ADAPTERS, "paypal": paypal_adapter()}, db=db or clients.firestore, publisher=publisher
+        adapters={**ADAPTERS, "paypal": paypal_adapter()},
+        db=db or clients.firestore,
+        publisher=publisher,
+        finishes=DeferredFinishes(clients.firestore),  # as deployed: final states after the answer
     )
     return Harness(gcp, sub, svc)
