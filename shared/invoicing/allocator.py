@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.domain.numbering import SeriesDef
 from shared.idempotency import Claims, Decision, Outcome, Schema, decide, precondition, update_if_unchanged
 from shared.log import get_logger
 
@@ -50,6 +51,7 @@ log = get_logger(__name__)
 SERIES = "number_series"
 QUEUE = "number_queue"  # series id while the document waits for its number; removed when numbered
 QUEUED_AT = "queued_at"
+SERIES_DEF = "series_def"  # the series definition (SeriesDef.to_fields) that formats the document's number
 # The series document carries the allocators' lease: a claim that is never completed, only renewed by
 # each batch and released in the last one (``lease_owner`` names the holder for operators).
 SERIES_LEASE = Schema(state_attr=None)
@@ -92,18 +94,22 @@ class Pending:
 
     doc_path: str  # e.g. "invoices/in_abc"
     issued_at: dt.datetime
-    number_head: str  # "INV-2026-"
-    width: int
+    series: SeriesDef  # formats the number (SeriesDef.format is the one home of the format)
     status_after: str  # "open" for invoices, "issued" for credit notes
 
 
 def queue_fields(series_id: str, item: Pending) -> dict[str, Any]:
-    """The fields that put a document in its series' queue (written with a draft, or by ``enqueue``)."""
+    """The fields that put a document in its series' queue (written with a draft, or by ``enqueue``).
+
+    Refuses a definition whose series for ``issued_at`` is not ``series_id``: the number would be
+    printed in one series and counted in another.
+    """
+    if item.series.series_id(item.issued_at) != series_id:
+        raise ValueError(f"{item.doc_path}: issued {item.issued_at} is in {item.series.series_id(item.issued_at)}")
     return {
         QUEUE: series_id,
         QUEUED_AT: item.issued_at,
-        "number_head": item.number_head,
-        "number_width": item.width,
+        SERIES_DEF: item.series.to_fields(),
         "status_after": item.status_after,
     }
 
@@ -321,7 +327,7 @@ class NumberAllocator:
 
         queued = self.db.collection(collection).where(filter=FieldFilter(QUEUE, "==", series_id))
         # Only the fields numbering needs: the documents themselves (lines, parties) stay on the server.
-        fields_needed = [QUEUED_AT, "seq", "number_head", "number_width", "status_after"]
+        fields_needed = [QUEUED_AT, "seq", SERIES_DEF, "status_after"]
         cands = list(queued.select(fields_needed).order_by(QUEUED_AT).limit(self.batch_size).stream())
         full = len(cands) >= self.batch_size
         hold = bool(cands) and (full or keep)
@@ -338,7 +344,7 @@ class NumberAllocator:
             numbered += 1
             fields = {
                 "seq": seq,
-                "number": f"{d['number_head']}{seq:0{int(d['number_width'])}d}",
+                "number": SeriesDef.from_fields(d[SERIES_DEF]).format(seq, d[QUEUED_AT]),
                 "status": d["status_after"],
                 "finalized_at": d[QUEUED_AT],
                 "series_id": series_id,

@@ -38,7 +38,7 @@ from shared.events.payments import DisputeOpened, PaymentEvent, PaymentRefunded,
 from shared.idempotency import payload_hash
 from shared.invoicing import pdf as pdfmod
 from shared.invoicing import storage
-from shared.invoicing.allocator import QUEUE, NumberAllocator, Pending, queue_fields
+from shared.invoicing.allocator import QUEUE, SERIES_DEF, NumberAllocator, Pending, queue_fields
 from shared.invoicing.entities import Seller, seller
 from shared.invoicing.repository import (
     CREDIT_NOTES,
@@ -401,17 +401,16 @@ class InvoiceService:
 
 
 def _pending(path: str, doc: dict[str, Any], status_after: str) -> Pending:
-    return Pending(path, doc["issued_at"], doc["number_head"], int(doc["number_width"]), status_after)
+    return Pending(path, doc["issued_at"], SeriesDef.from_fields(doc[SERIES_DEF]), status_after)
 
 
 def _series_fields(series: SeriesDef, at: dt.datetime, path: str, status_after: str) -> dict[str, Any]:
     """Series, issue time and the queue fields: a draft is queued for its number as it is created."""
-    head = series.format(1, at)[: -series.width]
     sid = series.series_id(at)
     return {
         "series_id": sid,
         "issued_at": at,
-        **queue_fields(sid, Pending(path, at, head, series.width, status_after)),
+        **queue_fields(sid, Pending(path, at, series, status_after)),
     }
 
 

@@ -13,8 +13,10 @@ import pytest
 from shared import clients
 from shared.invoicing import service as service_mod
 from shared.invoicing import storage
-from shared.invoicing.allocator import QUEUE, NumberingPending, counter_commits
+from shared.domain.numbering import SeriesDef
+from shared.invoicing.allocator import QUEUE, SERIES_DEF, NumberingPending, counter_commits
 from shared.invoicing.allocator import SERIES as SERIES_COLL
+from shared.invoicing.entities import seller
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.ops.invoices import audit_series
 from shared.ops.invoices import main as ops_main
@@ -208,3 +210,26 @@ def test_a_draft_written_without_queue_fields_is_queued_once(env: Env) -> None:
     assert QUEUE not in env.doc(INVOICES, iid)
     [other] = _drafts(env.svc, "after", 1)
     assert env.svc.number(other)["seq"] == 2
+
+
+def test_numbers_are_printed_by_the_series_definition_the_draft_carries(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The allocator does not rebuild the format: it asks the stored SeriesDef (here JP, never reset)."""
+    printed: list[tuple[SeriesDef, int]] = []
+    real_format = SeriesDef.format
+
+    def spy(self: SeriesDef, seq: int, at: datetime.datetime) -> str:
+        printed.append((self, seq))
+        return real_format(self, seq, at)
+
+    monkeypatch.setattr(SeriesDef, "format", spy)
+    r = renewal("jp_1:2026-03", currency="JPY", amounts=(3000,), seller="acme-jp")
+    iid = invoice_id_for(r.request_id)
+    draft = env.svc.create_draft(r, iid)
+    series = seller("acme-jp").series("invoice")
+    assert draft[SERIES_DEF] == series.to_fields()
+    assert "number_head" not in draft
+    assert env.svc.number(iid)["number"] == "JP-000001"
+    assert printed == [(series, 1)]
+    assert env.doc(INVOICES, iid)["number"] == "JP-000001"
