@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from shared import clients
+from shared.domain.numbering import SeriesDef
 from shared.invoicing import service as service_mod
 from shared.invoicing import storage
-from shared.domain.numbering import SeriesDef
 from shared.invoicing.allocator import QUEUE, SERIES_DEF, NumberingPending, counter_commits
 from shared.invoicing.allocator import SERIES as SERIES_COLL
 from shared.invoicing.entities import seller
