@@ -40,10 +40,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +63,9 @@ SERIES_DEF = "series_def"  # the series definition (SeriesDef.to_fields) that fo
 # The series document carries the allocators' lease: a claim that is never completed, only renewed by
 # each batch and released in the last one (``lease_owner`` names the holder for operators).
 SERIES_LEASE = Schema(state_attr=None)
-# Paths of the documents numbered by the series document's last commit, one per line: a single string
-# rather than an array, so Firestore does not index up to 499 entries per counter write.
+# What the series document's last commit numbered, as JSON ``{path: [seq, number, status, finalized_at]}``:
+# written in the same atomic commit as those documents, so it is as authoritative as reading them. One
+# string rather than a map or an array, so Firestore does not index up to 499 entries per counter write.
 LAST_BATCH = "last_batch"
 
 
@@ -117,6 +121,32 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def batch_record(assigned: dict[str, dict[str, Any]]) -> str:
+    """``LAST_BATCH`` for a commit that assigns ``assigned`` (path -> numbering fields)."""
+    rows = {p: [f["seq"], f["number"], f["status"], f["finalized_at"].isoformat()] for p, f in assigned.items()}
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def batch_fields(series_id: str, record: Any) -> dict[str, dict[str, Any]] | None:
+    """The numbering fields a ``LAST_BATCH`` record assigned, by path; None when it cannot be read."""
+    if not record:
+        return {}
+    try:
+        rows = json.loads(record)
+        return {
+            path: {
+                "seq": int(seq),
+                "number": str(number),
+                "status": str(status),
+                "finalized_at": dt.datetime.fromisoformat(at),
+                "series_id": series_id,
+            }
+            for path, (seq, number, status, at) in rows.items()
+        }
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 @dataclass(eq=False)
 class _Waiter:
     """One document that threads of this process wait for (duplicate deliveries share it)."""
@@ -145,9 +175,10 @@ class _Series:
     last_active: float = field(default_factory=time.monotonic)
     doc: dict[str, Any] | None = None  # the series document as last seen (None: not seen yet)
     seen_at: float = 0.0  # monotonic time of that observation
-    to_read: set[str] = field(default_factory=set)  # waiters whose documents a commit numbered
-    recent: dict[str, None] = field(default_factory=dict)  # paths numbered by recently seen batches
+    to_read: set[str] = field(default_factory=set)  # waiters whose documents must be read
+    recent: dict[str, dict[str, Any]] = field(default_factory=dict)  # what recently seen batches assigned
     lead_after: float = 0.0  # after a session that found nothing of ours queued, lead again only then
+    leading: bool = False  # our thread holds the lease: it hands its commits over itself
 
     def unresolved(self) -> list[str]:
         return [p for p, w in self.waiting.items() if w.result is None and w.error is None]
@@ -155,8 +186,8 @@ class _Series:
     def observe(self, doc: dict[str, Any], keep_recent: int) -> None:
         """Take in a newer version of the series document (caller holds ``cond``).
 
-        When the counter moved by exactly the batch the document names, only that batch's documents
-        need reading; a bigger jump means versions were skipped, so every waiter is read.
+        The batch it records settles our waiters it numbered, without reading their documents. When
+        the counter moved by more than that batch, versions were skipped: every waiter is read.
         """
         if self.doc is not None and int(doc.get("commits", 0)) < int(self.doc.get("commits", 0)):
             return  # an older version (a late listener event after a read): nothing new in it
@@ -166,15 +197,31 @@ class _Series:
         self.cond.notify_all()
         if before is not None and counter == before:
             return
-        batch = [p for p in str(doc.get(LAST_BATCH) or "").split("\n") if p]
-        for p in batch:
-            self.recent[p] = None
+        batch = batch_fields(self.series_id, doc.get(LAST_BATCH))
+        for path, fields in (batch or {}).items():
+            self.recent[path] = fields
+            w = self.waiting.get(path)
+            if w is not None and not self.leading:
+                w.settle(fields)
         while len(self.recent) > keep_recent:
             del self.recent[next(iter(self.recent))]
-        if before is not None and counter - len(batch) != before:
+        skipped = batch is None or (before is not None and counter - len(batch) != before)
+        if skipped and not self.leading:  # while we lead, the commits are ours and handed over already
             self.to_read.update(self.unresolved())
-        else:
-            self.to_read.update(p for p in batch if p in self.waiting)
+
+
+def _in_background(fn: Callable[[], Any]) -> Future[Any]:
+    """Run ``fn`` on a short-lived daemon thread (it must not keep a stopping process alive)."""
+    fut: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name="numbering query", daemon=True).start()
+    return fut
 
 
 class NumberAllocator:
@@ -185,7 +232,7 @@ class NumberAllocator:
     (its document stays queued); ``min_interval_s``: the least time between two partial batches (the
     counter's write rate stays bounded whatever the load); ``poll_s``: how often the series document
     is read when its listener is silent; ``recheck_s``: how long a waiter goes without its document
-    being read (a number missed by the listener is found then); ``idle_s``: how long the thread (and
+    being read (a number missed by the listener is found then); ``idle_s``: how long the thread (not
     its lead) outlives the process's last waiter.
     """
 
@@ -257,7 +304,7 @@ class NumberAllocator:
             if w is None:
                 w = st.waiting[doc_path] = _Waiter()
                 if doc_path in st.recent:  # numbered by a batch seen before we started waiting
-                    st.to_read.add(doc_path)
+                    w.settle(st.recent[doc_path])
             w.refs += 1
             st.last_active = time.monotonic()
             if st.thread is None:
@@ -388,8 +435,10 @@ class NumberAllocator:
 
     # -- 4. leading: group commits ------------------------------------------------------------------
     def _lead(self, st: _Series) -> bool:
-        """Claim the lease, then commit batch after batch while there is work and a reason to lead.
+        """Claim the lease, then commit batch after batch while this process has requests waiting.
 
+        The query for the next batch runs while the current commit is in flight (it skips that
+        commit's documents), so a document queued during a commit goes into the very next one.
         Returns whether the session numbered anything (or the lease was busy after all).
         """
         from google.cloud import firestore as fs
@@ -410,20 +459,51 @@ class NumberAllocator:
                     st.lead_after = time.monotonic() + self.poll_s
             return True
         self.stats.add(writes=1)
+        with st.cond:
+            st.leading = True
+        try:
+            numbered = self._session(st, claimed, owner)
+        except BaseException:
+            with st.cond:  # as a dead process would: hand nothing over (the caller fails our waiters)
+                st.leading = False
+            raise
+        with st.cond:  # what the listener saw while we led (a leader after us, had our lease run out)
+            st.leading = False
+            for path in st.unresolved():
+                if path in st.recent:
+                    st.waiting[path].settle(st.recent[path])
+        return numbered
+
+    def _session(self, st: _Series, claimed: Claim, owner: str) -> bool:
+        """Batches under the lease ``claimed``, until released or lost; whether any number was assigned."""
         counter = int((claimed.record or {}).get("counter", 0))
-        last_commit = 0.0
         numbered = 0
+        last_commit = 0.0
+        inflight: set[str] = set()
+        query = _in_background(functools.partial(self._queued, st, 0))
         while True:
+            cands = [c for c in query.result() if c.reference.path not in inflight][: self.batch_size]
+            full = len(cands) >= self.batch_size
+            batch, assigned, seq = self._build(st, cands, counter)
+            with st.cond:  # lead only while our own requests wait (see the module docstring)
+                held = bool(cands) and (full or any(p not in assigned for p in st.unresolved()))
+            # Pace partial batches: at most one counter write per ``min_interval_s`` unless the queue
+            # fills a whole batch, so the counter's write rate stays bounded whatever the load.
             wait = last_commit + self.min_interval_s - time.monotonic()
-            if wait > 0:
+            if wait > 0 and not full:
                 time.sleep(wait)
             last_commit = time.monotonic()
-            outcome = self._batch(st, owner, claimed, counter)
-            if outcome is None:  # the lease is no longer ours (it ran out and was taken over)
+            if held:
+                inflight = {c.reference.path for c in cands}
+                query = _in_background(functools.partial(self._queued, st, len(inflight)))
+            version = self._commit(
+                st, batch, lease=claimed, owner=owner, assigned=assigned, seq=seq, held=held, cands=len(cands)
+            )
+            if version is None:  # the lease is no longer ours (it ran out and was taken over)
                 return True
-            claimed, counter, n, full, held = outcome
-            numbered += n
-            with st.cond:  # what other processes' commits numbered for us cannot wait for the session's end
+            claimed, counter = dataclasses.replace(claimed, version=version), seq
+            numbered += len(assigned)
+            with st.cond:  # documents other processes' commits numbered for us, if the listener missed them
                 pending = st.unresolved()
                 paths = sorted(p for p in st.to_read if p in pending)
                 st.to_read.clear()
@@ -431,25 +511,20 @@ class NumberAllocator:
                 self._read(st, paths)
             if not held:
                 return numbered > 0
-            if full:
-                last_commit = 0.0  # a full batch: go again at once
 
-    def _batch(self, st: _Series, owner: str, lease: Claim, counter: int) -> tuple[Claim, int, int, bool, bool] | None:
-        """One group commit under our lease -> (lease at its new version, counter, numbered, full, held).
-
-        The lease is kept when the batch was full or this process still has (or just had) requests
-        waiting, and released in the same write otherwise, or when nothing is queued. None: the lease
-        is no longer ours.
-        """
-        from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
-        from google.cloud import firestore as fs
+    def _queued(self, st: _Series, skip: int) -> list[Any]:
+        """The oldest queued documents of the series (``skip`` more, for those of the commit in flight)."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         queued = self.db.collection(st.collection).where(filter=FieldFilter(QUEUE, "==", st.series_id))
         # Only the fields numbering needs: the documents themselves (lines, parties) stay on the server.
         fields_needed = [QUEUED_AT, "seq", SERIES_DEF, "status_after"]
-        cands = list(queued.select(fields_needed).order_by(QUEUED_AT).limit(self.batch_size).stream())
-        full = len(cands) >= self.batch_size
+        return list(queued.select(fields_needed).order_by(QUEUED_AT).limit(self.batch_size + skip).stream())
+
+    def _build(self, st: _Series, cands: list[Any], counter: int) -> tuple[Any, dict[str, dict[str, Any]], int]:
+        """The batch numbering ``cands`` after ``counter`` -> (batch, numbering fields by path, last seq)."""
+        from google.cloud import firestore as fs
+
         batch = self.db.batch()
         seq = counter
         assigned: dict[str, dict[str, Any]] = {}
@@ -468,17 +543,32 @@ class NumberAllocator:
             }
             batch.update(c.reference, {**fields, QUEUE: fs.DELETE_FIELD})
             assigned[c.reference.path] = fields
-        with st.cond:
-            others = any(p not in assigned for p in st.unresolved())
-            recent = time.monotonic() - st.last_active <= self.idle_s
-        held = bool(cands) and (full or others or recent)
+        return batch, assigned, seq
+
+    def _commit(
+        self,
+        st: _Series,
+        batch: Any,
+        *,
+        lease: Claim,
+        owner: str,
+        assigned: dict[str, dict[str, Any]],
+        seq: int,
+        held: bool,
+        cands: int,
+    ) -> Any:
+        """Commit the batch with the counter write; the series document's new update_time, or None
+        when the lease is no longer ours. ``held``: keep the lease, else release it in this write."""
+        from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
+        from google.cloud import firestore as fs
+
         now = self.clock()
         head = {
             "counter": seq,
             "commits": fs.Increment(1),
             "lease_owner": owner if held else None,
             **(self._lease.lease_fields(now) if held else self._lease.release_fields()),
-            LAST_BATCH: "\n".join(assigned),
+            LAST_BATCH: batch_record(assigned),
             "updated_at": now,
         }
         # The counter write, conditional on the series document being exactly what our last write left:
@@ -489,13 +579,13 @@ class NumberAllocator:
             results = batch.commit()
         except (FailedPrecondition, NotFound, Conflict):
             return None
-        self.stats.add(writes=1, numbered=len(assigned), dropped=len(cands) - len(assigned))
+        self.stats.add(writes=1, numbered=len(assigned), dropped=cands - len(assigned))
         if assigned and self.after_batch is not None:  # first: a process dying after its commit hands nothing over
             self.after_batch(st.series_id, len(assigned))
         self._hand_over(st, assigned)
         if assigned:
             log.info("numbers allocated", extra={"series_id": st.series_id, "numbered": len(assigned), "last": seq})
-        return dataclasses.replace(lease, version=results[-1].update_time), seq, len(assigned), full, held
+        return results[-1].update_time
 
     def _hand_over(self, st: _Series, assigned: dict[str, dict[str, Any]]) -> None:
         """Give this process's waiters the numbering fields just committed (no need to read them back)."""
