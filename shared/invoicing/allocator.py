@@ -407,7 +407,8 @@ class NumberAllocator:
         until = (st.doc or {}).get(self._lease.schema.lease_attr)
         if isinstance(until, dt.datetime):
             wake = min(wake, max((until - self.clock()).total_seconds(), 0.0) + 0.001)
-        return max(min(wake, st.lead_after - time.monotonic()), 0.001)
+        later = st.lead_after - time.monotonic()
+        return max(min(wake, later) if later > 0 else wake, 0.001)
 
     def _lease_free(self, doc: dict[str, Any] | None) -> bool:
         return doc is not None and decide(self._lease.schema, doc, self.clock()) is not Decision.BUSY
