@@ -268,6 +268,7 @@ class NumberAllocator:
         self.stats = AllocatorStats()
         self._lease = Claims(SERIES_LEASE, lease_s=lease_s)
         self._series: dict[str, _Series] = {}
+        self._definitions: dict[Any, SeriesDef] = {}
         self._series_lock = threading.Lock()
 
     def series_ref(self, series_id: str) -> Any:
@@ -480,12 +481,10 @@ class NumberAllocator:
         counter = int((claimed.record or {}).get("counter", 0))
         numbered = 0
         last_commit = 0.0
-        inflight: set[str] = set()
-        query = _in_background(functools.partial(self._queued, st, 0))
+        prepared = _in_background(functools.partial(self._prepare, st, set(), counter))
         while True:
-            cands = [c for c in query.result() if c.reference.path not in inflight][: self.batch_size]
+            cands, batch, assigned, seq = prepared.result()
             full = len(cands) >= self.batch_size
-            batch, assigned, seq = self._build(st, cands, counter)
             with st.cond:  # lead only while our own requests wait (see the module docstring)
                 held = bool(cands) and (full or any(p not in assigned for p in st.unresolved()))
             # Pace partial batches: at most one counter write per ``min_interval_s`` unless the queue
@@ -494,15 +493,14 @@ class NumberAllocator:
             if wait > 0 and not full:
                 time.sleep(wait)
             last_commit = time.monotonic()
-            if held:
-                inflight = {c.reference.path for c in cands}
-                query = _in_background(functools.partial(self._queued, st, len(inflight)))
+            if held:  # the next batch is queried and built while this one is committed
+                prepared = _in_background(functools.partial(self._prepare, st, {c.reference.path for c in cands}, seq))
             version = self._commit(
                 st, batch, lease=claimed, owner=owner, assigned=assigned, seq=seq, held=held, cands=len(cands)
             )
             if version is None:  # the lease is no longer ours (it ran out and was taken over)
                 return True
-            claimed, counter = dataclasses.replace(claimed, version=version), seq
+            claimed = dataclasses.replace(claimed, version=version)
             numbered += len(assigned)
             with st.cond:  # documents other processes' commits numbered for us, if the listener missed them
                 pending = st.unresolved()
@@ -512,6 +510,15 @@ class NumberAllocator:
                 self._read(st, paths)
             if not held:
                 return numbered > 0
+
+    def _prepare(self, st: _Series, inflight: set[str], counter: int) -> tuple[list[Any], Any, dict[str, Any], int]:
+        """The next batch, numbered after ``counter``, skipping the documents of the commit in flight
+        (the query may see them still queued) -> (candidates, batch, numbering fields by path, last seq).
+        """
+        cands = [c for c in self._queued(st, len(inflight)) if c.reference.path not in inflight]
+        cands = cands[: self.batch_size]
+        batch, assigned, seq = self._build(st, cands, counter)
+        return cands, batch, assigned, seq
 
     def _queued(self, st: _Series, skip: int) -> list[Any]:
         """The oldest queued documents of the series (``skip`` more, for those of the commit in flight)."""
@@ -537,7 +544,7 @@ class NumberAllocator:
             seq += 1
             fields = {
                 "seq": seq,
-                "number": SeriesDef.from_fields(d[SERIES_DEF]).format(seq, d[QUEUED_AT]),
+                "number": self._definition(d[SERIES_DEF]).format(seq, d[QUEUED_AT]),
                 "status": d["status_after"],
                 "finalized_at": d[QUEUED_AT],
                 "series_id": st.series_id,
@@ -545,6 +552,16 @@ class NumberAllocator:
             batch.update(c.reference, {**fields, QUEUE: fs.DELETE_FIELD})
             assigned[c.reference.path] = fields
         return batch, assigned, seq
+
+    def _definition(self, raw: Any) -> SeriesDef:
+        """The series definition a queued document carries (parsed once per distinct definition)."""
+        key = tuple(sorted(raw.items())) if isinstance(raw, dict) else None
+        found = self._definitions.get(key) if key is not None else None
+        if found is None:
+            found = SeriesDef.from_fields(raw)
+            if key is not None:
+                self._definitions[key] = found
+        return found
 
     def _commit(
         self,
