@@ -94,3 +94,28 @@ def test_a_malformed_stored_definition_is_refused() -> None:
     ):
         with pytest.raises(NumberingError):
             SeriesDef.from_fields(bad)
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"invoices/in_[a-z0-9]{1,20}", fullmatch=True),
+        st.tuples(
+            st.integers(1, 10**9),
+            st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)),
+        ),
+        max_size=20,
+    )
+)
+def test_the_batch_record_gives_back_exactly_the_numbering_fields(rows: dict[str, tuple[int, dt.datetime]]) -> None:
+    """What the series document records of a commit is what the documents got (no lossy encoding)."""
+    from shared.invoicing.allocator import batch_fields, batch_record
+
+    s = SeriesDef("acme-fr", "invoice", "INV")
+    assigned = {
+        p: {"seq": q, "number": s.format(q, at), "status": "open", "finalized_at": at, "series_id": s.series_id(at)}
+        for p, (q, at) in rows.items()
+    }
+    back = batch_fields("the-series", batch_record(assigned))
+    assert back == {p: {**f, "series_id": "the-series"} for p, f in assigned.items()}
+    assert batch_fields("x", "not json") is None
+    assert batch_fields("x", None) == {}
