@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 
 Reset = Literal["yearly", "never"]
 DocType = Literal["invoice", "credit_note"]
@@ -56,10 +56,40 @@ class SeriesDef:
         return f"{self.entity}.{self.prefix}" + (f".{period}" if period else "")
 
     def format(self, seq: int, at: dt.datetime) -> str:
+        """The printed number of sequence ``seq`` for a document issued at ``at``: the ONE number format."""
         if type(seq) is not int or seq < 1:
             raise NumberingError("sequence numbers start at 1")
         period = self.period(at)
         return f"{self.prefix}-" + (f"{period}-" if period else "") + f"{seq:0{self.width}d}"
+
+    def to_fields(self) -> dict[str, Any]:
+        """The definition as stored on a document waiting for its number (Firestore map).
+
+        The allocator formats from it, so a number is printed by the definition in force when the
+        document was drafted, and the format lives only in :meth:`format`.
+        """
+        return {
+            "entity": self.entity,
+            "doc_type": self.doc_type,
+            "prefix": self.prefix,
+            "reset": self.reset,
+            "width": self.width,
+        }
+
+    @classmethod
+    def from_fields(cls, d: Any) -> SeriesDef:
+        """Inverse of :meth:`to_fields`; a malformed map raises :class:`NumberingError`."""
+        if not isinstance(d, dict):
+            raise NumberingError(f"series definition must be a map, got {type(d).__name__}")
+        try:
+            doc_type, reset, width = d["doc_type"], d["reset"], d["width"]
+            if doc_type not in ("invoice", "credit_note") or reset not in ("yearly", "never"):
+                raise NumberingError(f"unknown doc_type/reset in series definition {d!r}")
+            if type(width) is not int:
+                raise NumberingError("width must be an integer")
+            return cls(str(d["entity"]), cast(DocType, doc_type), str(d["prefix"]), cast(Reset, reset), width)
+        except KeyError as exc:
+            raise NumberingError(f"series definition lacks {exc}") from None
 
 
 def parse_seq(number: str) -> int:

@@ -4,45 +4,54 @@ Why not "one transaction per invoice that bumps a counter": Firestore sustains a
 second on a single document, so a per-invoice counter caps a series near that rate. Here the counter
 is written once per *batch*:
 
-1. ``enqueue``: the document to number is its own queue entry: it carries ``number_queue = <series>``
-   and ``queued_at`` (the invoices service writes them with the draft, so the first delivery costs no
-   extra write). No shared queue document, no hot spot.
-2. ``wait_numbered``: the finalization waits for its document's number. Within a process one thread
-   per series polls for every waiting request; when no allocator holds the series' lease it becomes
-   the allocator itself (``drain``).
-3. ``drain``: read the series document (counter + lease) and up to ``batch_size`` queued documents
-   (one query: ``number_queue == series ORDER BY queued_at``), then ONE atomic batched commit writes
-   the counter (once) and each document's number/status (clearing ``number_queue``), conditional on
-   the series document's ``update_time`` being the one read (optimistic concurrency: no transaction
-   locks, which the emulator and a hot document both punish). The allocator keeps the lease for a
-   short session (``session_s``), committing the next batch as soon as the last one returns, and
-   releases it in the same write as its last batch (or in one write when the queue is empty).
+1. ``enqueue``: the document to number is its own queue entry: it carries ``number_queue = <series>``,
+   ``queued_at`` and the series definition that prints its number (the invoices service writes them
+   with the draft, so the first delivery costs no extra write). No shared queue document, no hot spot.
+2. ``wait_numbered``: the finalization waits for its document's number. Within a process one
+   allocator thread per series works for every waiting request; requests only wait.
+3. The allocator thread that holds the series' lease (a claim of the shared primitive on the series
+   document) *leads*: it reads up to ``batch_size`` queued documents (one projected query:
+   ``number_queue == series ORDER BY queued_at``), then ONE atomic batched commit writes the counter
+   (once) and each document's number/status (clearing ``number_queue``), conditional on the series
+   document's ``update_time`` being the one of its own last write (optimistic concurrency: no
+   transaction locks, which the emulator and a hot document both punish; no re-read per batch). It
+   commits batch after batch while its process has requests waiting (batches grow with load), hands
+   the numbers straight to its own waiters, and releases the lease in its last batch.
+4. The other processes learn about each commit from a listener on the series document: the commit
+   names the documents it numbered (``last_batch``), so a process reads exactly its own documents of
+   that batch, once, and nothing while no batch lands. When the lease is free (released, or run out
+   because its holder died) a process with waiters claims it and leads.
 
-Counter writes per invoice = (lease claims + batches + releases) / invoices: at most 3/``batch_size``
-when a session commits one full batch, and falling as batches grow with load (measured by
-``bench/invoices_numbering.py``; the series document counts its own writes in ``commits``).
+Counter writes per invoice = (lease claims + batches + releases) / invoices, falling as batches grow
+with load (measured by ``bench/invoices_numbering.py``; the series document counts its own writes in
+``commits``).
 
-Correctness does not rest on the lease: every number is assigned in a commit that rewrites the
-counter on the condition that nobody else did since it was read, so duplicates and gaps are excluded
-by that precondition alone; the lease only stops allocators from racing for the same document.
-Numbers are written in the same commit as the documents that carry them, so a crash at any point
-leaves either nothing assigned (the document is still queued) or everything assigned: no gap after
-redelivery. A document already numbered is never queued again and never gets a second number.
+Correctness does not rest on the lease nor on the listener: every number is assigned in a commit that
+rewrites the counter on the condition that nobody else wrote the series document since its leader's
+last write, so duplicates and gaps are excluded by that precondition alone; the lease only stops
+allocators from racing, the listener only saves reads and latency (a silent listener degrades to
+reading the series document every ``poll_s``). Numbers are written in the same commit as the
+documents that carry them, so a crash at any point leaves either nothing assigned (the document is
+still queued) or everything assigned: no gap after redelivery. A document already numbered is never
+queued again and never gets a second number.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import random
+import functools
+import json
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.idempotency import Claims, Decision, Outcome, Schema, decide, precondition, update_if_unchanged
+from shared.domain.numbering import SeriesDef
+from shared.idempotency import Claim, Claims, Decision, Outcome, Schema, decide, precondition, update_if_unchanged
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -50,9 +59,14 @@ log = get_logger(__name__)
 SERIES = "number_series"
 QUEUE = "number_queue"  # series id while the document waits for its number; removed when numbered
 QUEUED_AT = "queued_at"
+SERIES_DEF = "series_def"  # the series definition (SeriesDef.to_fields) that formats the document's number
 # The series document carries the allocators' lease: a claim that is never completed, only renewed by
 # each batch and released in the last one (``lease_owner`` names the holder for operators).
 SERIES_LEASE = Schema(state_attr=None)
+# What the series document's last commit numbered, as JSON ``{path: [seq, number, status, finalized_at]}``:
+# written in the same atomic commit as those documents, so it is as authoritative as reading them. One
+# string rather than a map or an array, so Firestore does not index up to 499 entries per counter write.
+LAST_BATCH = "last_batch"
 
 
 class NumberingPending(RuntimeError):
@@ -66,24 +80,15 @@ class AllocatorStats:
     counter_writes: int = 0
     numbered: int = 0
     duplicates_dropped: int = 0
+    docs_read: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, writes: int, numbered: int, dropped: int) -> None:
+    def add(self, writes: int = 0, numbered: int = 0, dropped: int = 0, read: int = 0) -> None:
         with self._lock:
             self.counter_writes += writes
             self.numbered += numbered
             self.duplicates_dropped += dropped
-
-
-@dataclass
-class _Waiters:
-    """Threads of this process waiting for numbers in one series (see ``wait_numbered``)."""
-
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    waiting: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    refs: Counter[str] = field(default_factory=Counter)
-    driving: bool = False
-    pause: float = 0.02
+            self.docs_read += read
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,18 +97,22 @@ class Pending:
 
     doc_path: str  # e.g. "invoices/in_abc"
     issued_at: dt.datetime
-    number_head: str  # "INV-2026-"
-    width: int
+    series: SeriesDef  # formats the number (SeriesDef.format is the one home of the format)
     status_after: str  # "open" for invoices, "issued" for credit notes
 
 
 def queue_fields(series_id: str, item: Pending) -> dict[str, Any]:
-    """The fields that put a document in its series' queue (written with a draft, or by ``enqueue``)."""
+    """The fields that put a document in its series' queue (written with a draft, or by ``enqueue``).
+
+    Refuses a definition whose series for ``issued_at`` is not ``series_id``: the number would be
+    printed in one series and counted in another.
+    """
+    if item.series.series_id(item.issued_at) != series_id:
+        raise ValueError(f"{item.doc_path}: issued {item.issued_at} is in {item.series.series_id(item.issued_at)}")
     return {
         QUEUE: series_id,
         QUEUED_AT: item.issued_at,
-        "number_head": item.number_head,
-        "number_width": item.width,
+        SERIES_DEF: item.series.to_fields(),
         "status_after": item.status_after,
     }
 
@@ -112,12 +121,119 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def batch_record(assigned: dict[str, dict[str, Any]]) -> str:
+    """``LAST_BATCH`` for a commit that assigns ``assigned`` (path -> numbering fields)."""
+    rows = {p: [f["seq"], f["number"], f["status"], f["finalized_at"].isoformat()] for p, f in assigned.items()}
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def batch_fields(series_id: str, record: Any) -> dict[str, dict[str, Any]] | None:
+    """The numbering fields a ``LAST_BATCH`` record assigned, by path; None when it cannot be read."""
+    if not record:
+        return {}
+    try:
+        rows = json.loads(record)
+        return {
+            path: {
+                "seq": int(seq),
+                "number": str(number),
+                "status": str(status),
+                "finalized_at": dt.datetime.fromisoformat(at),
+                "series_id": series_id,
+            }
+            for path, (seq, number, status, at) in rows.items()
+        }
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """One document that threads of this process wait for (duplicate deliveries share it)."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    refs: int = 0
+    result: dict[str, Any] | None = None  # the numbering fields; {} when the document does not exist
+    error: BaseException | None = None
+    checked: float = field(default_factory=time.monotonic)  # last time we knew it unnumbered
+
+    def settle(self, result: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
+        if self.result is None and self.error is None:
+            self.result, self.error = result, error
+            self.event.set()
+
+
+@dataclass(eq=False)
+class _Series:
+    """This process's view of one series: its waiters, its allocator thread, what the listener saw."""
+
+    series_id: str
+    collection: str
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    waiting: dict[str, _Waiter] = field(default_factory=dict)
+    thread: threading.Thread | None = None
+    last_active: float = field(default_factory=time.monotonic)
+    doc: dict[str, Any] | None = None  # the series document as last seen (None: not seen yet)
+    seen_at: float = 0.0  # monotonic time of that observation
+    to_read: set[str] = field(default_factory=set)  # waiters whose documents must be read
+    recent: dict[str, dict[str, Any]] = field(default_factory=dict)  # what recently seen batches assigned
+    lead_after: float = 0.0  # after a session that found nothing of ours queued, lead again only then
+    leading: bool = False  # our thread holds the lease: it hands its commits over itself
+
+    def unresolved(self) -> list[str]:
+        return [p for p, w in self.waiting.items() if w.result is None and w.error is None]
+
+    def observe(self, doc: dict[str, Any], keep_recent: int) -> None:
+        """Take in a newer version of the series document (caller holds ``cond``).
+
+        The batch it records settles our waiters it numbered, without reading their documents. When
+        the counter moved by more than that batch, versions were skipped: every waiter is read.
+        """
+        if self.doc is not None and int(doc.get("commits", 0)) < int(self.doc.get("commits", 0)):
+            return  # an older version (a late listener event after a read): nothing new in it
+        before = None if self.doc is None else int(self.doc.get("counter", 0))
+        counter = int(doc.get("counter", 0))
+        self.doc, self.seen_at = doc, time.monotonic()
+        self.cond.notify_all()
+        if before is not None and counter == before:
+            return
+        batch = batch_fields(self.series_id, doc.get(LAST_BATCH))
+        for path, fields in (batch or {}).items():
+            self.recent[path] = fields
+            w = self.waiting.get(path)
+            if w is not None and not self.leading:
+                w.settle(fields)
+        while len(self.recent) > keep_recent:
+            del self.recent[next(iter(self.recent))]
+        skipped = batch is None or (before is not None and counter - len(batch) != before)
+        if skipped and not self.leading:  # while we lead, the commits are ours and handed over already
+            self.to_read.update(self.unresolved())
+
+
+def _in_background(fn: Callable[[], Any]) -> Future[Any]:
+    """Run ``fn`` on a short-lived daemon thread (it must not keep a stopping process alive)."""
+    fut: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name="numbering query", daemon=True).start()
+    return fut
+
+
 class NumberAllocator:
     """Group-commit numbering for any collection whose documents carry the queue fields.
 
-    One instance per process: its waiters share one polling thread per series. ``session_s`` bounds
-    how long one request's thread allocates for others; ``lease_s`` how long a crashed allocator
-    blocks the series; ``wait_s`` how long a request waits before it nacks (its document stays queued).
+    One instance per process: its waiters share one allocator thread per series. ``lease_s``: how
+    long a crashed allocator blocks the series; ``wait_s``: how long a request waits before it nacks
+    (its document stays queued); ``min_interval_s``: the least time between two partial batches (the
+    counter's write rate stays bounded whatever the load); ``poll_s``: how often the series document
+    is read when its listener is silent; ``recheck_s``: how long a waiter goes without its document
+    being read (a number missed by the listener is found then); ``idle_s``: how long the thread (not
+    its lead) outlives the process's last waiter.
     """
 
     def __init__(
@@ -126,11 +242,12 @@ class NumberAllocator:
         *,
         batch_size: int = 499,
         lease_s: float = 10.0,
-        session_s: float = 1.0,
-        min_interval_s: float = 0.05,
+        min_interval_s: float = 0.02,
         wait_s: float = 25.0,
-        poll_s: float = 0.02,
-        max_poll_s: float = 0.1,
+        poll_s: float = 0.25,
+        recheck_s: float = 2.0,
+        idle_s: float = 1.0,
+        listen: bool = True,
         after_batch: Callable[[str, int], None] | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
@@ -140,17 +257,19 @@ class NumberAllocator:
         self.db = db
         self.batch_size = batch_size
         self.lease_s = lease_s
-        self.session_s = session_s
         self.min_interval_s = min_interval_s
         self.wait_s = wait_s
         self.poll_s = poll_s
-        self.max_poll_s = max_poll_s
+        self.recheck_s = recheck_s
+        self.idle_s = idle_s
+        self.listen = listen
         self.after_batch = after_batch  # failure injection point for tests: runs after each commit
         self.clock = clock
         self.stats = AllocatorStats()
         self._lease = Claims(SERIES_LEASE, lease_s=lease_s)
-        self._waiters: dict[str, _Waiters] = {}
-        self._waiters_lock = threading.Lock()
+        self._series: dict[str, _Series] = {}
+        self._definitions: dict[Any, SeriesDef] = {}
+        self._series_lock = threading.Lock()
 
     def series_ref(self, series_id: str) -> Any:
         return self.db.collection(SERIES).document(series_id)
@@ -175,159 +294,247 @@ class NumberAllocator:
     # -- 2. wait ----------------------------------------------------------------------------------
     def wait_numbered(self, series_id: str, doc_path: str) -> dict[str, Any]:
         """Return the numbering fields (at least ``seq``, ``number``, ``status``, ``finalized_at``) once
-        the document has its number, allocating for everyone whenever the series' lease is free.
+        the document has its number; the process's allocator thread gets it (the request only waits).
 
-        Within one process (a function instance serves many requests concurrently) a single thread
-        per series polls and drains for all waiting threads: one ``get_all`` per round instead of one
-        read per waiter keeps the polling cost flat as concurrency grows.
+        Raises :class:`NumberingPending` after ``wait_s`` (the document stays queued), LookupError when
+        the document does not exist, and whatever made this process's allocator fail meanwhile.
         """
-        w = self._waiters_for(series_id)
-        deadline = time.monotonic() + self.wait_s
-        with w.cond:
-            w.waiting.setdefault(doc_path, None)
-            w.refs[doc_path] += 1  # duplicate deliveries in one instance wait on the same entry
+        st = self._series_for(series_id, doc_path.rsplit("/", 1)[0])
+        with st.cond:
+            w = st.waiting.get(doc_path)
+            if w is None:
+                w = st.waiting[doc_path] = _Waiter()
+                if doc_path in st.recent:  # numbered by a batch seen before we started waiting
+                    w.settle(st.recent[doc_path])
+            w.refs += 1
+            st.last_active = time.monotonic()
+            if st.thread is None:
+                self._start(st)
+            st.cond.notify_all()
         try:
-            while True:
-                with w.cond:
-                    got = w.waiting.get(doc_path)
-                    if got is not None:
-                        if not got:
-                            raise LookupError(f"{doc_path} does not exist")
-                        return got
-                    if time.monotonic() > deadline:
-                        raise NumberingPending(f"{doc_path} still queued in series {series_id} after {self.wait_s}s")
-                    if w.driving:
-                        w.cond.wait(timeout=self.max_poll_s)
-                        continue
-                    w.driving = True
-                try:
-                    self._drive(series_id, doc_path.rsplit("/", 1)[0], w)
-                finally:
-                    with w.cond:
-                        w.driving = False
-                        w.cond.notify_all()
+            if not w.event.wait(self.wait_s):
+                raise NumberingPending(f"{doc_path} still queued in series {series_id} after {self.wait_s}s")
+            if w.error is not None:
+                raise w.error
+            if not w.result:
+                raise LookupError(f"{doc_path} does not exist")
+            return w.result
         finally:
-            with w.cond:
-                w.refs[doc_path] -= 1
-                if w.refs[doc_path] <= 0:
-                    del w.refs[doc_path]
-                    w.waiting.pop(doc_path, None)
+            with st.cond:
+                w.refs -= 1
+                if w.refs <= 0 and st.waiting.get(doc_path) is w:
+                    del st.waiting[doc_path]
+                st.last_active = time.monotonic()
 
-    def _waiters_for(self, series_id: str) -> _Waiters:
-        with self._waiters_lock:
-            return self._waiters.setdefault(series_id, _Waiters())
+    def _series_for(self, series_id: str, collection: str) -> _Series:
+        with self._series_lock:
+            return self._series.setdefault(series_id, _Series(series_id, collection))
 
-    def _drive(self, series_id: str, collection: str, w: _Waiters) -> None:
-        """One polling round for every thread of this process waiting on ``series_id``."""
-        with w.cond:
-            paths = [p for p, v in w.waiting.items() if v is None]
-        if not paths:
-            return
-        found: dict[str, dict[str, Any]] = {}
-        for snap in self.db.get_all([self.db.document(p) for p in paths]):
-            d = snap.to_dict() if snap.exists else None
-            if d is None:
-                found[snap.reference.path] = {}
-            elif d.get("seq"):
-                found[snap.reference.path] = dict(d)
-        if found:
-            with w.cond:
-                for path, d in found.items():
-                    if path in w.waiting:
-                        w.waiting[path] = d
-                w.cond.notify_all()
-        if len(found) == len(paths):
-            return
-        if self._lease_free(series_id) and self.drain(series_id, collection):
-            w.pause = self.poll_s
-            return
-        time.sleep(w.pause * (0.5 + random.random()))  # noqa: S311 (jitter, not security)
-        w.pause = min(w.pause * 1.5, self.max_poll_s)
+    # -- 3. the allocator thread ------------------------------------------------------------------
+    def _start(self, st: _Series) -> None:
+        """Start the series' allocator thread (caller holds ``st.cond``)."""
+        st.thread = threading.Thread(target=self._run, args=(st,), name=f"allocator {st.series_id}", daemon=True)
+        st.thread.start()
 
-    def _lease_free(self, series_id: str) -> bool:
-        snap = self.series_ref(series_id).get()
-        d = (snap.to_dict() or {}) if snap.exists else {}
-        return decide(self._lease.schema, d, self.clock()) is not Decision.BUSY
+    def _run(self, st: _Series) -> None:
+        """Observe the series, read what its commits numbered, lead when the lease is free; until idle.
 
-    # -- 3. drain ---------------------------------------------------------------------------------
-    def drain(self, series_id: str, collection: str) -> int:
-        """Take the lease, then commit batch after batch for up to ``session_s``; returns how many.
-
-        Holding the lease across batches (instead of releasing after each) means the next batch starts
-        as soon as the last commit returns, with whatever queued meanwhile: batches grow with load.
+        Any failure ends the thread and fails the requests waiting at that moment (Pub/Sub redelivers
+        them); their documents stay queued or numbered, never half of each.
         """
-        owner = uuid.uuid4().hex
-        if not self._acquire(series_id, owner):
-            return 0
-        session_end = time.monotonic() + self.session_s
-        done = 0
-        last_commit = 0.0
-        while True:
-            # Pace partial batches: at most one counter write per ``min_interval_s`` unless the queue
-            # fills a whole batch, so the counter's write rate stays bounded whatever the load.
-            wait = last_commit + self.min_interval_s - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            keep = time.monotonic() < session_end
-            last_commit = time.monotonic()
-            outcome = self._batch(series_id, collection, owner, keep)
-            if outcome is None:  # our lease ran out and another allocator took over
-                return done
-            n, full, released = outcome
-            if full:
-                last_commit = 0.0  # a full batch: go again at once
-            done += n
-            if n and self.after_batch is not None:
-                self.after_batch(series_id, n)
-            if released:
-                return done
+        watch = None
+        try:
+            if self.listen:
+                watch = self.series_ref(st.series_id).on_snapshot(lambda docs, _c, _t: self._on_snapshot(st, docs))
+            while self._step(st):
+                pass
+        except BaseException as exc:  # delivered to the waiting requests, which raise it
+            log.warning("allocator failed", extra={"series_id": st.series_id, "error": type(exc).__name__})
+            with st.cond:
+                for w in st.waiting.values():
+                    w.settle(error=exc)
+        finally:
+            if watch is not None:
+                watch.unsubscribe()
+            with st.cond:
+                st.thread, st.doc = None, None  # the next thread starts from a fresh observation
+                st.to_read.clear()
+                if st.unresolved():  # a request started waiting while we were stopping
+                    self._start(st)
 
-    def _acquire(self, series_id: str, owner: str) -> bool:
-        """Claim the lease with one conditional write; losers go back to waiting (no herd of readers).
+    def _on_snapshot(self, st: _Series, docs: list[Any]) -> None:
+        snap = docs[0] if docs else None
+        with st.cond:
+            st.observe((snap.to_dict() or {}) if snap is not None and snap.exists else {}, 4 * self.batch_size)
 
-        The series document is a reusable lease of the shared claim primitive (never completed); it is
-        read first because it exists for every acquisition but the very first.
+    def _step(self, st: _Series) -> bool:
+        """One round of the thread; False when it should stop (no waiter for ``idle_s``)."""
+        with st.cond:
+            while True:
+                now = time.monotonic()
+                pending = st.unresolved()
+                if not pending and now - st.last_active > self.idle_s:
+                    return False
+                paths = {p for p in st.to_read if p in pending}
+                paths.update(p for p in pending if now - st.waiting[p].checked > self.recheck_s)
+                st.to_read.clear()
+                if paths:
+                    action = "read"
+                    break
+                if pending and (st.doc is None or now - st.seen_at > self.poll_s):
+                    action = "poll"
+                    break
+                if pending and now >= st.lead_after and self._lease_free(st.doc):
+                    action = "lead"
+                    break
+                st.cond.wait(self._sleep_s(st, pending))
+        if action == "read":
+            self._read(st, sorted(paths))
+        elif action == "poll":
+            snap = self.series_ref(st.series_id).get()
+            with st.cond:
+                st.observe((snap.to_dict() or {}) if snap.exists else {}, 4 * self.batch_size)
+        elif not self._lead(st):
+            with st.cond:  # nothing of ours was queued: read our documents, lead again only later
+                st.to_read.update(st.unresolved())
+                st.lead_after = time.monotonic() + self.poll_s
+        return True
+
+    def _sleep_s(self, st: _Series, pending: list[str]) -> float:
+        """Until the next thing that can happen without a notification: a lease running out, a poll."""
+        if not pending:
+            return self.idle_s
+        wake = self.poll_s
+        until = (st.doc or {}).get(self._lease.schema.lease_attr)
+        if isinstance(until, dt.datetime):
+            wake = min(wake, max((until - self.clock()).total_seconds(), 0.0) + 0.001)
+        later = st.lead_after - time.monotonic()
+        return max(min(wake, later) if later > 0 else wake, 0.001)
+
+    def _lease_free(self, doc: dict[str, Any] | None) -> bool:
+        return doc is not None and decide(self._lease.schema, doc, self.clock()) is not Decision.BUSY
+
+    def _read(self, st: _Series, paths: Iterable[str]) -> None:
+        """Read waiters' documents (one ``get_all``); hand over those numbered, or gone."""
+        refs = [self.db.document(p) for p in paths]
+        got: dict[str, dict[str, Any] | None] = {}
+        for snap in self.db.get_all(refs):
+            d = snap.to_dict() if snap.exists else None
+            got[snap.reference.path] = d
+        self.stats.add(read=len(refs))
+        now = time.monotonic()
+        with st.cond:
+            for path, d in got.items():
+                w = st.waiting.get(path)
+                if w is None or w.event.is_set():
+                    continue
+                if d is None:
+                    w.settle({})
+                elif d.get("seq"):
+                    w.settle(dict(d))
+                else:
+                    w.checked = now
+
+    # -- 4. leading: group commits ------------------------------------------------------------------
+    def _lead(self, st: _Series) -> bool:
+        """Claim the lease, then commit batch after batch while this process has requests waiting.
+
+        The query for the next batch runs while the current commit is in flight (it skips that
+        commit's documents), so a document queued during a commit goes into the very next one.
+        Returns whether the session numbered anything (or the lease was busy after all).
         """
         from google.cloud import firestore as fs
 
+        owner = uuid.uuid4().hex
         claimed = self._lease.claim(
-            self.series_ref(series_id),
+            self.series_ref(st.series_id),
             self.clock(),
             fields={"lease_owner": owner, "counter": 0, "commits": 1},
             takeover_fields={"lease_owner": owner, "commits": fs.Increment(1)},
             read_first=True,
         )
-        if claimed.outcome is not Outcome.OWNED:
-            return False
-        self.stats.add(1, 0, 0)
-        return True
+        if claimed.outcome is not Outcome.OWNED:  # somebody else leads: we will hear of their commits
+            with st.cond:
+                if claimed.record is not None:
+                    st.observe(claimed.record, 4 * self.batch_size)
+                else:
+                    st.lead_after = time.monotonic() + self.poll_s
+            return True
+        self.stats.add(writes=1)
+        with st.cond:
+            st.leading = True
+        try:
+            numbered = self._session(st, claimed, owner)
+        except BaseException:
+            with st.cond:  # as a dead process would: hand nothing over (the caller fails our waiters)
+                st.leading = False
+            raise
+        with st.cond:  # what the listener saw while we led (a leader after us, had our lease run out)
+            st.leading = False
+            for path in st.unresolved():
+                if path in st.recent:
+                    st.waiting[path].settle(st.recent[path])
+        return numbered
 
-    def _batch(self, series_id: str, collection: str, owner: str, keep: bool) -> tuple[int, bool, bool] | None:
-        """One group commit under our lease -> (numbered, batch was full, lease released).
+    def _session(self, st: _Series, claimed: Claim, owner: str) -> bool:
+        """Batches under the lease ``claimed``, until released or lost; whether any number was assigned."""
+        counter = int((claimed.record or {}).get("counter", 0))
+        numbered = 0
+        last_commit = 0.0
+        prepared = _in_background(functools.partial(self._prepare, st, set(), counter))
+        while True:
+            cands, batch, assigned, seq = prepared.result()
+            full = len(cands) >= self.batch_size
+            with st.cond:  # lead only while our own requests wait (see the module docstring)
+                held = bool(cands) and (full or any(p not in assigned for p in st.unresolved()))
+            # Pace partial batches: at most one counter write per ``min_interval_s`` unless the queue
+            # fills a whole batch, so the counter's write rate stays bounded whatever the load.
+            wait = last_commit + self.min_interval_s - time.monotonic()
+            if wait > 0 and not full:
+                time.sleep(wait)
+            last_commit = time.monotonic()
+            if held:  # the next batch is queried and built while this one is committed
+                prepared = _in_background(functools.partial(self._prepare, st, {c.reference.path for c in cands}, seq))
+            version = self._commit(
+                st, batch, lease=claimed, owner=owner, assigned=assigned, seq=seq, held=held, cands=len(cands)
+            )
+            if version is None:  # the lease is no longer ours (it ran out and was taken over)
+                return True
+            claimed = dataclasses.replace(claimed, version=version)
+            numbered += len(assigned)
+            with st.cond:  # documents other processes' commits numbered for us, if the listener missed them
+                pending = st.unresolved()
+                paths = sorted(p for p in st.to_read if p in pending)
+                st.to_read.clear()
+            if paths:
+                self._read(st, paths)
+            if not held:
+                return numbered > 0
 
-        The lease is kept when the batch was full or ``keep`` says the session goes on, and released
-        in the same write otherwise, or when nothing is pending. None: the lease is no longer ours.
+    def _prepare(self, st: _Series, inflight: set[str], counter: int) -> tuple[list[Any], Any, dict[str, Any], int]:
+        """The next batch, numbered after ``counter``, skipping the documents of the commit in flight
+        (the query may see them still queued) -> (candidates, batch, numbering fields by path, last seq).
         """
-        from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
-        from google.cloud import firestore as fs
+        cands = [c for c in self._queued(st, len(inflight)) if c.reference.path not in inflight]
+        cands = cands[: self.batch_size]
+        batch, assigned, seq = self._build(st, cands, counter)
+        return cands, batch, assigned, seq
 
-        series = self.series_ref(series_id)
-        snap = series.get()
-        sdoc = (snap.to_dict() or {}) if snap.exists else {}
-        now = self.clock()
-        if not snap.exists or sdoc.get("lease_owner") != owner:
-            return None
+    def _queued(self, st: _Series, skip: int) -> list[Any]:
+        """The oldest queued documents of the series (``skip`` more, for those of the commit in flight)."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        queued = self.db.collection(collection).where(filter=FieldFilter(QUEUE, "==", series_id))
+        queued = self.db.collection(st.collection).where(filter=FieldFilter(QUEUE, "==", st.series_id))
         # Only the fields numbering needs: the documents themselves (lines, parties) stay on the server.
-        fields_needed = [QUEUED_AT, "seq", "number_head", "number_width", "status_after"]
-        cands = list(queued.select(fields_needed).order_by(QUEUED_AT).limit(self.batch_size).stream())
-        full = len(cands) >= self.batch_size
-        hold = bool(cands) and (full or keep)
-        seq = int(sdoc.get("counter", 0))
+        fields_needed = [QUEUED_AT, "seq", SERIES_DEF, "status_after"]
+        return list(queued.select(fields_needed).order_by(QUEUED_AT).limit(self.batch_size + skip).stream())
+
+    def _build(self, st: _Series, cands: list[Any], counter: int) -> tuple[Any, dict[str, dict[str, Any]], int]:
+        """The batch numbering ``cands`` after ``counter`` -> (batch, numbering fields by path, last seq)."""
+        from google.cloud import firestore as fs
+
         batch = self.db.batch()
-        numbered = 0
+        seq = counter
         assigned: dict[str, dict[str, Any]] = {}
         for c in sorted(cands, key=lambda c: (c.get(QUEUED_AT), c.id)):
             d = c.to_dict() or {}
@@ -335,48 +542,76 @@ class NumberAllocator:
                 batch.update(c.reference, {QUEUE: fs.DELETE_FIELD})
                 continue
             seq += 1
-            numbered += 1
             fields = {
                 "seq": seq,
-                "number": f"{d['number_head']}{seq:0{int(d['number_width'])}d}",
+                "number": self._definition(d[SERIES_DEF]).format(seq, d[QUEUED_AT]),
                 "status": d["status_after"],
                 "finalized_at": d[QUEUED_AT],
-                "series_id": series_id,
+                "series_id": st.series_id,
             }
             batch.update(c.reference, {**fields, QUEUE: fs.DELETE_FIELD})
             assigned[c.reference.path] = fields
-        lease = self._lease.lease_fields(now) if hold else self._lease.release_fields()
+        return batch, assigned, seq
+
+    def _definition(self, raw: Any) -> SeriesDef:
+        """The series definition a queued document carries (parsed once per distinct definition)."""
+        key = tuple(sorted(raw.items())) if isinstance(raw, dict) else None
+        found = self._definitions.get(key) if key is not None else None
+        if found is None:
+            found = SeriesDef.from_fields(raw)
+            if key is not None:
+                self._definitions[key] = found
+        return found
+
+    def _commit(
+        self,
+        st: _Series,
+        batch: Any,
+        *,
+        lease: Claim,
+        owner: str,
+        assigned: dict[str, dict[str, Any]],
+        seq: int,
+        held: bool,
+        cands: int,
+    ) -> Any:
+        """Commit the batch with the counter write; the series document's new update_time, or None
+        when the lease is no longer ours. ``held``: keep the lease, else release it in this write."""
+        from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
+        from google.cloud import firestore as fs
+
+        now = self.clock()
         head = {
             "counter": seq,
             "commits": fs.Increment(1),
-            "lease_owner": owner if hold else None,
-            **lease,
+            "lease_owner": owner if held else None,
+            **(self._lease.lease_fields(now) if held else self._lease.release_fields()),
+            LAST_BATCH: batch_record(assigned),
             "updated_at": now,
         }
-        # The counter write, conditional on the series document being exactly what we read: any other
-        # allocator's commit in between changes it, and then this whole commit (numbers included) fails.
-        batch.update(series, head, option=precondition(snap.update_time))
+        # The counter write, conditional on the series document being exactly what our last write left:
+        # any other allocator's write in between changes it, and then this whole commit (numbers
+        # included) fails.
+        batch.update(lease.ref, head, option=precondition(lease.version))
         try:
-            batch.commit()
+            results = batch.commit()
         except (FailedPrecondition, NotFound, Conflict):
             return None
-        self._hand_over(series_id, assigned)
-        self.stats.add(1, numbered, len(cands) - numbered)
-        if numbered:
-            log.info("numbers allocated", extra={"series_id": series_id, "numbered": numbered, "last": seq})
-        return numbered, full, not hold
+        self.stats.add(writes=1, numbered=len(assigned), dropped=cands - len(assigned))
+        if assigned and self.after_batch is not None:  # first: a process dying after its commit hands nothing over
+            self.after_batch(st.series_id, len(assigned))
+        self._hand_over(st, assigned)
+        if assigned:
+            log.info("numbers allocated", extra={"series_id": st.series_id, "numbered": len(assigned), "last": seq})
+        return results[-1].update_time
 
-    def _hand_over(self, series_id: str, assigned: dict[str, dict[str, Any]]) -> None:
+    def _hand_over(self, st: _Series, assigned: dict[str, dict[str, Any]]) -> None:
         """Give this process's waiters the numbering fields just committed (no need to read them back)."""
-        w = self._waiters_for(series_id)
-        with w.cond:
-            hit = False
-            for path, doc in assigned.items():
-                if path in w.waiting and w.waiting[path] is None:
-                    w.waiting[path] = doc
-                    hit = True
-            if hit:
-                w.cond.notify_all()
+        with st.cond:
+            for path, fields in assigned.items():
+                w = st.waiting.get(path)
+                if w is not None:
+                    w.settle(fields)
 
 
 def counter_commits(db: Any, series_id: str) -> tuple[int, int]:

@@ -11,24 +11,23 @@ from shared.domain.numbering import SeriesDef
 from shared.domain.tax import decide
 from shared.events.billing import RenewalDue
 from shared.events.payments import PaymentRefunded
-from shared.invoicing.allocator import Pending, queue_fields
+from shared.invoicing.allocator import SERIES_DEF, Pending, queue_fields
 from shared.invoicing.entities import Seller
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES, line_doc, line_from, row_doc
 
 
 def pending(path: str, doc: dict[str, Any], status_after: str) -> Pending:
     """What the allocator needs to number a stored document."""
-    return Pending(path, doc["issued_at"], doc["number_head"], int(doc["number_width"]), status_after)
+    return Pending(path, doc["issued_at"], SeriesDef.from_fields(doc[SERIES_DEF]), status_after)
 
 
 def series_fields(series: SeriesDef, at: dt.datetime, path: str, status_after: str) -> dict[str, Any]:
     """Series, issue time and the queue fields: a draft is queued for its number as it is created."""
-    head = series.format(1, at)[: -series.width]
     sid = series.series_id(at)
     return {
         "series_id": sid,
         "issued_at": at,
-        **queue_fields(sid, Pending(path, at, head, series.width, status_after)),
+        **queue_fields(sid, Pending(path, at, series, status_after)),
     }
 
 

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from shared import clients
+from shared.domain.numbering import SeriesDef
 from shared.invoicing import service as service_mod
 from shared.invoicing import storage
-from shared.invoicing.allocator import QUEUE, NumberingPending, counter_commits
+from shared.invoicing.allocator import QUEUE, SERIES_DEF, NumberingPending, counter_commits
 from shared.invoicing.allocator import SERIES as SERIES_COLL
+from shared.invoicing.entities import seller
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.ops.invoices import audit_series
 from shared.ops.invoices import main as ops_main
@@ -208,3 +210,51 @@ def test_a_draft_written_without_queue_fields_is_queued_once(env: Env) -> None:
     assert QUEUE not in env.doc(INVOICES, iid)
     [other] = _drafts(env.svc, "after", 1)
     assert env.svc.number(other)["seq"] == 2
+
+
+def test_numbers_are_printed_by_the_series_definition_the_draft_carries(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The allocator does not rebuild the format: it asks the stored SeriesDef (here JP, never reset)."""
+    printed: list[tuple[SeriesDef, int]] = []
+    real_format = SeriesDef.format
+
+    def spy(self: SeriesDef, seq: int, at: datetime.datetime) -> str:
+        printed.append((self, seq))
+        return real_format(self, seq, at)
+
+    monkeypatch.setattr(SeriesDef, "format", spy)
+    r = renewal("jp_1:2026-03", currency="JPY", amounts=(3000,), seller="acme-jp")
+    iid = invoice_id_for(r.request_id)
+    draft = env.svc.create_draft(r, iid)
+    series = seller("acme-jp").series("invoice")
+    assert draft[SERIES_DEF] == series.to_fields()
+    assert "number_head" not in draft
+    assert env.svc.number(iid)["number"] == "JP-000001"
+    assert printed == [(series, 1)]
+    assert env.doc(INVOICES, iid)["number"] == "JP-000001"
+
+
+def test_an_instance_that_does_not_lead_gets_its_numbers_from_the_commit_without_reading(env: Env) -> None:
+    """Two instances wait while a hung lease blocks the series; once it runs out one leads and numbers
+    both documents; the other hears of the commit on the series document and reads no invoice."""
+    db = clients.firestore()
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "hung", "lease_until": until})
+    a, b = env.service(), env.service()
+    [ia], [ib] = _drafts(a, "lead_a", 1), _drafts(b, "lead_b", 1)
+    got: dict[str, dict[str, Any]] = {}
+    threads = [threading.Thread(target=lambda s=s, i=i: got.setdefault(i, s.number(i))) for s, i in ((a, ia), (b, ib))]
+    for t in threads:
+        t.start()
+    db.collection(SERIES_COLL).document(SERIES).update({"lease_until": datetime.datetime.now(datetime.UTC)})
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(d["seq"] for d in got.values()) == [1, 2]
+    for iid, d in got.items():
+        stored = env.doc(INVOICES, iid)
+        assert {k: d[k] for k in ("seq", "number", "status", "finalized_at")} == {
+            k: stored[k] for k in ("seq", "number", "status", "finalized_at")
+        }
+    assert (a.alloc.stats.counter_writes > 0) != (b.alloc.stats.counter_writes > 0)  # exactly one led
+    assert a.alloc.stats.docs_read == b.alloc.stats.docs_read == 0

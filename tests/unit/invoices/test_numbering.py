@@ -56,3 +56,66 @@ def test_audit_gaps_are_exactly_the_missing_numbers(present: set[int]) -> None:
     missing = {n for a, b in r.gaps for n in range(a, b + 1)}
     assert missing == set(range(1, max(present, default=0) + 1)) - present
     assert r.duplicates == ()
+
+
+_PREFIXES = st.from_regex(r"[A-Z][A-Z0-9]{0,11}(-[A-Z0-9]{1,12})?", fullmatch=True)
+_ENTITIES = st.from_regex(r"[a-z0-9][a-z0-9-]{0,39}", fullmatch=True)
+
+
+@given(
+    _ENTITIES,
+    st.sampled_from(["invoice", "credit_note"]),
+    _PREFIXES,
+    st.sampled_from(["yearly", "never"]),
+    st.integers(1, 12),
+    st.integers(1, 10**13),
+    st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)),
+)
+def test_a_stored_definition_formats_exactly_as_the_definition(
+    entity: str, doc_type: str, prefix: str, reset: str, width: int, seq: int, at: dt.datetime
+) -> None:
+    """What a queued document carries is enough to print its number, and prints the same number."""
+    s = SeriesDef(entity, doc_type, prefix, reset, width)  # type: ignore[arg-type]
+    back = SeriesDef.from_fields(s.to_fields())
+    assert back == s
+    assert back.format(seq, at) == s.format(seq, at)
+    assert back.series_id(at) == s.series_id(at)
+
+
+def test_a_malformed_stored_definition_is_refused() -> None:
+    good = SeriesDef("acme-fr", "invoice", "INV").to_fields()
+    for bad in (
+        None,
+        {k: v for k, v in good.items() if k != "prefix"},
+        {**good, "reset": "monthly"},
+        {**good, "doc_type": "receipt"},
+        {**good, "width": "6"},
+        {**good, "prefix": "inv"},
+    ):
+        with pytest.raises(NumberingError):
+            SeriesDef.from_fields(bad)
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"invoices/in_[a-z0-9]{1,20}", fullmatch=True),
+        st.tuples(
+            st.integers(1, 10**9),
+            st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)),
+        ),
+        max_size=20,
+    )
+)
+def test_the_batch_record_gives_back_exactly_the_numbering_fields(rows: dict[str, tuple[int, dt.datetime]]) -> None:
+    """What the series document records of a commit is what the documents got (no lossy encoding)."""
+    from shared.invoicing.allocator import batch_fields, batch_record
+
+    s = SeriesDef("acme-fr", "invoice", "INV")
+    assigned = {
+        p: {"seq": q, "number": s.format(q, at), "status": "open", "finalized_at": at, "series_id": s.series_id(at)}
+        for p, (q, at) in rows.items()
+    }
+    back = batch_fields("the-series", batch_record(assigned))
+    assert back == {p: {**f, "series_id": "the-series"} for p, f in assigned.items()}
+    assert batch_fields("x", "not json") is None
+    assert batch_fields("x", None) == {}
