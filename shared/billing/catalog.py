@@ -28,7 +28,7 @@ from shared.domain.catalog import (
     TaxBehavior,
     check_price_update,
 )
-from shared.idempotency import payload_hash
+from shared.idempotency import payload_hash, update_if_unchanged
 
 PRODUCTS = "products"
 PRICES = "prices"
@@ -147,8 +147,8 @@ class CatalogStore:
         replay = self._create(PRODUCTS, pid, doc, "product")
         return (replay[0], product_view(replay[1])) if replay else (201, product_view(doc))
 
-    def product_doc(self, product_id: str, transaction: Any = None) -> dict[str, Any]:
-        snap = self._col(PRODUCTS).document(product_id).get(transaction=transaction)
+    def product_doc(self, product_id: str) -> dict[str, Any]:
+        snap = self._col(PRODUCTS).document(product_id).get()
         if not snap.exists:
             raise BillingError(404, "product_not_found", product_id)
         return snap.to_dict() or {}
@@ -157,23 +157,21 @@ class CatalogStore:
         return product_view(self.product_doc(product_id))
 
     def update_product(self, product_id: str, body: UpdateProduct, raw_keys: frozenset[str]) -> dict[str, Any]:
-        from google.cloud import firestore
-
-        db = self.deps.db()
-        ref = db.collection(PRODUCTS).document(product_id)
         changes = {k: v for k, v in body.model_dump(mode="json").items() if k in raw_keys}
         if changes.get("name", "") is None or changes.get("active", True) is None:
             raise BillingError(422, "invalid_request", "name and active cannot be null")
+        out: dict[str, Any] = {}
 
-        @firestore.transactional
-        def txn(transaction: Any) -> dict[str, Any]:
-            doc = self.product_doc(product_id, transaction)
+        def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+            if doc is None:
+                raise BillingError(404, "product_not_found", product_id)
             Product(id=doc["id"], name=changes.get("name", doc["name"]), active=changes.get("active", doc["active"]))
             update = {**changes, "updated_at": self.deps.clock()}
-            transaction.update(ref, update)
-            return {**doc, **update}
+            out["doc"] = {**doc, **update}
+            return update
 
-        return product_view(txn(db.transaction(max_attempts=self.deps.txn_attempts)))
+        update_if_unchanged(self._col(PRODUCTS).document(product_id), change)
+        return product_view(out["doc"])
 
     def list_products(self, page: PageRequest) -> Page:
         return list_page(self._col(PRODUCTS), "/products", page, product_view)
@@ -204,8 +202,8 @@ class CatalogStore:
         replay = self._create(PRICES, pid, doc, "price")
         return (replay[0], price_view(replay[1])) if replay else (201, price_view(doc))
 
-    def price_doc(self, price_id: str, transaction: Any = None) -> dict[str, Any]:
-        snap = self._col(PRICES).document(price_id).get(transaction=transaction)
+    def price_doc(self, price_id: str) -> dict[str, Any]:
+        snap = self._col(PRICES).document(price_id).get()
         if not snap.exists:
             raise BillingError(404, "price_not_found", price_id)
         return snap.to_dict() or {}
@@ -219,17 +217,14 @@ class CatalogStore:
 
     def update_price(self, price_id: str, body: UpdatePrice, raw_keys: frozenset[str]) -> dict[str, Any]:
         """Deactivate or rename; the domain refuses anything else on a used price (every price counts as used)."""
-        from google.cloud import firestore
-
-        db = self.deps.db()
-        ref = db.collection(PRICES).document(price_id)
         changes = {k: v for k, v in body.model_dump(mode="json").items() if k in raw_keys}
         if "active" in changes and changes["active"] is None:
             raise BillingError(422, "invalid_request", "active cannot be null")
+        out: dict[str, Any] = {}
 
-        @firestore.transactional
-        def txn(transaction: Any) -> dict[str, Any]:
-            doc = self.price_doc(price_id, transaction)
+        def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+            if doc is None:
+                raise BillingError(404, "price_not_found", price_id)
             current = price_of(doc)
             proposed = current.model_copy(update=changes)
             try:
@@ -237,10 +232,11 @@ class CatalogStore:
             except CatalogError as exc:
                 raise BillingError(422, "price_immutable", str(exc)) from None
             update = {"price": proposed.model_dump(mode="json"), "active": proposed.active}
-            transaction.update(ref, update)
-            return {**doc, **update}
+            out["doc"] = {**doc, **update}
+            return update
 
-        return price_view(txn(db.transaction(max_attempts=self.deps.txn_attempts)))
+        update_if_unchanged(self._col(PRICES).document(price_id), change)
+        return price_view(out["doc"])
 
     def list_prices(self, page: PageRequest, *, product: str | None = None) -> Page:
         filters = {"product_id": product} if product else None

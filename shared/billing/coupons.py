@@ -5,10 +5,11 @@
 :class:`~shared.domain.discounts.PromotionCode` and its own ``times_redeemed``. References are checked at creation
 (a promotion code's coupon exists, a restricted coupon's products exist, a code's customer exists).
 
-Redeeming (:meth:`CouponStore.redeem`) is ONE Firestore transaction that reads the coupon (and the code), asks the
+Redeeming (:meth:`CouponStore.redeem`) is ONE compare-and-set that reads the coupon (and the code), asks the
 domain whether it may be redeemed now (:func:`shared.domain.discounts.redemption_refusal`: ``redeem_by``,
-``max_redemptions``, the code's expiry, limit, customer, minimum), creates ``coupon_redemptions/{redemption_id}``
-and increments the counters. Concurrent redemptions serialise on the coupon document, so ``max_redemptions`` is
+``max_redemptions``, the code's expiry, limit, customer, minimum), then in one batch creates
+``coupon_redemptions/{redemption_id}`` and writes the counters + 1, conditioned on the ``update_time`` of the coupon
+(and code) as read. Concurrent redemptions serialise on the coupon document, so ``max_redemptions`` is
 never exceeded; the redemption id (the subscription or invoice it is for) makes a retried redemption return the
 first one instead of counting twice.
 """
@@ -35,7 +36,7 @@ from shared.domain.discounts import (
     redemption_refusal,
 )
 from shared.domain.money import Money
-from shared.edge import Amount, BoundedDatetime, Int64
+from shared.edge import Amount, BoundedDatetime, Int64, firestore_id_problem
 from shared.idempotency import payload_hash
 
 COUPONS = "coupons"
@@ -159,8 +160,8 @@ class CouponStore:
         existing = self._create(COUPONS, cid, doc, "coupon")
         return (200, coupon_view(existing)) if existing else (201, coupon_view(doc))
 
-    def coupon_doc(self, coupon_id: str, transaction: Any = None) -> dict[str, Any]:
-        snap = self._col(COUPONS).document(coupon_id).get(transaction=transaction)
+    def coupon_doc(self, coupon_id: str) -> dict[str, Any]:
+        snap = self._col(COUPONS).document(coupon_id).get()
         if not snap.exists:
             raise BillingError(404, "coupon_not_found", coupon_id)
         return snap.to_dict() or {}
@@ -188,9 +189,9 @@ class CouponStore:
         existing = self._create(CODES, code.key, doc, "promotion code")
         return (200, code_view(existing)) if existing else (201, code_view(doc))
 
-    def code_doc(self, code: str, transaction: Any = None) -> dict[str, Any]:
+    def code_doc(self, code: str) -> dict[str, Any]:
         key = code.strip().upper()
-        snap = self._col(CODES).document(key).get(transaction=transaction) if key else None
+        snap = self._col(CODES).document(key).get() if key else None
         if snap is None or not snap.exists:
             raise BillingError(404, "promotion_code_not_found", code)
         return snap.to_dict() or {}
@@ -222,21 +223,31 @@ class CouponStore:
         ``promotion_expired`` ...). A retry with the same ``redemption_id`` returns the stored discount and counts
         nothing; the same id for another coupon is 409 ``redemption_exists``.
         """
-        from google.cloud import firestore
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        from shared.idempotency import Stale, precondition, retry_on_contention
 
         if (coupon_id is None) == (code is None):
             raise BillingError(422, "invalid_request", "give exactly one of coupon and promotion code")
+        problem = firestore_id_problem(redemption_id)
+        if problem:
+            raise BillingError(422, "invalid_redemption_id", f"redemption id {problem}")
         db = self.deps.db()
         when = at or self.deps.clock()
         red_ref = db.collection(REDEMPTIONS).document(redemption_id)
 
-        @firestore.transactional
-        def txn(transaction: Any) -> dict[str, Any]:
-            red = red_ref.get(transaction=transaction)
-            code_doc = self.code_doc(code, transaction) if code is not None else None
+        def step() -> dict[str, Any]:
+            red = red_ref.get()
+            code_snap = db.collection(CODES).document(code.strip().upper()).get() if code is not None else None
+            if code_snap is not None and not code_snap.exists:
+                raise BillingError(404, "promotion_code_not_found", code)
+            code_doc = code_snap.to_dict() or {} if code_snap is not None else None
             cid = code_doc["coupon_id"] if code_doc else coupon_id
             assert cid is not None
-            coupon_doc = self.coupon_doc(cid, transaction)
+            coupon_snap = db.collection(COUPONS).document(cid).get()
+            if not coupon_snap.exists:
+                raise BillingError(404, "coupon_not_found", cid)
+            coupon_doc = coupon_snap.to_dict() or {}
             if red.exists:
                 stored = red.to_dict() or {}
                 if stored.get("coupon_id") != cid or stored.get("code") != (code_doc or {}).get("id"):
@@ -265,11 +276,17 @@ class CouponStore:
                 promotion_code=promo.key if promo else None,
             ).model_dump(mode="json")
             record = {"coupon_id": cid, "code": promo.key if promo else None, "customer_id": customer_id}
-            transaction.create(red_ref, {**record, "applied": applied, "created_at": when})
-            transaction.update(db.collection(COUPONS).document(cid), {"times_redeemed": firestore.Increment(1)})
-            if promo is not None:
-                ref = db.collection(CODES).document(promo.key)
-                transaction.update(ref, {"times_redeemed": firestore.Increment(1)})
+            batch = db.batch()
+            batch.create(red_ref, {**record, "applied": applied, "created_at": when})
+            count = int(coupon_doc.get("times_redeemed", 0)) + 1
+            batch.update(coupon_snap.reference, {"times_redeemed": count}, option=precondition(coupon_snap.update_time))
+            if code_snap is not None:
+                count = int((code_doc or {}).get("times_redeemed", 0)) + 1
+                batch.update(code_snap.reference, {"times_redeemed": count}, option=precondition(code_snap.update_time))
+            try:
+                batch.commit()
+            except (AlreadyExists, Conflict):
+                raise Stale from None  # redeemed concurrently under the same id: the next read finds it
             return applied
 
-        return AppliedDiscount.model_validate(txn(db.transaction(max_attempts=self.deps.txn_attempts)))
+        return AppliedDiscount.model_validate(retry_on_contention(step, what=red_ref.path))

@@ -3,12 +3,13 @@
 Every movement is one entry of the domain's :mod:`shared.domain.credit` (grant by an operator, credit from a
 credit note, application to an invoice, reversal) whose id is its idempotency key (``application:<invoice_id>``,
 ``credit_note:<note_id>``, ``reversal:<entry_id>``, a grant's id from the request). Each entry is written by ONE
-Firestore transaction that reads the customer document and the whole ledger, lets the domain decide
+compare-and-set that reads the customer document and the whole ledger, lets the domain decide
 (:func:`~shared.domain.credit.application`, :func:`~shared.domain.credit.reversal`), checks the resulting ledger
 (:func:`~shared.domain.credit.check_ledger`: never negative, every reversal mirrors its entry), ``create()``s the
-entry and moves the customer's ``balance`` by its amount. Concurrent writers serialise on the customer document
-(the loser's transaction is retried and decides again on the new ledger), so credit is never applied twice and the
-balance never goes negative; a redelivered application finds its entry and returns the first decision.
+entry and moves the customer's ``balance`` by its amount in one batch conditioned on the customer's
+``update_time``. Concurrent writers serialise on the customer document (the loser decides again on the new ledger),
+so credit is never applied twice and the balance never goes negative; a redelivered application finds its entry and
+returns the first decision.
 
 The balance is held in the customer's currency; credit never pays an invoice in another currency (0 applied).
 """
@@ -88,23 +89,32 @@ class CreditStore:
         return self.deps.db().collection(CUSTOMERS).document(customer_id)
 
     def _append(self, customer_id: str, decide: Decide) -> Any:
-        """Run ``decide(entries, customer, now) -> (answer, entry|None)`` and write its entry, in one transaction."""
-        from google.cloud import firestore
+        """Run ``decide(entries, customer, now) -> (answer, entry|None)`` and write its entry atomically.
+
+        Compare-and-set (:func:`shared.idempotency.retry_on_contention`): the entry's ``create()`` and the customer's
+        new ``balance``/``balance_seq`` go in one batch conditioned on the customer's ``update_time`` as read, so
+        of two concurrent writers one commits and the other decides again on the new ledger. Lock-free: a
+        transaction would lock the customer and the whole ledger for every reader.
+        """
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        from shared.idempotency import Stale, precondition, retry_on_contention
 
         db = self.deps.db()
         cref = self._customer(customer_id)
 
-        @firestore.transactional
-        def txn(transaction: Any) -> Any:
-            snap = cref.get(transaction=transaction)
+        def step() -> Any:
+            snap = cref.get()
             if not snap.exists:
                 raise BillingError(404, "customer_not_found", customer_id)
             customer = snap.to_dict() or {}
-            docs = [s.to_dict() or {} for s in transaction.get(cref.collection(ENTRIES).order_by("seq"))]
+            docs = [s.to_dict() or {} for s in cref.collection(ENTRIES).order_by("seq").stream()]
+            seq, stored = int(customer.get("balance_seq", 0)), int(customer.get("balance", 0))
+            if len(docs) != seq:
+                raise Stale  # an entry committed between our two reads: read again
             entries = [CreditEntry.model_validate(d["entry"]) for d in docs]
             currency = str(customer["currency"])
-            stored = int(customer.get("balance", 0))
-            if ledger.balance(entries, currency).amount != stored:  # the sum IS the balance: refuse to build on a lie
+            if ledger.balance(entries, currency).amount != stored:  # the sum IS the balance: never build on a lie
                 raise RuntimeError(f"customer {customer_id}: balance {stored} is not the sum of its entries")
             now = self.deps.clock()
             answer, entry = decide(entries, customer, now)
@@ -117,15 +127,20 @@ class CreditStore:
             after = stored + entry.amount.amount
             doc = {
                 "entry": entry.model_dump(mode="json"),
-                "seq": len(entries) + 1,
+                "seq": seq + 1,
                 "balance_after": {"amount": after, "currency": currency},
                 "created_at": now,
             }
-            transaction.create(cref.collection(ENTRIES).document(entry.id), doc)
-            transaction.update(cref, {"balance": after, "balance_updated_at": now})
+            batch = db.batch()
+            batch.create(cref.collection(ENTRIES).document(entry.id), doc)
+            batch.update(cref, {"balance": after, "balance_seq": seq + 1}, option=precondition(snap.update_time))
+            try:
+                batch.commit()
+            except (AlreadyExists, Conflict):
+                raise Stale from None  # the same entry was written concurrently: decide again, it now exists
             return answer
 
-        return txn(db.transaction(max_attempts=self.deps.txn_attempts))
+        return retry_on_contention(step, what=cref.path)
 
     def grant(
         self, customer_id: str, body: CreateCreditGrant, *, entry_id: str | None = None

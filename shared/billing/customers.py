@@ -294,21 +294,18 @@ class CustomerStore:
         return view(self.get(customer_id).doc)
 
     def update(self, customer_id: str, body: UpdateCustomer, raw_keys: frozenset[str]) -> dict[str, Any]:
-        """Replace the fields present in the request (``raw_keys``), re-checked as a whole, in one transaction."""
-        from google.cloud import firestore
+        """Replace the fields present in the request (``raw_keys``), re-checked as a whole (compare-and-set)."""
+        from shared.idempotency import update_if_unchanged
 
-        db = self.deps.db()
-        ref = db.collection(COLLECTION).document(customer_id)
+        ref = self.collection().document(customer_id)
         changes = {k: v for k, v in body.model_dump(mode="json").items() if k in raw_keys}
         if body.psp_accounts is not None:
             check_psps(body.psp_accounts)
+        out: dict[str, Any] = {}
 
-        @firestore.transactional
-        def txn(transaction: Any) -> dict[str, Any]:
-            snap = ref.get(transaction=transaction)
-            if not snap.exists:
+        def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+            if doc is None:
                 raise BillingError(404, "customer_not_found", customer_id)
-            doc = snap.to_dict() or {}
             merged = {k: doc.get(k) for k in _CustomerFields.model_fields} | changes
             try:
                 checked = _CustomerFields.model_validate({k: v for k, v in merged.items() if v is not None})
@@ -316,10 +313,11 @@ class CustomerStore:
                 detail = exc.errors(include_url=False, include_context=False, include_input=False)
                 raise BillingError(422, "invalid_request", detail) from None
             update = {**checked.model_dump(mode="json"), "updated_at": self.deps.clock()}
-            transaction.update(ref, update)
-            return {**doc, **update}
+            out["doc"] = {**doc, **update}
+            return update
 
-        return view(txn(db.transaction(max_attempts=self.deps.txn_attempts)))
+        update_if_unchanged(ref, change)
+        return view(out["doc"])
 
     def list(self, page: PageRequest) -> Page:
         return list_page(self.collection(), "/customers", page, view)

@@ -20,8 +20,6 @@ class BillingDeps:
 
     db: Callable[[], Any] = clients.firestore
     clock: Callable[[], dt.datetime] = utcnow
-    # Firestore transactions retried on contention (a hot coupon or balance): enough for dozens of writers.
-    txn_attempts: int = 30
 
 
 DEFAULT_DEPS = BillingDeps()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.billing.customers import CustomerStore
 from tests.integration.billing.conftest import Client, customer_body
 
@@ -29,7 +31,7 @@ def test_a_customer_is_created_shown_and_frozen_as_an_invoice_buyer(api: Client)
 
 
 def test_customer_fields_are_validated_precisely(api: Client) -> None:
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "bad vat id": {"tax_ids": [{"type": "eu_vat", "value": "DE12345"}]},
         "unknown zone": {"time_zone": "Mars/Olympus"},
         "unknown currency": {"currency": "XXY"},
