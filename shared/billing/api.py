@@ -93,11 +93,16 @@ class Route:
     create_prefix: str | None = None  # idempotent create: the prefix of ids derived from Idempotency-Key
     query: tuple[tuple[str, str], ...] = ()  # (name, description) of filters beyond limit/starting_after
     errors: tuple[int, ...] = ()
+    status: int | None = None  # the success status when it is neither 201 (creates) nor 200
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
         object.__setattr__(self, "pattern", re.compile(f"^{regex}/?$"))
+
+    @property
+    def ok_status(self) -> int:
+        return self.status or (201 if self.create_prefix else 200)
 
     @property
     def params(self) -> list[str]:
@@ -209,6 +214,7 @@ ROUTES: tuple[Route, ...] = (
         BalanceEntryOut,
         ReverseEntry,
         errors=(404, 409),
+        status=201,
     ),
     Route(
         "POST",

@@ -48,6 +48,73 @@ _ERRORS = {
 }
 
 
+def _subscription_paths(paths: dict[str, dict[str, Any]], schemas: dict[str, Any], error_ref: dict[str, Any]) -> None:
+    """The subscription routes of the same function (:mod:`shared.subscriptions.api`): their request models are the
+    commands; the answer is the subscription view (documented in the README), an open object here."""
+    from shared.subscriptions.commands import CancelSubscription, ChangePlan, CreateSubscription
+
+    ops: list[tuple[str, str, str, str, type[BaseModel] | None, tuple[int, ...]]] = [
+        (
+            "post",
+            "/subscriptions",
+            "createSubscription",
+            "Create a subscription (200: identical replay)",
+            CreateSubscription,
+            (201, 200, 409, 422),
+        ),
+        (
+            "get",
+            "/subscriptions/{subscription_id}",
+            "getSubscription",
+            "A subscription with its charge attempts",
+            None,
+            (200, 404),
+        ),
+        (
+            "post",
+            "/subscriptions/{subscription_id}/cancel",
+            "cancelSubscription",
+            "Cancel now or at period end",
+            CancelSubscription,
+            (200, 404, 422),
+        ),
+        (
+            "post",
+            "/subscriptions/{subscription_id}/change-plan",
+            "changePlan",
+            "Change plans (prorated)",
+            ChangePlan,
+            (200, 404, 409, 422),
+        ),
+    ]
+    view = {"type": "object", "description": "the subscription (README: Subscriptions and renewals)"}
+    for method, template, op_id, summary, model, codes in ops:
+        op: dict[str, Any] = {"operationId": op_id, "summary": summary}
+        if "{" in template:
+            op["parameters"] = [
+                {"name": "subscription_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+        if model is not None:
+            schema = model.model_json_schema(ref_template=REF)
+            for name, definition in schema.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)  # shared models (Money) are the same schema
+            schemas[model.__name__] = schema
+            body_ref = {"$ref": REF.format(model=model.__name__)}
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_ref}}}
+        responses: dict[str, Any] = {}
+        for code in codes:
+            ok = code < 300
+            content = {"application/json": {"schema": view if ok else error_ref}}
+            responses[str(code)] = {"description": "OK" if ok else _ERRORS[code], "content": content}
+        for code in (400, 405, 503):
+            responses[str(code)] = {
+                "description": _ERRORS[code],
+                "content": {"application/json": {"schema": error_ref}},
+            }
+        op["responses"] = responses
+        paths.setdefault(template, {})[method] = op
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     from shared.billing.api import ROUTES
@@ -85,7 +152,7 @@ def document() -> dict[str, Any]:
         if r.request is not None:
             body_ref = refs[(r.request, "validation")]
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_ref}}}
-        ok = "201" if r.create_prefix else "200"
+        ok = str(r.ok_status)
         if r.response is None:
             answer: dict[str, Any] = {"description": "the OpenAPI document", "content": {"application/json": {}}}
         else:
@@ -101,6 +168,7 @@ def document() -> dict[str, Any]:
             responses[str(code)] = {"description": _ERRORS[code], "content": err}
         op["responses"] = responses
         paths.setdefault(r.template, {})[r.method.lower()] = op
+    _subscription_paths(paths, schemas, error_ref)
     return {
         "openapi": "3.1.0",
         "info": {
