@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.billing import idempotency as idem
@@ -20,6 +20,7 @@ instants = st.datetimes(
 )
 
 
+@settings(deadline=None)
 @given(scope=st.text(max_size=50), t=instants, doc_id=ids)
 def test_a_cursor_names_its_position_in_its_list_only(scope: str, t: dt.datetime, doc_id: str) -> None:
     cursor = encode_cursor(scope, t, doc_id)
@@ -29,6 +30,7 @@ def test_a_cursor_names_its_position_in_its_list_only(scope: str, t: dt.datetime
         decode_cursor(scope + "x", cursor)
 
 
+@settings(deadline=None)
 @given(junk=st.text(max_size=80))
 def test_junk_cursors_are_400_never_a_crash(junk: str) -> None:
     with pytest.raises(EdgeError) as err:
