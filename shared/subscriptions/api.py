@@ -1,4 +1,8 @@
-"""The private subscriptions HTTP API (IAM-only): routing, validation and precise 4xx answers.
+"""The private billing API (IAM-only) served by the ``subscriptions`` function: routing, validation, precise 4xx.
+
+/customers, /products, /prices, /coupons, /promotion_codes, /customers/{id}/credit_grants,
+/customers/{id}/balance_entries and /openapi.json are the billing routes (:mod:`shared.billing.api`, documented
+by the OpenAPI document it serves); the subscription routes are:
 
 POST /subscriptions                         create (201; 200 for an identical replay; 409 if it differs)
 GET  /subscriptions/{id}                    the subscription with its charge attempts
@@ -14,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.billing.api import DEFAULT_BILLING, BillingService, is_billing_path
+from shared.billing.api import dispatch as billing_dispatch
 from shared.edge import EdgeError, http_entry, json_body
 from shared.http import JsonResponse
 from shared.log import bind, get_logger
@@ -29,9 +35,13 @@ DEFAULT_SERVICE = SubscriptionService()
 
 
 @http_entry("subscriptions")
-def handle(request: Any, service: SubscriptionService = DEFAULT_SERVICE) -> JsonResponse:
-    """Answer one request; ``service`` carries the collaborators (tests inject a failing Firestore ...)."""
+def handle(
+    request: Any, service: SubscriptionService = DEFAULT_SERVICE, billing: BillingService = DEFAULT_BILLING
+) -> JsonResponse:
+    """Answer one request; ``service`` and ``billing`` carry the collaborators (tests inject a dying Firestore)."""
     path = request.path or "/"
+    if is_billing_path(path):
+        return billing_dispatch(request, billing)
     m = _ROUTE.match(path) if len(path) <= 512 else None
     if m is None:
         raise EdgeError(404, "not_found", "no such route")
