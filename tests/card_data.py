@@ -105,7 +105,8 @@ def leaks(text: str, pans: Iterable[str] = PANS) -> list[str]:
     shown = reveal(text)
     digits = re.sub(r"[^0-9]", "", shown)
     found = [f"PAN {p[-4:]}" for p in pans if p in digits]
-    if re.search(rf"(?<![0-9]){CVC}(?![0-9])", shown):
+    # A standalone token: the same three digits inside a random hex id (evt_dd739bd3) are not the CVC.
+    if re.search(rf"(?<![0-9A-Za-z]){CVC}(?![0-9A-Za-z])", shown):
         found.append("CVC")
     if IBAN.replace(" ", "") in re.sub(r"[^A-Z0-9]", "", shown):
         found.append("IBAN")

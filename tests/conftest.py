@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from infra.local import emulators as em
 from shared.config import reset_settings
+
+# Hypothesis' per-example deadline is a timed assertion: on a shared 2-core machine (CI included) it fails
+# properties for being slow, not wrong. Performance is measured in bench/, never asserted here.
+hypothesis_settings.register_profile("project", deadline=None)
+hypothesis_settings.load_profile("project")
 
 _DIR_MARKERS = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
 
