@@ -261,11 +261,12 @@ def test_a_taken_over_attempt_adopts_the_result_its_webhook_recorded(env: Env, m
     new_sub("sub_adopt")
     (due,) = bill(env)
     event = push(finalized_for(due, "inv_adopt"), "inv_adopt:finalized")
-    monkeypatch.setattr(collector, "_complete", lambda *a, **k: (_ for _ in ()).throw(OSError("process died")))
-    monkeypatch.setattr(Claims, "release", lambda self, claimed: None)  # a crash releases nothing
-    with pytest.raises(OSError, match="process died"):
-        handle_push(event)
-    monkeypatch.undo()
+    # A context of its own: undoing it must not undo the fixtures' patches (the emulator variables).
+    with monkeypatch.context() as m:
+        m.setattr(collector, "_complete", lambda *a, **k: (_ for _ in ()).throw(OSError("process died")))
+        m.setattr(Claims, "release", lambda self, claimed: None)  # a crash releases nothing
+        with pytest.raises(OSError, match="process died"):
+            handle_push(event)
     psp_id = env.stripe._answers["renewal-inv_adopt-1"][1]["id"]
     late = PaymentSucceeded(
         psp="stripe",
