@@ -44,7 +44,7 @@ def test_an_unbalanced_entry_is_refused() -> None:
 @settings(max_examples=200)
 @given(st.lists(entries(), max_size=30), st.randoms(use_true_random=False))
 def test_balances_sum_to_zero_after_every_step_and_under_redelivery(batch: list[Entry], rnd: object) -> None:
-    journal, seen = Journal(), {}
+    journal, seen = Journal(), dict[str, Entry]()
     deliveries = batch + batch[: len(batch) // 2]  # redelivery of half
     rnd.shuffle(deliveries)  # type: ignore[attr-defined]
     for e in deliveries:
@@ -106,7 +106,9 @@ def test_fx_line_books_both_legs_and_the_fee_accounts() -> None:
     fx = next(ln for ln in day.lines if ln.presentment_currency)
     e = postings.line_entry(fx)
     by = {(p.account, p.currency): p.amount for p in e.postings}
-    assert by[(j.psp_pending(fx.psp, "default"), fx.presentment_currency)] == -fx.presentment_amount  # type: ignore[operator]
+    assert fx.presentment_currency is not None
+    assert fx.presentment_amount is not None
+    assert by[(j.psp_pending(fx.psp, "default"), fx.presentment_currency)] == -fx.presentment_amount
     assert by[(j.FX, "EUR")] == -fx.gross
     assert by[(j.psp_balance(fx.psp, "default"), "EUR")] == fx.net
     assert sum(v for (a, _), v in by.items() if a.startswith("psp_fees:")) == sum(f.amount for f in fx.fees)
