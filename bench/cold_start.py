@@ -123,7 +123,7 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
         # A scheduler tick: the planner fans out one shard tick (a publish) for its single shard.
         tick = _push(project, "billing-ticks", b"", {})
         return replace(tick, topics=("billing-ticks",), env={"RENEWALS_SHARDS": "1"})
-    if key == "invoices":
+    if key in ("invoices", "reconciliation"):
         from shared.domain.money import Money
         from shared.events.payments import OurRefs, PaymentSucceeded
 

@@ -32,3 +32,8 @@ output "topics" {
   description = "Topic ids by name."
   value       = module.pubsub.ids
 }
+
+output "settlement_bucket" {
+  description = "Bucket receiving PSP settlement reports (settlement/<psp>/<account>/<file>)."
+  value       = module.settlement_bucket.name
+}

@@ -138,3 +138,14 @@ variable "disabled_secrets" {
     error_message = "disabled_secrets holds environment variable names such as BRAINTREE_PRIVATE_KEY."
   }
 }
+
+variable "settlement_retention_days" {
+  description = "Bucket retention of PSP settlement reports (the audit trail of reconciliation)."
+  type        = number
+  default     = 2555
+
+  validation {
+    condition     = var.settlement_retention_days >= 1 && var.settlement_retention_days <= 36500
+    error_message = "settlement_retention_days must be between 1 and 36500."
+  }
+}
