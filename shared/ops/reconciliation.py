@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, now: dt.datet
             fees = ", ".join(f"{f.kind} {_m(f.amount, ln.currency)}" for f in ln.fees)
             gross, net = _m(ln.gross, ln.currency), _m(ln.net, ln.currency)
             ref = ln.psp_reference or "-"
-            row = f"  {ln.booked_at:%Y-%m-%d %H:%M} {ln.type.value:<20} {ref:<28} gross {gross:>14} net {net:>14}"
-            print(f"{row}  {fees}", file=out)
+            text = f"  {ln.booked_at:%Y-%m-%d %H:%M} {ln.type.value:<20} {ref:<28} gross {gross:>14} net {net:>14}"
+            print(f"{text}  {fees}", file=out)
         return 0
     if args.cmd == "report":
         day = args.day or (now - dt.timedelta(days=1)).date()
