@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, now: dt.datet
         return 0
     if args.cmd == "report":
         day = args.day or (now - dt.timedelta(days=1)).date()
-        rep = daily_report(db, day, now, recon_settings().psp_delay)
+        cfg = recon_settings()
+        rep = daily_report(db, day, now, cfg.psp_delay, cfg.our_delay)
         print(rep.to_text(), file=out)
         return 1 if rep.unexplained else 0
     balances: dict[tuple[str, str], int] = ledger.balances(db)

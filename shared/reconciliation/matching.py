@@ -92,6 +92,7 @@ class LineView:
     currency: str
     amount: int
     line_id: str
+    seen_at: dt.datetime | None = None  # when we first had the line: its fact may still be on its way
 
     def to_doc(self) -> dict[str, object]:
         return {
@@ -100,6 +101,7 @@ class LineView:
             "currency": self.currency,
             "amount": self.amount,
             "id": self.line_id,
+            "seen_at": self.seen_at,
         }
 
     @classmethod
@@ -111,6 +113,7 @@ class LineView:
             str(d["currency"]),
             int(str(d["amount"])),
             str(d["id"]),
+            d.get("seen_at") if isinstance(d.get("seen_at"), dt.datetime) else None,  # type: ignore[arg-type]
         )
 
 
@@ -121,12 +124,12 @@ def payment_ref(line: SettlementLine) -> str | None:
     return line.psp_payment_id or line.psp_reference
 
 
-def view_line(line: SettlementLine) -> LineView:
+def view_line(line: SettlementLine, seen_at: dt.datetime | None = None) -> LineView:
     if line.presentment_currency and line.presentment_amount is not None:
         cur, amount = line.presentment_currency, line.presentment_amount
     else:
         cur, amount = line.currency, line.gross
-    return LineView(line.key(), line.type, line.psp_reference, cur, amount, line.line_id)
+    return LineView(line.key(), line.type, line.psp_reference, cur, amount, line.line_id, seen_at)
 
 
 def view_fact(event: PaymentEvent) -> FactView | None:
@@ -176,8 +179,8 @@ class Finding:
 class Evaluation:
     matched: frozenset[str]  # line keys
     findings: tuple[Finding, ...]
-    awaiting: tuple[str, ...]  # fact ids inside the PSP-side delay
-    due_at: dt.datetime | None  # when the awaiting facts turn into findings (the tick re-evaluates)
+    awaiting: tuple[str, ...]  # fact ids inside the PSP-side delay, line keys inside our-side delay
+    due_at: dt.datetime | None  # when what awaits turns into findings (the tick re-evaluates)
     awaiting_impact: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -195,7 +198,11 @@ def _sum(items: Iterable[tuple[str, int]]) -> dict[str, int]:
 
 
 def evaluate(
-    facts: Sequence[FactView], lines: Sequence[LineView], now: dt.datetime, psp_delay: dt.timedelta
+    facts: Sequence[FactView],
+    lines: Sequence[LineView],
+    now: dt.datetime,
+    psp_delay: dt.timedelta,
+    our_delay: dt.timedelta = dt.timedelta(0),
 ) -> Evaluation:
     """The matching verdict for one payment's facts and lines (order-independent: inputs are sorted)."""
     facts = sorted(facts, key=lambda f: f.fact_id)
@@ -203,6 +210,7 @@ def evaluate(
     findings: list[Finding] = []
     matched: set[str] = set()
     awaiting: list[FactView] = []
+    waiting_lines: list[LineView] = []
 
     # 1. duplicates: same type, movement reference and amount under another line id
     first: dict[tuple[LineType, str], LineView] = {}
@@ -245,16 +253,23 @@ def evaluate(
         # 3. the rest by sum
         pairs.append((rest_f, rest_l))
         for fs, ls in pairs:
-            _compare(cat, fs, ls, now=now, delay=psp_delay, findings=findings, matched=matched, awaiting=awaiting)
+            _compare(cat, fs, ls, now=now, delay=psp_delay, our_delay=our_delay, findings=findings, matched=matched,
+                     awaiting=awaiting, waiting_lines=waiting_lines)  # fmt: skip
 
-    due = max((f.occurred_at for f in awaiting), default=None)
+    dues = [f.occurred_at + psp_delay for f in awaiting] + [_seen(ln, now) + our_delay for ln in waiting_lines]
     return Evaluation(
         matched=frozenset(matched),
         findings=tuple(findings),
-        awaiting=tuple(f.fact_id for f in awaiting),
-        due_at=None if due is None else due + psp_delay,
-        awaiting_impact=_sum((f.currency, f.amount or 0) for f in awaiting),
+        awaiting=tuple(f.fact_id for f in awaiting) + tuple(ln.key for ln in waiting_lines),
+        due_at=max(dues, default=None),
+        awaiting_impact=_sum(
+            [(f.currency, f.amount or 0) for f in awaiting] + [(ln.currency, -ln.amount) for ln in waiting_lines]
+        ),
     )
+
+
+def _seen(line: LineView, now: dt.datetime) -> dt.datetime:
+    return line.seen_at or now
 
 
 def _compare(
@@ -264,9 +279,11 @@ def _compare(
     *,
     now: dt.datetime,
     delay: dt.timedelta,
+    our_delay: dt.timedelta,
     findings: list[Finding],
     matched: set[str],
     awaiting: list[FactView],
+    waiting_lines: list[LineView],
 ) -> None:
     lkeys = tuple(ln.key for ln in ls)
     fids = tuple(f.fact_id for f in fs)
@@ -275,6 +292,9 @@ def _compare(
     if not fs and not ls:
         return
     if not fs:
+        if max(_seen(ln, now) for ln in ls) + our_delay > now:
+            waiting_lines.extend(ls)  # settlement overtook the webhook: give the fact its delay
+            return
         findings.append(
             Finding(
                 Kind.MISSING_OURS,

@@ -91,7 +91,9 @@ class DailyReport:
         return "\n".join(out)
 
 
-def daily_report(db: Any, day: dt.date, now: dt.datetime, psp_delay: dt.timedelta) -> DailyReport:
+def daily_report(
+    db: Any, day: dt.date, now: dt.datetime, psp_delay: dt.timedelta, our_delay: dt.timedelta = dt.timedelta(0)
+) -> DailyReport:
     start = dt.datetime.combine(day, dt.time(0), dt.UTC)
     q = (
         db.collection(LINES)
@@ -113,7 +115,7 @@ def daily_report(db: Any, day: dt.date, now: dt.datetime, psp_delay: dt.timedelt
     refs = [db.collection(GROUPS).document(g) for g in gids]
     for i in range(0, len(refs), 300):
         for snap in db.get_all(refs[i : i + 300]):
-            verdicts[snap.id] = _evaluate(snap.to_dict() or {}, now, psp_delay)
+            verdicts[snap.id] = _evaluate(snap.to_dict() or {}, now, psp_delay, our_delay)
     status: dict[str, int] = defaultdict(int)
     for ln, g in lines:
         if ln.type not in m.CATEGORIES:
@@ -135,7 +137,7 @@ def daily_report(db: Any, day: dt.date, now: dt.datetime, psp_delay: dt.timedelt
     awaiting = db.collection(GROUPS).where(filter=_filter("state", "==", "awaiting")).stream()
     for snap in awaiting:
         d = snap.to_dict() or {}
-        for cur, v in _evaluate(d, now, psp_delay).awaiting_impact.items():
+        for cur, v in _evaluate(d, now, psp_delay, our_delay).awaiting_impact.items():
             rep.awaiting[(j.psp_pending(d["psp"], d["account"]), cur)] = (
                 rep.awaiting.get((j.psp_pending(d["psp"], d["account"]), cur), 0) + v
             )
@@ -146,12 +148,13 @@ def daily_report(db: Any, day: dt.date, now: dt.datetime, psp_delay: dt.timedelt
     return rep
 
 
-def _evaluate(doc: dict[str, Any], now: dt.datetime, delay: dt.timedelta) -> m.Evaluation:
+def _evaluate(doc: dict[str, Any], now: dt.datetime, delay: dt.timedelta, our: dt.timedelta) -> m.Evaluation:
     return m.evaluate(
         [m.FactView.from_doc(k, v) for k, v in (doc.get("facts") or {}).items()],
         [m.LineView.from_doc(k, v) for k, v in (doc.get("lines") or {}).items()],
         now,
         delay,
+        our,
     )
 
 

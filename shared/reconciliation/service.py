@@ -123,7 +123,7 @@ class Reconciler:
             elif line.type in m.CATEGORIES:  # a payment line naming no payment: its own group
                 ref, gid = f"line:{line.line_id}", m.group_id(line.psp, line.account, f"line:{line.key()}")
             if gid is not None and ref is not None:
-                groups.setdefault(gid, ((line.psp, line.account, ref), {}))[1][line.key()] = m.view_line(line)
+                groups.setdefault(gid, ((line.psp, line.account, ref), {}))[1][line.key()] = m.view_line(line, now)
             docs.append((line.key(), line_doc(line, gid)))
         res.new_lines = self._create_all(LINES, docs)
         ledger.post(self.db, [postings.line_entry(ln) for ln in batch.lines])
@@ -211,6 +211,7 @@ class Reconciler:
                 [m.LineView.from_doc(k, v) for k, v in ldocs.items()],
                 now,
                 self.cfg.psp_delay,
+                self.cfg.our_delay,
             )
             out["ev"] = ev
             return {
@@ -234,8 +235,8 @@ class Reconciler:
                 nonlocal was_flagged
                 doc = doc or {}
                 was_flagged = bool(doc.get("flagged"))
-                f = {**(doc.get("facts") or {}), **new_f}
-                ln = {**(doc.get("lines") or {}), **new_l}
+                f = {**new_f, **(doc.get("facts") or {})}  # the first delivery's view stands
+                ln = {**new_l, **(doc.get("lines") or {})}
                 upd = fields(f, ln, was_flagged)
                 same = all(doc.get(k) == upd[k] for k in ("state", "due_at", "open", "flagged"))
                 if same and len(f) == len(doc.get("facts") or {}) and len(ln) == len(doc.get("lines") or {}):
@@ -429,7 +430,7 @@ class Reconciler:
 
     # -- the scheduled tick -----------------------------------------------------------------------
     def tick(self, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
-        """Pull the API sources, then re-evaluate payments whose facts waited past the PSP-side delay."""
+        """Pull the API sources, then re-evaluate payments whose facts or lines waited past their delay."""
         now = now or self.clock()
         pulled = sum(self.pull(psp, account, now).lines for psp, account in self.cfg.pull_sources)
         from google.cloud.firestore_v1.base_query import FieldFilter

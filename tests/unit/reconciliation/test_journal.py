@@ -48,6 +48,9 @@ def test_balances_sum_to_zero_after_every_step_and_under_redelivery(batch: list[
     deliveries = batch + batch[: len(batch) // 2]  # redelivery of half
     rnd.shuffle(deliveries)  # type: ignore[attr-defined]
     for e in deliveries:
+        if e.empty:  # every posting cancelled out: nothing to append
+            assert not journal.post(e)
+            continue
         if e.id in seen and seen[e.id].postings != e.postings:
             with pytest.raises(ConflictingEntry):
                 journal.post(e)
@@ -56,7 +59,7 @@ def test_balances_sum_to_zero_after_every_step_and_under_redelivery(batch: list[
         journal.post(e)
         assert j.trial_balance(journal.balances()) == {}
     assert journal.balances() == j.fold(seen.values())
-    assert {e.id for e in journal.entries} == {e.id for e in seen.values() if not e.empty}
+    assert {e.id for e in journal.entries} == set(seen)
 
 
 @settings(max_examples=50, deadline=None)
