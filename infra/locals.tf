@@ -27,6 +27,8 @@ locals {
     env           = try(f.env == null ? {} : tomap(f.env), {})
     # Object access to the invoice bucket; by default only the invoices function has it.
     invoice_bucket = try(f.invoice_bucket == true, key == "invoices")
+    # Buckets (keys of local.trigger_buckets in main.tf) whose object-finalize events invoke the function.
+    bucket_triggers = try(f.bucket_triggers == null ? [] : tolist(f.bucket_triggers), [])
   } }
 
   subscriptions = { for name, s in merge(try(local.topology.subscriptions, {})) : name => {

@@ -14,6 +14,11 @@ locals {
   })
 
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  # Buckets a function may name in its topology `bucket_triggers` (object-finalize events via Eventarc).
+  trigger_buckets = {
+    settlement = module.settlement_bucket.name
+  }
 }
 
 resource "google_project_service" "this" {
@@ -23,6 +28,7 @@ resource "google_project_service" "this" {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
@@ -56,6 +62,35 @@ module "invoice_bucket" {
   force_destroy    = !var.deletion_protection
 
   depends_on = [google_project_service.this]
+}
+
+module "settlement_bucket" {
+  source = "./modules/bucket"
+
+  project_id = var.project_id
+  # Settlement reports land under settlement/<psp>/<account>/<file>; the reconciliation function takes
+  # each new object in once (its generation is the idempotency key).
+  name             = "${var.project_id}-settlement"
+  location         = var.region
+  labels           = { data = "settlement-reports" }
+  retention_days   = var.settlement_retention_days
+  versioning       = false
+  soft_delete_days = 30
+  force_destroy    = !var.deletion_protection
+
+  depends_on = [google_project_service.this]
+}
+
+# Cloud Storage publishes object events through Pub/Sub topics that Eventarc creates: its service agent
+# needs the publisher role, which GCP grants only at project level for these managed topics.
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
+}
+
+resource "google_project_iam_member" "gcs_eventarc_publisher" {
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
 module "source_bucket" {
@@ -180,6 +215,7 @@ module "function" {
   publishes             = { for t in each.value.publishes : t => module.pubsub.ids[t] }
   invoice_bucket        = module.invoice_bucket.name
   invoice_bucket_access = each.value.invoice_bucket
+  event_buckets         = { for b in each.value.bucket_triggers : b => local.trigger_buckets[b] }
   pubsub_service_agent  = local.pubsub_service_agent
 
   depends_on = [
@@ -187,6 +223,7 @@ module "function" {
     google_artifact_registry_repository_iam_member.builder_writer,
     google_storage_bucket_iam_member.builder_sources,
     google_project_iam_member.builder_logs,
+    google_project_iam_member.gcs_eventarc_publisher,
   ]
 }
 

@@ -178,3 +178,13 @@ variable "slo" {
   type        = map(number)
   default     = {}
 }
+variable "settlement_retention_days" {
+  description = "Bucket retention of PSP settlement reports (the audit trail of reconciliation)."
+  type        = number
+  default     = 2555
+
+  validation {
+    condition     = var.settlement_retention_days >= 1 && var.settlement_retention_days <= 36500
+    error_message = "settlement_retention_days must be between 1 and 36500."
+  }
+}

@@ -264,6 +264,12 @@ def test_every_push_subscription_has_oidc_retry_and_a_dead_letter_topic(topology
 _BROAD = re.compile(r"^roles/(owner|editor|viewer|.*[aA]dmin.*|iam\.securityAdmin|resourcemanager\..*)$")
 # Project scope only where GCP offers nothing narrower (reasons in the HCL comments).
 _PROJECT_ROLES = {"roles/datastore.user", "roles/logging.logWriter"}
+# Eventarc's bucket triggers: the trigger identity's receiver role and the Cloud Storage agent's publisher
+# role exist only at project level (these two resources, by name; reasons in the HCL comments).
+_PROJECT_GRANTS = {
+    ("google_project_iam_member", "eventarc_receiver", "roles/eventarc.eventReceiver"),
+    ("google_project_iam_member", "gcs_eventarc_publisher", "roles/pubsub.publisher"),
+}
 
 
 def iam_problems(res: list[Resource]) -> list[str]:
@@ -281,7 +287,7 @@ def iam_problems(res: list[Resource]) -> list[str]:
                     problems.append(f"{where}: broad role {role}")
         if r.type in ("google_project_iam_member", "google_organization_iam_member", "google_folder_iam_member"):
             role = attr(r.body, "role")
-            if role not in _PROJECT_ROLES:
+            if role not in _PROJECT_ROLES and (r.type, r.name, role) not in _PROJECT_GRANTS:
                 problems.append(f"{where}: {role} granted above resource level")
     return problems
 

@@ -153,3 +153,71 @@ resource "google_service_account_iam_member" "push_token_creator" {
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = var.pubsub_service_agent
 }
+
+# --- object-finalize events from Cloud Storage (Eventarc) -----------------------------------------
+
+resource "google_storage_bucket_iam_member" "event_objects" {
+  # Read only: the function downloads the object the event names.
+  for_each = var.event_buckets
+
+  bucket = each.value
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.function.member
+}
+
+resource "google_service_account" "eventarc" {
+  count = length(var.event_buckets) > 0 ? 1 : 0
+
+  project      = var.project_id
+  account_id   = "evt-${substr(var.name, 0, 26)}"
+  display_name = "Eventarc to ${var.name}"
+  description  = "Identity of the Eventarc triggers that deliver bucket events to ${var.name} (managed by Terraform)."
+}
+
+resource "google_cloud_run_v2_service_iam_member" "eventarc_invoker" {
+  count = length(var.event_buckets) > 0 ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.this.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.eventarc[0].member
+}
+
+resource "google_project_iam_member" "eventarc_receiver" {
+  # Eventarc checks this role on the trigger's identity at project level only (no resource scope exists).
+  count = length(var.event_buckets) > 0 ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = google_service_account.eventarc[0].member
+}
+
+resource "google_eventarc_trigger" "storage" {
+  for_each = var.event_buckets
+
+  project         = var.project_id
+  location        = var.region
+  name            = "${var.name}-${each.key}-finalized"
+  service_account = google_service_account.eventarc[0].email
+  labels          = merge(var.labels, { function = var.key })
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.storage.object.v1.finalized"
+  }
+
+  matching_criteria {
+    attribute = "bucket"
+    value     = each.value
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloudfunctions2_function.this.service_config[0].service
+      region  = var.region
+    }
+  }
+
+  depends_on = [google_project_iam_member.eventarc_receiver, google_cloud_run_v2_service_iam_member.eventarc_invoker]
+}

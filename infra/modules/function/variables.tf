@@ -182,3 +182,9 @@ variable "pubsub_service_agent" {
   description = "IAM member of the project's Pub/Sub service agent."
   type        = string
 }
+
+variable "event_buckets" {
+  description = "Map of bucket key => bucket name whose object-finalize events invoke this function (Eventarc)."
+  type        = map(string)
+  default     = {}
+}
