@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 
 class Category(StrEnum):
@@ -135,6 +135,10 @@ class Decline:
         """The advised earliest retry; None for hard and customer declines, or no advice (standard schedule)."""
         fn = self.advice.earliest
         return fn(failed_at) if fn is not None and self.retryable else None
+
+    def event_fields(self, failed_at: dt.datetime) -> dict[str, Any]:
+        """The canonical fields of a ``payment.failed`` fact (``retryable``, ``category``, ``retry_at``)."""
+        return {"retryable": self.retryable, "category": self.category.value, "retry_at": self.retry_at(failed_at)}
 
 
 # -- the tables ------------------------------------------------------------------------------------

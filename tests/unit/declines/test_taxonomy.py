@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import logging
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.domain.declines import ADVICE, TABLES, Category, Decline, classify, lookup, next_payday
+from shared.log import get_logger
 from tests.fixtures.declines import PSPS, codes
+
+get_logger(__name__)  # configure the JSON root handler now, so caplog's handler (added per test) stays
 
 T0 = dt.datetime(2026, 1, 31, 9, tzinfo=dt.UTC)
 times = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2099, 1, 1), timezones=st.just(dt.UTC))
@@ -32,16 +35,16 @@ def test_the_coverage_check_fails_on_an_unmapped_code() -> None:
     assert lookup("nopsp", "insufficient_funds") is None
 
 
-def test_unknown_codes_are_soft_on_the_standard_schedule_and_logged(capsys: pytest.CaptureFixture[str]) -> None:
-    capsys.readouterr()
-    d = classify("stripe", "brand_new_code", None)
+def test_unknown_codes_are_soft_on_the_standard_schedule_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        d = classify("stripe", "brand_new_code", None)
     assert d == Decline(Category.UNKNOWN, "stripe", None)
     assert d.retryable
     assert not d.action_required
     assert d.retry_at(T0) is None  # no advice: the configured schedule decides
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    (rec,) = [x for x in lines if x["message"].startswith("unmapped decline code")]
-    assert (rec["severity"], rec["psp"], rec["decline_codes"]) == ("WARNING", "stripe", ["brand_new_code"])
+    (rec,) = [r for r in caplog.records if r.getMessage().startswith("unmapped decline code")]
+    fields = vars(rec)
+    assert (rec.levelname, fields["psp"], fields["decline_codes"]) == ("WARNING", "stripe", ["brand_new_code"])
 
 
 def test_the_most_specific_code_wins() -> None:
