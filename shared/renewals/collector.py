@@ -41,7 +41,7 @@ from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
-from shared.renewals.payment_effect import fact_item, fact_of, outcome_of
+from shared.renewals.payment_effect import action_item, fact_item, fact_of, outcome_of
 from shared.renewals.repository import attempt_id, attempts, subs
 
 log = get_logger(__name__)
@@ -183,9 +183,13 @@ def _complete(
             "decline_code": result.decline_code,
             "failure_message": result.failure_message,
             "retryable": result.retryable,
+            "category": result.category,
+            "retry_at": result.retry_at,
         }
     fact = fact_of({**record, **data})
     items: list[tuple[Event, str, dt.datetime]] = [fact_item(fact)]
+    if (ask := action_item(fact)) is not None:  # authentication required: the customer is asked
+        items.append(ask)
 
     def complete_attempt(writer: Any = None) -> None:
         # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,

@@ -40,7 +40,7 @@ from shared.log import bind, get_logger
 from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
-from shared.renewals.payment_effect import charge_data, kind_of, outcome_of, settled_without_charge
+from shared.renewals.payment_effect import action_item, charge_data, kind_of, outcome_of, settled_without_charge
 from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
 
 log = get_logger(__name__)
@@ -79,7 +79,7 @@ def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[s
         # Our own synchronous facts were applied, and their transition announced, by the collector
         # (which re-announces both if it is redelivered): no second announcement when they come back.
         ours = msg.envelope.producer == get_settings().function_name
-        return apply(
+        applied = apply(
             refs.subscription_id,
             outcome,
             period_start,
@@ -87,6 +87,9 @@ def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[s
             reannounce=not ours,
             deps=deps,
         )
+        if not ours and (ask := action_item(ev)) is not None:  # the collector asked for its own declines
+            deps.publisher.publish_all([ask])
+        return applied
 
 
 def _invoice_level_fact(
@@ -214,7 +217,7 @@ def apply(
                 outcome = _resolve_period(state, o, period_start)
             except LookupError:
                 return "unknown_attempt", None
-            ch = apply_payment(state, outcome, cfg.dunning)
+            ch = apply_payment(state, outcome, cfg.dunning_for((doc.get("payment_method") or {}).get("account")))
             if ch.state != state:
                 update |= state_fields(ch.state)
                 if ch.transition is not None:
