@@ -42,6 +42,7 @@ from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.payment_effect import action_item, charge_data, kind_of, outcome_of, settled_without_charge
 from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
+from shared.risk.gate import assess_fact, review_items
 
 log = get_logger(__name__)
 
@@ -53,6 +54,12 @@ MAX_CHARGES_KEPT = 12  # results of the latest attempts kept on the subscription
 def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[str, Any]:
     ev = msg.event
     refs = ev.refs
+    # -- risk step on every incoming payment fact (shared.risk.gate): recorded once, review/block published
+    with bind(psp=ev.psp):
+        flagged = review_items(assess_fact(ev), refs=refs, psp_payment_id=ev.psp_payment_id, now=deps.clock())
+    if flagged:
+        deps.publisher.publish_all(flagged)
+    # -- end of the risk step
     if not refs.subscription_id or not refs.invoice_id:
         return {"skipped": "not_a_subscription_charge"}
     invoice_id = refs.invoice_id
