@@ -37,10 +37,11 @@ the end instant): re-sent while unpaid, settled by its payment without reviving 
 Smart dunning (the decline taxonomy, :mod:`shared.domain.declines`, read into :class:`Outcome`):
 
 * a hard decline (stolen card, closed account, revoked mandate ...) stops retrying at once: final status;
-* a soft decline is retried at the configured slot ``first + retry_days[i]`` but never before the PSP's
+* a soft decline is retried at the configured slot ``first + retry_days[i]`` but never before the
   advised earliest retry (``Outcome.retry_at``: after pay day for insufficient funds, hours for a
-  processing error); an advice past the window's end (``first + retry_days[-1]``) moves the attempt to the
-  window's end, the last chance, and no attempt is scheduled at or before the failure it follows;
+  processing error), applied as a delay from when the failed attempt ran on our clock (the PSP's clock
+  or a test clock may differ); an advice past the window's end (``first + retry_days[-1]``) moves the
+  attempt to the window's end, the last chance, and no attempt is scheduled at or before the failure;
 * authentication required is never retried blindly: the subscription is ``past_due`` with
   ``Dunning.action_required`` until the window's end, waiting for the customer (a payment of the invoice
   revives it); then the planner moves it to the final status (``expire``, reason ``action_not_taken``).
@@ -150,6 +151,7 @@ class Dunning:
     first_failed_at: dt.datetime
     next_retry_at: dt.datetime | None
     action_required: bool = False  # waiting for the customer (authentication); next_retry_at is the deadline
+    attempted_at: dt.datetime | None = None  # when the running retry was claimed (our clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +338,7 @@ def decide_renewal(
                 return RenewalDecision("expire", ch, state.schedule.period(b.index), invoice_id=d.invoice_id)
             # Claim the retry; if its outcome never arrives the same attempt is re-sent (the collector
             # deduplicates on invoice + attempt, and so does the PSP on the idempotency key).
-            d2 = replace(d, next_retry_at=now + dt.timedelta(seconds=republish_s))
+            d2 = replace(d, next_retry_at=now + dt.timedelta(seconds=republish_s), attempted_at=now)
             return RenewalDecision(
                 "retry",
                 Change(replace(state, dunning=d2)),
@@ -432,17 +434,21 @@ def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
         first = state.billing.claimed_at
     else:
         first = o.at
+    # When the failed attempt ran on OUR clock (the PSP's clock, or a test clock, may differ): the claim of
+    # the retry, or the start of collection. The PSP's advice is applied as a delay from there.
+    failed_at = d.attempted_at if d is not None and d.period_index == o.period_index and d.attempted_at else first
+    advised = failed_at + (o.retry_at - o.at) if o.retry_at is not None else None
     if o.action_required:
         # Ask the customer, never retry blindly: past due until the window's end, then the final status.
         deadline = policy.window_end(first)
-        if deadline > o.at:
+        if deadline > failed_at:
             waiting = replace(state, dunning=Dunning(o.invoice_id, o.period_index, o.attempt, first, deadline, True))
             if state.status == "past_due":
                 return Change(replace(waiting, last_cause=o.cause))
             return transition(waiting, "past_due", "action_required", o.cause)
         retry = None
     else:
-        retry = policy.retry_at(first, o.attempt, o.retry_at, o.at) if o.retryable else None
+        retry = policy.retry_at(first, o.attempt, advised, failed_at) if o.retryable else None
     dunned = replace(state, dunning=Dunning(o.invoice_id, o.period_index, o.attempt, first, retry))
     if retry is None:
         reason = "hard_decline" if not o.retryable and not o.action_required else "dunning_exhausted"

@@ -114,6 +114,7 @@ def state_of(doc: Mapping[str, Any]) -> SubState:
             first_failed_at=_req_dt(d["first_failed_at"]),
             next_retry_at=_dt(d.get("next_retry_at")),
             action_required=bool(d.get("action_required", False)),
+            attempted_at=_dt(d.get("attempted_at")),
         )
         if d
         else None,
@@ -150,6 +151,7 @@ def state_fields(s: SubState) -> dict[str, Any]:
             "first_failed_at": d.first_failed_at,
             "next_retry_at": d.next_retry_at,
             "action_required": d.action_required,
+            "attempted_at": d.attempted_at,
         }
         if d
         else None,

@@ -5,7 +5,7 @@ local Stripe-shaped stub served from this process: it answers ``POST /v1/payment
 (replaying the first answer for a known Idempotency-Key) and declines by payment method:
 
 * ``pm_card_visa``: always succeeds;
-* ``pm_demo_declines_twice``: ``insufficient_funds`` for its first two charges, then succeeds;
+* ``pm_demo_declines_twice``: ``do_not_honor`` for its first two charges (retried after a day), then succeeds;
 * ``pm_demo_stolen``: ``stolen_card`` (a hard decline: no retries).
 
 The stub starts on first use: building the functions' environment (:func:`env`) starts it, because
@@ -89,7 +89,7 @@ class StripeStub:
         if method == "pm_demo_stolen":
             decline = "stolen_card"
         elif method == "pm_demo_declines_twice" and self._declined.get(method, 0) < 2:
-            decline = "insufficient_funds"
+            decline = "do_not_honor"
             self._declined[method] = self._declined.get(method, 0) + 1
         if decline:
             err = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": "declined"}

@@ -131,7 +131,9 @@ def test_advice_past_the_window_takes_the_last_chance_then_stops() -> None:
     assert ch.state.dunning is not None
     assert ch.state.dunning.next_retry_at == T0 + dt.timedelta(days=2)
     end = T0 + dt.timedelta(days=2)
-    ch2 = apply_payment(ch.state, failed(ch.state, 2, end, Category.INSUFFICIENT_FUNDS), policy)
+    retry = decide_renewal(ch.state, end, republish_s=600)  # the planner claims attempt 2 at the window's end
+    assert retry.kind == "retry"
+    ch2 = apply_payment(retry.change.state, failed(ch.state, 2, end, Category.INSUFFICIENT_FUNDS), policy)
     assert (ch2.state.status, ch2.transition and ch2.transition.reason) == ("unpaid", "dunning_exhausted")
 
 
@@ -155,6 +157,17 @@ def test_authentication_required_asks_the_customer_and_expires_without_a_retry()
     # The customer authenticated and paid in time instead: the subscription recovers.
     paid = Outcome("succeeded", "inv_0", 1, 0, T0 + dt.timedelta(days=2), "ok:1")
     assert apply_payment(ch.state, paid, policy).state.status == "active"
+
+
+def test_the_advice_is_a_delay_from_our_clock_not_the_psps() -> None:
+    """A PSP (or a stub) whose clock is far from ours: the advice still lands inside our window."""
+    s = bill(fresh(), T0)
+    psp_clock = T0 + dt.timedelta(days=300)
+    ch = apply_payment(s, failed(s, 1, psp_clock, Category.INSUFFICIENT_FUNDS), DunningPolicy((1, 3, 5, 7)))
+    assert ch.state.dunning is not None
+    advice = Decline(Category.INSUFFICIENT_FUNDS, "stripe").retry_at(psp_clock)
+    assert advice is not None
+    assert ch.state.dunning.next_retry_at == T0 + (advice - psp_clock)
 
 
 def test_every_account_has_its_own_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
