@@ -134,7 +134,7 @@ class RiskReviewRequested(Event):
     reasons: tuple[str, ...] = ()
     scorer: str = Field(default="rules", max_length=64)
     score: float | None = Field(default=None, ge=0, le=1)
-    psp: str | None = None
+    psp: str = Field(min_length=1, max_length=64)
     account: str = "default"
     psp_payment_id: str | None = None
     refs: OurRefs = Field(default_factory=OurRefs)
