@@ -16,26 +16,11 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable
+from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, declined
 from shared.charging.config import adyen_settings
+from shared.domain.declines import classify
 
 CHECKOUT_API_VERSION = "v71"
-# refusalReason values after which Adyen advises not to retry the same details.
-HARD_REFUSALS = frozenset(
-    {
-        "Blocked Card",
-        "Expired Card",
-        "FRAUD",
-        "FRAUD-CANCELLED",
-        "Invalid Card Number",
-        "Not supported",
-        "Restricted Card",
-        "Revocation Of Auth",
-        "Stolen Card",
-        "Lost Card",
-        "Transaction Not Permitted",
-    }
-)
 
 
 class AdyenCharger:
@@ -106,10 +91,7 @@ class AdyenCharger:
         if code in ("Pending", "Received"):
             return replace(base, status="pending")
         reason = msg.get("refusalReason") or str(code)
-        return replace(
-            base,
-            status="failed",
-            decline_code=msg.get("refusalReasonCode") or reason,
-            failure_message=reason,
-            retryable=reason not in HARD_REFUSALS,
-        )
+        raw = (msg.get("additionalData") or {}).get("refusalReasonRaw")
+        # The issuer's raw answer is the most specific, then Adyen's reason text, then its number.
+        decline = classify(self.psp, raw, msg.get("refusalReason"), msg.get("refusalReasonCode"), str(code))
+        return declined(base, decline, msg.get("refusalReasonCode") or reason, reason)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from shared.domain.declines import Decline
 from shared.domain.money import Money
 from shared.events.billing import PaymentMethodRef
 
@@ -63,6 +64,21 @@ class ChargeResult:
     decline_code: str | None = None
     failure_message: str | None = None
     retryable: bool = True
+    category: str | None = None  # canonical decline category (shared.domain.declines)
+    retry_at: dt.datetime | None = None  # advised earliest retry (None: not retryable, or the standard schedule)
+
+
+def declined(base: ChargeResult, decline: Decline, code: str | None, message: str | None) -> ChargeResult:
+    """``base`` as a failed result read through the one decline taxonomy (retry class and advice)."""
+    return replace(
+        base,
+        status="failed",
+        decline_code=code,
+        failure_message=message,
+        retryable=decline.retryable,
+        category=decline.category.value,
+        retry_at=decline.retry_at(base.created_at),
+    )
 
 
 class Charger(Protocol):

@@ -33,8 +33,9 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable
+from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, declined
 from shared.charging.config import braintree_settings
+from shared.domain.declines import classify
 
 TIMEOUT_S = 20.0
 # Final successes for cards and wallets: once submitted, settlement is Braintree's batch, not a decision.
@@ -43,8 +44,6 @@ PENDING = frozenset({"authorizing", "authorized", "settlement_pending"})
 FAILED = frozenset({"failed", "voided", "settlement_declined", "settlement_failed", "authorization_expired"})
 # Instruments whose settlement can still be declined days later (bank debits): pending until settled.
 BANK_DEBITS = frozenset({"us_bank_account", "sepa_debit_account", "europe_bank_account"})
-# Gateway rejections a later attempt on the same method cannot overcome.
-HARD_REJECTIONS = frozenset({"fraud", "risk_threshold", "excessive_retry"})
 
 
 def amount_string(req: ChargeRequest) -> str:
@@ -184,31 +183,21 @@ class BraintreeCharger:
         if status in PENDING:
             return replace(base, status="pending")
         if status == "processor_declined":
-            return replace(
-                base,
-                status="failed",
-                decline_code=_attr(tx, "processor_response_code") or "processor_declined",
-                failure_message=_attr(tx, "processor_response_text"),
-                retryable=_attr(tx, "processor_response_type") != "hard_declined",
-            )
+            code = _attr(tx, "processor_response_code")
+            decline = classify(self.psp, code, "processor_declined")
+            result = declined(base, decline, code or "processor_declined", _attr(tx, "processor_response_text"))
+            if _attr(tx, "processor_response_type") == "hard_declined":  # Braintree's own word outranks our table
+                result = replace(result, retryable=False, retry_at=None)
+            return result
         if status == "gateway_rejected":
             reason = _attr(tx, "gateway_rejection_reason") or "gateway_rejected"
             if reason == "application_incomplete":
                 raise ChargeRejected("braintree merchant account application is incomplete")
-            return replace(
-                base,
-                status="failed",
-                decline_code=reason,
-                failure_message=f"gateway rejected: {reason}",
-                retryable=reason not in HARD_REJECTIONS,
-            )
+            return declined(base, classify(self.psp, reason), reason, f"gateway rejected: {reason}")
         if status in FAILED:
-            return replace(
-                base,
-                status="failed",
-                decline_code=_attr(tx, "processor_settlement_response_code") or status,
-                failure_message=_attr(tx, "processor_settlement_response_text") or status,
-            )
+            code = _attr(tx, "processor_settlement_response_code")
+            decline = classify(self.psp, code, status)
+            return declined(base, decline, code or status, _attr(tx, "processor_settlement_response_text") or status)
         raise ChargeUnavailable(f"braintree answered an unknown transaction status {status!r}")
 
 

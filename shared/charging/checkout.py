@@ -6,7 +6,8 @@ charge on a stored instrument; ``capture=true`` captures right after authorisati
 ``reference`` = our attempt id and ``metadata`` = our references come back in the webhooks.
 201 ``approved`` Authorized / Captured -> succeeded (capture is automatic); 202 Pending -> pending until
 the webhook; ``approved=false`` (Declined) -> failed with the response code: 20xxx soft, 30xxx hard
-(the same rule as the webhooks function). 401 / 4xx -> rejected; 429, 5xx and network trouble -> retried.
+(read through the one taxonomy, :mod:`shared.domain.declines`, as the webhooks function does).
+401 / 4xx -> rejected; 429, 5xx and network trouble -> retried.
 Settings: ``CHECKOUT_SECRET_KEY``, ``CHECKOUT_PROCESSING_CHANNEL_ID`` and ``CHECKOUT_SUBDOMAIN`` (the
 merchant-specific API host, each ``..__<ACCOUNT>``), ``CHECKOUT_ENVIRONMENT`` (sandbox|production),
 ``CHECKOUT_API_URL`` only to point the SDK at a local stub.
@@ -19,16 +20,12 @@ import warnings
 from dataclasses import replace
 from typing import Any
 
-from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable
+from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, declined
 from shared.charging.config import checkout_settings
+from shared.domain.declines import classify
 
 TIMEOUT_S = 20.0
 SUCCEEDED = frozenset({"Authorized", "Captured", "Partially Captured"})
-
-
-def retryable(code: str | None) -> bool:
-    """Checkout.com 3xxxx response codes are hard declines: retrying cannot help."""
-    return not (code or "").startswith("3")
 
 
 class CheckoutCharger:
@@ -130,13 +127,8 @@ class CheckoutCharger:
         if status == "Pending":
             return replace(base, status="pending")
         code = p.get("response_code") if isinstance(p.get("response_code"), str) else None
-        return replace(
-            base,
-            status="failed",
-            decline_code=code or str(status),
-            failure_message=p.get("response_summary") or str(status),
-            retryable=retryable(code),
-        )
+        decline = classify(self.psp, code, log_unknown=code is not None)
+        return declined(base, decline, code or str(status), p.get("response_summary") or str(status))
 
 
 def _plain(value: Any) -> Any:

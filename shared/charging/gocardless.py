@@ -20,8 +20,9 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable
+from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, declined
 from shared.charging.config import gocardless_settings
+from shared.domain.declines import classify
 
 TIMEOUT_S = 20.0
 METADATA_KEYS = 3  # GoCardless' limit on metadata entries
@@ -109,13 +110,7 @@ class GoCardlessCharger:
             return replace(base, status="succeeded")
         if status == "failed" or status in HARD_FAILURES:
             # Only a payment adopted after a 409 can already be final; its cause is in the webhook.
-            return replace(
-                base,
-                status="failed",
-                decline_code=status,
-                failure_message=f"payment {status}",
-                retryable=status not in HARD_FAILURES,
-            )
+            return declined(base, classify(self.psp, status), status, f"payment {status}")
         raise ChargeUnavailable(f"gocardless answered an unknown payment status {status!r}")
 
 

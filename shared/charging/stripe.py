@@ -2,7 +2,8 @@
 
 One call (``confirm=true, off_session=true``) with an ``Idempotency-Key`` of invoice + attempt: a
 retried delivery gets Stripe's stored answer for that key (24 h) instead of a second charge. A card
-decline is an answer, not an error (HTTP 402 carrying the PaymentIntent); hard decline codes stop dunning.
+decline is an answer, not an error (HTTP 402 carrying the PaymentIntent), read through the one decline
+taxonomy (:mod:`shared.domain.declines`).
 Settings: ``STRIPE_API_KEY`` (``STRIPE_API_KEY__<ACCOUNT>`` for other accounts) from Secret Manager,
 ``STRIPE_API_BASE`` only to point the SDK at a local stub in tests and demos.
 """
@@ -13,33 +14,9 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable
+from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, declined
 from shared.charging.config import stripe_settings
-
-# Decline codes after which retrying the same card is pointless or forbidden by network rules.
-HARD_DECLINES = frozenset(
-    {
-        "authentication_required",
-        "card_not_supported",
-        "currency_not_supported",
-        "do_not_try_again",
-        "expired_card",
-        "fraudulent",
-        "incorrect_number",
-        "invalid_account",
-        "invalid_number",
-        "lost_card",
-        "merchant_blacklist",
-        "new_account_information_available",
-        "pickup_card",
-        "restricted_card",
-        "revocation_of_all_authorizations",
-        "revocation_of_authorization",
-        "security_violation",
-        "stolen_card",
-        "stop_payment_order",
-    }
-)
+from shared.domain.declines import classify
 
 
 class StripeCharger:
@@ -105,13 +82,8 @@ class StripeCharger:
         # requires_action / requires_payment_method off-session: the customer has to come back.
         err = pi.get("last_payment_error") or {}
         code = err.get("decline_code") or err.get("code") or str(status)
-        return replace(
-            base,
-            status="failed",
-            decline_code=code,
-            failure_message=err.get("message"),
-            retryable=code not in HARD_DECLINES,
-        )
+        decline = classify(self.psp, err.get("decline_code"), err.get("code"), str(status))
+        return declined(base, decline, code, err.get("message"))
 
     def _declined(self, exc: Any) -> ChargeResult:
         err = (exc.json_body or {}).get("error") or {}
@@ -119,14 +91,13 @@ class StripeCharger:
         code = err.get("decline_code") or err.get("code") or "card_declined"
         if not pi.get("id"):
             raise ChargeRejected(f"stripe declined without a PaymentIntent: {code}")
-        return ChargeResult(
+        base = ChargeResult(
             "failed",
             psp=self.psp,
             account=self.account,
             psp_payment_id=str(pi["id"]),
             livemode=bool(pi.get("livemode")),
             created_at=dt.datetime.fromtimestamp(int(pi.get("created") or 0), dt.UTC),
-            decline_code=code,
-            failure_message=err.get("message"),
-            retryable=code not in HARD_DECLINES,
         )
+        decline = classify(self.psp, err.get("decline_code"), err.get("code"))
+        return declined(base, decline, code, err.get("message"))

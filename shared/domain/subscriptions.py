@@ -33,6 +33,18 @@ What a customer owes for a plan change (proration), and when it is billed:
 
 The final invoice is tracked like a renewal (``billing`` one index past the last period, zero length at
 the end instant): re-sent while unpaid, settled by its payment without reviving the subscription.
+
+Smart dunning (the decline taxonomy, :mod:`shared.domain.declines`, read into :class:`Outcome`):
+
+* a hard decline (stolen card, closed account, revoked mandate ...) stops retrying at once: final status;
+* a soft decline is retried at the configured slot ``first + retry_days[i]`` but never before the
+  advised earliest retry (``Outcome.retry_at``: after pay day for insufficient funds, hours for a
+  processing error), applied as a delay from when the failed attempt ran on our clock (the PSP's clock
+  or a test clock may differ); an advice past the window's end (``first + retry_days[-1]``) moves the
+  attempt to the window's end, the last chance, and no attempt is scheduled at or before the failure;
+* authentication required is never retried blindly: the subscription is ``past_due`` with
+  ``Dunning.action_required`` until the window's end, waiting for the customer (a payment of the invoice
+  revives it); then the planner moves it to the final status (``expire``, reason ``action_not_taken``).
 """
 
 from __future__ import annotations
@@ -82,11 +94,30 @@ class DunningPolicy:
     def max_attempts(self) -> int:
         return 1 + len(self.retry_days)
 
-    def retry_at(self, first_failed_at: dt.datetime, failed_attempt: int) -> dt.datetime | None:
-        """When attempt ``failed_attempt + 1`` runs, or None when no attempt is left."""
+    def window_end(self, first_failed_at: dt.datetime) -> dt.datetime:
+        """The last moment dunning may charge: the last configured retry."""
+        return first_failed_at + dt.timedelta(days=self.retry_days[-1] if self.retry_days else 0)
+
+    def retry_at(
+        self,
+        first_failed_at: dt.datetime,
+        failed_attempt: int,
+        advised: dt.datetime | None = None,
+        failed_at: dt.datetime | None = None,
+    ) -> dt.datetime | None:
+        """When attempt ``failed_attempt + 1`` runs, or None when no attempt is left.
+
+        The configured slot, moved to ``advised`` when that is later, capped at the window's end; None when
+        the capped time is not after ``failed_at`` (the window has no room for another attempt).
+        """
         if failed_attempt >= self.max_attempts:
             return None
-        return first_failed_at + dt.timedelta(days=self.retry_days[failed_attempt - 1])
+        at = first_failed_at + dt.timedelta(days=self.retry_days[failed_attempt - 1])
+        if advised is not None and advised > at:
+            at = min(advised, self.window_end(first_failed_at))
+        if failed_at is not None and at <= failed_at:
+            return None
+        return at
 
 
 FINAL_SUFFIX = ":final"
@@ -119,6 +150,8 @@ class Dunning:
     failed_attempt: int
     first_failed_at: dt.datetime
     next_retry_at: dt.datetime | None
+    action_required: bool = False  # waiting for the customer (authentication); next_retry_at is the deadline
+    attempted_at: dt.datetime | None = None  # when the running retry was claimed (our clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +260,7 @@ def due_at(state: SubState) -> dt.datetime | None:
 
 
 # -- the planner's decision ----------------------------------------------------------------------
-DecisionKind = Literal["none", "bill", "republish", "retry", "cancel"]
+DecisionKind = Literal["none", "bill", "republish", "retry", "cancel", "expire"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +307,13 @@ def _final(state: SubState, ended_at: dt.datetime, now: dt.datetime, republish_s
     return replace(state, billing=billing, has_pending=False), state.schedule.period(max(k, 0))
 
 
-def decide_renewal(state: SubState, now: dt.datetime, *, republish_s: int) -> RenewalDecision:
-    """What a tick at ``now`` must do for this subscription (at most one thing)."""
+def decide_renewal(
+    state: SubState, now: dt.datetime, *, republish_s: int, final_status: Status = "unpaid"
+) -> RenewalDecision:
+    """What a tick at ``now`` must do for this subscription (at most one thing).
+
+    ``final_status`` is where an unanswered authentication request ends (the account's dunning policy).
+    """
     none = RenewalDecision("none", Change(state))
     if state.status == "canceled":
         b = state.billing
@@ -294,9 +332,13 @@ def decide_renewal(state: SubState, now: dt.datetime, *, republish_s: int) -> Re
         if d is not None and d.period_index == b.index:
             if d.next_retry_at is None or d.next_retry_at > now:
                 return none
+            if d.action_required:  # the customer never authenticated: dunning ends without a blind retry
+                done = replace(state, dunning=replace(d, next_retry_at=None))
+                ch = transition(done, final_status, "action_not_taken", f"{d.invoice_id}:action_deadline")
+                return RenewalDecision("expire", ch, state.schedule.period(b.index), invoice_id=d.invoice_id)
             # Claim the retry; if its outcome never arrives the same attempt is re-sent (the collector
             # deduplicates on invoice + attempt, and so does the PSP on the idempotency key).
-            d2 = replace(d, next_retry_at=now + dt.timedelta(seconds=republish_s))
+            d2 = replace(d, next_retry_at=now + dt.timedelta(seconds=republish_s), attempted_at=now)
             return RenewalDecision(
                 "retry",
                 Change(replace(state, dunning=d2)),
@@ -350,6 +392,9 @@ class Outcome:
     at: dt.datetime  # when the PSP says it happened (deterministic across redeliveries)
     cause: str  # the fact's key
     retryable: bool = True
+    retry_at: dt.datetime | None = None  # the decline taxonomy's advised earliest retry
+    action_required: bool = False  # only the customer can unblock it: never retried blindly
+    category: str | None = None  # canonical decline category (reasons and records)
 
 
 def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
@@ -389,10 +434,24 @@ def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
         first = state.billing.claimed_at
     else:
         first = o.at
-    retry = policy.retry_at(first, o.attempt) if o.retryable else None
+    # When the failed attempt ran on OUR clock (the PSP's clock, or a test clock, may differ): the claim of
+    # the retry, or the start of collection. The PSP's advice is applied as a delay from there.
+    failed_at = d.attempted_at if d is not None and d.period_index == o.period_index and d.attempted_at else first
+    advised = failed_at + (o.retry_at - o.at) if o.retry_at is not None else None
+    if o.action_required:
+        # Ask the customer, never retry blindly: past due until the window's end, then the final status.
+        deadline = policy.window_end(first)
+        if deadline > failed_at:
+            waiting = replace(state, dunning=Dunning(o.invoice_id, o.period_index, o.attempt, first, deadline, True))
+            if state.status == "past_due":
+                return Change(replace(waiting, last_cause=o.cause))
+            return transition(waiting, "past_due", "action_required", o.cause)
+        retry = None
+    else:
+        retry = policy.retry_at(first, o.attempt, advised, failed_at) if o.retryable else None
     dunned = replace(state, dunning=Dunning(o.invoice_id, o.period_index, o.attempt, first, retry))
     if retry is None:
-        reason = "hard_decline" if not o.retryable else "dunning_exhausted"
+        reason = "hard_decline" if not o.retryable and not o.action_required else "dunning_exhausted"
         return transition(dunned, policy.final_status, reason, o.cause)
     if state.status == "past_due":
         return Change(replace(dunned, last_cause=o.cause))  # still past due: a new retry date, no transition

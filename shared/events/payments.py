@@ -86,13 +86,59 @@ class PaymentPending(PaymentEvent):
 
 @register
 class PaymentFailed(PaymentEvent):
+    """``decline_code`` is the PSP's own code; ``category`` and ``retry_at`` are the canonical taxonomy's
+    reading of it (:mod:`shared.domain.declines`), so consumers never interpret PSP codes themselves."""
+
     EVENT_TYPE: ClassVar[str] = "payment.failed"
 
     decline_code: str | None = None
     failure_message: str | None = None
-    retryable: bool = Field(description="False for hard declines (stolen card, closed account): dunning stops")
+    retryable: bool = Field(
+        description="False for hard declines (stolen card, closed account) and for declines only the customer can "
+        "unblock (authentication required): dunning never retries them automatically"
+    )
+    category: str | None = Field(
+        default=None, max_length=64, description="canonical decline category (shared.domain.declines.Category)"
+    )
+    retry_at: dt.datetime | None = Field(
+        default=None, description="advised earliest retry; None: not retryable, or the standard dunning schedule"
+    )
 
     _no_card_data = field_validator("decline_code", "failure_message")(_scrubbed)
+
+
+@register
+class PaymentActionRequired(PaymentEvent):
+    """A charge failed because only the customer can unblock it (3-D Secure / SCA authentication, a PIN):
+    dunning asks them instead of retrying. Idempotency key: ``fact_key()`` of the failed payment's id."""
+
+    EVENT_TYPE: ClassVar[str] = "payment.action_required"
+
+    category: str = Field(default="authentication_required", max_length=64)
+    decline_code: str | None = None
+
+    _no_card_data = field_validator("decline_code")(_scrubbed)
+
+
+@register
+class RiskReviewRequested(Event):
+    """The risk step flagged a charge (before the PSP call) or an incoming payment fact for review, or blocked
+    it. Idempotency key: ``decision_id`` (the decision record's id, so redelivery publishes the same event)."""
+
+    EVENT_TYPE: ClassVar[str] = "risk.review_requested"
+    TOPIC: ClassVar[str] = "payment-events"
+
+    decision_id: str = Field(min_length=1, max_length=512)
+    decision: Literal["review", "block"]
+    stage: Literal["charge", "fact"]
+    reasons: tuple[str, ...] = ()
+    scorer: str = Field(default="rules", max_length=64)
+    score: float | None = Field(default=None, ge=0, le=1)
+    psp: str = Field(min_length=1, max_length=64)
+    account: str = "default"
+    psp_payment_id: str | None = None
+    refs: OurRefs = Field(default_factory=OurRefs)
+    decided_at: dt.datetime
 
 
 @register
@@ -148,6 +194,7 @@ PAYMENT_EVENT_TYPES: tuple[type[PaymentEvent], ...] = (
     PaymentSucceeded,
     PaymentPending,
     PaymentFailed,
+    PaymentActionRequired,
     PaymentRefunded,
     DisputeOpened,
     DisputeWon,

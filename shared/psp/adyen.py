@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from shared.domain.declines import classify
 from shared.events.payments import (
     DisputeLost,
     DisputeOpened,
@@ -52,24 +53,6 @@ _SIGNED = (
     "currency",
     "eventCode",
     "success",
-)
-
-# Refusal reasons after which retrying the same payment details cannot help.
-HARD_REFUSALS = frozenset(
-    {
-        "blocked card",
-        "expired card",
-        "invalid card number",
-        "fraud",
-        "issuer suspected fraud",
-        "restricted card",
-        "revocation of auth",
-        "declined non generic",
-        "card lost",
-        "card stolen",
-        "transaction not permitted",
-        "shopper cancelled",
-    }
 )
 
 
@@ -183,18 +166,24 @@ class AdyenAdapter:
             if ok:
                 return PaymentAuthorized(amount=amount, **common)
             reason = str(item.get("reason") or "")
-            raw_code = additional.get("refusalReasonRaw") or additional.get("refusalReasonCode")
+            raw, number = additional.get("refusalReasonRaw"), additional.get("refusalReasonCode")
+            raw_code = raw or number
+            # The issuer's raw answer is the most specific, then Adyen's reason text, then its number.
+            decline = classify("adyen", *(str(c) for c in (raw, reason, number) if c))
             return PaymentFailed(
                 amount=amount,
                 decline_code=str(raw_code or reason) or None,
                 failure_message=reason[:500] or None,
-                retryable=not any(h in reason.lower() for h in HARD_REFUSALS),
+                **decline.event_fields(common["psp_created_at"]),
                 **common,
             )
         if code == "CAPTURE" and ok:
             return PaymentSucceeded(amount=amount, **common)
         if code == "CAPTURE_FAILED":
-            return PaymentFailed(amount=amount, decline_code="CAPTURE_FAILED", retryable=True, **common)
+            decline = classify("adyen", "CAPTURE_FAILED")
+            return PaymentFailed(
+                amount=amount, decline_code="CAPTURE_FAILED", **decline.event_fields(common["psp_created_at"]), **common
+            )
         if code == "REFUND" and ok:
             # Adyen does not say whether the refund was full; consumers compare with the invoice.
             return PaymentRefunded(amount=amount, refund_id=psp_ref, refunded=amount, full=False, **common)

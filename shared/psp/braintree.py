@@ -18,6 +18,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from shared.domain.declines import classify
 from shared.events.payments import (
     DisputeLost,
     DisputeOpened,
@@ -129,10 +130,11 @@ class BraintreeAdapter:
             if kind == "transaction_settled":
                 return PaymentSucceeded(**common)
             code = field("processor-settlement-response-code")
+            decline = classify("braintree", code, "settlement_declined")
             return PaymentFailed(
                 decline_code=code,
                 failure_message=field("processor-settlement-response-text"),
-                retryable=True,  # settlement declines (ACH returns) are bank-side and often transient
+                **decline.event_fields(common["psp_created_at"]),
                 **common,
             )
         if kind in ("dispute_opened", "dispute_won", "dispute_lost"):

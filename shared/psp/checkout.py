@@ -12,6 +12,7 @@ import hmac
 import json
 from typing import Any
 
+from shared.domain.declines import classify
 from shared.events.payments import (
     DisputeLost,
     DisputeOpened,
@@ -36,11 +37,6 @@ from shared.psp.base import (
     refs_from,
     text,
 )
-
-
-def _retryable(code: str | None) -> bool:
-    """Checkout.com 3xxxx response codes are hard declines: retrying cannot help."""
-    return not (code or "").startswith("3")
 
 
 class CheckoutAdapter:
@@ -99,10 +95,11 @@ class CheckoutAdapter:
             if t in ("payment_declined", "payment_capture_declined"):
                 code = d.get("response_code") if isinstance(d.get("response_code"), str) else None
                 summary = d.get("response_summary")
+                decline = classify("checkout", code, log_unknown=code is not None)
                 return PaymentFailed(
                     decline_code=code,
                     failure_message=str(summary)[:500] if summary else None,
-                    retryable=_retryable(code),
+                    **decline.event_fields(common["psp_created_at"]),
                     **common,
                 )
             if t == "payment_refunded":

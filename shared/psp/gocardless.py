@@ -13,6 +13,7 @@ import hmac
 import json
 from typing import Any
 
+from shared.domain.declines import classify
 from shared.events.payments import (
     DisputeLost,
     DisputeWon,
@@ -34,20 +35,6 @@ from shared.psp.base import (
     parse_time,
     refs_from,
     text,
-)
-
-# Failure causes after which a new attempt on the same mandate cannot succeed.
-HARD_CAUSES = frozenset(
-    {
-        "mandate_cancelled",
-        "mandate_expired",
-        "invalid_bank_details",
-        "bank_account_closed",
-        "bank_account_transferred",
-        "authorisation_disputed",
-        "refer_to_payer",
-        "direct_debit_not_enabled",
-    }
 )
 
 
@@ -114,10 +101,12 @@ class GoCardlessAdapter:
                 return PaymentPending(**common)
             if t == "payments.failed":
                 cause = str(details.get("cause") or "") or None
+                reason_code = str(details.get("reason_code") or "") or None
+                decline = classify("gocardless", cause, reason_code)  # GoCardless' own cause first
                 return PaymentFailed(
-                    decline_code=str(details.get("reason_code") or cause or "") or None,
+                    decline_code=reason_code or cause,
                     failure_message=str(details.get("description") or "")[:500] or None,
-                    retryable=cause not in HARD_CAUSES,
+                    **decline.event_fields(common["psp_created_at"]),
                     **common,
                 )
             if t == "payments.charged_back":

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from shared.config import ConfigError, get_settings
+from shared.domain.declines import classify
 from shared.events.payments import (
     DisputeLost,
     DisputeOpened,
@@ -61,6 +62,7 @@ from shared.psp.base import (
     ModeMismatch,
     Notification,
     PspConfig,
+    mapping,
     money_decimal,
     obj,
     parse_time,
@@ -408,7 +410,13 @@ class PayPalAdapter:
             if t == "PAYMENT.CAPTURE.PENDING":
                 return PaymentPending(**common)
             if t == "PAYMENT.CAPTURE.DENIED":
-                return PaymentFailed(decline_code="DENIED", retryable=False, **common)
+                # The processor's response code when the capture carries one, then the status reason.
+                code = _str(mapping(r.get("processor_response")).get("response_code"))
+                reason = _str(mapping(r.get("status_details")).get("reason"))
+                decline = classify("paypal", code, reason, "DENIED")
+                return PaymentFailed(
+                    decline_code=code or "DENIED", **decline.event_fields(common["psp_created_at"]), **common
+                )
             return None
         if t in ("CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.RESOLVED"):
             txs = r.get("disputed_transactions")

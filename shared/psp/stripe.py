@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from shared.domain.declines import classify
 from shared.events.payments import (
     DisputeLost,
     DisputeOpened,
@@ -42,30 +43,6 @@ from shared.psp.base import (
 )
 
 TOLERANCE_S = 300
-
-# Declines where another attempt with the same card cannot succeed: dunning must stop.
-HARD_DECLINES = frozenset(
-    {
-        "stolen_card",
-        "lost_card",
-        "pickup_card",
-        "restricted_card",
-        "fraudulent",
-        "merchant_blacklist",
-        "invalid_account",
-        "new_account_information_available",
-        "do_not_honor_permanent",
-        "revocation_of_authorization",
-        "revocation_of_all_authorizations",
-        "stop_payment_order",
-        "transaction_not_allowed",
-        "card_not_supported",
-        "currency_not_supported",
-        "expired_card",
-        "incorrect_number",
-        "invalid_number",
-    }
-)
 
 
 class StripeAdapter:
@@ -144,11 +121,12 @@ class StripeAdapter:
             if t == "payment_intent.payment_failed":
                 err = mapping(o.get("last_payment_error"))
                 code = err.get("decline_code") or err.get("code")
+                decline = classify("stripe", _s(err.get("decline_code")), _s(err.get("code")))
                 return PaymentFailed(
                     amount=money_minor(o.get("amount"), o.get("currency")),
                     decline_code=str(code) if code else None,
                     failure_message=str(err["message"])[:500] if err.get("message") else None,
-                    retryable=code not in HARD_DECLINES,
+                    **decline.event_fields(common["psp_created_at"]),
                     **common,
                 )
             return None
@@ -209,3 +187,7 @@ def _json(body: bytes) -> Mapping[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedPayload("body is not JSON") from exc
     return obj(value, "event")
+
+
+def _s(v: Any) -> str | None:
+    return v if isinstance(v, str) else None

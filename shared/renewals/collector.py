@@ -15,6 +15,9 @@ Exactly one charge per (invoice, attempt), in three layers:
 3. the PSP call carries the idempotency key ``renewal-{invoice_id}-{attempt}``: even the taken-over
    call gets the PSP's first answer instead of a second charge.
 
+Before the PSP call the risk step decides (:mod:`shared.risk.gate`): ``block`` fails the attempt with the
+canonical ``blocked_by_risk`` decline without calling the PSP; ``review`` charges and asks for a review.
+
 ``status`` on the attempt mirrors a final answer (``succeeded``/``failed``); a pending answer leaves it
 ``claimed``: its final fact comes later through the webhooks function and lands on the subscription.
 
@@ -41,8 +44,9 @@ from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
-from shared.renewals.payment_effect import fact_item, fact_of, outcome_of
+from shared.renewals.payment_effect import action_item, fact_item, fact_of, outcome_of
 from shared.renewals.repository import attempt_id, attempts, subs
+from shared.risk.gate import assess_charge, blocked_result, review_items
 
 log = get_logger(__name__)
 
@@ -138,8 +142,16 @@ def charge(
             return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
     with bind(psp=method.psp, account=method.account):
         try:
-            result = charger_for(method.psp, method.account).charge(req)
+            # -- risk step: before the PSP call (recorded once per attempt; a redelivery reuses the decision)
+            risk = assess_charge(req, now)
+            if risk is not None and risk.blocked:
+                result = blocked_result(req, risk, now)  # no PSP call
+            else:
+                result = charger_for(method.psp, method.account).charge(req)
             items = _complete(req, spec, record, result, claims=claims, claimed=claimed, deps=deps)
+            refs = fact_of({**record, **_result_fields(result)}).refs
+            items += review_items(risk, refs=refs, psp_payment_id=result.psp_payment_id, now=now)
+            # -- end of the risk step
         except Exception as exc:
             # Release the attempt so the redelivery calls the PSP again with the same key (a replay).
             claims.release(claimed)
@@ -163,6 +175,10 @@ def charge(
         )
         deps.publisher.publish_all(items)
     return {"attempt_id": req.attempt_id, "status": result.status, "psp_payment_id": result.psp_payment_id}
+
+
+def _result_fields(result: ChargeResult) -> dict[str, Any]:
+    return {"status": result.status, "psp_payment_id": result.psp_payment_id, "psp_created_at": result.created_at}
 
 
 def _final_status(result: dict[str, Any]) -> dict[str, Any]:
@@ -194,9 +210,13 @@ def _complete(
             "decline_code": result.decline_code,
             "failure_message": result.failure_message,
             "retryable": result.retryable,
+            "category": result.category,
+            "retry_at": result.retry_at,
         }
     fact = fact_of({**record, **data})
     items: list[tuple[Event, str, dt.datetime]] = [fact_item(fact)]
+    if (ask := action_item(fact)) is not None:  # authentication required: the customer is asked
+        items.append(ask)
 
     def complete_attempt(writer: Any = None) -> None:
         # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,

@@ -1,10 +1,16 @@
-"""Renewal settings from the environment (read per call: cheap, and tests change them)."""
+"""Renewal settings from the environment (read per call: cheap, and tests change them).
+
+Dunning is configurable per merchant account (``shared.config.account_env_name``): ``DUNNING_RETRY_DAYS__EU``
+and ``DUNNING_FINAL_STATUS__EU`` for subscriptions charged through account ``eu``, each falling back to the
+default account's value.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
+from shared.config import DEFAULT_ACCOUNT, account_env
 from shared.domain.money import Rounding
 from shared.domain.subscriptions import DunningPolicy
 
@@ -17,7 +23,20 @@ class RenewalSettings:
     republish_s: int  # a claimed period whose RenewalDue was lost is re-sent after this
     charge_lease_s: int  # a charge attempt "in progress" longer than this is taken over
     allow_test_clock: bool  # honour an explicit "now" in ticks (never in production)
-    dunning: DunningPolicy
+    dunning: DunningPolicy  # the default account's
+
+    def dunning_for(self, account: str | None) -> DunningPolicy:
+        """The dunning schedule of the subscription's merchant account (the default one when unset)."""
+        if not account or account == DEFAULT_ACCOUNT:
+            return self.dunning
+        return dunning_policy(account)
+
+
+def dunning_policy(account: str = DEFAULT_ACCOUNT) -> DunningPolicy:
+    """``DUNNING_RETRY_DAYS[__<ACCOUNT>]`` (default ``1,3,5,7``) and ``DUNNING_FINAL_STATUS[__<ACCOUNT>]``."""
+    days = account_env("DUNNING_RETRY_DAYS", account) or os.environ.get("DUNNING_RETRY_DAYS") or "1,3,5,7"
+    final = account_env("DUNNING_FINAL_STATUS", account) or os.environ.get("DUNNING_FINAL_STATUS") or "unpaid"
+    return DunningPolicy.parse(days, final)
 
 
 def _int(name: str, default: int) -> int:
@@ -33,9 +52,7 @@ def renewal_settings() -> RenewalSettings:
         republish_s=_int("RENEWALS_REPUBLISH_S", 600),
         charge_lease_s=_int("RENEWALS_CHARGE_LEASE_S", 120),
         allow_test_clock=os.environ.get("RENEWALS_ALLOW_TEST_CLOCK", "").lower() in ("1", "true", "yes"),
-        dunning=DunningPolicy.parse(
-            os.environ.get("DUNNING_RETRY_DAYS") or "1,3,5,7", os.environ.get("DUNNING_FINAL_STATUS") or "unpaid"
-        ),
+        dunning=dunning_policy(),
     )
 
 

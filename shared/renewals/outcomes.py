@@ -40,8 +40,9 @@ from shared.log import bind, get_logger
 from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
-from shared.renewals.payment_effect import charge_data, kind_of, outcome_of, settled_without_charge
+from shared.renewals.payment_effect import action_item, charge_data, kind_of, outcome_of, settled_without_charge
 from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
+from shared.risk.gate import assess_fact, review_items
 
 log = get_logger(__name__)
 
@@ -53,6 +54,12 @@ MAX_CHARGES_KEPT = 12  # results of the latest attempts kept on the subscription
 def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[str, Any]:
     ev = msg.event
     refs = ev.refs
+    # -- risk step on every incoming payment fact (shared.risk.gate): recorded once, review/block published
+    with bind(psp=ev.psp):
+        flagged = review_items(assess_fact(ev), refs=refs, psp_payment_id=ev.psp_payment_id, now=deps.clock())
+    if flagged:
+        deps.publisher.publish_all(flagged)
+    # -- end of the risk step
     if not refs.subscription_id or not refs.invoice_id:
         return {"skipped": "not_a_subscription_charge"}
     invoice_id = refs.invoice_id
@@ -79,7 +86,7 @@ def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[s
         # Our own synchronous facts were applied, and their transition announced, by the collector
         # (which re-announces both if it is redelivered): no second announcement when they come back.
         ours = msg.envelope.producer == get_settings().function_name
-        return apply(
+        applied = apply(
             refs.subscription_id,
             outcome,
             period_start,
@@ -87,6 +94,9 @@ def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[s
             reannounce=not ours,
             deps=deps,
         )
+        if not ours and (ask := action_item(ev)) is not None:  # the collector asked for its own declines
+            deps.publisher.publish_all([ask])
+        return applied
 
 
 def _invoice_level_fact(
@@ -214,7 +224,7 @@ def apply(
                 outcome = _resolve_period(state, o, period_start)
             except LookupError:
                 return "unknown_attempt", None
-            ch = apply_payment(state, outcome, cfg.dunning)
+            ch = apply_payment(state, outcome, cfg.dunning_for((doc.get("payment_method") or {}).get("account")))
             if ch.state != state:
                 update |= state_fields(ch.state)
                 if ch.transition is not None:

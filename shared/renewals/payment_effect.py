@@ -9,7 +9,8 @@ must be identical, since the same fact key is what makes the second a duplicate,
   (None while pending; the period is resolved later, against the stored schedule);
 * :func:`settled_without_charge`: an invoice paid without a charge of ours (the customer paid a
   ``send_invoice`` invoice, an operator marked it paid, nothing was due);
-* :func:`charge_data`: what the subscription keeps about one attempt's result (``charges``).
+* :func:`charge_data`: what the subscription keeps about one attempt's result (``charges``);
+* :func:`action_item`: ``payment.action_required`` for a decline only the customer can unblock.
 
 The transition a payment causes is announced through :func:`shared.renewals.lifecycle.announcement`.
 
@@ -22,11 +23,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
+from shared.domain.declines import Category
 from shared.domain.money import Money
 from shared.domain.subscriptions import Outcome
 from shared.events.envelope import Event
 from shared.events.payments import (
     OurRefs,
+    PaymentActionRequired,
     PaymentAuthorized,
     PaymentEvent,
     PaymentFailed,
@@ -62,6 +65,8 @@ def fact_of(stored: dict[str, Any]) -> PaymentEvent:
             decline_code=stored.get("decline_code"),
             failure_message=stored.get("failure_message"),
             retryable=bool(stored.get("retryable", True)),
+            category=stored.get("category"),
+            retry_at=stored.get("retry_at"),
         )
     return PaymentPending(**common)
 
@@ -98,6 +103,9 @@ def outcome_of(ev: PaymentEvent, invoice_id: str, attempt: int) -> Outcome | Non
         at=ev.psp_created_at,
         cause=ev.fact_key(),
         retryable=ev.retryable if isinstance(ev, PaymentFailed) else True,
+        retry_at=ev.retry_at if isinstance(ev, PaymentFailed) else None,
+        action_required=isinstance(ev, PaymentFailed) and ev.category == Category.AUTHENTICATION_REQUIRED,
+        category=ev.category if isinstance(ev, PaymentFailed) else None,
     )
 
 
@@ -118,4 +126,14 @@ def charge_data(ev: PaymentEvent, status: str) -> dict[str, Any]:
     }
     if isinstance(ev, PaymentFailed):
         data |= {"decline_code": ev.decline_code, "failure_message": ev.failure_message, "retryable": ev.retryable}
+        data |= {k: v for k, v in (("category", ev.category), ("retry_at", ev.retry_at)) if v is not None}
     return data
+
+
+def action_item(fact: PaymentEvent) -> tuple[Event, str, dt.datetime] | None:
+    """``payment.action_required`` when the fact is a decline only the customer can unblock, else None."""
+    if not isinstance(fact, PaymentFailed) or fact.category != Category.AUTHENTICATION_REQUIRED:
+        return None
+    keep = ("psp", "account", "psp_payment_id", "livemode", "amount", "refs", "psp_created_at")
+    ev = PaymentActionRequired(**{k: getattr(fact, k) for k in keep}, decline_code=fact.decline_code)
+    return ev, ev.fact_key(), ev.psp_created_at

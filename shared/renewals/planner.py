@@ -241,7 +241,8 @@ def claim(
         return "none", []
     record = record or PublishRecord()  # unopened: a lone claim is re-sent after the window, as if lost
     state = state_of(doc)
-    p = decide_renewal(state, now, republish_s=cfg.republish_s)
+    account = (doc.get("payment_method") or {}).get("account")
+    p = decide_renewal(state, now, republish_s=cfg.republish_s, final_status=cfg.dunning_for(account).final_status)
     if p.kind == "republish" and state.billing is not None:
         status = record.status(doc.get("publish_batch"))
         if status == "publishing":

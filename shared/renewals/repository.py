@@ -113,6 +113,8 @@ def state_of(doc: Mapping[str, Any]) -> SubState:
             failed_attempt=int(d["failed_attempt"]),
             first_failed_at=_req_dt(d["first_failed_at"]),
             next_retry_at=_dt(d.get("next_retry_at")),
+            action_required=bool(d.get("action_required", False)),
+            attempted_at=_dt(d.get("attempted_at")),
         )
         if d
         else None,
@@ -148,6 +150,8 @@ def state_fields(s: SubState) -> dict[str, Any]:
             "failed_attempt": d.failed_attempt,
             "first_failed_at": d.first_failed_at,
             "next_retry_at": d.next_retry_at,
+            "action_required": d.action_required,
+            "attempted_at": d.attempted_at,
         }
         if d
         else None,

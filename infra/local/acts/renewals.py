@@ -5,8 +5,9 @@ local Stripe-shaped stub served from this process: it answers ``POST /v1/payment
 (replaying the first answer for a known Idempotency-Key) and declines by payment method:
 
 * ``pm_card_visa``: always succeeds;
-* ``pm_demo_declines_twice``: ``insufficient_funds`` for its first two charges, then succeeds;
-* ``pm_demo_stolen``: ``stolen_card`` (a hard decline: no retries).
+* ``pm_demo_declines_twice``: ``do_not_honor`` for its first two charges (retried after a day), then succeeds;
+* ``pm_demo_stolen``: ``stolen_card`` (a hard decline: no retries);
+* ``pm_demo_insufficient_once``: ``insufficient_funds`` for its first charge, then succeeds (act 35).
 
 The stub starts on first use: building the functions' environment (:func:`env`) starts it, because
 the renewals function must know its port before the stack starts. The invoices function
@@ -88,8 +89,11 @@ class StripeStub:
         decline = None
         if method == "pm_demo_stolen":
             decline = "stolen_card"
-        elif method == "pm_demo_declines_twice" and self._declined.get(method, 0) < 2:
+        elif method == "pm_demo_insufficient_once" and self._declined.get(method, 0) < 1:
             decline = "insufficient_funds"
+            self._declined[method] = 1
+        elif method == "pm_demo_declines_twice" and self._declined.get(method, 0) < 2:
+            decline = "do_not_honor"
             self._declined[method] = self._declined.get(method, 0) + 1
         if decline:
             err = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": "declined"}

@@ -28,6 +28,12 @@ from shared.subscriptions.service import SubscriptionService
 from tests.conftest import Gcp
 from tests.helpers import T0, drain
 
+DECLINES = {
+    "declined": "generic_decline",  # soft, retried on the configured schedule
+    "insufficient": "insufficient_funds",  # soft, not before the next pay day (at most 3 days)
+    "stolen": "stolen_card",  # hard
+    "auth": "authentication_required",  # only the customer can unblock it
+}
 TOPICS = ("renewals-due", "invoice-events", "payment-events", "subscription-events", "billing-ticks")
 
 
@@ -35,7 +41,8 @@ TOPICS = ("renewals-due", "invoice-events", "payment-events", "subscription-even
 class StripeStub:
     """Answers POST /v1/payment_intents like Stripe: replays the first answer for a known key."""
 
-    behaviour: dict[str, str] = field(default_factory=dict)  # payment method -> succeeded|processing|declined|stolen
+    # payment method -> succeeded|processing, or a decline: declined (generic), insufficient, stolen, auth
+    behaviour: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,8 +60,8 @@ class StripeStub:
     def _answer(self, form: dict[str, str], n: int) -> tuple[int, dict[str, Any]]:
         how = self.behaviour.get(form.get("payment_method", ""), "succeeded")
         pi = {"id": f"pi_{n:06d}", "object": "payment_intent", "created": int(T0.timestamp()), "livemode": False}
-        if how in ("declined", "stolen"):
-            code = "insufficient_funds" if how == "declined" else "stolen_card"
+        if how in DECLINES:
+            code = DECLINES[how]
             err = {"type": "card_error", "code": "card_declined", "decline_code": code, "message": "declined"}
             return 402, {"error": err | {"payment_intent": pi | {"status": "requires_payment_method"}}}
         return 200, pi | {"status": how}

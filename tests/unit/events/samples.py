@@ -60,6 +60,10 @@ _FIELDS: dict[str, Any] = {
     "full": True,
     "dispute_id": "dp_1",
     "attempt": 2,
+    "decision_id": "charge:inv_1:1",
+    "decision": "review",
+    "stage": "charge",
+    "decided_at": T0,
 }
 
 

@@ -1,0 +1,126 @@
+"""Where the risk step meets the payment flow: before a renewal charge, and on every incoming payment fact.
+
+Charge: the collector asks :func:`assess_charge` after claiming the attempt and before the PSP call.
+``block``: no PSP call; the attempt fails with the canonical ``blocked_by_risk`` decline (hard: no retry),
+published like any failure. ``review``: the charge proceeds (a renewal the customer already agreed to is
+not held for a human; the review can still refund or cancel) and ``risk.review_requested`` is published.
+
+Fact: the renewals outcome handler asks :func:`assess_fact` for every payment fact it receives (succeeded,
+authorized, failed, pending), whoever produced it. Why there and not in a new consumer: that handler
+already receives every payment fact on ``payment-events`` in the renewals function (no new subscription,
+topic or deployment), and the fact key makes the collector's own fact and the webhook's report of it one
+decision. It records every decision and publishes ``risk.review_requested`` for review and block (a block
+after the fact cannot stop money that moved; it flags it for a human).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shared.charging.base import ChargeRequest, ChargeResult
+from shared.domain.declines import blocked_by_risk
+from shared.events.envelope import Event
+from shared.events.payments import (
+    OurRefs,
+    PaymentAuthorized,
+    PaymentEvent,
+    PaymentFailed,
+    PaymentPending,
+    PaymentSucceeded,
+    RiskReviewRequested,
+)
+from shared.log import get_logger
+from shared.risk.base import Subject, method_key
+from shared.risk.step import Assessment, risk_step
+
+log = get_logger(__name__)
+Item = tuple[Event, str, dt.datetime]
+
+
+def assess_charge(req: ChargeRequest, now: dt.datetime) -> Assessment | None:
+    """The decision about charge ``req`` (None when the account's risk step is off)."""
+    step = risk_step(req.method.account)
+    if step is None:
+        return None
+    subject = Subject(
+        stage="charge",
+        key=req.attempt_id,
+        psp=req.method.psp,
+        account=req.method.account,
+        customer_id=req.customer_id,
+        method=method_key(req.method.psp, req.method.account, req.method.method_ref),
+        amount_minor=req.amount.amount,
+        currency=req.amount.currency,
+        at=now,
+    )
+    a = step.assess(subject)
+    if a.decision.verdict != "allow" or a.failure:
+        log.info(
+            "risk decision",
+            extra={"verdict": a.decision.verdict, "reasons": list(a.decision.reasons), "failure": a.failure},
+        )
+    return a
+
+
+def blocked_result(req: ChargeRequest, a: Assessment, now: dt.datetime) -> ChargeResult:
+    """The failed result of a charge the risk step blocked: no PSP call was made (nor any PSP id)."""
+    decline = blocked_by_risk(req.method.psp)
+    return ChargeResult(
+        "failed",
+        psp=req.method.psp,
+        account=req.method.account,
+        psp_payment_id=f"risk:{req.attempt_id}",
+        livemode=False,
+        created_at=now,
+        decline_code=decline.code,
+        failure_message="blocked by risk: " + ", ".join(a.decision.reasons),
+        retryable=False,
+        category=decline.category.value,
+    )
+
+
+_FACTS = {PaymentSucceeded: "succeeded", PaymentAuthorized: "succeeded", PaymentFailed: "failed"}
+
+
+def assess_fact(ev: PaymentEvent) -> Assessment | None:
+    """The decision about an incoming payment fact (None when the account's risk step is off)."""
+    step = risk_step(ev.account)
+    if step is None:
+        return None
+    outcome = _FACTS.get(type(ev), "pending" if isinstance(ev, PaymentPending) else None)
+    if outcome is None:
+        return None
+    subject = Subject(
+        stage="fact",
+        key=ev.fact_key(),
+        psp=ev.psp,
+        account=ev.account,
+        customer_id=ev.refs.customer_id,
+        method=None,
+        amount_minor=ev.amount.amount if ev.amount else None,
+        currency=ev.amount.currency if ev.amount else None,
+        at=ev.psp_created_at,
+        outcome=outcome,  # type: ignore[arg-type]
+    )
+    return step.assess(subject)
+
+
+def review_items(a: Assessment | None, *, refs: OurRefs, psp_payment_id: str | None, now: dt.datetime) -> list[Item]:
+    """``risk.review_requested`` for a review or block (again on redelivery: the same event id)."""
+    if a is None or a.decision.verdict == "allow":
+        return []
+    s = a.subject
+    ev = RiskReviewRequested(
+        decision_id=a.decision_id,
+        decision=a.decision.verdict,
+        stage=s.stage,
+        reasons=a.decision.reasons,
+        scorer=a.decision.scorer,
+        score=a.decision.score,
+        psp=s.psp,
+        account=s.account,
+        psp_payment_id=psp_payment_id,
+        refs=refs,
+        decided_at=s.at,
+    )
+    return [(ev, a.decision_id, now)]
