@@ -51,6 +51,8 @@ output "monitoring" {
     slos           = module.monitoring.slos
     dashboard      = module.monitoring.dashboard
   }
+}
+
 output "settlement_bucket" {
   description = "Bucket receiving PSP settlement reports (settlement/<psp>/<account>/<file>)."
   value       = module.settlement_bucket.name
