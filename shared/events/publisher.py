@@ -41,11 +41,14 @@ class Outgoing(NamedTuple):
 
 
 class RawMessage(NamedTuple):
-    """A message without the envelope: ``topic`` is the short topic name (e.g. ``billing-ticks``)."""
+    """A message without the envelope: ``topic`` is the short topic name (e.g. ``billing-ticks``), or a
+    full ``projects/<p>/topics/<t>`` path for a message that must go back to the exact topic it came from
+    (a dead-letter replay)."""
 
     topic: str
     data: bytes
     attributes: Mapping[str, str]
+    ordering_key: str | None = None
 
 
 class Publisher(Protocol):
@@ -138,7 +141,7 @@ class _Base:
         return self._send([_prepare(e, k, t, producer=producer) for e, k, t in items], timeout_s)
 
     def publish_raw(self, messages: Sequence[RawMessage], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[str]:
-        return self._send([_Prepared(m.topic, m.data, dict(m.attributes)) for m in messages], timeout_s)
+        return self._send([_Prepared(m.topic, m.data, dict(m.attributes), m.ordering_key) for m in messages], timeout_s)
 
 
 class PubSubPublisher(_Base):
@@ -153,20 +156,35 @@ class PubSubPublisher(_Base):
     def _send(self, messages: Sequence[_Prepared], timeout_s: float) -> list[str]:
         if not messages:
             return []
-        settings = _settings()
         if self._client is not None:
             client = self._client
         else:
             from shared import clients
 
             client = clients.publisher()
-        futures = []
+        sent = []
         for m in messages:
+            path = m.topic if m.topic.startswith("projects/") else _settings().topic_path(m.topic)
             kwargs = {"ordering_key": m.ordering_key} if m.ordering_key else {}
-            futures.append(client.publish(settings.topic_path(m.topic), m.data, **m.attributes, **kwargs))
+            sent.append((path, m, client.publish(path, m.data, **m.attributes, **kwargs)))
         # Waiting matters: a function that answers before the ack can be frozen or killed with the
         # message still in the client's buffer, and the event would be lost.
-        return [str(f.result(timeout=timeout_s)) for f in futures]
+        ids = []
+        for path, m, f in sent:
+            try:
+                ids.append(str(f.result(timeout=timeout_s)))
+            except Exception:
+                if m.ordering_key:  # a failed ordered publish pauses its key in the client until resumed
+                    _resume(client, path, m.ordering_key)
+                raise
+        return ids
+
+
+def _resume(client: Any, path: str, ordering_key: str) -> None:
+    try:
+        client.resume_publish(path, ordering_key)
+    except (RuntimeError, ValueError):  # not paused, or ordering not enabled: nothing to resume
+        pass
 
 
 @dataclass(frozen=True, slots=True)

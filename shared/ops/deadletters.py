@@ -7,7 +7,8 @@ subscription's maximum delivery attempts, with its data and attributes intact pl
 
 Replay republishes each message to the source subscription's topic with the ORIGINAL data and
 attributes (the ``CloudPubSubDeadLetter*`` ones are dropped: they describe the failed round, and
-Pub/Sub adds fresh ones if it fails again), waits for the publish to be acknowledged, and only then
+Pub/Sub adds fresh ones if it fails again) through the publisher port every producer uses
+(:meth:`shared.events.publisher.Publisher.publish_raw`, which waits for the ack), and only then
 acknowledges the dead letter. A crash between the two can publish a message twice; consumers are
 idempotent on the envelope's ``idempotency_key``, so that is safe, whereas acknowledging first could
 lose a payment fact.
@@ -34,7 +35,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from shared.log import get_logger
 
 if TYPE_CHECKING:
-    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    from shared.events.publisher import Publisher
 
 log = get_logger(__name__)
 
@@ -116,16 +119,20 @@ class DeadLetters:
         project: str,
         *,
         subscriber: SubscriberClient | None = None,
-        publisher: PublisherClient | None = None,
+        publisher: Publisher | None = None,
         pull_timeout_s: float = 10.0,
     ) -> None:
         from google.cloud import pubsub_v1
 
+        from shared.events.publisher import PubSubPublisher
+
         self.project = project
         self.subscriber = subscriber or pubsub_v1.SubscriberClient()
-        # Message ordering must be on to republish a message with its ordering key.
-        self.publisher = publisher or pubsub_v1.PublisherClient(
-            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+        # The port over a client of its own: message ordering must be on to republish a message with its
+        # ordering key (the functions' shared client has it off), and the full topic path keeps the
+        # replay in ``project`` whatever GOOGLE_CLOUD_PROJECT says.
+        self.publisher: Publisher = publisher or PubSubPublisher(
+            pubsub_v1.PublisherClient(publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True))
         )
         self.pull_timeout_s = pull_timeout_s
 
@@ -210,6 +217,8 @@ class DeadLetters:
         publish_timeout_s: float = 30.0,
     ) -> ReplayReport:
         """Republish selected dead letters to the source topic, then acknowledge them."""
+        from shared.events.publisher import RawMessage
+
         topic = self.source_topic(subscription)
         report = ReplayReport(topic=topic)
         letters = self._pull(subscription, limit)
@@ -224,14 +233,11 @@ class DeadLetters:
         self._release(subscription, rest)
         done: list[DeadLetter] = []
         for d in chosen:
-            kwargs: dict[str, Any] = dict(d.original_attributes)
-            if d.ordering_key:
-                kwargs["ordering_key"] = d.ordering_key
+            # One message per call: a failure then belongs to exactly one dead letter, which stays put.
+            message = RawMessage(topic, d.data, d.original_attributes, d.ordering_key or None)
             try:
-                new_id = self.publisher.publish(topic, d.data, **kwargs).result(timeout=publish_timeout_s)
+                (new_id,) = self.publisher.publish_raw([message], timeout_s=publish_timeout_s)
             except Exception as exc:
-                if d.ordering_key:
-                    self.publisher.resume_publish(topic, d.ordering_key)
                 report.failed[d.message_id] = f"{type(exc).__name__}: {exc}"
                 log.error(
                     "dead letter replay failed; left in the dead-letter queue",

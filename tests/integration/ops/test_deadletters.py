@@ -9,13 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 from google.cloud import pubsub_v1
 
+from shared.config import reset_settings
 from shared.events import build_message
 from shared.events.probe import ProbeRequested
+from shared.events.publisher import DEFAULT_TIMEOUT_S, RawMessage, RecordingPublisher
 from shared.ops.deadletters import DeadLetters, main
 from tests.conftest import Gcp
 from tests.helpers import pull, wait_for
@@ -190,3 +193,61 @@ def test_cli_lists_as_json_lines_and_replays_by_event_id(wiring: Wiring) -> None
     result = json.loads(out.getvalue())
     assert len(result["replayed"]) == 1
     assert len(result["skipped"]) == 1
+
+
+def test_replay_goes_through_the_publisher_port_with_the_original_message(wiring: Wiring) -> None:
+    data, attrs = wiring.publish("p-port")
+    wiring.fail_until_dead_lettered(1)
+    port = RecordingPublisher()
+
+    report = DeadLetters(wiring.project, publisher=port).replay(SUB)
+
+    (sent,) = port.sent
+    assert (sent.topic, sent.data, sent.attributes, sent.ordering_key) == (wiring.topic, data, attrs, None)
+    assert report.republished_ids == [sent.message_id]
+    assert DeadLetters(wiring.project).list(SUB) == [], "acknowledged once the port answered"
+
+
+class FailingPort(RecordingPublisher):
+    """Accepts the first ``ok`` messages, then every publish fails (as a lost ack would)."""
+
+    ok: int = 0
+
+    def publish_raw(self, messages: Sequence[RawMessage], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[str]:
+        if len(self.sent) >= self.ok:
+            raise TimeoutError("no ack")
+        return super().publish_raw(messages, timeout_s)
+
+
+def test_a_publish_failing_in_the_port_leaves_only_that_dead_letter(wiring: Wiring) -> None:
+    wiring.publish("p-1")
+    wiring.publish("p-2")
+    wiring.fail_until_dead_lettered(2)
+    port = FailingPort()
+    port.ok = 1
+
+    report = DeadLetters(wiring.project, publisher=port).replay(SUB)
+
+    assert len(report.replayed) == 1
+    assert list(report.failed.values()) == ["TimeoutError: no ack"]
+    (left,) = DeadLetters(wiring.project).list(SUB)
+    assert left.message_id in report.failed
+    assert left.event_id != port.sent[0].attributes["event_id"]
+
+
+def test_replay_keeps_the_ordering_key_and_the_named_project(wiring: Wiring, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port publishes to the source topic's full path, so ``--project`` wins over GOOGLE_CLOUD_PROJECT."""
+    ordered = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    )
+    ordered.publish(wiring.topic, b"{}", ordering_key="sub-42", event_type="probe.requested").result(timeout=10)
+    wiring.fail_until_dead_lettered(1)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-some-other-project")
+    reset_settings()
+    out = io.StringIO()
+
+    assert main(["--project", wiring.project, "replay", SUB], out=out) == 0
+
+    (msg,) = wait_for(lambda: wiring.pull(wiring.source) or None)
+    assert msg.message.ordering_key == "sub-42"
+    assert dict(msg.message.attributes) == {"event_type": "probe.requested"}
