@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.domain.calendar import CalendarError, zone
 from shared.domain.money import CurrencyError, Money, exponent, max_minor
@@ -223,3 +232,7 @@ class ChangeItems(_In):
 
 class ApplyDiscount(DiscountIn):
     at: BoundedDatetime | None = Field(default=None, description="test clock only")
+
+
+class CreateAnySubscription(RootModel[CreateSubscription | CreateItemsSubscription]):
+    """POST /subscriptions: a plan of lines (``plan``) or catalog items (``items``); extra fields are refused."""

@@ -203,7 +203,10 @@ def test_credit_applied_once_under_redelivery_and_parallel_finalizations(env: En
 def test_send_invoice_due_date_overdue_past_due_and_renewals_go_on(env: Env) -> None:
     catalog()
     subscribe("sub_due", [("seat-eur", 1)], days_until_due=25)  # overdue Feb 25, unpaid 7 days later (policy)
-    transitions = lambda: [b for _, b in env.pull("subscription-events")]  # noqa: E731
+
+    def transitions() -> list[dict[str, Any]]:
+        return [b for _, b in env.pull("subscription-events")]
+
     transitions()
     (due,) = bill(env, T0)
     inv0 = issue(due, T0)
@@ -294,3 +297,31 @@ def test_items_are_checked_at_creation(env: Env) -> None:
         subscribe("sub_bad", [("seat-eur", 1)], discount={"coupon": "nope"})
     assert e.value.status == 404
     assert sub_doc("sub_bad") == {}
+
+
+def test_items_routes_create_change_discount_and_preview(env: Env) -> None:
+    from tests.integration.renewals.test_api import call
+
+    catalog(coupon={"id": "five", "percent_off": "5", "duration": "forever"})
+    body = {
+        "subscription_id": "sub_http",
+        "customer": "cus_items",
+        "seller_entity": "acme-de",
+        "items": [{"price": "seat-eur", "quantity": 2}],
+        "start_at": T0.isoformat(),
+        "collection": "send_invoice",
+        "days_until_due": 14,
+    }
+    status, out = call("POST", "/subscriptions", body)
+    assert (status, out["items"][0]["quantity"], out["days_until_due"]) == (201, 2, 14)
+    assert call("POST", "/subscriptions", body)[0] == 200  # an identical replay
+    status, out = call("POST", "/subscriptions/sub_http/discounts", {"coupon": "five"})
+    assert (status, [d["coupon"]["id"] for d in out["discounts"]]) == (200, ["five"])
+    status, out = call("POST", "/subscriptions/sub_http/items", {"items": [{"price": "seat-eur", "quantity": 4}]})
+    assert (status, out["items"][0]["quantity"]) == (200, 4)
+    status, preview = call("GET", "/subscriptions/sub_http/preview")
+    assert status == 200
+    assert (preview["subtotal"]["amount"], preview["discount"]["amount"]) == (4000, 200)
+    assert preview["due_at"] == "2026-02-14T09:00:00Z"
+    assert call("POST", "/subscriptions/sub_http/items", {"items": []})[0] == 422
+    assert call("POST", "/subscriptions/sub_http/preview", {})[0] == 405
