@@ -27,7 +27,9 @@ SEAT = Price.model_validate(
     }
 )
 TEN = AppliedDiscount(
-    id="d1", coupon=Coupon(id="ten", percent_off="10", duration="repeating", duration_in_periods=2), applied_at=T0
+    id="d1",
+    coupon=Coupon.model_validate({"id": "ten", "percent_off": "10", "duration": "repeating", "duration_in_periods": 2}),
+    applied_at=T0,
 )
 
 
