@@ -13,6 +13,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -580,3 +581,102 @@ class SubscriptionService:
             **composed.model_dump(mode="json", exclude={"credit_entry"}),
         }
         return dict(_iso(out))
+
+    # -- migration of plan subscriptions to items ----------------------------------------------------------------
+    def migrate_to_items(self, sub_id: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """Move a subscription of plan lines to catalog items (same amounts, same anchor, same period pointers).
+
+        Each plan line becomes a price ``legacy-<plan>-<hash of its terms>`` of product ``legacy-<plan>`` (identical
+        lines share a price, their quantities add up); waiting proration lines become waiting charges. ``dry_run``
+        answers the before/after and writes nothing. Running it again is a no-op.
+        """
+        db = self.deps.db()
+        doc = subs(db).document(sub_id).get().to_dict()
+        if doc is None:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        if doc.get("items"):
+            return {"subscription": sub_id, "migrated": False, "reason": "already has items"}
+        product, prices, after = migration_of(doc)
+        out = {
+            "subscription": sub_id,
+            "dry_run": dry_run,
+            "before": {"plan": doc["plan"], "pending_lines": doc.get("pending_lines") or []},
+            "after": after,
+        }
+        if dry_run:
+            return out
+        _, catalog, _ = _stores(self.deps)
+        from shared.billing.catalog import CreatePrice, CreateProduct
+
+        _billing_call(catalog.create_product, CreateProduct(id=product, name=f"{doc['plan']['id']} (plan)"))
+        for p in prices:
+            fields = p.model_dump(mode="json", exclude={"product_id", "created_at"})
+            _billing_call(catalog.create_price, CreatePrice.model_validate({**fields, "product": p.product_id}))
+
+        def fn(current: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            if current.get("items"):
+                return {}, None
+            _, _, fresh = migration_of(current)  # the pending lines as they are now
+            return {**fresh, "plan": None, "legacy_plan": current["plan"], "pending_lines": []}, None
+
+        self._mutate(sub_id, fn)
+        return {**out, "migrated": True}
+
+
+def migration_of(doc: dict[str, Any]) -> tuple[str, list[Price], dict[str, Any]]:
+    """The catalog product, prices and subscription fields replacing a plan of lines (pure)."""
+    from shared.domain.catalog import TaxBehavior
+    from shared.domain.money import Money
+    from shared.domain.pricing import ChargeLine, LineKind
+
+    plan = PlanIn.model_validate(doc["plan"])
+    product = f"legacy-{plan.id}"[:100]
+    recurring = {"interval": plan.interval, "interval_count": plan.interval_count}
+    by_id: dict[str, tuple[Price, int]] = {}
+    for line in plan.lines:
+        terms = {"currency": plan.currency, **recurring, "line": line.model_dump(mode="json", exclude={"quantity"})}
+        pid = f"{product}-{_hash_of(terms)[:12]}"
+        price = Price.model_validate(
+            {
+                "id": pid,
+                "product_id": product,
+                "currency": plan.currency,
+                "recurring": recurring,
+                "tax_category": line.tax_category,
+                "pricing": {"model": "per_unit", "unit_amount": str(line.unit_amount.amount)},
+                "nickname": line.description[:250],
+            }
+        )
+        q = by_id[pid][1] if pid in by_id else 0
+        by_id[pid] = (price, q + line.quantity)
+    items = [Item(price=p, quantity=q) for p, q in by_id.values()]
+    charges = []
+    for raw in doc.get("pending_lines") or []:
+        ln = LineIn.model_validate(raw)
+        charges.append(
+            ChargeLine(
+                description=ln.description,
+                kind=LineKind.PRORATION,
+                price_id=product,
+                product_id=product,
+                tax_category=ln.tax_category,
+                tax_behavior=TaxBehavior.EXCLUSIVE,
+                quantity=Decimal(ln.quantity),
+                amount=Money(ln.unit_amount.amount * ln.quantity, ln.unit_amount.currency),
+                discountable=False,
+                period_start=ln.period_start,
+                period_end=ln.period_end,
+            ).model_dump(mode="json")
+        )
+    after = {
+        "items": _item_docs(items),
+        "currency": plan.currency,
+        "cadence": recurring,
+        "discounts": [],
+        "pending_charges": charges,
+    }
+    return product, [p for p, _ in by_id.values()], after
+
+
+def _hash_of(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()

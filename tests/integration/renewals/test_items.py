@@ -325,3 +325,54 @@ def test_items_routes_create_change_discount_and_preview(env: Env) -> None:
     assert preview["due_at"] == "2026-02-14T09:00:00Z"
     assert call("POST", "/subscriptions/sub_http/items", {"items": []})[0] == 422
     assert call("POST", "/subscriptions/sub_http/preview", {})[0] == 405
+
+
+def test_migration_of_a_plan_subscription_keeps_renewing_with_the_same_amounts(env: Env) -> None:
+    import io
+    import json
+
+    from shared.ops.subscriptions import main
+    from shared.subscriptions.commands import ChangePlan, PlanIn
+    from tests.integration.renewals.conftest import new_sub
+
+    new_sub("sub_old", amount=1000)
+    (first,) = bill(env, T0)
+    old = issue(first, T0)
+    paid = InvoicePaid(
+        invoice_id=old["invoice_id"],
+        number=old["number"],
+        subscription_id="sub_old",
+        customer_id="cus-sub_old",
+        amount_paid=Money(old["amount_due"], "EUR"),
+        paid_at=T0,
+        collection="charge_automatically",
+        paid_by="operator",
+    )
+    outcomes.on_invoice_paid(received(paid, f"{paid.invoice_id}:paid"))
+    bigger = PlanIn.model_validate(
+        {
+            "id": "pro",
+            "currency": "EUR",
+            "interval": "month",
+            "lines": [{"description": "Pro plan", "unit_amount": {"amount": 1000, "currency": "EUR"}, "quantity": 2}],
+        }
+    )
+    SubscriptionService().change_plan("sub_old", ChangePlan(plan=bigger, at=T0 + dt.timedelta(days=14)))
+    before = sub_doc("sub_old")
+    out = io.StringIO()
+    assert main(["migrate", "sub_old", "--dry-run"], out=out) == 0
+    shown = json.loads(out.getvalue())
+    assert shown["before"]["plan"]["lines"][0]["quantity"] == 2
+    assert shown["after"]["items"][0]["quantity"] == 2
+    assert [c["amount"]["amount"] for c in shown["after"]["pending_charges"]] == [-500, 1000]
+    assert sub_doc("sub_old") == before  # a dry run writes nothing
+    assert main(["migrate", "sub_old"], out=io.StringIO()) == 0
+    assert main(["migrate", "sub_old"], out=io.StringIO()) == 0  # again: a no-op
+    d = sub_doc("sub_old")
+    assert (d["plan"], d["pending_lines"], len(d["pending_charges"])) == (None, [], 2)
+    (nxt,) = bill(env, P1)
+    assert nxt.items
+    inv = issue(nxt, P1)
+    assert [ln["amount"] for ln in inv["lines"]] == [2000, -500, 1000]
+    assert inv["subtotal"] == 2500
+    assert old["tax"] * 2 == inv["lines"][0]["tax"]  # the same per-line tax as the plan's invoice
