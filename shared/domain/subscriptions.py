@@ -364,7 +364,19 @@ def decide_renewal(
     if state.invoiced_by_due_date and state.status != "canceled":
         late = _overdue(state, now, final_status, overdue_grace)
         if late is not None:
-            return late
+            if late.change.state.status != "past_due":
+                return late
+            # Past due does not stop renewals: a period due at the same tick is billed with the transition.
+            nxt = decide_renewal(
+                late.change.state,
+                now,
+                republish_s=republish_s,
+                final_status=final_status,
+                overdue_grace=overdue_grace,
+            )
+            if nxt.kind != "bill":
+                return late
+            return replace(nxt, change=Change(nxt.change.state, late.change.transition))
         b = state.billing
         if state.in_flight and b is not None and not b.final and state.status != "unpaid":
             # An open invoice does not hold the next period back: bill it at its boundary.

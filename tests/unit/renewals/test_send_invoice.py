@@ -85,3 +85,14 @@ def test_never_past_due_before_the_due_date(days: int, after: int) -> None:
     at = min(T0 + dt.timedelta(days=after), SCHED.period(1).start - dt.timedelta(seconds=1))
     _, s2 = tick(s, at)
     assert (s2.status == "past_due") == (at >= T0 + dt.timedelta(days=days))
+
+
+def test_overdue_at_a_boundary_is_past_due_and_billed_in_one_decision() -> None:
+    _, s = tick(fresh(5), T0)
+    assert s.billing is not None
+    s = replace(s, billing=replace(s.billing, republish_at=T0 + dt.timedelta(days=90)))
+    d = decide_renewal(s, SCHED.period(1).start, republish_s=60, overdue_grace=dt.timedelta(days=30))
+    assert d.kind == "bill"
+    assert d.change.transition is not None
+    assert (d.change.transition.to_status, d.change.transition.reason) == ("past_due", "invoice_overdue")
+    assert [k for k, _ in d.change.state.open_due] == [0, 1]
