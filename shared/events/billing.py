@@ -13,7 +13,6 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.domain.catalog import Price
 from shared.domain.discounts import AppliedDiscount
 from shared.domain.money import Money
 from shared.domain.pricing import ChargeLine
@@ -59,13 +58,6 @@ class LineIn(_Model):
     tax_category: str = "standard"
 
 
-class ItemIn(_Model):
-    """A subscription item as billed: the price as it was when attached (a snapshot, never re-read) and a quantity."""
-
-    price: Price
-    quantity: int = Field(ge=1)
-
-
 @register
 class RenewalDue(Event):
     """Invoice this period (or a one-off request). Idempotency key: ``request_id``."""
@@ -85,7 +77,9 @@ class RenewalDue(Event):
     payment_method: PaymentMethodRef | None = None
     attempt: int = Field(default=1, ge=1, description="dunning attempt this renewal is for")
     # Subscriptions with items (priced from the catalog and composed by shared.domain.composition):
-    items: tuple[ItemIn, ...] = Field(default=(), description="the period's items with their price snapshots")
+    items: tuple[ChargeLine, ...] = Field(
+        default=(), description="the period's items, priced from the price snapshots the subscription keeps"
+    )
     charges: tuple[ChargeLine, ...] = Field(default=(), description="priced proration lines waiting for this invoice")
     discounts: tuple[AppliedDiscount, ...] = Field(default=(), description="discounts in force for period_index")
     period_index: int | None = Field(default=None, ge=0, description="which period of the subscription (discounts)")

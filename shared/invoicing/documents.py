@@ -9,12 +9,11 @@ from typing import Any
 
 from shared.domain import composition
 from shared.domain import invoices as dom
-from shared.domain.calendar import Period
 from shared.domain.composition import ComposedInvoice, ComposedLine
 from shared.domain.credit import CreditEntry
 from shared.domain.money import Money
 from shared.domain.numbering import SeriesDef
-from shared.domain.pricing import ChargeLine, Item, item_lines
+from shared.domain.pricing import ChargeLine
 from shared.domain.tax import TaxDecision, decide
 from shared.events.billing import RenewalDue
 from shared.events.payments import PaymentRefunded
@@ -43,15 +42,8 @@ def seller_doc(s: Seller) -> dict[str, Any]:
 
 
 def request_lines(ev: RenewalDue) -> list[ChargeLine]:
-    """The priced lines of a request with items: one per item over the period, then the waiting charges."""
-    lines: list[ChargeLine] = []
-    if ev.items:
-        assert ev.period_start is not None
-        assert ev.period_end is not None
-        assert ev.period_index is not None
-        period = Period(ev.period_index, ev.period_start, ev.period_end)
-        lines += item_lines([Item(price=i.price, quantity=i.quantity) for i in ev.items], period)
-    return lines + list(ev.charges)
+    """The priced lines of a request with items: the period's items, then the waiting charges."""
+    return [*ev.items, *ev.charges]
 
 
 def compose_request(

@@ -39,10 +39,11 @@ import threading
 import uuid
 from typing import Any
 
+from shared.domain.catalog import Price
 from shared.domain.discounts import AppliedDiscount
-from shared.domain.pricing import ChargeLine
+from shared.domain.pricing import ChargeLine, Item, item_lines
 from shared.domain.subscriptions import RenewalDecision, decide_renewal, invoice_due_at
-from shared.events.billing import ItemIn, LineIn, Party, PaymentMethodRef, RenewalDue
+from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.events.publisher import RawMessage
 from shared.log import bind, get_logger
@@ -344,16 +345,18 @@ def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
 
 def items_renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
     """The request of a subscription with items: each item's price snapshot and quantity, the waiting proration
-    charges, and the discounts in force for the period's index (a repeating coupon drops out after N periods).
+        charges, and the discounts in force for the period's index (a repeating coupon drops out after N periods).
 
-    The invoices function prices and composes it (:func:`shared.domain.composition.compose`); the preview
-    builds the very same request (:func:`shared.subscriptions.service.SubscriptionService.preview`).
+        The items are priced here from their snapshots (:func:`shared.domain.pricing.item_lines`); the invoices function
+    composes them (:func:`shared.domain.composition.compose`); the preview
+        builds the very same request (:func:`shared.subscriptions.service.SubscriptionService.preview`).
     """
     assert p.period is not None
     state = p.change.state
     b = state.billing
     assert b is not None
     discounts = [AppliedDiscount.model_validate(d) for d in doc.get("discounts") or []]
+    items = [Item(price=Price.model_validate(i["price"]), quantity=int(i["quantity"])) for i in doc["items"]]
     pm = doc.get("payment_method")
     days = doc.get("days_until_due")
     return RenewalDue(
@@ -364,7 +367,7 @@ def items_renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
         seller_entity=doc["seller_entity"],
         customer=Party.model_validate(doc["customer"]),
         currency=doc["currency"],
-        items=() if p.final else tuple(ItemIn.model_validate(i) for i in doc["items"]),
+        items=() if p.final else item_lines(items, p.period),
         charges=tuple(ChargeLine.model_validate(c) for c in doc.get("pending_charges") or []),
         discounts=tuple(d for d in discounts if d.active_for(b.index)),
         period_index=b.index,

@@ -7,9 +7,11 @@ import io
 
 from pypdf import PdfReader
 
+from shared.domain.calendar import Period
 from shared.domain.catalog import Price
 from shared.domain.discounts import AppliedDiscount, Coupon
-from shared.events.billing import ItemIn, Party, RenewalDue
+from shared.domain.pricing import Item, item_lines
+from shared.events.billing import Party, RenewalDue
 from shared.invoicing import pdf
 from shared.invoicing.documents import build_invoice_doc, compose_request
 from shared.invoicing.entities import seller
@@ -43,7 +45,7 @@ def due(period_index: int = 0, **kw: object) -> RenewalDue:
             "seller_entity": "acme-de",
             "customer": Party(id="cus", name="Ada GmbH", country="DE"),
             "currency": "EUR",
-            "items": [ItemIn(price=SEAT, quantity=3)],
+            "items": item_lines([Item(price=SEAT, quantity=3)], Period(period_index, T0, T0 + dt.timedelta(days=30))),
             "discounts": [TEN] if TEN.active_for(period_index) else [],
             "period_index": period_index,
             **kw,
