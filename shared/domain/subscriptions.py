@@ -170,6 +170,20 @@ class SubState:
     canceled_at: dt.datetime | None = None
     last_cause: str | None = None  # what caused the last transition: a duplicate cause republishes it
     has_pending: bool = False  # proration lines wait for the next invoice (``pending_lines``)
+    collection: str = "charge_automatically"
+    days_until_due: int | None = None  # send_invoice with due dates (see :func:`decide_renewal`)
+    open_due: tuple[tuple[int, dt.datetime], ...] = ()  # send_invoice: (period index, due date) not paid yet
+    overdue_until: dt.datetime | None = None  # past_due for an overdue invoice: then the policy's final status
+
+    @property
+    def invoiced_by_due_date(self) -> bool:
+        """send_invoice with a due date: the customer pays out of band; renewals go on while invoices are open."""
+        return self.collection == "send_invoice" and self.days_until_due is not None
+
+    def overdue(self, now: dt.datetime) -> tuple[int, dt.datetime] | None:
+        """The oldest open invoice whose due date passed at ``now``, or None."""
+        late = [x for x in self.open_due if x[1] <= now]
+        return min(late, key=lambda x: (x[1], x[0])) if late else None
 
     @property
     def last_billed(self) -> int:
@@ -250,6 +264,15 @@ def due_at(state: SubState) -> dt.datetime | None:
         return None
     if state.status == "unpaid":
         return None
+    if state.invoiced_by_due_date:
+        nxt = [state.schedule.boundary(state.last_billed + 1)]
+        if state.in_flight and state.billing is not None and not state.billing.final:
+            nxt.append(state.billing.republish_at)
+        if state.status == "past_due" and state.overdue_until is not None:
+            nxt.append(state.overdue_until)
+        elif state.open_due:
+            nxt.append(min(due for _, due in state.open_due))
+        return min(nxt)
     if state.in_flight:
         assert state.billing is not None
         d = state.dunning
@@ -260,7 +283,7 @@ def due_at(state: SubState) -> dt.datetime | None:
 
 
 # -- the planner's decision ----------------------------------------------------------------------
-DecisionKind = Literal["none", "bill", "republish", "retry", "cancel", "expire"]
+DecisionKind = Literal["none", "bill", "republish", "retry", "cancel", "expire", "overdue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,14 +330,59 @@ def _final(state: SubState, ended_at: dt.datetime, now: dt.datetime, republish_s
     return replace(state, billing=billing, has_pending=False), state.schedule.period(max(k, 0))
 
 
+def _overdue(state: SubState, now: dt.datetime, final_status: Status, grace: dt.timedelta) -> RenewalDecision | None:
+    """send_invoice: an invoice past its due date makes the subscription ``past_due``; still unpaid ``grace``
+    later (the dunning policy's window), ``final_status``. Renewals go on meanwhile (Stripe's behaviour)."""
+    late = state.overdue(now)
+    if late is None:
+        return None
+    k, due = late
+    if state.status in ("active", "trialing"):
+        s = replace(state, overdue_until=due + grace)
+        return RenewalDecision("overdue", transition(s, "past_due", "invoice_overdue", f"overdue:{k}"))
+    if state.status == "past_due" and state.overdue_until is not None and state.overdue_until <= now:
+        s = replace(state, overdue_until=None)
+        return RenewalDecision("overdue", transition(s, final_status, "invoice_overdue", f"overdue_final:{k}"))
+    return None
+
+
 def decide_renewal(
-    state: SubState, now: dt.datetime, *, republish_s: int, final_status: Status = "unpaid"
+    state: SubState,
+    now: dt.datetime,
+    *,
+    republish_s: int,
+    final_status: Status = "unpaid",
+    overdue_grace: dt.timedelta = dt.timedelta(0),
 ) -> RenewalDecision:
     """What a tick at ``now`` must do for this subscription (at most one thing).
 
-    ``final_status`` is where an unanswered authentication request ends (the account's dunning policy).
+    ``final_status`` is where an unanswered authentication request ends (the account's dunning policy), and
+    where an overdue send_invoice invoice ends ``overdue_grace`` after its due date.
     """
     none = RenewalDecision("none", Change(state))
+    renew_open = False  # send_invoice: bill the next period although the last invoice is still open
+    if state.invoiced_by_due_date and state.status != "canceled":
+        late = _overdue(state, now, final_status, overdue_grace)
+        if late is not None:
+            if late.change.state.status != "past_due":
+                return late
+            # Past due does not stop renewals: a period due at the same tick is billed with the transition.
+            nxt = decide_renewal(
+                late.change.state,
+                now,
+                republish_s=republish_s,
+                final_status=final_status,
+                overdue_grace=overdue_grace,
+            )
+            if nxt.kind != "bill":
+                return late
+            return replace(nxt, change=Change(nxt.change.state, late.change.transition))
+        b = state.billing
+        if state.in_flight and b is not None and not b.final and state.status != "unpaid":
+            # An open invoice does not hold the next period back: bill it at its boundary.
+            if state.schedule.period(state.last_billed + 1).start > now or state.cancel_at_period_end:
+                return _republish(state, now, republish_s)
+            renew_open = True
     if state.status == "canceled":
         b = state.billing
         if b is not None and b.final:
@@ -325,7 +393,7 @@ def decide_renewal(
         return none
     if state.status == "unpaid":
         return none
-    if state.in_flight:
+    if state.in_flight and not renew_open:
         b = state.billing
         assert b is not None
         d = state.dunning
@@ -366,7 +434,16 @@ def decide_renewal(
         claimed_at=now,
         republish_at=now + dt.timedelta(seconds=republish_s),
     )
-    return RenewalDecision("bill", Change(replace(state, billing=billing, has_pending=False)), period)
+    billed = replace(state, billing=billing, has_pending=False)
+    if state.invoiced_by_due_date:
+        assert state.days_until_due is not None
+        billed = replace(billed, open_due=(*state.open_due, (k, invoice_due_at(period.start, state.days_until_due))))
+    return RenewalDecision("bill", Change(billed), period)
+
+
+def invoice_due_at(issued: dt.datetime, days_until_due: int) -> dt.datetime:
+    """The due date of a send_invoice invoice: ``days_until_due`` days after its period starts (or it is issued)."""
+    return issued + dt.timedelta(days=days_until_due)
 
 
 def proration_period(state: SubState, at: dt.datetime) -> Period | None:
@@ -399,6 +476,8 @@ class Outcome:
 
 def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
     """Advance on success, dun on failure; duplicates, late and reordered facts change nothing."""
+    if o.kind == "succeeded" and any(k == o.period_index for k, _ in state.open_due):
+        return _settle_open(state, o)
     already_paid = state.paid_index is not None and o.period_index <= state.paid_index
     if already_paid:
         return Change(state)
@@ -456,6 +535,21 @@ def apply_payment(state: SubState, o: Outcome, policy: DunningPolicy) -> Change:
     if state.status == "past_due":
         return Change(replace(dunned, last_cause=o.cause))  # still past due: a new retry date, no transition
     return transition(dunned, "past_due", "payment_failed", o.cause)
+
+
+def _settle_open(state: SubState, o: Outcome) -> Change:
+    """A send_invoice invoice paid (in any order): it is no longer open; past_due ends when none is overdue."""
+    rest = tuple(x for x in state.open_due if x[0] != o.period_index)
+    paid = max(state.paid_index if state.paid_index is not None else -1, o.period_index)
+    moved = replace(state, open_due=rest, paid_index=paid, dunning=None)
+    if state.status == "canceled":
+        return Change(moved)
+    if state.status in ("past_due", "unpaid"):
+        if any(due <= o.at for _, due in rest):
+            return Change(replace(moved, last_cause=o.cause))  # another invoice is still overdue
+        return transition(replace(moved, overdue_until=None), "active", "recovered", o.cause)
+    reason = "trial_converted" if state.status == "trialing" else "renewed"
+    return transition(moved, "active", reason, o.cause)
 
 
 def cancel_now(state: SubState, now: dt.datetime, cause: str) -> Change:

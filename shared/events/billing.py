@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.domain.discounts import AppliedDiscount
 from shared.domain.money import Money
+from shared.domain.pricing import ChargeLine
 from shared.events.envelope import Event, register
 
 CollectionMethod = Literal["charge_automatically", "send_invoice"]
@@ -70,10 +72,32 @@ class RenewalDue(Event):
     seller_entity: str = Field(min_length=1, description="legal entity issuing the invoice; picks the series")
     customer: Party
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    lines: tuple[LineIn, ...] = Field(min_length=1)
+    lines: tuple[LineIn, ...] = ()
     collection: CollectionMethod = "charge_automatically"
     payment_method: PaymentMethodRef | None = None
     attempt: int = Field(default=1, ge=1, description="dunning attempt this renewal is for")
+    # Subscriptions with items (priced from the catalog and composed by shared.domain.composition):
+    items: tuple[ChargeLine, ...] = Field(
+        default=(), description="the period's items, priced from the price snapshots the subscription keeps"
+    )
+    charges: tuple[ChargeLine, ...] = Field(default=(), description="priced proration lines waiting for this invoice")
+    discounts: tuple[AppliedDiscount, ...] = Field(default=(), description="discounts in force for period_index")
+    period_index: int | None = Field(default=None, ge=0, description="which period of the subscription (discounts)")
+    due_at: dt.datetime | None = Field(default=None, description="send_invoice: when the invoice is due")
+    apply_credit: bool = Field(default=False, description="pay from the customer's credit balance at finalization")
+
+    @model_validator(mode="after")
+    def _something_to_bill(self) -> RenewalDue:
+        if not (self.lines or self.items or self.charges):
+            raise ValueError("a renewal bills lines, items or charges")
+        if (self.lines and (self.items or self.charges)) or (self.items and self.period_index is None):
+            raise ValueError("lines (a plan) and items/charges (the catalog) are not mixed; items need period_index")
+        return self
+
+    @property
+    def composed(self) -> bool:
+        """Priced from the catalog (items, charges) rather than from plan lines."""
+        return bool(self.items or self.charges)
 
 
 class _InvoiceFact(Event):
@@ -102,6 +126,9 @@ class InvoiceFinalized(_InvoiceFact):
     payment_method: PaymentMethodRef | None = None
     finalized_at: dt.datetime
     pdf_uri: str | None = None
+    due_at: dt.datetime | None = Field(default=None, description="send_invoice: the due date on the invoice")
+    discount: Money | None = Field(default=None, description="discounts on the invoice, before tax")
+    credit_applied: Money | None = Field(default=None, description="paid from the customer's credit balance")
 
 
 @register

@@ -22,9 +22,10 @@ not paid. A paid, void or uncollectible invoice is not re-announced.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from shared.domain import invoices as dom
+from shared.domain.money import Money
 from shared.events import Received
 from shared.events.billing import InvoiceFinalized, RenewalDue
 from shared.idempotency import payload_hash
@@ -69,13 +70,62 @@ class Documents:
         return {"pdf_uri": stored.uri, "pdf_sha256": stored.sha256, "pdf_bytes": stored.size}
 
 
+class CreditLedger(Protocol):
+    """The customer's credit balance (``shared.billing.credit.CreditStore``): one decision per invoice."""
+
+    def apply_credit(self, customer_id: str, invoice_id: str, amount_due: Money) -> Money: ...
+
+
+class _BillingLedger:
+    """The billing credit store on the invoices function's Firestore and clock; no customer record, no credit."""
+
+    def __init__(self, deps: Deps) -> None:
+        from shared.billing.credit import CreditStore
+        from shared.billing.deps import BillingDeps
+
+        self._store = CreditStore(BillingDeps(db=lambda: deps.db, clock=deps.clock))
+
+    def apply_credit(self, customer_id: str, invoice_id: str, amount_due: Money) -> Money:
+        from shared.billing.deps import BillingError
+
+        try:
+            return self._store.apply_credit(customer_id, invoice_id, amount_due)
+        except BillingError as exc:
+            if exc.status == 404:  # a customer of the plan era, never recorded in the billing customers
+                return Money.zero(amount_due.currency)
+            raise
+
+
 class IssueInvoices:
     """RenewalDue -> numbered, archived, announced invoice; then whatever payment facts were waiting."""
 
-    def __init__(self, deps: Deps, documents: Documents, apply_facts: Callable[[str, dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        documents: Documents,
+        apply_facts: Callable[[str, dict[str, Any]], Any],
+        credit: CreditLedger | None = None,
+    ) -> None:
         self.deps = deps
         self.documents = documents
         self._apply_facts = apply_facts
+        self.credit = credit or _BillingLedger(deps)
+
+    def apply_credit(self, invoice_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Pay the invoice from the customer's credit balance after tax, once: the ledger decides once per invoice
+        (a redelivery or a parallel finalization gets the first decision), and the invoice records it before its
+        number, PDF and announcement, so every copy shows the same amount due."""
+        if not doc.get("apply_credit") or doc.get("credit_decided") or doc.get("pdf_sha256"):
+            return doc
+        if doc.get("status") not in (dom.Status.DRAFT.value, dom.Status.OPEN.value):
+            return doc
+        before = int(doc["amount_due"]) + int(doc.get("credit_applied", 0))
+        applied = self.credit.apply_credit(doc["buyer"]["id"], invoice_id, Money(before, doc["currency"]))
+        fields = {"credit_applied": applied.amount, "amount_due": before - applied.amount, "credit_decided": True}
+        self.deps.db.collection(INVOICES).document(invoice_id).update(fields)
+        if applied.amount:
+            log.info("credit balance applied", extra={"credit_applied": applied.amount})
+        return {**doc, **fields}
 
     def on_renewal_due(self, msg: Received[RenewalDue]) -> dict[str, Any]:
         ev = msg.event
@@ -115,7 +165,11 @@ class IssueInvoices:
     def finalize(self, invoice_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
         """Number (once), archive the PDF (once), publish ``invoice.finalized``, apply waiting facts."""
         ref = self.deps.db.collection(INVOICES).document(invoice_id)
-        doc = self.number(invoice_id, doc)
+        if doc is None:
+            doc = ref.get().to_dict()
+            if doc is None:
+                raise LookupError(f"invoice {invoice_id} does not exist")
+        doc = self.number(invoice_id, self.apply_credit(invoice_id, doc))
         with bind(invoice_id=invoice_id):
             fields = self.documents.archive(doc)
             doc = {**doc, **fields}
@@ -157,4 +211,7 @@ def finalized_event(doc: dict[str, Any]) -> InvoiceFinalized:
         payment_method=doc.get("payment_method"),
         finalized_at=doc["finalized_at"],
         pdf_uri=doc.get("pdf_uri"),
+        due_at=doc.get("due_at"),
+        discount=money(doc, "discount") if "discount" in doc else None,
+        credit_applied=money(doc, "credit_applied") if "credit_applied" in doc else None,
     )

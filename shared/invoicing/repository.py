@@ -85,7 +85,9 @@ def document_view(doc: dict[str, Any]) -> DocumentView:
             seller["name"], seller["country"], seller.get("vat_id"), tuple(seller.get("address_lines", ()))
         ),
         buyer=PartyView(buyer["name"], buyer["country"], buyer.get("vat_id"), tuple(buyer.get("address_lines", ()))),
-        lines=tuple(
+        lines=tuple(_composed_line_view(d, cur) for d in doc["lines"])
+        if doc.get("composed")
+        else tuple(
             LineView(ln.description, ln.quantity, ln.unit_amount, ln.rate, ln.net, ln.tax)
             for ln in (line_from(d, cur) for d in doc["lines"])
         ),
@@ -100,6 +102,24 @@ def document_view(doc: dict[str, Any]) -> DocumentView:
         wording=doc.get("wording"),
         period=period,
         references=refs,
+        discount=money(doc, "discount") if "discount" in doc else None,
+        discounts=tuple(f"{d['coupon_id']}: -{Money(int(d['amount']), cur)}" for d in doc.get("discounts") or []),
+        credit_applied=money(doc, "credit_applied") if is_invoice and "credit_applied" in doc else None,
+        due_at=doc.get("due_at") if is_invoice else None,
+    )
+
+
+def _composed_line_view(d: dict[str, Any], cur: str) -> LineView:
+    q = d["quantity"]
+    return LineView(
+        d["description"],
+        q if isinstance(q, int) else Decimal(q),
+        None,
+        Decimal(d["rate"]),
+        Money(int(d["net"]), cur),
+        Money(int(d["tax"]), cur),
+        amount=Money(int(d["amount"]), cur),
+        discount=Money(int(d["discount"]), cur),
     )
 
 

@@ -6,6 +6,8 @@
     python -m shared.ops.subscriptions tick [--clock | --now 2026-02-01T09:00:00Z]   # fan-out billing tick
     python -m shared.ops.subscriptions show sub_42        # the subscription, its charge attempts, invoices
     python -m shared.ops.subscriptions cancel sub_42 [--at-period-end]
+    python -m shared.ops.subscriptions migrate sub_42 [--dry-run]   # plan lines -> catalog items (before/after)
+    python -m shared.ops.subscriptions preview sub_42 [--clock]     # the upcoming invoice, no side effect
 
 Commands call the same service code the functions run (Firestore and Pub/Sub with the caller's
 credentials; ``*_EMULATOR_HOST`` honoured). The test clock is a Firestore document
@@ -139,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--clock", action="store_true", help="tick at the test clock's time")
     s = sub.add_parser("show", help="a subscription with its charge attempts and invoices")
     s.add_argument("id")
+    m = sub.add_parser("migrate", help="move a subscription of plan lines to catalog items")
+    m.add_argument("id")
+    m.add_argument("--dry-run", action="store_true", help="print the before/after, write nothing")
+    v = sub.add_parser("preview", help="the upcoming invoice (items, discounts, prorations, tax, credit)")
+    v.add_argument("id")
+    v.add_argument("--clock", action="store_true", help="as of the test clock's time")
     x = sub.add_parser("cancel", help="cancel now or at period end")
     x.add_argument("id")
     x.add_argument("--at-period-end", action="store_true")
@@ -173,6 +181,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             result = {"message_id": publish_tick(at), "now": _iso(at) if at else "publish time"}
         elif a.cmd == "show":
             result = show(a.id)
+        elif a.cmd == "migrate":
+            result = service.SubscriptionService().migrate_to_items(a.id, dry_run=a.dry_run)
+        elif a.cmd == "preview":
+            result = service.SubscriptionService().preview(a.id, clock_now() if a.clock else None)
         else:
             result = service.SubscriptionService().cancel(a.id, CancelSubscription(at_period_end=a.at_period_end))
     except service.ServiceError as exc:

@@ -31,7 +31,7 @@ from typing import Any
 
 from shared import clients
 from shared.config import get_settings
-from shared.domain.subscriptions import Outcome, SubState, apply_payment
+from shared.domain.subscriptions import Outcome, SubState, apply_payment, request_id
 from shared.events import Received
 from shared.events.billing import InvoiceFinalized, InvoicePaid, SubscriptionTransitioned
 from shared.events.payments import PaymentEvent
@@ -172,6 +172,9 @@ def _resolve_period(state: SubState, o: Outcome, period_start: PeriodSource) -> 
     b = state.billing
     if b is not None and o.invoice_id == invoice_id_for(b.request_id):
         return replace(o, period_index=b.index)
+    for k, _ in state.open_due:  # an older send_invoice invoice still open (renewals went on)
+        if o.invoice_id == invoice_id_for(request_id(state.id, state.schedule.period(k).start)):
+            return replace(o, period_index=k)
     ps = period_start() if callable(period_start) else period_start
     if ps is not None:
         return replace(o, period_index=state.period_index_of(ps))

@@ -39,7 +39,10 @@ import threading
 import uuid
 from typing import Any
 
-from shared.domain.subscriptions import RenewalDecision, decide_renewal
+from shared.domain.catalog import Price
+from shared.domain.discounts import AppliedDiscount
+from shared.domain.pricing import ChargeLine, Item, item_lines
+from shared.domain.subscriptions import RenewalDecision, decide_renewal, invoice_due_at
 from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.events.publisher import RawMessage
@@ -241,8 +244,7 @@ def claim(
         return "none", []
     record = record or PublishRecord()  # unopened: a lone claim is re-sent after the window, as if lost
     state = state_of(doc)
-    account = (doc.get("payment_method") or {}).get("account")
-    p = decide_renewal(state, now, republish_s=cfg.republish_s, final_status=cfg.dunning_for(account).final_status)
+    p = _decide(doc, state, now, cfg)
     if p.kind == "republish" and state.billing is not None:
         status = record.status(doc.get("publish_batch"))
         if status == "publishing":
@@ -266,6 +268,7 @@ def claim(
         if p.kind == "bill":
             update["renewal_due"] = renewal_due(doc, p).model_dump(mode="json")
             update["pending_lines"] = []
+            update["pending_charges"] = []
         if p.change.transition is not None:
             update["last_transition"] = lifecycle.stored(
                 lifecycle.transition_event(p.change.state, p.change.transition)
@@ -292,8 +295,22 @@ def claim(
     return p.kind, items
 
 
+def _decide(doc: dict[str, Any], state: Any, now: dt.datetime, cfg: RenewalSettings) -> RenewalDecision:
+    """The account's dunning policy decides the final status and how long an invoice may stay overdue."""
+    policy = cfg.dunning_for((doc.get("payment_method") or {}).get("account"))
+    return decide_renewal(
+        state,
+        now,
+        republish_s=cfg.republish_s,
+        final_status=policy.final_status,
+        overdue_grace=dt.timedelta(days=policy.retry_days[-1] if policy.retry_days else 0),
+    )
+
+
 def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
     """The invoice request for the claimed period: plan lines plus pending proration lines."""
+    if doc.get("items"):
+        return items_renewal_due(doc, p)
     assert p.period is not None
     state = p.change.state
     assert state.billing is not None
@@ -321,6 +338,41 @@ def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
         customer=Party.model_validate(doc["customer"]),
         currency=plan_doc["currency"],
         lines=tuple(lines),
+        collection=doc.get("collection", "charge_automatically"),
+        payment_method=PaymentMethodRef.model_validate(pm) if pm else None,
+    )
+
+
+def items_renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
+    """The request of a subscription with items: each item's price snapshot and quantity, the waiting proration
+        charges, and the discounts in force for the period's index (a repeating coupon drops out after N periods).
+
+        The items are priced here from their snapshots (:func:`shared.domain.pricing.item_lines`); the invoices function
+    composes them (:func:`shared.domain.composition.compose`); the preview
+        builds the very same request (:func:`shared.subscriptions.service.SubscriptionService.preview`).
+    """
+    assert p.period is not None
+    state = p.change.state
+    b = state.billing
+    assert b is not None
+    discounts = [AppliedDiscount.model_validate(d) for d in doc.get("discounts") or []]
+    items = [Item(price=Price.model_validate(i["price"]), quantity=int(i["quantity"])) for i in doc["items"]]
+    pm = doc.get("payment_method")
+    days = doc.get("days_until_due")
+    return RenewalDue(
+        request_id=b.request_id,
+        subscription_id=doc["id"],
+        period_start=p.period.start,
+        period_end=p.period.end,
+        seller_entity=doc["seller_entity"],
+        customer=Party.model_validate(doc["customer"]),
+        currency=doc["currency"],
+        items=() if p.final else item_lines(items, p.period),
+        charges=tuple(ChargeLine.model_validate(c) for c in doc.get("pending_charges") or []),
+        discounts=tuple(d for d in discounts if d.active_for(b.index)),
+        period_index=b.index,
+        due_at=invoice_due_at(b.start, int(days)) if days is not None else None,
+        apply_credit=True,
         collection=doc.get("collection", "charge_automatically"),
         payment_method=PaymentMethodRef.model_validate(pm) if pm else None,
     )

@@ -77,7 +77,7 @@ def _req_dt(v: Any) -> dt.datetime:
 
 
 def schedule_of(doc: Mapping[str, Any]) -> Schedule:
-    plan = doc["plan"]
+    plan = doc.get("cadence") or doc["plan"]  # items subscriptions store their cadence; plans carry it
     return Schedule(
         Anchor(dt.datetime.fromisoformat(doc["anchor_local"]), doc["anchor_zone"]),
         Cadence(Unit(plan["interval"]), int(plan["interval_count"])),
@@ -121,7 +121,11 @@ def state_of(doc: Mapping[str, Any]) -> SubState:
         cancel_at_period_end=bool(doc.get("cancel_at_period_end", False)),
         canceled_at=_dt(doc.get("canceled_at")),
         last_cause=doc.get("last_cause"),
-        has_pending=bool(doc.get("pending_lines")),
+        has_pending=bool(doc.get("pending_lines") or doc.get("pending_charges")),
+        collection=doc.get("collection") or "charge_automatically",
+        days_until_due=doc.get("days_until_due"),
+        open_due=tuple((int(x["index"]), _req_dt(x["due"])) for x in doc.get("open_due") or []),
+        overdue_until=_dt(doc.get("overdue_until")),
     )
 
 
@@ -158,5 +162,7 @@ def state_fields(s: SubState) -> dict[str, Any]:
         "cancel_at_period_end": s.cancel_at_period_end,
         "canceled_at": s.canceled_at,
         "last_cause": s.last_cause,
+        "open_due": [{"index": k, "due": due} for k, due in s.open_due],
+        "overdue_until": s.overdue_until,
         "due_at": due_at(s),
     }

@@ -8,6 +8,9 @@ POST /subscriptions                         create (201; 200 for an identical re
 GET  /subscriptions/{id}                    the subscription with its charge attempts
 POST /subscriptions/{id}/cancel             {"at_period_end": bool}
 POST /subscriptions/{id}/change-plan        {"plan": {...}}: proration lines on the next invoice
+POST /subscriptions/{id}/items              {"items": [...]}: the items from now on, prorated per item
+POST /subscriptions/{id}/discounts          {"coupon": ...} or {"promotion_code": ...} from the next period
+GET  /subscriptions/{id}/preview            the upcoming invoice, composed like the real one, no side effect
 
 Validation is :mod:`shared.edge` (body limit, safe JSON, bounded models, the entry-point wrapper that
 turns an outage into a generic 503 and anything unexpected into a generic 500).
@@ -23,12 +26,22 @@ from shared.billing.api import dispatch as billing_dispatch
 from shared.edge import EdgeError, http_entry, json_body
 from shared.http import JsonResponse
 from shared.log import bind, get_logger
-from shared.subscriptions.commands import CancelSubscription, ChangePlan, CreateSubscription, subscription_id_problem
+from shared.subscriptions.commands import (
+    ApplyDiscount,
+    CancelSubscription,
+    ChangeItems,
+    ChangePlan,
+    CreateAnySubscription,
+    CreateSubscription,
+    subscription_id_problem,
+)
 from shared.subscriptions.service import ServiceError, SubscriptionService
 
 log = get_logger(__name__)
 
-_ROUTE = re.compile(r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan))?/?$")
+_ROUTE = re.compile(
+    r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan|items|discounts|preview))?/?$"
+)
 
 
 DEFAULT_SERVICE = SubscriptionService()
@@ -63,14 +76,26 @@ def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, ac
     if sub_id is None:
         if request.method != "POST":
             raise EdgeError(405, "method_not_allowed", "POST to create a subscription")
-        status, out = service.create(json_body(request, CreateSubscription))
+        body = json_body(request, CreateAnySubscription).root
+        if isinstance(body, CreateSubscription):
+            status, out = service.create(body)
+        else:
+            status, out = service.create_with_items(body)
         return JsonResponse(out, status)
     if action is None:
         if request.method != "GET":
             raise EdgeError(405, "method_not_allowed", "GET a subscription")
         return JsonResponse(service.get(sub_id, with_attempts=True))
+    if action == "preview":
+        if request.method != "GET":
+            raise EdgeError(405, "method_not_allowed", "GET the upcoming invoice")
+        return JsonResponse(service.preview(sub_id))
     if request.method != "POST":
         raise EdgeError(405, "method_not_allowed", f"POST to {action}")
+    if action == "items":
+        return JsonResponse(service.change_items(sub_id, json_body(request, ChangeItems)))
+    if action == "discounts":
+        return JsonResponse(service.apply_discount(sub_id, json_body(request, ApplyDiscount)))
     if action == "cancel":
         return JsonResponse(service.cancel(sub_id, json_body(request, CancelSubscription)))
     return JsonResponse(service.change_plan(sub_id, json_body(request, ChangePlan)))

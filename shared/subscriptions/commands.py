@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.domain.calendar import CalendarError, zone
 from shared.domain.money import CurrencyError, Money, exponent, max_minor
@@ -16,7 +25,7 @@ from shared.edge import BoundedDatetime, Code, FirestoreId, Name, Text, firestor
 from shared.events.billing import CollectionMethod, Party, PaymentMethodRef
 
 # Path segments of the API: an id equal to one of them could never be addressed (GET /subscriptions/subscriptions).
-RESERVED_IDS = frozenset({"subscriptions", "cancel", "change-plan"})
+RESERVED_IDS = frozenset({"subscriptions", "cancel", "change-plan", "items", "discounts", "preview"})
 # The longest period a plan may have: 10 years. Beyond it period arithmetic soon runs past year 9999.
 MAX_INTERVAL_COUNT = {"day": 3660, "week": 522, "month": 120, "year": 10}
 
@@ -144,3 +153,86 @@ class CancelSubscription(_In):
 class ChangePlan(_In):
     plan: PlanIn
     at: BoundedDatetime | None = Field(default=None, description="test clock only")
+
+
+# -- subscriptions with items (priced from the catalog) -----------------------------------------------------------
+MAX_DAYS_UNTIL_DUE = 365
+PromotionCodeText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,50}$")]
+
+
+class ItemRef(_In):
+    """A catalog price (recurring) and how many of it."""
+
+    price: FirestoreId
+    quantity: int = Field(default=1, ge=1, le=1_000_000)
+
+
+def _distinct(items: tuple[ItemRef, ...]) -> tuple[ItemRef, ...]:
+    if len({i.price for i in items}) != len(items):
+        raise ValueError("a price appears once per subscription (change its quantity instead)")
+    return items
+
+
+Items = Annotated[tuple[ItemRef, ...], Field(min_length=1, max_length=20), AfterValidator(_distinct)]
+
+
+class DiscountIn(_In):
+    """A coupon, or a promotion code a customer typed (exactly one)."""
+
+    coupon: FirestoreId | None = None
+    promotion_code: PromotionCodeText | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> DiscountIn:
+        if (self.coupon is None) == (self.promotion_code is None):
+            raise ValueError("give exactly one of coupon and promotion_code")
+        return self
+
+
+class CreateItemsSubscription(_In):
+    """A subscription of catalog prices with quantities for a billing customer: one anchor, one invoice a period."""
+
+    subscription_id: SubscriptionId | None = None
+    customer: FirestoreId = Field(description="a billing customer (POST /customers); its currency is the invoices'")
+    seller_entity: Code
+    items: Items
+    discount: DiscountIn | None = None
+    anchor_zone: ZoneName | None = Field(default=None, description="default: the customer's time zone")
+    start_at: BoundedDatetime | None = Field(default=None, description="test clock only: when it starts")
+    trial_days: int = Field(default=0, ge=0, le=730)
+    collection: CollectionMethod = "charge_automatically"
+    days_until_due: int | None = Field(default=None, ge=0, le=MAX_DAYS_UNTIL_DUE)
+    payment_method: PaymentMethodIn | None = Field(default=None, description="default: the customer's default")
+
+    @field_validator("anchor_zone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                zone(v)
+            except CalendarError as exc:
+                raise ValueError(str(exc)) from exc
+        return v
+
+    @model_validator(mode="after")
+    def _collection(self) -> CreateItemsSubscription:
+        if (self.collection == "send_invoice") != (self.days_until_due is not None):
+            raise ValueError("days_until_due is given for, and only for, send_invoice")
+        if self.start_at is not None and self.start_at.tzinfo is None:
+            raise ValueError("start_at needs a time zone")
+        return self
+
+
+class ChangeItems(_In):
+    """The subscription's items from now on (the whole set): added, removed and re-quantified items are prorated."""
+
+    items: Items
+    at: BoundedDatetime | None = Field(default=None, description="test clock only")
+
+
+class ApplyDiscount(DiscountIn):
+    at: BoundedDatetime | None = Field(default=None, description="test clock only")
+
+
+class CreateAnySubscription(RootModel[CreateSubscription | CreateItemsSubscription]):
+    """POST /subscriptions: a plan of lines (``plan``) or catalog items (``items``); extra fields are refused."""

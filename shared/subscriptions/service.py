@@ -12,20 +12,42 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
 
 from shared.domain.calendar import Anchor, Cadence, Schedule, Unit, plan_change
+from shared.domain.catalog import Price
+from shared.domain.credit import CreditEntry
 from shared.domain.money import Rounding
-from shared.domain.subscriptions import cancel_at_period_end, cancel_now, new_subscription, proration_period
-from shared.events.billing import LineIn, SubscriptionTransitioned
+from shared.domain.pricing import Item, PricingError, check_items, item_change
+from shared.domain.subscriptions import (
+    Billing,
+    Change,
+    RenewalDecision,
+    cancel_at_period_end,
+    cancel_now,
+    new_subscription,
+    proration_period,
+    request_id,
+)
+from shared.events.billing import LineIn, RenewalDue, SubscriptionTransitioned
 from shared.log import get_logger
 from shared.renewals import lifecycle
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.repository import attempts, shard_of, state_fields, state_of, subs
-from shared.subscriptions.commands import CancelSubscription, ChangePlan, CreateSubscription, PlanIn
+from shared.subscriptions.commands import (
+    ApplyDiscount,
+    CancelSubscription,
+    ChangeItems,
+    ChangePlan,
+    CreateItemsSubscription,
+    CreateSubscription,
+    DiscountIn,
+    PlanIn,
+)
 
 log = get_logger(__name__)
 
@@ -83,7 +105,14 @@ def _view(doc: dict[str, Any]) -> dict[str, Any]:
         "customer_id": doc["customer_id"],
         "status": state.status,
         "version": state.version,
-        "plan": doc["plan"],
+        "plan": doc.get("plan"),
+        "items": doc.get("items"),
+        "currency": doc.get("currency") or (doc.get("plan") or {}).get("currency"),
+        "discounts": doc.get("discounts") or [],
+        "collection": doc.get("collection", "charge_automatically"),
+        "days_until_due": doc.get("days_until_due"),
+        "open_invoices": doc.get("open_due") or [],
+        "pending_charges": doc.get("pending_charges") or [],
         "anchor": {"local": doc["anchor_local"], "zone": doc["anchor_zone"]},
         "trial_end": state.trial_end,
         "current_period": {"start": period[0], "end": period[1]} if period else None,
@@ -118,6 +147,147 @@ def new_document(body: CreateSubscription, now: dt.datetime) -> tuple[dict[str, 
         "payment_method": body.payment_method.model_dump(mode="json") if body.payment_method else None,
         "shard": shard_of(sub_id),
         "pending_lines": [],
+        "created_at": now,
+        "request_hash": _hash(body),
+        **state_fields(ch.state),
+        "last_transition": lifecycle.stored(event),
+    }
+    return doc, event
+
+
+# -- subscriptions with items ------------------------------------------------------------------------------------
+def _stores(deps: Deps) -> tuple[Any, Any, Any]:
+    """The billing stores (customers, catalog, coupons) on this service's Firestore and clock."""
+    from shared.billing.catalog import CatalogStore
+    from shared.billing.coupons import CouponStore
+    from shared.billing.customers import CustomerStore
+    from shared.billing.deps import BillingDeps
+
+    bd = BillingDeps(db=deps.db, clock=deps.clock)
+    return CustomerStore(bd), CatalogStore(bd), CouponStore(bd)
+
+
+def _billing_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """A billing store call whose refusals become this API's errors (same status and code)."""
+    from shared.billing.deps import BillingError
+
+    try:
+        return fn(*args, **kwargs)
+    except BillingError as exc:
+        raise ServiceError(exc.status, exc.code, exc.detail) from None
+
+
+def _items(catalog: Any, refs: Any, known: dict[str, Price] | None = None) -> list[Item]:
+    """Items of catalog prices (a price already on the subscription keeps its snapshot: grandfathering)."""
+    known = known or {}
+    out = []
+    for r in refs:
+        price = known.get(r.price)
+        if price is None:
+            try:
+                price = catalog.price(r.price)
+            except Exception as exc:
+                if getattr(exc, "status", None) == 404:
+                    raise ServiceError(422, "unknown_price", f"no price {r.price!r}") from None
+                raise
+            if not price.active:
+                raise ServiceError(422, "price_inactive", f"price {r.price} is archived")
+        out.append(Item(price=price, quantity=r.quantity))
+    try:
+        check_items(out)
+    except PricingError as exc:
+        raise ServiceError(422, "invalid_items", str(exc)) from None
+    return out
+
+
+def check_references_psp(psp: str) -> None:
+    from shared.charging.registry import known_psps
+
+    if psp not in known_psps():
+        raise ServiceError(422, "unknown_psp", f"no charging adapter for PSP {psp!r}")
+
+
+def upcoming_request(doc: dict[str, Any], now: dt.datetime) -> RenewalDue | None:
+    """The RenewalDue the planner will publish for the next period of ``doc`` (None: it will not invoice again).
+
+    Built by the planner's own function from a claim of the next period, so the preview and the invoice share
+    every input: items, waiting charges, discounts in force for the period index, due date.
+    """
+    from shared.renewals.planner import items_renewal_due
+
+    state = state_of(doc)
+    if state.status in ("canceled", "unpaid") or state.cancel_at_period_end:
+        return None
+    k = state.last_billed + 1
+    period = state.schedule.period(k)
+    billing = Billing(k, period.start, period.end, request_id(state.id, period.start), now, now)
+    claimed = RenewalDecision("bill", Change(replace(state, billing=billing)), period)
+    return items_renewal_due(doc, claimed)
+
+
+def credit_entries(db: Any, customer_id: str, currency: str) -> list[CreditEntry]:
+    """The customer's credit ledger as the billing credit store keeps it (empty: no customer, other currency)."""
+    from shared.billing.credit import ENTRIES
+    from shared.billing.customers import COLLECTION
+
+    ref = db.collection(COLLECTION).document(customer_id)
+    customer = ref.get().to_dict()
+    if not customer or customer.get("currency") != currency:
+        return []
+    return [CreditEntry.model_validate(s.to_dict()["entry"]) for s in ref.collection(ENTRIES).order_by("seq").stream()]
+
+
+def _item_docs(items: list[Item]) -> list[dict[str, Any]]:
+    return [{"price": i.price.model_dump(mode="json"), "quantity": i.quantity} for i in items]
+
+
+def items_of(doc: dict[str, Any]) -> list[Item]:
+    return [Item(price=Price.model_validate(i["price"]), quantity=int(i["quantity"])) for i in doc.get("items") or []]
+
+
+def redemption_id(sub_id: str, body: DiscountIn) -> str:
+    """One redemption per subscription and coupon/code: a retried request redeems nothing twice."""
+    what = body.coupon or f"code-{(body.promotion_code or '').upper()}"
+    return f"{sub_id}-{what}"[:150]
+
+
+def items_document(
+    body: CreateItemsSubscription,
+    now: dt.datetime,
+    *,
+    sub_id: str,
+    customer: Any,
+    items: list[Item],
+    discounts: list[dict[str, Any]],
+    payment_method: dict[str, Any] | None,
+) -> tuple[dict[str, Any], SubscriptionTransitioned]:
+    """The Firestore document of a new subscription with items and its ``created`` event (pure; no I/O)."""
+    trial_end = now + dt.timedelta(days=body.trial_days) if body.trial_days else None
+    zone_name = body.anchor_zone or customer.doc.get("time_zone") or "Etc/UTC"
+    rec = items[0].price.recurring
+    assert rec is not None
+    schedule = Schedule(Anchor.at(trial_end or now, zone_name), Cadence(rec.interval, rec.interval_count))
+    ch = new_subscription(id=sub_id, customer_id=customer.id, schedule=schedule, now=now, trial_end=trial_end)
+    assert ch.transition is not None
+    event = lifecycle.transition_event(ch.state, ch.transition)
+    doc: dict[str, Any] = {
+        "id": sub_id,
+        "customer": customer.party().model_dump(mode="json"),
+        "customer_id": customer.id,
+        "seller_entity": body.seller_entity,
+        "plan": None,
+        "items": _item_docs(items),
+        "currency": items[0].price.currency,
+        "cadence": {"interval": rec.interval.value, "interval_count": rec.interval_count},
+        "discounts": discounts,
+        "anchor_local": schedule.anchor.local.isoformat(),
+        "anchor_zone": zone_name,
+        "collection": body.collection,
+        "days_until_due": body.days_until_due,
+        "payment_method": payment_method,
+        "shard": shard_of(sub_id),
+        "pending_lines": [],
+        "pending_charges": [],
         "created_at": now,
         "request_hash": _hash(body),
         **state_fields(ch.state),
@@ -254,3 +424,259 @@ class SubscriptionService:
             return {"plan": new.model_dump(mode="json"), "pending_lines": lines}, None
 
         return self._mutate(sub_id, fn)
+
+    # -- subscriptions with items ------------------------------------------------------------------------------
+    def create_with_items(self, body: CreateItemsSubscription) -> tuple[int, dict[str, Any]]:
+        """Create a subscription of catalog items; customer, prices and discount are checked now (422/409)."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        from shared.invoicing.entities import UnknownSeller, seller
+
+        try:
+            seller(body.seller_entity)
+        except UnknownSeller:
+            raise ServiceError(422, "unknown_seller_entity", f"no legal entity {body.seller_entity!r}") from None
+        customers, catalog, coupons = _stores(self.deps)
+        try:
+            customer = customers.get(body.customer)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                raise ServiceError(422, "unknown_customer", f"no customer {body.customer!r}") from None
+            raise
+        items = _items(catalog, body.items)
+        if items[0].price.currency != customer.currency:
+            raise ServiceError(422, "currency_mismatch", f"the customer is billed in {customer.currency}")
+        pm = body.payment_method.model_dump(mode="json") if body.payment_method else None
+        if pm is None and (default := customer.default_payment_method()) is not None:
+            pm = default.model_dump(mode="json")
+        if body.collection == "charge_automatically" and pm is None:
+            raise ServiceError(422, "payment_method_required", "charge_automatically needs a payment method")
+        if pm is not None:
+            check_references_psp(pm["psp"])
+        now = self._now(body.start_at)
+        sub_id = body.subscription_id or f"sub_{uuid.uuid4().hex[:20]}"
+        discounts = []
+        if body.discount is not None:
+            applied = _billing_call(
+                coupons.redeem,
+                redemption_id(sub_id, body.discount),
+                coupon_id=body.discount.coupon,
+                code=body.discount.promotion_code,
+                customer_id=customer.id,
+                currency=customer.currency,
+                at=now,
+                start_period=0,
+            )
+            discounts.append(applied.model_dump(mode="json"))
+        doc, event = items_document(
+            body, now, sub_id=sub_id, customer=customer, items=items, discounts=discounts, payment_method=pm
+        )
+        ref = subs(self.deps.db()).document(sub_id)
+        try:
+            ref.create(doc)
+        except (AlreadyExists, Conflict):
+            existing = ref.get().to_dict() or {}
+            if existing.get("request_hash") != doc["request_hash"]:
+                raise ServiceError(409, "subscription_exists", f"{sub_id} exists with different terms") from None
+            return 200, view(existing)
+        self.deps.publisher.publish_all([lifecycle.outbox_item(event, now)])
+        log.info("subscription with items created", extra={"subscription_id": sub_id, "items": len(items)})
+        return 201, view(doc)
+
+    def change_items(self, sub_id: str, body: ChangeItems) -> dict[str, Any]:
+        """Add, remove and re-quantify items now; each change is prorated against the invoiced period
+        (:func:`shared.domain.pricing.item_change`) and its lines wait for the next invoice, billed once."""
+        now = self._now(body.at)
+        rounding = proration_rounding()
+        _, catalog, _ = _stores(self.deps)
+        current = subs(self.deps.db()).document(sub_id).get().to_dict()
+        if current is None:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        known = {i.price.id: i.price for i in items_of(current)}
+        new_items = _items(catalog, body.items, known)  # prices are immutable: read outside the transaction
+
+        def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            if not doc.get("items"):
+                raise ServiceError(409, "not_an_items_subscription", "migrate the plan to items first")
+            if state.status == "canceled":
+                raise ServiceError(409, "subscription_canceled", "a canceled subscription cannot change items")
+            old = {i.price.id: i for i in items_of(doc)}
+            new = {i.price.id: i for i in new_items}
+            if (
+                new_items[0].price.currency != doc["currency"]
+                or new_items[0].price.recurring != next(iter(old.values())).price.recurring
+            ):
+                raise ServiceError(422, "incompatible_items", "items keep the currency and the cadence")
+            charges = list(doc.get("pending_charges") or [])
+            period = proration_period(state, now)
+            if period is not None:
+                for pid in [*old, *(p for p in new if p not in old)]:
+                    a, b = old.get(pid), new.get(pid)
+                    if a != b:
+                        for line in item_change(a, b, period, now, rounding=rounding):
+                            charges.append(line.model_dump(mode="json"))
+            return {"items": _item_docs(new_items), "pending_charges": charges}, None
+
+        return self._mutate(sub_id, fn)
+
+    def apply_discount(self, sub_id: str, body: ApplyDiscount) -> dict[str, Any]:
+        """Attach a coupon or promotion code from the next period to be invoiced on (once per coupon/code)."""
+        now = self._now(body.at)
+        _, _, coupons = _stores(self.deps)
+        current = subs(self.deps.db()).document(sub_id).get().to_dict()
+        if current is None:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        if not current.get("items"):
+            raise ServiceError(409, "not_an_items_subscription", "migrate the plan to items first")
+        state = state_of(current)
+        applied = _billing_call(
+            coupons.redeem,
+            redemption_id(sub_id, body),
+            coupon_id=body.coupon,
+            code=body.promotion_code,
+            customer_id=current["customer_id"],
+            currency=current["currency"],
+            at=now,
+            start_period=state.last_billed + 1,
+        )
+
+        def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            discounts = list(doc.get("discounts") or [])
+            if any(d["id"] == applied.id for d in discounts):
+                return {}, None
+            return {"discounts": [*discounts, applied.model_dump(mode="json")]}, None
+
+        return self._mutate(sub_id, fn)
+
+    def preview(self, sub_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
+        """The next invoice (items, discounts, prorations, tax, credit) composed by THE composition, no writes."""
+        from shared.invoicing.documents import compose_request
+        from shared.invoicing.entities import seller
+        from shared.invoicing.repository import invoice_id_for
+
+        now = self._now(at)
+        db = self.deps.db()
+        doc = subs(db).document(sub_id).get().to_dict()
+        if doc is None:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        if not doc.get("items"):
+            raise ServiceError(409, "not_an_items_subscription", "the preview composes subscriptions with items")
+        due = upcoming_request(doc, now)
+        if due is None:
+            raise ServiceError(409, "no_upcoming_invoice", "the subscription will not invoice again")
+        invoice_id = invoice_id_for(due.request_id)
+        entries = credit_entries(db, doc["customer_id"], due.currency)
+        _, composed = compose_request(
+            due, seller(due.seller_entity), credit_entries=entries, invoice_id=invoice_id, at=now
+        )
+        out = {
+            "object": "upcoming_invoice",
+            "subscription": sub_id,
+            "invoice_id": invoice_id,
+            "period_start": due.period_start,
+            "period_end": due.period_end,
+            "period_index": due.period_index,
+            "due_at": due.due_at,
+            "collection": due.collection,
+            **composed.model_dump(mode="json", exclude={"credit_entry"}),
+        }
+        return dict(_iso(out))
+
+    # -- migration of plan subscriptions to items ----------------------------------------------------------------
+    def migrate_to_items(self, sub_id: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """Move a subscription of plan lines to catalog items (same amounts, same anchor, same period pointers).
+
+        Each plan line becomes a price ``legacy-<plan>-<hash of its terms>`` of product ``legacy-<plan>`` (identical
+        lines share a price, their quantities add up); waiting proration lines become waiting charges. ``dry_run``
+        answers the before/after and writes nothing. Running it again is a no-op.
+        """
+        db = self.deps.db()
+        doc = subs(db).document(sub_id).get().to_dict()
+        if doc is None:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        if doc.get("items"):
+            return {"subscription": sub_id, "migrated": False, "reason": "already has items"}
+        product, prices, after = migration_of(doc)
+        out = {
+            "subscription": sub_id,
+            "dry_run": dry_run,
+            "before": {"plan": doc["plan"], "pending_lines": doc.get("pending_lines") or []},
+            "after": after,
+        }
+        if dry_run:
+            return out
+        _, catalog, _ = _stores(self.deps)
+        from shared.billing.catalog import CreatePrice, CreateProduct
+
+        _billing_call(catalog.create_product, CreateProduct(id=product, name=f"{doc['plan']['id']} (plan)"))
+        for p in prices:
+            fields = p.model_dump(mode="json", exclude={"product_id", "created_at"})
+            _billing_call(catalog.create_price, CreatePrice.model_validate({**fields, "product": p.product_id}))
+
+        def fn(current: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            if current.get("items"):
+                return {}, None
+            _, _, fresh = migration_of(current)  # the pending lines as they are now
+            return {**fresh, "plan": None, "legacy_plan": current["plan"], "pending_lines": []}, None
+
+        self._mutate(sub_id, fn)
+        return {**out, "migrated": True}
+
+
+def migration_of(doc: dict[str, Any]) -> tuple[str, list[Price], dict[str, Any]]:
+    """The catalog product, prices and subscription fields replacing a plan of lines (pure)."""
+    from shared.domain.catalog import TaxBehavior
+    from shared.domain.money import Money
+    from shared.domain.pricing import ChargeLine, LineKind
+
+    plan = PlanIn.model_validate(doc["plan"])
+    product = f"legacy-{plan.id}"[:100]
+    recurring = {"interval": plan.interval, "interval_count": plan.interval_count}
+    by_id: dict[str, tuple[Price, int]] = {}
+    for line in plan.lines:
+        terms = {"currency": plan.currency, **recurring, "line": line.model_dump(mode="json", exclude={"quantity"})}
+        pid = f"{product}-{_hash_of(terms)[:12]}"
+        price = Price.model_validate(
+            {
+                "id": pid,
+                "product_id": product,
+                "currency": plan.currency,
+                "recurring": recurring,
+                "tax_category": line.tax_category,
+                "pricing": {"model": "per_unit", "unit_amount": str(line.unit_amount.amount)},
+                "nickname": line.description[:250],
+            }
+        )
+        q = by_id[pid][1] if pid in by_id else 0
+        by_id[pid] = (price, q + line.quantity)
+    items = [Item(price=p, quantity=q) for p, q in by_id.values()]
+    charges = []
+    for raw in doc.get("pending_lines") or []:
+        ln = LineIn.model_validate(raw)
+        charges.append(
+            ChargeLine(
+                description=ln.description,
+                kind=LineKind.PRORATION,
+                price_id=product,
+                product_id=product,
+                tax_category=ln.tax_category,
+                tax_behavior=TaxBehavior.EXCLUSIVE,
+                quantity=Decimal(ln.quantity),
+                amount=Money(ln.unit_amount.amount * ln.quantity, ln.unit_amount.currency),
+                discountable=False,
+                period_start=ln.period_start,
+                period_end=ln.period_end,
+            ).model_dump(mode="json")
+        )
+    after = {
+        "items": _item_docs(items),
+        "currency": plan.currency,
+        "cadence": recurring,
+        "discounts": [],
+        "pending_charges": charges,
+    }
+    return product, [p for p, _ in by_id.values()], after
+
+
+def _hash_of(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
