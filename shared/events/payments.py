@@ -175,7 +175,7 @@ class DisputeEvent(PaymentEvent):
     reason_code: str | None = Field(default=None, description="raw scheme / PSP reason code")
     normalised_reason: DisputeReason | None = None
     evidence_due_by: dt.datetime | None = None
-    stage: DisputeStage = "chargeback"
+    dispute_stage: DisputeStage = "chargeback"
     psp_status: str | None = Field(default=None, max_length=64, description="the PSP's status or event code")
 
     _no_card_data = field_validator("reason", "reason_code")(_scrubbed)

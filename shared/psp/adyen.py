@@ -238,7 +238,7 @@ def _dispute(
         amount=amount,
         dispute_id=str(dispute_id),
         reason=str(item.get("reason") or "") or None,
-        stage=stage,
+        dispute_stage=stage,
         **event_fields(
             "adyen",
             str(reason_code).strip() if reason_code else None,

@@ -152,7 +152,7 @@ class BraintreeAdapter:
                 dispute_id=field("id") or "",
                 reason=field("reason"),
                 amount=money_decimal(field("amount-disputed") or field("amount"), currency),
-                stage="pre_arbitration" if field("kind") == "pre_arbitration" else "chargeback",
+                dispute_stage="pre_arbitration" if field("kind") == "pre_arbitration" else "chargeback",
                 **event_fields(
                     "braintree",
                     field("reason"),

@@ -125,7 +125,7 @@ class CheckoutAdapter:
             return cls(
                 dispute_id=text(d.get("id"), "data.id"),
                 reason=str(reason) if reason else None,
-                stage=stage,
+                dispute_stage=stage,
                 **event_fields(
                     "checkout",
                     str(d["category"]) if d.get("category") else None,

@@ -477,7 +477,7 @@ def _dispute(t: str, r: Mapping[str, Any], common: dict[str, Any]) -> PaymentEve
         "reason": _str(r.get("reason")),
         "amount": _amount(r["dispute_amount"]) if r.get("dispute_amount") else None,
         "psp_payment_id": _str(tx.get("seller_transaction_id")) or text(r.get("dispute_id"), "dispute_id"),
-        "stage": stage,
+        "dispute_stage": stage,
         **event_fields(
             "paypal",
             _str(r.get("reason")),
