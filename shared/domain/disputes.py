@@ -214,7 +214,12 @@ class Dispute:
         changes: dict[str, Any] = {}
         for name in _FIELDS:
             value = getattr(obs, name)
-            if value is not None and (name not in keys or k > keys[name]):
+            if value is None:
+                continue
+            held = keys.get(name)
+            # Equal keys (two notifications of one status at one instant): the greater value, so the
+            # choice does not depend on which arrived first.
+            if held is None or k > held or (k == held and _tie(obs, name) > _tie(self, name)):
                 keys[name] = k
                 changes[name] = value
                 if name == "amount":
@@ -222,6 +227,13 @@ class Dispute:
         if not changes:
             return out
         return replace(out, **changes, field_keys=tuple(sorted(keys.items())))
+
+
+def _tie(x: Observation | Dispute, name: str) -> str:
+    v = getattr(x, name)
+    if name == "amount":
+        return f"{v:020d}{x.currency}" if v is not None else ""
+    return v.isoformat() if isinstance(v, dt.datetime) else str(v or "")
 
 
 def start(obs: Observation) -> Dispute:
