@@ -86,7 +86,7 @@ def test_of_two_outcomes_the_later_one_holds() -> None:
 
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone"):
-        dom.Observation(status=S.OPENED, at=dt.datetime(2026, 3, 1))  # noqa: DTZ001
+        dom.Observation(status=S.OPENED, at=dt.datetime(2026, 3, 1))
 
 
 @pytest.mark.parametrize(
@@ -126,8 +126,8 @@ def test_alert_rule(minutes_before_due: int) -> None:
 
 
 def test_the_invoice_flag_is_set_while_open_and_cleared_by_the_outcome() -> None:
-    from tests.fixtures.invoices import disputed
     from shared.events.payments import DisputeLost, DisputeWon
+    from tests.fixtures.invoices import disputed
 
     opened = disputed("inv_1", "dp_1")
     common = opened.model_dump(exclude={"psp_event_id"})
