@@ -186,14 +186,14 @@ def _s(v: Any) -> str | None:
 
 DISPUTE_TYPES = frozenset({"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"})
 # Dispute status -> canonical event (created is always dispute.opened: the funds are withdrawn then).
-# warning_closed (an inquiry closed without a chargeback) and prevented end the dispute in our favour.
+# prevented ends the dispute in our favour; warning_closed (an inquiry closed without a chargeback) moves
+# no money and publishes nothing, as before: the inquiry's document stays at its last status.
 _DISPUTE_STATUS: dict[str, type[DisputeEvent]] = {
     "warning_needs_response": DisputeNeedsResponse,
     "needs_response": DisputeNeedsResponse,
     "warning_under_review": DisputeUnderReview,
     "under_review": DisputeUnderReview,
     "won": DisputeWon,
-    "warning_closed": DisputeWon,
     "prevented": DisputeWon,
     "lost": DisputeLost,
 }
