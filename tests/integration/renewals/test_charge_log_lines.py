@@ -29,7 +29,7 @@ def test_charge_lines_feed_the_charge_metrics(env: Env) -> None:
     assert metrics["renewal_charges"].labels_of(failed) == {
         "psp": "stripe",
         "status": "failed",
-        "decline_code": "insufficient_funds",
+        "decline_code": "generic_decline",  # what the stub answers for "declined"
     }
     lateness = counted(metrics["renewal_first_charge_lateness"], lines)
     assert len(lateness) == 2  # both first attempts, whatever their outcome

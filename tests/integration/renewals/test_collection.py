@@ -286,3 +286,13 @@ def test_a_taken_over_attempt_adopts_the_result_its_webhook_recorded(env: Env, m
     attempt = repository.attempts().document("inv_adopt:1").get().to_dict() or {}
     assert (attempt["claim"], attempt["result"]["psp_payment_id"]) == ("charged", psp_id)
     assert [a["idempotency_key"] for a, _ in facts(env)] == [late.fact_key()]
+
+
+def test_zero_amount_send_invoice_settles_the_period_too(env: Env) -> None:
+    """Credits can cover a send_invoice invoice entirely: nobody will ever pay it, so it settles like a charge."""
+    new_sub("sub_zero_si")
+    (due,) = bill(env)
+    zero = finalized_for(due, "inv_zero_si", amount=0).model_copy(update={"collection": "send_invoice"})
+    handle_push(push(zero, "inv_zero_si:finalized"))
+    assert env.stripe.requests == []
+    assert (doc("sub_zero_si")["status"], doc("sub_zero_si")["paid_index"]) == ("active", 0)

@@ -71,12 +71,25 @@ _FIELDS: dict[str, Any] = {
     "decision": "review",
     "stage": "charge",
     "decided_at": T0,
+    "exception_id": "exc_1",
+    "kind": "amount_mismatch",
+    "impact": {"EUR": 50},
+    "category": "amount",
+    "detected_at": T0,
+    "cleared_at": T0,
+    "entry_id": "entry_1",
+    "resolved_at": T0,
+    "payout_id": "po_1",
+    "closed_at": T0,
 }
+# Where a contract gives a shared field name another type (a payout's line count, its amount in minor units).
+_PER_TYPE: dict[str, dict[str, Any]] = {"reconciliation.payout_closed": {"lines": 3, "amount": 3000}}
 
 
 def sample(event_type: str, version: int = 1) -> Event:
     cls = registered()[(event_type, version)]
-    return cls(**{k: v for k, v in _FIELDS.items() if k in cls.model_fields})
+    fields = _FIELDS | _PER_TYPE.get(event_type, {})
+    return cls(**{k: v for k, v in fields.items() if k in cls.model_fields})
 
 
 def known_types() -> list[str]:
