@@ -129,6 +129,10 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
         # A scheduler tick with no PSP credentials configured: no account to list, acknowledged.
         tick = _push(project, "backfill-ticks", b"{}", {"event_type": "backfill.tick"})
         return replace(tick, topics=("backfill-ticks",))
+    if key == "disputes":
+        # A deadline tick with no dispute due: one query, acknowledged.
+        tick = _push(project, "dispute-ticks", b"{}", {"event_type": "disputes.tick"})
+        return replace(tick, topics=("dispute-ticks",))
     if key in ("invoices", "reconciliation"):
         from shared.domain.money import Money
         from shared.events.payments import OurRefs, PaymentSucceeded

@@ -29,6 +29,8 @@ HANDLERS = {
     "payment.succeeded": _payment_fact,
     "payment.refunded": _payment_fact,
     "dispute.opened": _payment_fact,
+    "dispute.won": _payment_fact,
+    "dispute.lost": _payment_fact,
 }
 
 

@@ -5,7 +5,7 @@ consumer handles (acknowledged) from a type nobody knows (dead-lettered): see ``
 """
 
 # Registration side effect: every contract module here, so every function knows the same shared types.
-from shared.events import billing, payments, probe  # noqa: F401
+from shared.events import billing, disputes, payments, probe  # noqa: F401
 from shared.events.envelope import (
     Envelope,
     EnvelopeError,

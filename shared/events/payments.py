@@ -153,29 +153,85 @@ class PaymentRefunded(PaymentEvent):
         return f"{self.EVENT_TYPE}:{self.refund_id}"
 
 
-class _DisputeEvent(PaymentEvent):
+DisputeStage = Literal["chargeback", "pre_arbitration"]
+DisputeReason = Literal[
+    "fraudulent",
+    "product_not_received",
+    "duplicate",
+    "subscription_canceled",
+    "credit_not_processed",
+    "product_unacceptable",
+    "unrecognized",
+    "general",
+]
+
+
+class DisputeEvent(PaymentEvent):
+    """A dispute's status at the PSP. ``reason``: the PSP's reason as sent; ``normalised_reason``: ours
+    (shared.domain.disputes.Reason); ``evidence_due_by``: from the PSP's own deadline field."""
+
     dispute_id: str = Field(min_length=1)
     reason: str | None = None
+    reason_code: str | None = Field(default=None, description="raw scheme / PSP reason code")
+    normalised_reason: DisputeReason | None = None
+    evidence_due_by: dt.datetime | None = None
+    dispute_stage: DisputeStage = "chargeback"
+    psp_status: str | None = Field(default=None, max_length=64, description="the PSP's status or event code")
 
-    _no_card_data = field_validator("reason")(_scrubbed)
+    _no_card_data = field_validator("reason", "reason_code")(_scrubbed)
 
     def _fact(self) -> str:
         return f"{self.EVENT_TYPE}:{self.dispute_id}"
 
 
 @register
-class DisputeOpened(_DisputeEvent):
+class DisputeOpened(DisputeEvent):
     EVENT_TYPE: ClassVar[str] = "dispute.opened"
 
 
 @register
-class DisputeWon(_DisputeEvent):
+class DisputeWon(DisputeEvent):
     EVENT_TYPE: ClassVar[str] = "dispute.won"
 
 
 @register
-class DisputeLost(_DisputeEvent):
+class DisputeLost(DisputeEvent):
     EVENT_TYPE: ClassVar[str] = "dispute.lost"
+
+
+@register
+class DisputeNeedsResponse(DisputeEvent):
+    """Evidence is awaited by ``evidence_due_by`` (Stripe needs_response, Checkout evidence_required ...)."""
+
+    EVENT_TYPE: ClassVar[str] = "dispute.needs_response"
+
+
+@register
+class DisputeUnderReview(DisputeEvent):
+    """Evidence submitted; the issuer decides."""
+
+    EVENT_TYPE: ClassVar[str] = "dispute.under_review"
+
+
+@register
+class DisputeAccepted(DisputeEvent):
+    """The loss was accepted (by us, or by the PSP on our behalf): a loss without a defence."""
+
+    EVENT_TYPE: ClassVar[str] = "dispute.accepted"
+
+
+@register
+class DisputeExpired(DisputeEvent):
+    """The due time passed without a response: a loss."""
+
+    EVENT_TYPE: ClassVar[str] = "dispute.expired"
+
+
+@register
+class DisputePreArbitration(DisputeEvent):
+    """Escalated after the first outcome; evidence may be awaited again."""
+
+    EVENT_TYPE: ClassVar[str] = "dispute.pre_arbitration"
 
 
 @register
@@ -199,5 +255,20 @@ PAYMENT_EVENT_TYPES: tuple[type[PaymentEvent], ...] = (
     DisputeOpened,
     DisputeWon,
     DisputeLost,
+    DisputeNeedsResponse,
+    DisputeUnderReview,
+    DisputeAccepted,
+    DisputeExpired,
+    DisputePreArbitration,
     PaymentMethodRevoked,
+)
+DISPUTE_EVENT_TYPES: tuple[type[DisputeEvent], ...] = (
+    DisputeOpened,
+    DisputeNeedsResponse,
+    DisputeUnderReview,
+    DisputePreArbitration,
+    DisputeWon,
+    DisputeLost,
+    DisputeAccepted,
+    DisputeExpired,
 )

@@ -1,5 +1,6 @@
 """Use case: payment facts and credit notes. payment.succeeded -> paid, payment.refunded -> credit note,
-dispute.opened -> flagged; each applied once, in PSP order, once the invoice has its number.
+dispute.opened -> flagged, dispute.won / dispute.lost -> the flag cleared (a loss marks the invoice
+charged back); each applied once, in PSP order, once the invoice has its number.
 
 Common path (the invoice is numbered, the usual case for a charge of ours): ONE conditional write on the
 invoice applies the fact and records its ``event_id`` in ``facts_applied`` (which is what makes a
@@ -23,7 +24,14 @@ from shared.domain import invoices as dom
 from shared.domain.money import Money
 from shared.events import Received
 from shared.events.billing import CreditNoteIssued, InvoicePaid
-from shared.events.payments import DisputeOpened, PaymentEvent, PaymentRefunded, PaymentSucceeded
+from shared.events.payments import (
+    DisputeLost,
+    DisputeOpened,
+    DisputeWon,
+    PaymentEvent,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 from shared.invoicing.deps import Deps
 from shared.invoicing.documents import build_credit_note_doc
 from shared.invoicing.entities import seller
@@ -57,6 +65,27 @@ def paid_fields(d: dict[str, Any], ev: PaymentSucceeded) -> dict[str, Any] | Non
         "psp": ev.psp,
         "psp_payment_id": ev.psp_payment_id,
     }
+
+
+def dispute_fields(d: dict[str, Any], ev: DisputeOpened | DisputeWon | DisputeLost) -> dict[str, Any] | None:
+    """The dispute flag: set while a dispute is open, cleared by its outcome (pure).
+
+    An outcome is remembered in ``disputes_closed`` so a late ``dispute.opened`` (out of order) does not
+    flag the invoice again.
+    """
+    open_ids = list(d.get("disputes", []))
+    closed = list(d.get("disputes_closed", []))
+    if isinstance(ev, DisputeOpened):
+        if ev.dispute_id in open_ids or ev.dispute_id in closed:
+            return None
+        return {"disputed": True, "disputes": [*open_ids, ev.dispute_id]}
+    if ev.dispute_id in closed:
+        return None
+    rest = [x for x in open_ids if x != ev.dispute_id]
+    fields: dict[str, Any] = {"disputed": bool(rest), "disputes": rest, "disputes_closed": [*closed, ev.dispute_id]}
+    if isinstance(ev, DisputeLost):
+        fields["charged_back"] = True
+    return fields
 
 
 class PaymentFacts:
@@ -147,8 +176,8 @@ class PaymentFacts:
             fields: dict[str, Any] | None = None
             if isinstance(ev, PaymentSucceeded):
                 fields = paid_fields(d, ev)
-            elif isinstance(ev, DisputeOpened):
-                fields = {"disputed": True, "disputes": fs.ArrayUnion([ev.dispute_id])}
+            elif isinstance(ev, DisputeOpened | DisputeWon | DisputeLost):
+                fields = dispute_fields(d, ev)
             if fields is None:
                 return None
             seen["fields"] = fields
@@ -160,7 +189,6 @@ class PaymentFacts:
         doc, fields = seen["doc"], seen["fields"]
         if isinstance(ev, DisputeOpened) and fields:
             log.warning("invoice disputed", extra={"dispute_id": ev.dispute_id, "reason": ev.reason})
-            fields = {"disputed": True, "disputes": [*doc.get("disputes", []), ev.dispute_id]}
         if fact_ref is not None:
             fact_ref.update({"applied": True})
         elif fields is None and not seen.get("duplicate"):
@@ -287,7 +315,7 @@ class PaymentFacts:
 
 def _fact_event(d: dict[str, Any]) -> PaymentEvent | None:
     etype = d.get("event_type")
-    for cls in (PaymentSucceeded, PaymentRefunded, DisputeOpened):
+    for cls in (PaymentSucceeded, PaymentRefunded, DisputeOpened, DisputeWon, DisputeLost):
         if etype == cls.EVENT_TYPE:
             return cls.model_validate(d["event"])
     return None

@@ -18,9 +18,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.declines import classify
+from shared.domain.disputes import event_fields
 from shared.events.payments import (
+    DisputeAccepted,
+    DisputeEvent,
+    DisputeExpired,
     DisputeLost,
+    DisputeNeedsResponse,
     DisputeOpened,
+    DisputeStage,
+    DisputeUnderReview,
     DisputeWon,
     PaymentAuthorized,
     PaymentEvent,
@@ -187,15 +194,58 @@ class AdyenAdapter:
         if code == "REFUND" and ok:
             # Adyen does not say whether the refund was full; consumers compare with the invoice.
             return PaymentRefunded(amount=amount, refund_id=psp_ref, refunded=amount, full=False, **common)
-        dispute_events: dict[str, type[DisputeOpened | DisputeWon | DisputeLost]] = {
-            "NOTIFICATION_OF_CHARGEBACK": DisputeOpened,
-            "CHARGEBACK": DisputeLost,
-            "SECOND_CHARGEBACK": DisputeLost,
-            "CHARGEBACK_REVERSED": DisputeWon,
-        }
-        if code in dispute_events:
-            dispute_id = additional.get("disputePspReference") or original or psp_ref
-            return dispute_events[code](
-                amount=amount, dispute_id=str(dispute_id), reason=str(item.get("reason") or "") or None, **common
-            )
+        if code in DISPUTE_CODES:
+            return _dispute(code, item, additional, amount=amount, psp_ref=psp_ref, common=common)
         return None
+
+
+# Dispute notifications -> canonical events, with the stage. NOTIFICATION_OF_CHARGEBACK and
+# DISPUTE_OPENED_WITH_CHARGEBACK open the dispute; CHARGEBACK is the debit, the defence period runs on;
+# REQUEST_FOR_INFORMATION is a retrieval (no money): evidence is asked for, nothing is withdrawn.
+DISPUTE_CODES: dict[str, tuple[type[DisputeEvent], DisputeStage]] = {
+    "NOTIFICATION_OF_CHARGEBACK": (DisputeOpened, "chargeback"),
+    "DISPUTE_OPENED_WITH_CHARGEBACK": (DisputeOpened, "chargeback"),
+    "REQUEST_FOR_INFORMATION": (DisputeNeedsResponse, "chargeback"),
+    "CHARGEBACK": (DisputeNeedsResponse, "chargeback"),
+    "INFORMATION_SUPPLIED": (DisputeUnderReview, "chargeback"),
+    "DISPUTE_DEFENSE_PERIOD_ENDED": (DisputeExpired, "chargeback"),
+    "CHARGEBACK_REVERSED": (DisputeWon, "chargeback"),
+    "SECOND_CHARGEBACK": (DisputeLost, "pre_arbitration"),
+    "PREARBITRATION_WON": (DisputeWon, "pre_arbitration"),
+    "PREARBITRATION_LOST": (DisputeLost, "pre_arbitration"),
+}
+_DISPUTE_STATUS = {"accepted": DisputeAccepted, "expired": DisputeExpired, "won": DisputeWon, "lost": DisputeLost}
+
+
+def _dispute(
+    code: str,
+    item: Mapping[str, Any],
+    additional: Mapping[str, Any],
+    *,
+    amount: Any,
+    psp_ref: str,
+    common: dict[str, Any],
+) -> PaymentEvent:
+    """The deadline is ``additionalData.defensePeriodEndsAt``; the scheme code may carry a leading space."""
+    cls, stage = DISPUTE_CODES[code]
+    status = str(additional.get("disputeStatus") or "")
+    if code == "DISPUTE_DEFENSE_PERIOD_ENDED" and status.lower() in _DISPUTE_STATUS:
+        cls = _DISPUTE_STATUS[status.lower()]  # Accepted by the merchant rather than let expire
+    due = additional.get("defensePeriodEndsAt")
+    reason_code = additional.get("chargebackReasonCode") or additional.get("rfiReasonCode")
+    dispute_id = additional.get("disputePspReference") or psp_ref
+    return cls(
+        amount=amount,
+        dispute_id=str(dispute_id),
+        reason=str(item.get("reason") or "") or None,
+        dispute_stage=stage,
+        **event_fields(
+            "adyen",
+            str(reason_code).strip() if reason_code else None,
+            str(item.get("reason") or "") or None,
+            reason_code=str(reason_code) if reason_code else None,
+            due_by=parse_time(due) if isinstance(due, str) and due else None,
+            psp_status=code,
+        ),
+        **common,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -19,9 +20,14 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from shared.domain.declines import classify
+from shared.domain.disputes import event_fields
 from shared.events.payments import (
+    DisputeAccepted,
+    DisputeEvent,
+    DisputeExpired,
     DisputeLost,
     DisputeOpened,
+    DisputeUnderReview,
     DisputeWon,
     PaymentEvent,
     PaymentFailed,
@@ -137,15 +143,24 @@ class BraintreeAdapter:
                 **decline.event_fields(common["psp_created_at"]),
                 **common,
             )
-        if kind in ("dispute_opened", "dispute_won", "dispute_lost"):
+        if kind in DISPUTE_KINDS:
             tx = entity.find("transaction")
             tx_id = (tx.findtext("id") if tx is not None else None) or field("id") or ""
-            cls = {"dispute_opened": DisputeOpened, "dispute_won": DisputeWon, "dispute_lost": DisputeLost}[kind]
-            return cls(
+            due = field("reply-by-date")
+            return DISPUTE_KINDS[kind](
                 psp_payment_id=tx_id.strip(),
                 dispute_id=field("id") or "",
                 reason=field("reason"),
                 amount=money_decimal(field("amount-disputed") or field("amount"), currency),
+                dispute_stage="pre_arbitration" if field("kind") == "pre_arbitration" else "chargeback",
+                **event_fields(
+                    "braintree",
+                    field("reason"),
+                    reason_code=field("reason-code"),
+                    # reply_by_date is a date: the end of that day, UTC, is when a reply is too late
+                    due_by=_end_of_day(due) if due else None,
+                    psp_status=field("status") or kind,
+                ),
                 **common,
             )
         if kind == "payment_method_revoked_by_customer":
@@ -153,3 +168,24 @@ class BraintreeAdapter:
             if token:
                 return PaymentMethodRevoked(psp_payment_id=token, reason=kind, **common)
         return None
+
+
+DISPUTE_KINDS: dict[str, type[DisputeEvent]] = {
+    "dispute_opened": DisputeOpened,
+    "dispute_disputed": DisputeUnderReview,  # our evidence was finalized
+    "dispute_under_review": DisputeUnderReview,
+    "dispute_accepted": DisputeAccepted,
+    "dispute_auto_accepted": DisputeAccepted,  # no reply by reply_by_date: Braintree accepted for us
+    "dispute_expired": DisputeExpired,
+    "dispute_won": DisputeWon,
+    "dispute_lost": DisputeLost,
+}
+
+
+def _end_of_day(value: str) -> dt.datetime:
+    """``reply_by_date`` (YYYY-MM-DD) as the first instant of the next day, UTC."""
+    try:
+        day = dt.date.fromisoformat(value[:10])
+    except ValueError as exc:
+        raise MalformedPayload(f"bad reply_by_date {value!r}") from exc
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)

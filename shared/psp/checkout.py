@@ -13,9 +13,17 @@ import json
 from typing import Any
 
 from shared.domain.declines import classify
+from shared.domain.disputes import event_fields
 from shared.events.payments import (
+    DisputeAccepted,
+    DisputeEvent,
+    DisputeExpired,
     DisputeLost,
+    DisputeNeedsResponse,
     DisputeOpened,
+    DisputePreArbitration,
+    DisputeStage,
+    DisputeUnderReview,
     DisputeWon,
     PaymentAuthorized,
     PaymentEvent,
@@ -108,9 +116,41 @@ class CheckoutAdapter:
                 refund_id = text(d.get("action_id"), "data.action_id")
                 return PaymentRefunded(refund_id=refund_id, refunded=amount, full=False, **common)
             return None
-        if t in ("dispute_received", "dispute_won", "dispute_lost"):
+        if t in DISPUTE_TYPES:
             common["psp_payment_id"] = text(d.get("payment_id"), "data.payment_id")
-            cls = {"dispute_received": DisputeOpened, "dispute_won": DisputeWon, "dispute_lost": DisputeLost}[t]
-            reason = d.get("category") or d.get("reason_code")
-            return cls(dispute_id=text(d.get("id"), "data.id"), reason=str(reason) if reason else None, **common)
+            cls, stage = DISPUTE_TYPES[t]
+            due = d.get("evidence_required_by")
+            code = d.get("reason_code")
+            reason = d.get("category") or code
+            return cls(
+                dispute_id=text(d.get("id"), "data.id"),
+                reason=str(reason) if reason else None,
+                dispute_stage=stage,
+                **event_fields(
+                    "checkout",
+                    str(d["category"]) if d.get("category") else None,
+                    reason_code=str(code) if code else None,
+                    due_by=parse_time(due) if isinstance(due, str) and due else None,
+                    psp_status=t,
+                ),
+                **common,
+            )
         return None
+
+
+# Webhook type -> canonical event and stage; the deadline is ``evidence_required_by``.
+DISPUTE_TYPES: dict[str, tuple[type[DisputeEvent], DisputeStage]] = {
+    "dispute_received": (DisputeOpened, "chargeback"),
+    "dispute_evidence_required": (DisputeNeedsResponse, "chargeback"),
+    "dispute_evidence_submitted": (DisputeUnderReview, "chargeback"),
+    "dispute_evidence_acknowledged_by_scheme": (DisputeUnderReview, "chargeback"),
+    "dispute_accepted": (DisputeAccepted, "chargeback"),
+    "dispute_expired": (DisputeExpired, "chargeback"),
+    "dispute_canceled": (DisputeWon, "chargeback"),  # the disputed amount is credited back
+    "dispute_won": (DisputeWon, "chargeback"),
+    "dispute_lost": (DisputeLost, "chargeback"),
+    "dispute_arbitration_sent_to_scheme": (DisputePreArbitration, "pre_arbitration"),
+    "dispute_arbitration_evidence_submitted": (DisputeUnderReview, "pre_arbitration"),
+    "dispute_arbitration_won": (DisputeWon, "pre_arbitration"),
+    "dispute_arbitration_lost": (DisputeLost, "pre_arbitration"),
+}

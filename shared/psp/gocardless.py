@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.declines import classify
+from shared.domain.disputes import event_fields
 from shared.events.payments import (
     DisputeLost,
     DisputeWon,
@@ -110,15 +112,18 @@ class GoCardlessAdapter:
                     **common,
                 )
             if t == "payments.charged_back":
-                return DisputeLost(
-                    dispute_id=common["psp_payment_id"], reason=str(details.get("cause") or "") or None, **common
-                )
+                return DisputeLost(dispute_id=common["psp_payment_id"], **_dispute_fields(details, t), **common)
             if t == "payments.chargeback_cancelled":
-                return DisputeWon(
-                    dispute_id=common["psp_payment_id"], reason=str(details.get("cause") or "") or None, **common
-                )
+                return DisputeWon(dispute_id=common["psp_payment_id"], **_dispute_fields(details, t), **common)
             return None
         if t in ("mandates.cancelled", "mandates.failed", "mandates.expired"):
             common["psp_payment_id"] = text(links.get("mandate"), "links.mandate")
             return PaymentMethodRevoked(reason=str(details.get("cause") or t), **common)
         return None
+
+
+def _dispute_fields(details: Mapping[str, Any], action: str) -> dict[str, Any]:
+    """A Direct Debit chargeback has no defence and no deadline: reason and scheme code only."""
+    cause = str(details.get("cause") or "") or None
+    code = str(details.get("reason_code") or "") or None
+    return {"reason": cause, **event_fields("gocardless", cause, reason_code=code, psp_status=action)}

@@ -43,9 +43,15 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from shared.config import ConfigError, get_settings
 from shared.domain.declines import classify
+from shared.domain.disputes import event_fields
 from shared.events.payments import (
+    DisputeAccepted,
+    DisputeEvent,
     DisputeLost,
+    DisputeNeedsResponse,
     DisputeOpened,
+    DisputePreArbitration,
+    DisputeUnderReview,
     DisputeWon,
     PaymentAuthorized,
     PaymentEvent,
@@ -418,23 +424,8 @@ class PayPalAdapter:
                     decline_code=code or "DENIED", **decline.event_fields(common["psp_created_at"]), **common
                 )
             return None
-        if t in ("CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.RESOLVED"):
-            txs = r.get("disputed_transactions")
-            tx = txs[0] if isinstance(txs, list) and txs and isinstance(txs[0], Mapping) else {}
-            dispute: dict[str, Any] = {
-                "dispute_id": text(r.get("dispute_id"), "dispute_id"),
-                "reason": _str(r.get("reason")),
-                "amount": _amount(r["dispute_amount"]) if r.get("dispute_amount") else None,
-                "psp_payment_id": _str(tx.get("seller_transaction_id")) or text(r.get("dispute_id"), "dispute_id"),
-            }
-            if t == "CUSTOMER.DISPUTE.CREATED":
-                return DisputeOpened(**dispute, **common)
-            outcome = obj(r.get("dispute_outcome") or {}, "dispute_outcome").get("outcome_code")
-            if outcome == "RESOLVED_SELLER_FAVOUR":
-                return DisputeWon(**dispute, **common)
-            if outcome == "RESOLVED_BUYER_FAVOUR":
-                return DisputeLost(**dispute, **common)
-            return None
+        if t in DISPUTE_TYPES:
+            return _dispute(t, r, common)
         if t in ("VAULT.PAYMENT-TOKEN.DELETED", "BILLING_AGREEMENTS.AGREEMENT.CANCELLED"):
             return PaymentMethodRevoked(psp_payment_id=text(r.get("id"), "resource.id"), reason=t.lower(), **common)
         return None
@@ -455,3 +446,54 @@ def _link_id(resource: Mapping[str, Any], rel: str) -> str | None:
         if isinstance(link, Mapping) and link.get("rel") == rel and isinstance(link.get("href"), str):
             return str(link["href"]).rstrip("/").rsplit("/", 1)[-1] or None
     return None
+
+
+DISPUTE_TYPES = frozenset({"CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.UPDATED", "CUSTOMER.DISPUTE.RESOLVED"})
+_DISPUTE_STATUS: dict[str, type[DisputeEvent]] = {
+    "WAITING_FOR_SELLER_RESPONSE": DisputeNeedsResponse,
+    "UNDER_REVIEW": DisputeUnderReview,
+    "WAITING_FOR_BUYER_RESPONSE": DisputeUnderReview,
+}
+_DISPUTE_OUTCOME: dict[str, type[DisputeEvent]] = {
+    "RESOLVED_SELLER_FAVOUR": DisputeWon,
+    "CANCELED_BY_BUYER": DisputeWon,
+    "DENIED": DisputeWon,
+    "RESOLVED_BUYER_FAVOUR": DisputeLost,
+    "RESOLVED_WITH_PAYOUT": DisputeLost,
+    "ACCEPTED": DisputeAccepted,
+}
+
+
+def _dispute(t: str, r: Mapping[str, Any], common: dict[str, Any]) -> PaymentEvent | None:
+    """The deadline is ``seller_response_due_date``; the stage is ``dispute_life_cycle_stage``."""
+    txs = r.get("disputed_transactions")
+    tx = txs[0] if isinstance(txs, list) and txs and isinstance(txs[0], Mapping) else {}
+    escalated = r.get("dispute_life_cycle_stage") in ("PRE_ARBITRATION", "ARBITRATION")
+    stage = "pre_arbitration" if escalated else "chargeback"
+    due = _str(r.get("seller_response_due_date"))
+    status = _str(r.get("status"))
+    dispute: dict[str, Any] = {
+        "dispute_id": text(r.get("dispute_id"), "dispute_id"),
+        "reason": _str(r.get("reason")),
+        "amount": _amount(r["dispute_amount"]) if r.get("dispute_amount") else None,
+        "psp_payment_id": _str(tx.get("seller_transaction_id")) or text(r.get("dispute_id"), "dispute_id"),
+        "dispute_stage": stage,
+        **event_fields(
+            "paypal",
+            _str(r.get("reason")),
+            reason_code=_str(r.get("external_reason_code")),
+            due_by=parse_time(due) if due else None,
+            psp_status=status,
+        ),
+    }
+    cls: type[DisputeEvent] | None
+    if t == "CUSTOMER.DISPUTE.CREATED":
+        cls = DisputeOpened
+    elif t == "CUSTOMER.DISPUTE.RESOLVED":
+        outcome = obj(r.get("dispute_outcome") or {}, "dispute_outcome").get("outcome_code")
+        cls = _DISPUTE_OUTCOME.get(str(outcome))
+    else:
+        cls = _DISPUTE_STATUS.get(status or "")
+        if cls is DisputeNeedsResponse and stage == "pre_arbitration":
+            cls = DisputePreArbitration
+    return cls(**dispute, **common) if cls is not None else None

@@ -14,9 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.declines import classify
+from shared.domain.disputes import event_fields
 from shared.events.payments import (
+    DisputeEvent,
     DisputeLost,
+    DisputeNeedsResponse,
     DisputeOpened,
+    DisputeUnderReview,
     DisputeWon,
     PaymentAuthorized,
     PaymentEvent,
@@ -132,21 +136,8 @@ class StripeAdapter:
             return None
         if t == "charge.refunded":
             return _refund(o, common)
-        if t in ("charge.dispute.created", "charge.dispute.closed"):
-            common["psp_payment_id"] = str(o.get("payment_intent") or text(o.get("charge"), "dispute.charge"))
-            dispute: dict[str, Any] = {
-                "dispute_id": text(o.get("id"), "dispute.id"),
-                "reason": o.get("reason") if isinstance(o.get("reason"), str) else None,
-                "amount": money_minor(o.get("amount"), o.get("currency")),
-            }
-            if t == "charge.dispute.created":
-                return DisputeOpened(**dispute, **common)
-            status = o.get("status")
-            if status == "won":
-                return DisputeWon(**dispute, **common)
-            if status == "lost":
-                return DisputeLost(**dispute, **common)
-            return None  # warning_closed and friends: no money moved
+        if t in DISPUTE_TYPES:
+            return _dispute(t, o, common)
         if t == "payment_method.detached":
             common["psp_payment_id"] = text(o.get("id"), "payment_method.id")
             return PaymentMethodRevoked(reason="detached", **common)
@@ -191,3 +182,47 @@ def _json(body: bytes) -> Mapping[str, Any]:
 
 def _s(v: Any) -> str | None:
     return v if isinstance(v, str) else None
+
+
+DISPUTE_TYPES = frozenset({"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"})
+# Dispute status -> canonical event (created is always dispute.opened: the funds are withdrawn then).
+# prevented ends the dispute in our favour; warning_closed (an inquiry closed without a chargeback) moves
+# no money and publishes nothing, as before: the inquiry's document stays at its last status.
+_DISPUTE_STATUS: dict[str, type[DisputeEvent]] = {
+    "warning_needs_response": DisputeNeedsResponse,
+    "needs_response": DisputeNeedsResponse,
+    "warning_under_review": DisputeUnderReview,
+    "under_review": DisputeUnderReview,
+    "won": DisputeWon,
+    "prevented": DisputeWon,
+    "lost": DisputeLost,
+}
+
+
+def _dispute(t: str, o: Mapping[str, Any], common: dict[str, Any]) -> PaymentEvent | None:
+    """A dispute notification; the deadline is ``evidence_details.due_by`` (unix seconds, 0: no response)."""
+    common["psp_payment_id"] = str(o.get("payment_intent") or text(o.get("charge"), "dispute.charge"))
+    status = o.get("status") if isinstance(o.get("status"), str) else None
+    due = mapping(o.get("evidence_details")).get("due_by")
+    card = mapping(mapping(o.get("payment_method_details")).get("card"))
+    code = o.get("network_reason_code") or card.get("network_reason_code")
+    reason = o.get("reason") if isinstance(o.get("reason"), str) else None
+    fields = event_fields(
+        "stripe",
+        reason,
+        reason_code=str(code) if code else None,
+        due_by=parse_time(due) if isinstance(due, int) and due > 0 else None,
+        psp_status=status,
+    )
+    dispute: dict[str, Any] = {
+        "dispute_id": text(o.get("id"), "dispute.id"),
+        "reason": reason,
+        "amount": money_minor(o.get("amount"), o.get("currency")),
+        **fields,
+    }
+    if t == "charge.dispute.created":
+        return DisputeOpened(**dispute, **common)
+    cls = _DISPUTE_STATUS.get(status or "")
+    if cls is None or (t == "charge.dispute.closed") != (cls in (DisputeWon, DisputeLost)):
+        return None  # an update that says nothing new, or a closed event without an outcome
+    return cls(**dispute, **common)

@@ -1,0 +1,1 @@
+"""Disputes: dispute documents from canonical events, deadline alerts, evidence packets, PSP submission."""
