@@ -39,6 +39,9 @@ class HttpModelScorer:
             resp = self._session.post(
                 self.url, json={"instances": [features.as_dict()]}, headers=headers, timeout=self.timeout_s
             )
+        except requests.Timeout as exc:
+            # the endpoint timeout equals the step budget: whichever fires first, it is a timeout
+            raise TimeoutError(f"model endpoint timed out: {type(exc).__name__}") from exc
         except requests.RequestException as exc:
             raise ModelError(f"model endpoint unreachable: {type(exc).__name__}") from exc
         if resp.status_code != 200:
