@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from infra.local.acts import DemoContext
+from infra.local.acts.webhooks import tap
 
 if TYPE_CHECKING:
     from shared.backfill.config import BackfillSettings
@@ -226,20 +227,6 @@ def describe(r: Recovery, canonical: Sequence[Any]) -> list[str]:
     return lines
 
 
-def _tap(project: str) -> tuple[Any, str]:
-    """A pull subscription on payment-events made before the first delivery: it sees every publish."""
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud.pubsub_v1 import SubscriberClient
-
-    sub = SubscriberClient()
-    path: str = sub.subscription_path(project, TAP)
-    try:
-        sub.create_subscription(name=path, topic=f"projects/{project}/topics/payment-events")
-    except AlreadyExists:
-        pass
-    return sub, path
-
-
 def play(ctx: DemoContext) -> None:
     from infra.local.acts import webhooks as wh
     from shared import clients
@@ -248,7 +235,7 @@ def play(ctx: DemoContext) -> None:
     from shared.webhooks.service import WebhookService
 
     base = ctx.stack.function_urls["webhooks"]
-    sub, path = _tap(ctx.stack.project)
+    sub, path = tap(ctx.stack.project, TAP)
 
     def deliver(body: bytes, headers: Mapping[str, str]) -> int:
         return wh.post(base + "/stripe", body, dict(headers))[0]

@@ -184,13 +184,14 @@ def deliveries(run: str) -> list[tuple[str, str, bytes, dict[str, str], str]]:
     return out
 
 
-def tap(project: str) -> tuple[Any, str]:
-    """A pull subscription on payment-events: a window onto what the consumers receive."""
+def tap(project: str, name: str = TAP) -> tuple[Any, str]:
+    """A pull subscription on payment-events: a window onto what the consumers receive (made before a delivery,
+    it sees every publish)."""
     from google.api_core.exceptions import AlreadyExists
     from google.cloud.pubsub_v1 import SubscriberClient
 
     sub = SubscriberClient()
-    path: str = sub.subscription_path(project, TAP)
+    path: str = sub.subscription_path(project, name)
     try:
         sub.create_subscription(name=path, topic=f"projects/{project}/topics/payment-events")
     except AlreadyExists:
