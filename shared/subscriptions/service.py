@@ -245,6 +245,54 @@ def items_of(doc: dict[str, Any]) -> list[Item]:
     return [Item(price=Price.model_validate(i["price"]), quantity=int(i["quantity"])) for i in doc.get("items") or []]
 
 
+def first_invoice(db: Any, customer_id: str) -> bool:
+    """True when no invoice was ever issued to ``customer_id`` (a ``first_time_only`` promotion code's rule)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared.invoicing.repository import INVOICES
+
+    q = db.collection(INVOICES).where(filter=FieldFilter("buyer.id", "==", customer_id)).limit(1)
+    return not any(True for _ in q.stream())
+
+
+# A reference in a request body that does not resolve is a 422 of the request, not a 404 of the route.
+_UNKNOWN = {"coupon_not_found": "unknown_coupon", "promotion_code_not_found": "unknown_promotion_code"}
+
+
+def redeem_for(
+    db: Any, coupons: Any, sub_id: str, body: DiscountIn, *, customer_id: str, items: list[Item], at: Any, start: int
+) -> Any:
+    """Redeem the coupon or code of ``body`` for subscription ``sub_id`` once, with every restriction checked:
+    expiry, limits (exact under concurrency: :meth:`shared.billing.coupons.CouponStore.redeem`), the currency of a
+    fixed coupon, the products of the items, the code's customer, first-time and minimum (the first period's
+    item amounts before discounts)."""
+    from shared.domain.money import Money
+    from shared.domain.pricing import line_amount
+
+    currency = items[0].price.currency
+    subtotal = Money.zero(currency)
+    for i in items:
+        subtotal = subtotal + line_amount(i.price, i.quantity)
+    try:
+        return _billing_call(
+            coupons.redeem,
+            redemption_id(sub_id, body),
+            coupon_id=body.coupon,
+            code=body.promotion_code,
+            customer_id=customer_id,
+            currency=currency,
+            at=at,
+            start_period=start,
+            first_time=first_invoice(db, customer_id),
+            subtotal=subtotal,
+            products=[i.price.product_id for i in items],
+        )
+    except ServiceError as exc:
+        if exc.code in _UNKNOWN:
+            raise ServiceError(422, _UNKNOWN[exc.code], exc.detail) from None
+        raise
+
+
 def redemption_id(sub_id: str, body: DiscountIn) -> str:
     """One redemption per subscription and coupon/code: a retried request redeems nothing twice."""
     what = body.coupon or f"code-{(body.promotion_code or '').upper()}"
@@ -457,15 +505,8 @@ class SubscriptionService:
         sub_id = body.subscription_id or f"sub_{uuid.uuid4().hex[:20]}"
         discounts = []
         if body.discount is not None:
-            applied = _billing_call(
-                coupons.redeem,
-                redemption_id(sub_id, body.discount),
-                coupon_id=body.discount.coupon,
-                code=body.discount.promotion_code,
-                customer_id=customer.id,
-                currency=customer.currency,
-                at=now,
-                start_period=0,
+            applied = redeem_for(
+                self.deps.db(), coupons, sub_id, body.discount, customer_id=customer.id, items=items, at=now, start=0
             )
             discounts.append(applied.model_dump(mode="json"))
         doc, event = items_document(
@@ -529,15 +570,10 @@ class SubscriptionService:
         if not current.get("items"):
             raise ServiceError(409, "not_an_items_subscription", "migrate the plan to items first")
         state = state_of(current)
-        applied = _billing_call(
-            coupons.redeem,
-            redemption_id(sub_id, body),
-            coupon_id=body.coupon,
-            code=body.promotion_code,
-            customer_id=current["customer_id"],
-            currency=current["currency"],
-            at=now,
-            start_period=state.last_billed + 1,
+        items = items_of(current)
+        start = state.last_billed + 1
+        applied = redeem_for(
+            self.deps.db(), coupons, sub_id, body, customer_id=current["customer_id"], items=items, at=now, start=start
         )
 
         def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
