@@ -8,6 +8,7 @@
     python -m shared.ops.subscriptions cancel sub_42 [--at-period-end]
     python -m shared.ops.subscriptions migrate sub_42 [--dry-run]   # plan lines -> catalog items (before/after)
     python -m shared.ops.subscriptions preview sub_42 [--clock]     # the upcoming invoice, no side effect
+    python -m shared.ops.subscriptions migrate-price --from pro-eur --to pro-eur-2027 (sub_42 ... | --all) [--dry-run]
 
 Commands call the same service code the functions run (Firestore and Pub/Sub with the caller's
 credentials; ``*_EMULATOR_HOST`` honoured). The test clock is a Firestore document
@@ -108,6 +109,26 @@ def _create(a: argparse.Namespace) -> dict[str, Any]:
     return {"http_status": status, **out}
 
 
+def _migrate_price(ap: argparse.ArgumentParser, a: argparse.Namespace) -> dict[str, Any]:
+    """One answer per subscription (``migrated``/``dry_run`` with before/after, or the refusal's code)."""
+    from shared.subscriptions import service
+    from shared.subscriptions.commands import MigratePrice
+
+    svc = service.SubscriptionService()
+    if bool(a.ids) == a.all:
+        ap.error("give subscription ids or --all")
+    ids = svc.subscriptions_with_price(a.from_price) if a.all else a.ids
+    body = MigratePrice(from_price=a.from_price, to_price=a.to_price, dry_run=a.dry_run)
+    results = []
+    for sub_id in ids:
+        try:
+            results.append(svc.migrate_price(sub_id, body))
+        except service.ServiceError as exc:
+            results.append({"subscription": sub_id, "error": exc.code, "detail": exc.detail})
+    refused = sum(1 for r in results if "error" in r)
+    return {"from_price": a.from_price, "to_price": a.to_price, "subscriptions": results, "refused": refused}
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m shared.ops.subscriptions", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -144,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="move a subscription of plan lines to catalog items")
     m.add_argument("id")
     m.add_argument("--dry-run", action="store_true", help="print the before/after, write nothing")
+    p = sub.add_parser("migrate-price", help="move subscriptions' item of one price to a new price (next period)")
+    p.add_argument("ids", nargs="*", help="subscriptions to move (or --all)")
+    p.add_argument("--from", dest="from_price", required=True)
+    p.add_argument("--to", dest="to_price", required=True)
+    p.add_argument("--all", action="store_true", help="every subscription holding the --from price")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print items and upcoming invoices before/after, write nothing"
+    )
     v = sub.add_parser("preview", help="the upcoming invoice (items, discounts, prorations, tax, credit)")
     v.add_argument("id")
     v.add_argument("--clock", action="store_true", help="as of the test clock's time")
@@ -183,6 +212,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             result = show(a.id)
         elif a.cmd == "migrate":
             result = service.SubscriptionService().migrate_to_items(a.id, dry_run=a.dry_run)
+        elif a.cmd == "migrate-price":
+            result = _migrate_price(ap, a)
         elif a.cmd == "preview":
             result = service.SubscriptionService().preview(a.id, clock_now() if a.clock else None)
         else:
@@ -191,7 +222,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         print(json.dumps({"error": exc.code, "detail": exc.detail}, default=str), file=out)
         return 1
     print(json.dumps(result, indent=2, default=str), file=out)
-    return 0
+    return 1 if a.cmd == "migrate-price" and result["refused"] else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ POST /subscriptions/{id}/change-plan        {"plan": {...}}: proration lines on 
 POST /subscriptions/{id}/items              {"items": [...]}: the items from now on, prorated per item
 POST /subscriptions/{id}/discounts          {"coupon": ...} or {"promotion_code": ...} from the next period
 GET  /subscriptions/{id}/preview            the upcoming invoice, composed like the real one, no side effect
+POST /subscriptions/{id}/migrate-price      {"from_price", "to_price", "dry_run"}: an item to a new price, next period
 
 Validation is :mod:`shared.edge` (body limit, safe JSON, bounded models, the entry-point wrapper that
 turns an outage into a generic 503 and anything unexpected into a generic 500).
@@ -33,6 +34,7 @@ from shared.subscriptions.commands import (
     ChangePlan,
     CreateAnySubscription,
     CreateSubscription,
+    MigratePrice,
     subscription_id_problem,
 )
 from shared.subscriptions.service import ServiceError, SubscriptionService
@@ -40,7 +42,7 @@ from shared.subscriptions.service import ServiceError, SubscriptionService
 log = get_logger(__name__)
 
 _ROUTE = re.compile(
-    r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan|items|discounts|preview))?/?$"
+    r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan|items|discounts|preview|migrate-price))?/?$"
 )
 
 
@@ -94,6 +96,8 @@ def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, ac
         raise EdgeError(405, "method_not_allowed", f"POST to {action}")
     if action == "items":
         return JsonResponse(service.change_items(sub_id, json_body(request, ChangeItems)))
+    if action == "migrate-price":
+        return JsonResponse(service.migrate_price(sub_id, json_body(request, MigratePrice)))
     if action == "discounts":
         return JsonResponse(service.apply_discount(sub_id, json_body(request, ApplyDiscount)))
     if action == "cancel":

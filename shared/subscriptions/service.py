@@ -22,7 +22,7 @@ from shared.domain.calendar import Anchor, Cadence, Schedule, Unit, plan_change
 from shared.domain.catalog import Price
 from shared.domain.credit import CreditEntry
 from shared.domain.money import Rounding
-from shared.domain.pricing import Item, PricingError, check_items, item_change
+from shared.domain.pricing import Item, PricingError, check_items, item_change, replace_price
 from shared.domain.subscriptions import (
     Billing,
     Change,
@@ -46,6 +46,8 @@ from shared.subscriptions.commands import (
     CreateItemsSubscription,
     CreateSubscription,
     DiscountIn,
+    ItemRef,
+    MigratePrice,
     PlanIn,
 )
 
@@ -586,20 +588,28 @@ class SubscriptionService:
 
     def preview(self, sub_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
         """The next invoice (items, discounts, prorations, tax, credit) composed by THE composition, no writes."""
-        from shared.invoicing.documents import compose_request
-        from shared.invoicing.entities import seller
-        from shared.invoicing.repository import invoice_id_for
-
         now = self._now(at)
-        db = self.deps.db()
-        doc = subs(db).document(sub_id).get().to_dict()
+        doc = subs(self.deps.db()).document(sub_id).get().to_dict()
         if doc is None:
             raise ServiceError(404, "subscription_not_found", sub_id)
         if not doc.get("items"):
             raise ServiceError(409, "not_an_items_subscription", "the preview composes subscriptions with items")
+        out = self._upcoming(doc, now)
+        if out is None:
+            raise ServiceError(409, "no_upcoming_invoice", "the subscription will not invoice again")
+        return out
+
+    def _upcoming(self, doc: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+        """The upcoming invoice of ``doc`` as stored or as it would be after a change (None: no further invoice)."""
+        from shared.invoicing.documents import compose_request
+        from shared.invoicing.entities import seller
+        from shared.invoicing.repository import invoice_id_for
+
+        db = self.deps.db()
+        sub_id = doc["id"]
         due = upcoming_request(doc, now)
         if due is None:
-            raise ServiceError(409, "no_upcoming_invoice", "the subscription will not invoice again")
+            return None
         invoice_id = invoice_id_for(due.request_id)
         entries = credit_entries(db, doc["customer_id"], due.currency)
         _, composed = compose_request(
@@ -617,6 +627,70 @@ class SubscriptionService:
             **composed.model_dump(mode="json", exclude={"credit_entry"}),
         }
         return dict(_iso(out))
+
+    # -- migration of an item to a new price ---------------------------------------------------------------------
+    def migrate_price(self, sub_id: str, body: MigratePrice) -> dict[str, Any]:
+        """Move the item of ``from_price`` to ``to_price`` (same quantity) from the next period invoiced on.
+
+        Prices never change, so a new amount is a new price and an existing subscription keeps its old one
+        (grandfathering) until an operator moves it. The period already invoiced stays as invoiced (no proration):
+        the next invoice is the first at the new price. ``dry_run`` answers the items and the upcoming invoice before
+        and after, and writes nothing; applying it again (or after a concurrent move) is a no-op.
+        """
+        now = self._now(body.at)
+        _, catalog, _ = _stores(self.deps)
+        current = subs(self.deps.db()).document(sub_id).get().to_dict()
+        if current is None:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        if not current.get("items"):
+            raise ServiceError(409, "not_an_items_subscription", "migrate the plan to items first")
+        (target,) = _items(catalog, [ItemRef(price=body.to_price)])  # 422 unknown_price / price_inactive
+        before = items_of(current)
+        held = {i.price.id for i in before}
+        base = {"subscription": sub_id, "from_price": body.from_price, "to_price": body.to_price}
+        if body.from_price not in held:
+            if body.to_price in held:
+                return {**base, "dry_run": body.dry_run, "migrated": False, "reason": "already on the new price"}
+            raise ServiceError(409, "price_not_on_subscription", f"{sub_id} has no item of price {body.from_price}")
+        try:
+            after = replace_price(before, body.from_price, target.price)
+        except PricingError as exc:
+            raise ServiceError(422, "incompatible_price", str(exc)) from None
+        moved = {**current, "items": _item_docs(list(after))}
+        out = {
+            **base,
+            "dry_run": body.dry_run,
+            "effective": "from the next period invoiced; the current period stays as invoiced",
+            "before": {"items": current["items"], "upcoming_invoice": self._upcoming(current, now)},
+            "after": {"items": moved["items"], "upcoming_invoice": self._upcoming(moved, now)},
+        }
+        if body.dry_run:
+            return dict(_iso(out))
+
+        def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            items = items_of(doc)
+            if all(i.price.id != body.from_price for i in items):
+                return {}, None  # moved concurrently
+            try:
+                return {"items": _item_docs(list(replace_price(items, body.from_price, target.price)))}, None
+            except PricingError as exc:
+                raise ServiceError(422, "incompatible_price", str(exc)) from None
+
+        self._mutate(sub_id, fn)
+        log.info("subscription moved to a new price", extra={**base})
+        return dict(_iso({**out, "migrated": True}))
+
+    def subscriptions_with_price(self, price_id: str) -> list[str]:
+        """Ids of the subscriptions (not canceled) holding an item of ``price_id``: what a price migration moves.
+
+        An operator scan (the items are an array of maps, which Firestore cannot filter on), reading only ``items``.
+        """
+        out = []
+        for snap in subs(self.deps.db()).select(["items", "status"]).stream():
+            d = snap.to_dict() or {}
+            if d.get("status") != "canceled" and any(i["price"]["id"] == price_id for i in d.get("items") or []):
+                out.append(snap.id)
+        return sorted(out)
 
     # -- migration of plan subscriptions to items ----------------------------------------------------------------
     def migrate_to_items(self, sub_id: str, *, dry_run: bool = False) -> dict[str, Any]:
