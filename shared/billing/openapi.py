@@ -51,39 +51,65 @@ _ERRORS = {
 def _subscription_paths(paths: dict[str, dict[str, Any]], schemas: dict[str, Any], error_ref: dict[str, Any]) -> None:
     """The subscription routes of the same function (:mod:`shared.subscriptions.api`): their request models are the
     commands; the answer is the subscription view (documented in the README), an open object here."""
-    from shared.subscriptions.commands import CancelSubscription, ChangePlan, CreateSubscription
+    from shared.subscriptions.commands import (
+        ApplyDiscount,
+        CancelSubscription,
+        ChangeItems,
+        ChangePlan,
+        CreateAnySubscription,
+        MigratePrice,
+    )
 
+    one = "/subscriptions/{subscription_id}"
     ops: list[tuple[str, str, str, str, type[BaseModel] | None, tuple[int, ...]]] = [
         (
             "post",
             "/subscriptions",
             "createSubscription",
-            "Create a subscription (200: identical replay)",
-            CreateSubscription,
+            "Create a subscription of catalog items (or of plan lines); 200: identical replay",
+            CreateAnySubscription,
             (201, 200, 409, 422),
         ),
-        (
-            "get",
-            "/subscriptions/{subscription_id}",
-            "getSubscription",
-            "A subscription with its charge attempts",
-            None,
-            (200, 404),
-        ),
+        ("get", one, "getSubscription", "A subscription with its charge attempts", None, (200, 404)),
         (
             "post",
-            "/subscriptions/{subscription_id}/cancel",
+            f"{one}/cancel",
             "cancelSubscription",
             "Cancel now or at period end",
             CancelSubscription,
             (200, 404, 422),
         ),
+        ("post", f"{one}/change-plan", "changePlan", "Change plans (prorated)", ChangePlan, (200, 404, 409, 422)),
         (
             "post",
-            "/subscriptions/{subscription_id}/change-plan",
-            "changePlan",
-            "Change plans (prorated)",
-            ChangePlan,
+            f"{one}/items",
+            "changeItems",
+            "The items from now on: added, removed and re-quantified items are prorated on the next invoice",
+            ChangeItems,
+            (200, 404, 409, 422),
+        ),
+        (
+            "post",
+            f"{one}/discounts",
+            "applyDiscount",
+            "Attach a coupon or a promotion code from the next period (restrictions checked, redeemed once)",
+            ApplyDiscount,
+            (200, 404, 409, 422),
+        ),
+        (
+            "get",
+            f"{one}/preview",
+            "previewUpcomingInvoice",
+            "The upcoming invoice (items, discounts, prorations, tax, credit applied), without side effects",
+            None,
+            (200, 404, 409),
+        ),
+        (
+            "post",
+            f"{one}/migrate-price",
+            "migratePrice",
+            "Move an item to a new price from the next period; dry_run answers the before/after",
+            MigratePrice,
             (200, 404, 409, 422),
         ),
     ]

@@ -12,6 +12,7 @@
     python -m shared.ops.billing promotion-codes create SPRING26 --coupon spring [--max-redemptions 50] | list | show
     python -m shared.ops.billing credit grant cus-1 --amount 500 [--reason goodwill]   # customer's currency
     python -m shared.ops.billing credit balance cus-1                                  # balance and its entries
+    python -m shared.ops.billing credit note in_3f2a... [--amount 500] --reason "goodwill" [--key K]  # to the balance
 
 Commands validate with the API's own request models and call the same stores the function runs (Firestore with
 the caller's credentials; ``FIRESTORE_EMULATOR_HOST`` honoured). ``--json`` adds any other field of the request
@@ -137,9 +138,33 @@ def _credit(a: argparse.Namespace, svc: Any) -> Any:
         )
         status, out = svc.credit.grant(a.customer, body)
         return {"http_status": status, **out}
+    if a.action == "note":
+        return _credit_note(a, svc)
     balance = svc.credit.balance(a.customer)
     entries = svc.credit.list_entries(a.customer, _page(a)).body()
     return {"customer": a.customer, "balance": {"amount": balance.amount, "currency": balance.currency}, **entries}
+
+
+def _credit_note(a: argparse.Namespace, svc: Any) -> Any:
+    """A credit note on a paid invoice, credited to the customer's balance. Without ``--key`` the key derives from
+    the invoice, amount and reason, so re-running the command after a crash issues nothing twice."""
+    import hashlib
+
+    from shared.billing.credit import CreateCreditNote
+    from shared.billing.deps import BillingError
+    from shared.invoicing.repository import INVOICES
+
+    if not a.reason:
+        raise ValueError("credit note needs --reason (it is printed on the note)")
+    invoice_id = a.customer
+    inv = svc.deps.db().collection(INVOICES).document(invoice_id).get().to_dict()
+    if inv is None:
+        raise BillingError(404, "invoice_not_found", invoice_id)
+    amount = {"amount": a.amount, "currency": inv["currency"]} if a.amount is not None else None
+    body = CreateCreditNote.model_validate({"amount": amount, "reason": a.reason})
+    key = a.key or hashlib.sha256(f"{invoice_id}|{a.amount}|{a.reason}".encode()).hexdigest()[:32]
+    status, out = svc.credit.credit_invoice(invoice_id, body, key=key)
+    return {"http_status": status, **out}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -182,11 +207,12 @@ def _parser() -> argparse.ArgumentParser:
             r.add_argument("--coupon")
             r.add_argument("--max-redemptions", type=int)
             r.add_argument("--expires-at")
-    c = sub.add_parser("credit", help="grant credit, show a balance")
-    c.add_argument("action", choices=["grant", "balance"])
-    c.add_argument("customer")
-    c.add_argument("--amount", type=int, help="minor units of the customer's currency")
+    c = sub.add_parser("credit", help="grant credit, show a balance, credit an invoice to the balance")
+    c.add_argument("action", choices=["grant", "balance", "note"])
+    c.add_argument("customer", help="the customer (grant, balance) or the paid invoice (note)")
+    c.add_argument("--amount", type=int, help="minor units of the customer's (note: the invoice's) currency")
     c.add_argument("--reason")
+    c.add_argument("--key", help="note: idempotency key (default: from invoice, amount and reason)")
     c.add_argument("--limit", type=int, default=100)
     c.add_argument("--starting-after")
     return ap
