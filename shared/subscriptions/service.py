@@ -248,13 +248,15 @@ def items_of(doc: dict[str, Any]) -> list[Item]:
 
 
 def first_invoice(db: Any, customer_id: str) -> bool:
-    """True when no invoice was ever issued to ``customer_id`` (a ``first_time_only`` promotion code's rule)."""
+    """True when no subscription of ``customer_id`` was ever invoiced (a ``first_time_only`` promotion code's rule).
+
+    Asked of the subscriptions (``customer_id`` is indexed) rather than of the invoices, whose buyer is a copy
+    exempt from indexing.
+    """
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    from shared.invoicing.repository import INVOICES
-
-    q = db.collection(INVOICES).where(filter=FieldFilter("buyer.id", "==", customer_id)).limit(1)
-    return not any(True for _ in q.stream())
+    q = subs(db).where(filter=FieldFilter("customer_id", "==", customer_id))
+    return all(state_of(s.to_dict() or {}).last_billed < 0 for s in q.stream())
 
 
 # A reference in a request body that does not resolve is a 422 of the request, not a 404 of the route.
