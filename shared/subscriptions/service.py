@@ -516,6 +516,9 @@ class SubscriptionService:
         doc, event = items_document(
             body, now, sub_id=sub_id, customer=customer, items=items, discounts=discounts, payment_method=pm
         )
+        # Without a method of its own the subscription charges the customer's default, as it changes.
+        doc["payment_method_from"] = "subscription" if body.payment_method else "customer"
+        doc["customer_synced_at"] = customer.doc.get("updated_at")
         ref = subs(self.deps.db()).document(sub_id)
         try:
             ref.create(doc)
