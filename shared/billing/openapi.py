@@ -70,6 +70,7 @@ def _subscription_paths(paths: dict[str, dict[str, Any]], schemas: dict[str, Any
             CreateAnySubscription,
             (201, 200, 409, 422),
         ),
+        ("get", "/subscriptions", "listSubscriptions", "Subscriptions newest first (cursor pages)", None, (200,)),
         ("get", one, "getSubscription", "A subscription with its charge attempts", None, (200, 404)),
         (
             "post",
@@ -114,11 +115,32 @@ def _subscription_paths(paths: dict[str, dict[str, Any]], schemas: dict[str, Any
         ),
     ]
     view = {"type": "object", "description": "the subscription (README: Subscriptions and renewals)"}
+    listed = {
+        "type": "object",
+        "required": ["object", "data", "has_more", "next_cursor"],
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": view},
+            "has_more": {"type": "boolean"},
+            "next_cursor": {"type": ["string", "null"], "description": "pass as starting_after for the next page"},
+        },
+    }
     for method, template, op_id, summary, model, codes in ops:
         op: dict[str, Any] = {"operationId": op_id, "summary": summary}
         if "{" in template:
             op["parameters"] = [
                 {"name": "subscription_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+        if op_id == "listSubscriptions":
+            op["parameters"] = [
+                {
+                    "name": "customer",
+                    "in": "query",
+                    "description": "only this customer's",
+                    "schema": {"type": "string"},
+                },
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "starting_after", "in": "query", "schema": {"type": "string", "maxLength": 512}},
             ]
         if model is not None:
             schema = model.model_json_schema(ref_template=REF)
@@ -130,7 +152,8 @@ def _subscription_paths(paths: dict[str, dict[str, Any]], schemas: dict[str, Any
         responses: dict[str, Any] = {}
         for code in codes:
             ok = code < 300
-            content = {"application/json": {"schema": view if ok else error_ref}}
+            answer = view if op_id != "listSubscriptions" else listed
+            content = {"application/json": {"schema": answer if ok else error_ref}}
             responses[str(code)] = {"description": "OK" if ok else _ERRORS[code], "content": content}
         for code in (400, 405, 503):
             responses[str(code)] = {

@@ -5,6 +5,7 @@
 by the OpenAPI document it serves); the subscription routes are:
 
 POST /subscriptions                         create (201; 200 for an identical replay; 409 if it differs)
+GET  /subscriptions?customer=&limit=&starting_after=   newest first, cursor-paginated
 GET  /subscriptions/{id}                    the subscription with its charge attempts
 POST /subscriptions/{id}/cancel             {"at_period_end": bool}
 POST /subscriptions/{id}/change-plan        {"plan": {...}}: proration lines on the next invoice
@@ -24,7 +25,8 @@ from typing import Any
 
 from shared.billing.api import DEFAULT_BILLING, BillingService, is_billing_path
 from shared.billing.api import dispatch as billing_dispatch
-from shared.edge import EdgeError, http_entry, json_body
+from shared.billing.pagination import page_request
+from shared.edge import EdgeError, firestore_id_problem, http_entry, json_body
 from shared.http import JsonResponse
 from shared.log import bind, get_logger
 from shared.subscriptions.commands import (
@@ -74,10 +76,21 @@ def handle(
             raise EdgeError(exc.status, exc.code, exc.detail) from exc
 
 
+def _customer_filter(args: Any) -> str | None:
+    value = args.get("customer")
+    if value is not None and firestore_id_problem(value):
+        raise EdgeError(400, "invalid_filter", f"customer: {firestore_id_problem(value)}")
+    return str(value) if value is not None else None
+
+
 def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, action: str | None) -> JsonResponse:
     if sub_id is None:
+        if request.method == "GET":
+            return JsonResponse(
+                service.list_subscriptions(page_request(request.args), customer=_customer_filter(request.args))
+            )
         if request.method != "POST":
-            raise EdgeError(405, "method_not_allowed", "POST to create a subscription")
+            raise EdgeError(405, "method_not_allowed", "POST to create a subscription, GET to list them")
         body = json_body(request, CreateAnySubscription).root
         if isinstance(body, CreateSubscription):
             status, out = service.create(body)

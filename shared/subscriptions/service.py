@@ -402,6 +402,14 @@ class SubscriptionService:
             out["attempts"] = _iso(sorted(rows, key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0)))))
         return out
 
+    def list_subscriptions(self, page: Any, *, customer: str | None = None) -> dict[str, Any]:
+        """Subscriptions newest first, optionally of one customer, cursor-paginated like every billing list."""
+        from shared.billing.pagination import list_page
+
+        filters = {"customer_id": customer} if customer else None
+        scope = f"/subscriptions?customer={customer or ''}"
+        return list_page(subs(self.deps.db()), scope, page, view, filters=filters).body()
+
     def _mutate(self, sub_id: str, fn: Any) -> dict[str, Any]:
         """Run ``fn(doc, state) -> (update, event|None)`` in a transaction; publish the event afterwards."""
         from google.cloud import firestore
