@@ -115,3 +115,26 @@ def test_a_crash_between_the_note_and_the_balance_entry_is_finished_by_the_retry
     assert entries("cus_items") == [("credit_note", 119)]
     notes = clients.firestore().collection(CREDIT_NOTES).stream()
     assert len([n for n in notes if (n.to_dict() or {}).get("invoice_id") == inv["invoice_id"]]) == 1
+
+
+def test_a_psp_refund_of_an_invoice_with_items_gives_a_numbered_credit_note_with_its_pdf(env: Env) -> None:
+    """The refund path shares the credit note's document: a composed invoice's note renders its composed lines."""
+    from tests.fixtures.invoices import received, refunded
+
+    catalog(coupon={"id": "half", "percent_off": "50"})
+    subscribe("sub_refund", [("seat-eur", 2)], discount={"coupon": "half"})
+    inv = issue(bill(env, T0)[0], T0)
+    invoices_at(T0).mark_paid(inv["invoice_id"], "bank transfer")
+    ev = refunded(inv["invoice_id"], Money(inv["total"], "EUR"), "re_1", full=True)
+    for _ in range(2):  # redelivered: one note
+        invoices_at(T0).on_payment_fact(received(ev, "evt_refund_1"))
+    notes = [
+        n.to_dict() or {}
+        for n in clients.firestore().collection(CREDIT_NOTES).stream()
+        if (n.to_dict() or {}).get("invoice_id") == inv["invoice_id"]
+    ]
+    assert len(notes) == 1
+    (cn,) = notes
+    assert (cn["credited_to"], cn["total"], cn["discount"]) == ("refund", inv["total"], inv["discount"])
+    assert cn["number"]
+    assert cn["pdf_sha256"]
