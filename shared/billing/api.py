@@ -28,14 +28,21 @@ from shared.billing.catalog import (
     UpdateProduct,
 )
 from shared.billing.coupons import CouponOut, CouponStore, CreateCoupon, CreatePromotionCode, PromotionCodeOut
-from shared.billing.credit import BalanceEntryOut, CreateCreditGrant, CreditStore, ReverseEntry
+from shared.billing.credit import (
+    BalanceEntryOut,
+    CreateCreditGrant,
+    CreateCreditNote,
+    CreditNoteOut,
+    CreditStore,
+    ReverseEntry,
+)
 from shared.billing.customers import CreateCustomer, CustomerOut, CustomerStore, UpdateCustomer
 from shared.billing.deps import DEFAULT_DEPS, BillingDeps, BillingError
 from shared.billing.pagination import Page, page_request
 from shared.edge import EdgeError, firestore_id_problem, json_body
 from shared.http import JsonResponse
 
-PREFIXES = ("customers", "products", "prices", "coupons", "promotion_codes", "openapi.json")
+PREFIXES = ("customers", "products", "prices", "coupons", "promotion_codes", "invoices", "openapi.json")
 MAX_PATH_CHARS = 512
 
 
@@ -128,6 +135,10 @@ def _grant(c: Call) -> tuple[int, Any]:
     return c.service.credit.grant(c.params["customer_id"], c.body, entry_id=c.derived_id)
 
 
+def _credit_note(c: Call) -> tuple[int, Any]:
+    return c.service.credit.credit_invoice(c.params["invoice_id"], c.body, key=c.derived_id)
+
+
 def _reverse(c: Call) -> tuple[int, Any]:
     return 201, c.service.credit.reverse(c.params["customer_id"], c.params["entry_id"], reason=c.body.reason)
 
@@ -215,6 +226,17 @@ ROUTES: tuple[Route, ...] = (
         ReverseEntry,
         errors=(404, 409),
         status=201,
+    ),
+    Route(
+        "POST",
+        "/invoices/{invoice_id}/credit_notes",
+        "creditInvoiceToBalance",
+        "Issue a credit note on a paid invoice and credit it to the customer's balance (not refunded)",
+        _credit_note,
+        CreditNoteOut,
+        CreateCreditNote,
+        create_prefix="cn",
+        errors=(404, 409, 422),
     ),
     Route(
         "POST",

@@ -216,6 +216,7 @@ class CouponStore:
         start_period: int = 0,
         first_time: bool = False,
         subtotal: Money | None = None,
+        products: list[str] | None = None,
     ) -> AppliedDiscount:
         """Redeem a coupon (directly or through a promotion code) once for ``redemption_id``.
 
@@ -265,6 +266,7 @@ class CouponStore:
                 customer_id=customer_id,
                 first_time=first_time,
                 subtotal=subtotal,
+                products=products,
             )
             if refusal is not None:
                 raise BillingError(409, refusal, f"cannot redeem {cid} now: {refusal}")

@@ -63,6 +63,26 @@ class BalanceEntryOut(BaseModel):
     created_at: dt.datetime
 
 
+class CreateCreditNote(BaseModel):
+    """A credit note on a paid invoice whose amount goes to the customer's balance (not refunded)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: Amount | None = Field(default=None, description="tax included, in the invoice's currency; default: all")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class CreditNoteOut(BaseModel):
+    object: Literal["credit_note"] = "credit_note"
+    id: str
+    number: str
+    invoice: str
+    customer: str
+    total: Money
+    credited_to: Literal["balance"] = "balance"
+    balance_entry: BalanceEntryOut
+
+
 def entry_view(doc: dict[str, Any]) -> dict[str, Any]:
     e = doc["entry"]
     out = {"object": "balance_entry", **e, "customer": e["customer_id"], "balance_after": doc["balance_after"]}
@@ -178,6 +198,54 @@ class CreditStore:
 
         result: Money = self._append(customer_id, decide)
         return result
+
+    def credit_invoice(
+        self, invoice_id: str, body: CreateCreditNote, *, key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Issue a credit note on a paid invoice and credit its total to the customer's balance, each once per ``key``.
+
+        The customer must be a billing customer billed in the invoice's currency (checked before anything is
+        written). The note is created once per key (:meth:`shared.invoicing.payments.PaymentFacts.credit_to_balance`),
+        then the balance entry ``credit_note:<note id>`` once per note: a retry with the same key after a crash
+        between the two finishes the second, and a replay adds nothing. The balance pays the next invoices
+        (:meth:`apply_credit`), each once.
+        """
+        import uuid
+
+        from shared.invoicing.payments import CreditRefused
+        from shared.invoicing.repository import INVOICES
+        from shared.invoicing.service import InvoiceService
+
+        _ref_id(invoice_id, "invoice_id")
+        db = self.deps.db()
+        inv = db.collection(INVOICES).document(invoice_id).get().to_dict()
+        if inv is None:
+            raise BillingError(404, "invoice_not_found", invoice_id)
+        customer_id = str(inv["buyer"]["id"])
+        customer = self._customer(customer_id).get().to_dict()
+        if customer is None:
+            raise BillingError(422, "not_a_billing_customer", f"{customer_id} has no credit balance; refund instead")
+        if customer["currency"] != inv["currency"]:
+            raise BillingError(422, "currency_mismatch", f"the balance is in {customer['currency']}")
+        svc = InvoiceService(db=db, clock=self.deps.clock)
+        try:
+            note = svc.payments.credit_to_balance(invoice_id, key or uuid.uuid4().hex, body.amount, body.reason)
+        except CreditRefused as exc:
+            raise BillingError(exc.status, exc.code, exc.detail) from None
+        cn_id = note["credit_note_id"]
+        existed = self._customer(customer_id).collection(ENTRIES).document(ledger.credit_note_id(cn_id)).get().exists
+        self.credit_from_note(customer_id, cn_id, note["total"])
+        out = {
+            "object": "credit_note",
+            "id": cn_id,
+            "number": note["number"],
+            "invoice": invoice_id,
+            "customer": customer_id,
+            "total": note["total"].as_dict(),
+            "credited_to": "balance",
+            "balance_entry": self.show_entry(customer_id, ledger.credit_note_id(cn_id)),
+        }
+        return (200 if existed else 201), out
 
     def apply_credit(self, customer_id: str, invoice_id: str, amount_due: Money) -> Money:
         """The credit that pays ``invoice_id`` (``min(balance, amount_due)``), decided once per invoice.

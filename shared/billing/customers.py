@@ -234,6 +234,45 @@ class Customer:
         )
 
 
+def sync_subscriptions(db: Any, customer: Customer) -> int:
+    """Carry a customer's change to its subscriptions with items; -> how many changed.
+
+    The subscription holds the buyer its next invoice freezes (:meth:`Customer.party`: name, address, tax id,
+    exemption) and, when it has no method of its own (``payment_method_from == "customer"``), the customer's default
+    payment method. Why copied here and not read at each renewal: the planner reads one document per subscription.
+    Each subscription is written in a transaction only if this customer version is newer than the one it last
+    followed (``customer_synced_at``), so concurrent updates never leave an older version behind. A cleared default
+    leaves the subscription with the method it had; an invoice already issued keeps its buyer and method.
+    """
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared.renewals.repository import subs
+
+    method = customer.default_payment_method()
+    party = customer.party().model_dump(mode="json")
+    version = customer.doc["updated_at"]
+    changed = 0
+    for snap in subs(db).where(filter=FieldFilter("customer_id", "==", customer.id)).stream():
+        if "payment_method_from" not in (snap.to_dict() or {}):
+            continue  # a subscription of plan lines carries its own buyer
+
+        @firestore.transactional
+        def txn(transaction: Any, ref: Any = snap.reference) -> bool:
+            d = ref.get(transaction=transaction).to_dict() or {}
+            seen = d.get("customer_synced_at")
+            if seen is not None and seen >= version:
+                return False
+            update: dict[str, Any] = {"customer": party, "customer_synced_at": version}
+            if d.get("payment_method_from") == "customer" and method is not None:
+                update["payment_method"] = method.model_dump(mode="json")
+            transaction.update(ref, update)
+            return True
+
+        changed += txn(db.transaction())
+    return changed
+
+
 def view(doc: dict[str, Any]) -> dict[str, Any]:
     out = {
         "object": "customer",
@@ -317,6 +356,7 @@ class CustomerStore:
             return update
 
         update_if_unchanged(ref, change)
+        sync_subscriptions(self.deps.db(), Customer(out["doc"]))
         return view(out["doc"])
 
     def list(self, page: PageRequest) -> Page:

@@ -51,48 +51,96 @@ _ERRORS = {
 def _subscription_paths(paths: dict[str, dict[str, Any]], schemas: dict[str, Any], error_ref: dict[str, Any]) -> None:
     """The subscription routes of the same function (:mod:`shared.subscriptions.api`): their request models are the
     commands; the answer is the subscription view (documented in the README), an open object here."""
-    from shared.subscriptions.commands import CancelSubscription, ChangePlan, CreateSubscription
+    from shared.subscriptions.commands import (
+        ApplyDiscount,
+        CancelSubscription,
+        ChangeItems,
+        ChangePlan,
+        CreateAnySubscription,
+        MigratePrice,
+    )
 
+    one = "/subscriptions/{subscription_id}"
     ops: list[tuple[str, str, str, str, type[BaseModel] | None, tuple[int, ...]]] = [
         (
             "post",
             "/subscriptions",
             "createSubscription",
-            "Create a subscription (200: identical replay)",
-            CreateSubscription,
+            "Create a subscription of catalog items (or of plan lines); 200: identical replay",
+            CreateAnySubscription,
             (201, 200, 409, 422),
         ),
-        (
-            "get",
-            "/subscriptions/{subscription_id}",
-            "getSubscription",
-            "A subscription with its charge attempts",
-            None,
-            (200, 404),
-        ),
+        ("get", "/subscriptions", "listSubscriptions", "Subscriptions newest first (cursor pages)", None, (200,)),
+        ("get", one, "getSubscription", "A subscription with its charge attempts", None, (200, 404)),
         (
             "post",
-            "/subscriptions/{subscription_id}/cancel",
+            f"{one}/cancel",
             "cancelSubscription",
             "Cancel now or at period end",
             CancelSubscription,
             (200, 404, 422),
         ),
+        ("post", f"{one}/change-plan", "changePlan", "Change plans (prorated)", ChangePlan, (200, 404, 409, 422)),
         (
             "post",
-            "/subscriptions/{subscription_id}/change-plan",
-            "changePlan",
-            "Change plans (prorated)",
-            ChangePlan,
+            f"{one}/items",
+            "changeItems",
+            "The items from now on: added, removed and re-quantified items are prorated on the next invoice",
+            ChangeItems,
+            (200, 404, 409, 422),
+        ),
+        (
+            "post",
+            f"{one}/discounts",
+            "applyDiscount",
+            "Attach a coupon or a promotion code from the next period (restrictions checked, redeemed once)",
+            ApplyDiscount,
+            (200, 404, 409, 422),
+        ),
+        (
+            "get",
+            f"{one}/preview",
+            "previewUpcomingInvoice",
+            "The upcoming invoice (items, discounts, prorations, tax, credit applied), without side effects",
+            None,
+            (200, 404, 409),
+        ),
+        (
+            "post",
+            f"{one}/migrate-price",
+            "migratePrice",
+            "Move an item to a new price from the next period; dry_run answers the before/after",
+            MigratePrice,
             (200, 404, 409, 422),
         ),
     ]
     view = {"type": "object", "description": "the subscription (README: Subscriptions and renewals)"}
+    listed = {
+        "type": "object",
+        "required": ["object", "data", "has_more", "next_cursor"],
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": view},
+            "has_more": {"type": "boolean"},
+            "next_cursor": {"type": ["string", "null"], "description": "pass as starting_after for the next page"},
+        },
+    }
     for method, template, op_id, summary, model, codes in ops:
         op: dict[str, Any] = {"operationId": op_id, "summary": summary}
         if "{" in template:
             op["parameters"] = [
                 {"name": "subscription_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+        if op_id == "listSubscriptions":
+            op["parameters"] = [
+                {
+                    "name": "customer",
+                    "in": "query",
+                    "description": "only this customer's",
+                    "schema": {"type": "string"},
+                },
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "starting_after", "in": "query", "schema": {"type": "string", "maxLength": 512}},
             ]
         if model is not None:
             schema = model.model_json_schema(ref_template=REF)
@@ -104,7 +152,8 @@ def _subscription_paths(paths: dict[str, dict[str, Any]], schemas: dict[str, Any
         responses: dict[str, Any] = {}
         for code in codes:
             ok = code < 300
-            content = {"application/json": {"schema": view if ok else error_ref}}
+            answer = view if op_id != "listSubscriptions" else listed
+            content = {"application/json": {"schema": answer if ok else error_ref}}
             responses[str(code)] = {"description": "OK" if ok else _ERRORS[code], "content": content}
         for code in (400, 405, 503):
             responses[str(code)] = {

@@ -128,11 +128,14 @@ def redemption_refusal(
     customer_id: str | None = None,
     first_time: bool = False,
     subtotal: Money | None = None,
+    products: Sequence[str] | None = None,
 ) -> str | None:
     """Why ``coupon`` (through ``promotion``) cannot be redeemed now, or None when it can.
 
     ``times_redeemed`` counts the coupon's redemptions by everyone; ``first_time`` says the customer has no
-    earlier paid invoice; ``subtotal`` is the order's amount before discounts (for a minimum amount).
+    earlier invoice; ``subtotal`` is the order's amount before discounts (for a minimum amount); ``products``
+    are the products of what it is redeemed for: a coupon restricted to products none of them is refused
+    (``products_not_covered``) rather than redeemed for nothing, which would still count against its limits.
     """
     if promotion is not None and promotion.coupon_id != coupon.id:
         raise DiscountError("the promotion code is for another coupon")
@@ -142,6 +145,8 @@ def redemption_refusal(
         return "coupon_exhausted"
     if coupon.amount_off is not None and coupon.amount_off.currency != currency:
         return "currency_mismatch"
+    if products is not None and not any(coupon.covers(p) for p in products):
+        return "products_not_covered"
     if promotion is None:
         return None
     if not promotion.active:

@@ -179,6 +179,23 @@ def check_items(items: Sequence[Item]) -> None:
         raise PricingError("all items must be recurring prices of one currency and one cadence")
 
 
+def replace_price(items: Sequence[Item], old_price_id: str, new: Price) -> tuple[Item, ...]:
+    """The items with ``old_price_id``'s item moved to price ``new`` (same quantity, same place): a price migration.
+
+    The new price keeps the subscription's currency and cadence (one invoice per period) and is not already an item.
+    """
+    if not any(i.price.id == old_price_id for i in items):
+        raise PricingError(f"no item of price {old_price_id}")
+    if any(i.price.id == new.id for i in items):
+        raise PricingError(f"price {new.id} is already an item of the subscription")
+    old = next(i.price for i in items if i.price.id == old_price_id)
+    if (new.currency, new.recurring) != (old.currency, old.recurring):
+        raise PricingError("a price migration keeps the currency and the cadence")
+    out = tuple(Item(price=new, quantity=i.quantity) if i.price.id == old_price_id else i for i in items)
+    check_items(out)
+    return out
+
+
 def item_lines(items: Sequence[Item], period: Period) -> tuple[ChargeLine, ...]:
     """The renewal lines of a subscription for ``period``, in item order."""
     check_items(items)

@@ -203,8 +203,16 @@ def _composed_invoice_doc(
 
 
 def build_credit_note_doc(
-    inv: dict[str, Any], cn_id: str, amount: Money, ev: PaymentRefunded, *, s: Seller, now: dt.datetime
+    inv: dict[str, Any],
+    cn_id: str,
+    amount: Money,
+    ev: PaymentRefunded | None,
+    *,
+    s: Seller,
+    now: dt.datetime,
+    reason: str | None = None,
 ) -> dict[str, Any]:
+    """The credit note of a refund (``ev``) or, without one, of an operator crediting the customer's balance."""
     cur = inv["currency"]
     full = amount.amount == int(inv["total"]) - int(inv.get("credited", 0)) and not inv.get("credited")
     if inv.get("composed"):
@@ -217,6 +225,7 @@ def build_credit_note_doc(
             "discount": note.discount.amount,
             "tax": note.tax.amount,
             "total": note.total.amount,
+            "composed": note.model_dump(mode="json"),  # its PDF shows the composed lines (discounts given back)
         }
     else:
         inv_lines = [line_from(d, cur) for d in inv["lines"]]
@@ -243,8 +252,9 @@ def build_credit_note_doc(
         "treatment": inv["treatment"],
         "wording": inv.get("wording"),
         **amounts,
-        "refund_id": ev.refund_id,
-        "reason": "refund" + (" (full)" if ev.full else " (partial)"),
+        "refund_id": ev.refund_id if ev else None,
+        "reason": ("refund" + (" (full)" if ev.full else " (partial)")) if ev else reason,
+        "credited_to": "refund" if ev else "balance",
         "created_at": now,
         "published": [],
         **series_fields(s.series("credit_note"), now, f"{CREDIT_NOTES}/{cn_id}", "issued"),

@@ -280,6 +280,64 @@ class PaymentFacts:
 
         return retry_on_contention(attempt, what=f"crediting {ref.path}")
 
+    def credit_to_balance(self, invoice_id: str, key: str, amount: Money | None, reason: str) -> dict[str, Any]:
+        """An operator's credit note on a paid invoice that credits the customer's balance instead of a refund.
+
+        One note per ``key`` (its id derives from it: a retry finds it and only finishes numbering and archiving);
+        drafted and booked on the invoice (``credited``) in ONE conditional commit, like a refund's. ``amount`` None:
+        all that is left to credit. The caller (:meth:`shared.billing.credit.CreditStore.credit_invoice`) then
+        writes the balance entry keyed by the note. -> the numbered note's id, number, total and buyer.
+        """
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        from shared.idempotency import precondition, retry_on_contention
+
+        ref = self._invoice(invoice_id)
+        cn_ref = self.deps.db.collection(CREDIT_NOTES).document(credit_note_id_for(f"balance:{invoice_id}:{key}"))
+
+        def attempt() -> dict[str, Any]:
+            existing = cn_ref.get()
+            if existing.exists:
+                return existing.to_dict() or {}
+            snap = ref.get()
+            inv = snap.to_dict() if snap.exists else None
+            if inv is None:
+                raise CreditRefused(404, "invoice_not_found", invoice_id)
+            if inv.get("status") != dom.Status.PAID.value:
+                raise CreditRefused(409, "invoice_not_paid", f"invoice {invoice_id} is {inv.get('status')}")
+            cur, remaining = inv["currency"], int(inv["total"]) - int(inv.get("credited", 0))
+            wanted = remaining if amount is None else amount.amount
+            if amount is not None and amount.currency != cur:
+                raise CreditRefused(422, "currency_mismatch", f"the invoice is in {cur}")
+            if not 0 < wanted <= remaining:
+                raise CreditRefused(422, "invalid_amount", f"between 1 and {remaining} {cur} minor units remain")
+            cn = build_credit_note_doc(
+                inv,
+                cn_ref.id,
+                Money(wanted, cur),
+                None,
+                s=seller(inv["seller_entity"]),
+                now=self.deps.clock(),
+                reason=reason,
+            )
+            booked: dict[str, Any] = {
+                "credited": int(inv.get("credited", 0)) + wanted,
+                "credit_note_ids": [*inv.get("credit_note_ids", []), cn_ref.id],
+            }
+            batch = self.deps.db.batch()
+            batch.create(cn_ref, cn)
+            batch.update(ref, booked, option=precondition(snap.update_time))
+            try:
+                batch.commit()
+            except (AlreadyExists, Conflict):
+                return cn_ref.get().to_dict() or {}  # created concurrently under the same key
+            return cn
+
+        with bind(invoice_id=invoice_id):
+            cn = retry_on_contention(attempt, what=f"crediting {ref.path}")
+            out = self.finalize_credit_note(cn_ref.id, cn)
+        return {**out, "total": money(cn, "total"), "customer_id": cn["buyer"]["id"], "invoice_id": invoice_id}
+
     def finalize_credit_note(self, cn_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
         """Number, archive and announce a credit note (``credit_note.issued``), each once."""
         ref = self.deps.db.collection(CREDIT_NOTES).document(cn_id)
@@ -311,6 +369,14 @@ class PaymentFacts:
         )
         log.info("credit note issued", extra={"number": doc["number"], "credit_note_id": cn_id})
         return {"credit_note_id": cn_id, "number": doc["number"]}
+
+
+class CreditRefused(Exception):
+    """An operator credit note that cannot be issued: HTTP status, machine-readable code, detail."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail = status, code, detail
 
 
 def _fact_event(d: dict[str, Any]) -> PaymentEvent | None:

@@ -3,7 +3,8 @@
     python -m shared.ops.billing customers create [cus-1] --legal-name "Ada GmbH" --country DE --currency EUR \\
         [--email ap@ada.example] [--zone Europe/Berlin] [--vat-id DE123456789] [--json '{...}']
     python -m shared.ops.billing customers list [--limit 20] [--starting-after CURSOR] | show cus-1
-    python -m shared.ops.billing products create [pro] --name Pro | list | show pro
+    python -m shared.ops.billing customers update cus-1 [--email ...] [--json '{"default_payment_method": {...}}']
+    python -m shared.ops.billing products create [pro] --name Pro | list | show pro | update pro --name "Pro+"
     python -m shared.ops.billing prices create [ID] --product pro --currency EUR --unit-amount 1500 [--interval month]
     python -m shared.ops.billing prices create --product pro --currency EUR --json '{"pricing": {"model": ...}}'
     python -m shared.ops.billing prices list [--product pro] | show ID | deactivate ID
@@ -12,6 +13,8 @@
     python -m shared.ops.billing promotion-codes create SPRING26 --coupon spring [--max-redemptions 50] | list | show
     python -m shared.ops.billing credit grant cus-1 --amount 500 [--reason goodwill]   # customer's currency
     python -m shared.ops.billing credit balance cus-1                                  # balance and its entries
+    python -m shared.ops.billing credit reverse cus-1 --entry grant_... [--reason "given by mistake"]
+    python -m shared.ops.billing credit note in_3f2a... [--amount 500] --reason "goodwill" [--key K]  # to the balance
 
 Commands validate with the API's own request models and call the same stores the function runs (Firestore with
 the caller's credentials; ``FIRESTORE_EMULATOR_HOST`` honoured). ``--json`` adds any other field of the request
@@ -26,6 +29,7 @@ import sys
 from typing import Any, TextIO
 
 RESOURCES = ("customers", "products", "prices", "coupons", "promotion-codes")
+ACTIONS = {"customers": ("update",), "products": ("update",), "prices": ("deactivate",)}  # beyond create/list/show
 
 
 def _body(a: argparse.Namespace, **fields: Any) -> dict[str, Any]:
@@ -63,6 +67,13 @@ def _customers(a: argparse.Namespace, svc: Any) -> Any:
         return {"http_status": status, **out}
     if a.action == "list":
         return svc.customers.list(_page(a)).body()
+    if a.action == "update":
+        from shared.billing.customers import UpdateCustomer
+
+        update = UpdateCustomer.model_validate(
+            _body(a, legal_name=a.legal_name, country=a.country, invoice_email=a.email, time_zone=a.zone)
+        )
+        return svc.customers.update(a.id, update, frozenset(update.model_fields_set))
     return svc.customers.show(a.id)
 
 
@@ -74,6 +85,11 @@ def _products(a: argparse.Namespace, svc: Any) -> Any:
         return {"http_status": status, **out}
     if a.action == "list":
         return svc.catalog.list_products(_page(a)).body()
+    if a.action == "update":
+        from shared.billing.catalog import UpdateProduct
+
+        body = UpdateProduct.model_validate(_body(a, name=a.name))
+        return svc.catalog.update_product(a.id, body, frozenset(body.model_fields_set))
     return svc.catalog.show_product(a.id)
 
 
@@ -137,9 +153,37 @@ def _credit(a: argparse.Namespace, svc: Any) -> Any:
         )
         status, out = svc.credit.grant(a.customer, body)
         return {"http_status": status, **out}
+    if a.action == "note":
+        return _credit_note(a, svc)
+    if a.action == "reverse":
+        if not a.entry:
+            raise ValueError("credit reverse needs --entry (the balance entry's id)")
+        return svc.credit.reverse(a.customer, a.entry, reason=a.reason)
     balance = svc.credit.balance(a.customer)
     entries = svc.credit.list_entries(a.customer, _page(a)).body()
     return {"customer": a.customer, "balance": {"amount": balance.amount, "currency": balance.currency}, **entries}
+
+
+def _credit_note(a: argparse.Namespace, svc: Any) -> Any:
+    """A credit note on a paid invoice, credited to the customer's balance. Without ``--key`` the key derives from
+    the invoice, amount and reason, so re-running the command after a crash issues nothing twice."""
+    import hashlib
+
+    from shared.billing.credit import CreateCreditNote
+    from shared.billing.deps import BillingError
+    from shared.invoicing.repository import INVOICES
+
+    if not a.reason:
+        raise ValueError("credit note needs --reason (it is printed on the note)")
+    invoice_id = a.customer
+    inv = svc.deps.db().collection(INVOICES).document(invoice_id).get().to_dict()
+    if inv is None:
+        raise BillingError(404, "invoice_not_found", invoice_id)
+    amount = {"amount": a.amount, "currency": inv["currency"]} if a.amount is not None else None
+    body = CreateCreditNote.model_validate({"amount": amount, "reason": a.reason})
+    key = a.key or hashlib.sha256(f"{invoice_id}|{a.amount}|{a.reason}".encode()).hexdigest()[:32]
+    status, out = svc.credit.credit_invoice(invoice_id, body, key=key)
+    return {"http_status": status, **out}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,10 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="resource", required=True)
     for name in RESOURCES:
         r = sub.add_parser(name, help=f"create, list or show {name}")
-        r.add_argument(
-            "action",
-            choices=["create", "list", "show", "deactivate"] if name == "prices" else ["create", "list", "show"],
-        )
+        r.add_argument("action", choices=["create", "list", "show", *ACTIONS.get(name, ())])
         r.add_argument("id", nargs="?", help="the id (show; optional for create). Promotion codes: the code")
         r.add_argument("--json", help="more fields of the request, as a JSON object")
         r.add_argument("--limit", type=int, default=20)
@@ -182,11 +223,13 @@ def _parser() -> argparse.ArgumentParser:
             r.add_argument("--coupon")
             r.add_argument("--max-redemptions", type=int)
             r.add_argument("--expires-at")
-    c = sub.add_parser("credit", help="grant credit, show a balance")
-    c.add_argument("action", choices=["grant", "balance"])
-    c.add_argument("customer")
-    c.add_argument("--amount", type=int, help="minor units of the customer's currency")
+    c = sub.add_parser("credit", help="grant credit, show a balance, credit an invoice to the balance")
+    c.add_argument("action", choices=["grant", "balance", "note", "reverse"])
+    c.add_argument("customer", help="the customer (grant, balance) or the paid invoice (note)")
+    c.add_argument("--amount", type=int, help="minor units of the customer's (note: the invoice's) currency")
     c.add_argument("--reason")
+    c.add_argument("--key", help="note: idempotency key (default: from invoice, amount and reason)")
+    c.add_argument("--entry", help="reverse: the balance entry to reverse (its credit must be unspent)")
     c.add_argument("--limit", type=int, default=100)
     c.add_argument("--starting-after")
     return ap
@@ -211,7 +254,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, service: Any =
 
     ap = _parser()
     a = ap.parse_args(argv)
-    if a.action in ("show", "deactivate") and not getattr(a, "id", "x"):
+    if a.action in ("show", "deactivate", "update") and not getattr(a, "id", "x"):
         ap.error(f"{a.action} needs an id")
     try:
         result = HANDLERS[a.resource](a, service or BillingService())

@@ -2,12 +2,18 @@
 
     python -m shared.ops.subscriptions create sub_42 --customer cus-42 --country DE --seller acme-de \\
         --amount 1500 --currency EUR --interval month --zone Europe/Berlin --psp stripe --method pm_card_visa
+    python -m shared.ops.subscriptions create-items sub_43 --customer cus-1 --seller acme-de --item seat-eur:3 \
+        [--item support-eur:1] [--coupon spring | --promotion-code SPRING26] [--days-until-due 30] [--clock]
+    python -m shared.ops.subscriptions items sub_43 --item seat-eur:5 --item support-eur:1 [--clock]  # prorated
+    python -m shared.ops.subscriptions discount sub_43 (--coupon spring | --promotion-code SPRING26)
+    python -m shared.ops.subscriptions list [--customer cus-1] [--limit 20] [--starting-after CURSOR]
     python -m shared.ops.subscriptions clock show|set 2026-01-31T09:00:00Z|advance --days 1 --hours 2
     python -m shared.ops.subscriptions tick [--clock | --now 2026-02-01T09:00:00Z]   # fan-out billing tick
     python -m shared.ops.subscriptions show sub_42        # the subscription, its charge attempts, invoices
     python -m shared.ops.subscriptions cancel sub_42 [--at-period-end]
     python -m shared.ops.subscriptions migrate sub_42 [--dry-run]   # plan lines -> catalog items (before/after)
     python -m shared.ops.subscriptions preview sub_42 [--clock]     # the upcoming invoice, no side effect
+    python -m shared.ops.subscriptions migrate-price --from pro-eur --to pro-eur-2027 (sub_42 ... | --all) [--dry-run]
 
 Commands call the same service code the functions run (Firestore and Pub/Sub with the caller's
 credentials; ``*_EMULATOR_HOST`` honoured). The test clock is a Firestore document
@@ -108,6 +114,96 @@ def _create(a: argparse.Namespace) -> dict[str, Any]:
     return {"http_status": status, **out}
 
 
+def _item(raw: str) -> dict[str, Any]:
+    price, _, qty = raw.rpartition(":")
+    if not price or not qty.isdigit():
+        raise argparse.ArgumentTypeError(f"{raw!r}: expected PRICE:QUANTITY, e.g. seat-eur:3")
+    return {"price": price, "quantity": int(qty)}
+
+
+def _discount(a: argparse.Namespace) -> dict[str, Any] | None:
+    if a.coupon and a.promotion_code:
+        raise ValueError("give --coupon or --promotion-code, not both")
+    if a.coupon:
+        return {"coupon": a.coupon}
+    return {"promotion_code": a.promotion_code} if a.promotion_code else None
+
+
+def _items_commands(a: argparse.Namespace) -> Any:
+    """create-items, items, discount and list: the API's models and the service the function runs."""
+    from shared.billing.pagination import PageRequest
+    from shared.subscriptions import commands, service
+
+    svc = service.SubscriptionService()
+    at = clock_now() if getattr(a, "clock", False) else None
+    when = {"at": _iso(at)} if at else {}
+    if a.cmd == "list":
+        return svc.list_subscriptions(PageRequest(limit=a.limit, cursor=a.starting_after), customer=a.customer)
+    if a.cmd == "items":
+        return svc.change_items(a.id, commands.ChangeItems.model_validate({"items": a.item, **when}))
+    if a.cmd == "discount":
+        return svc.apply_discount(a.id, commands.ApplyDiscount.model_validate({**(_discount(a) or {}), **when}))
+    body: dict[str, Any] = {
+        "subscription_id": a.id,
+        "customer": a.customer,
+        "seller_entity": a.seller,
+        "items": a.item,
+        "trial_days": a.trial_days,
+    }
+    if a.days_until_due is not None:
+        body |= {"collection": "send_invoice", "days_until_due": a.days_until_due}
+    if (d := _discount(a)) is not None:
+        body["discount"] = d
+    if at is not None:
+        body["start_at"] = _iso(at)
+    status, out = svc.create_with_items(commands.CreateItemsSubscription.model_validate(body))
+    return {"http_status": status, **out}
+
+
+def _migrate_price(ap: argparse.ArgumentParser, a: argparse.Namespace) -> dict[str, Any]:
+    """One answer per subscription (``migrated``/``dry_run`` with before/after, or the refusal's code)."""
+    from shared.subscriptions import service
+    from shared.subscriptions.commands import MigratePrice
+
+    svc = service.SubscriptionService()
+    if bool(a.ids) == a.all:
+        ap.error("give subscription ids or --all")
+    ids = svc.subscriptions_with_price(a.from_price) if a.all else a.ids
+    body = MigratePrice(from_price=a.from_price, to_price=a.to_price, dry_run=a.dry_run)
+    results = []
+    for sub_id in ids:
+        try:
+            results.append(svc.migrate_price(sub_id, body))
+        except service.ServiceError as exc:
+            results.append({"subscription": sub_id, "error": exc.code, "detail": exc.detail})
+    refused = sum(1 for r in results if "error" in r)
+    return {"from_price": a.from_price, "to_price": a.to_price, "subscriptions": results, "refused": refused}
+
+
+def _items_parsers(sub: Any) -> None:
+    ci = sub.add_parser("create-items", help="create a subscription of catalog prices for a billing customer")
+    ci.add_argument("id")
+    ci.add_argument("--customer", required=True)
+    ci.add_argument("--seller", required=True, help="legal entity issuing the invoices")
+    ci.add_argument("--item", type=_item, action="append", required=True, help="PRICE:QUANTITY (repeatable)")
+    ci.add_argument("--days-until-due", type=int, help="bill by send_invoice (default: charge the default method)")
+    ci.add_argument("--trial-days", type=int, default=0)
+    it = sub.add_parser("items", help="the items from now on (prorated)")
+    it.add_argument("id")
+    it.add_argument("--item", type=_item, action="append", required=True, help="PRICE:QUANTITY (repeatable)")
+    dc = sub.add_parser("discount", help="attach a coupon or a promotion code from the next period")
+    dc.add_argument("id")
+    for p in (ci, dc):
+        p.add_argument("--coupon")
+        p.add_argument("--promotion-code")
+    for p in (ci, it, dc):
+        p.add_argument("--clock", action="store_true", help="at the test clock's time")
+    ls = sub.add_parser("list", help="subscriptions newest first")
+    ls.add_argument("--customer")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--starting-after")
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m shared.ops.subscriptions", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -130,6 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--method", help="stored payment method id at the PSP")
     c.add_argument("--start-at", type=_parse_time)
     c.add_argument("--clock", action="store_true", help="start at the test clock's time")
+    _items_parsers(sub)
     k = sub.add_parser("clock", help="the test clock")
     k.add_argument("action", choices=["show", "set", "advance"])
     k.add_argument("time", nargs="?", type=_parse_time)
@@ -144,6 +241,14 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="move a subscription of plan lines to catalog items")
     m.add_argument("id")
     m.add_argument("--dry-run", action="store_true", help="print the before/after, write nothing")
+    p = sub.add_parser("migrate-price", help="move subscriptions' item of one price to a new price (next period)")
+    p.add_argument("ids", nargs="*", help="subscriptions to move (or --all)")
+    p.add_argument("--from", dest="from_price", required=True)
+    p.add_argument("--to", dest="to_price", required=True)
+    p.add_argument("--all", action="store_true", help="every subscription holding the --from price")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print items and upcoming invoices before/after, write nothing"
+    )
     v = sub.add_parser("preview", help="the upcoming invoice (items, discounts, prorations, tax, credit)")
     v.add_argument("id")
     v.add_argument("--clock", action="store_true", help="as of the test clock's time")
@@ -183,6 +288,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             result = show(a.id)
         elif a.cmd == "migrate":
             result = service.SubscriptionService().migrate_to_items(a.id, dry_run=a.dry_run)
+        elif a.cmd in ("create-items", "items", "discount", "list"):
+            result = _items_commands(a)
+        elif a.cmd == "migrate-price":
+            result = _migrate_price(ap, a)
         elif a.cmd == "preview":
             result = service.SubscriptionService().preview(a.id, clock_now() if a.clock else None)
         else:
@@ -190,8 +299,11 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     except service.ServiceError as exc:
         print(json.dumps({"error": exc.code, "detail": exc.detail}, default=str), file=out)
         return 1
+    except ValueError as exc:  # a request the API's models refuse (a ValidationError is one)
+        print(json.dumps({"error": "invalid_request", "detail": str(exc)}), file=out)
+        return 2
     print(json.dumps(result, indent=2, default=str), file=out)
-    return 0
+    return 1 if a.cmd == "migrate-price" and result["refused"] else 0
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@
 by the OpenAPI document it serves); the subscription routes are:
 
 POST /subscriptions                         create (201; 200 for an identical replay; 409 if it differs)
+GET  /subscriptions?customer=&limit=&starting_after=   newest first, cursor-paginated
 GET  /subscriptions/{id}                    the subscription with its charge attempts
 POST /subscriptions/{id}/cancel             {"at_period_end": bool}
 POST /subscriptions/{id}/change-plan        {"plan": {...}}: proration lines on the next invoice
 POST /subscriptions/{id}/items              {"items": [...]}: the items from now on, prorated per item
 POST /subscriptions/{id}/discounts          {"coupon": ...} or {"promotion_code": ...} from the next period
 GET  /subscriptions/{id}/preview            the upcoming invoice, composed like the real one, no side effect
+POST /subscriptions/{id}/migrate-price      {"from_price", "to_price", "dry_run"}: an item to a new price, next period
 
 Validation is :mod:`shared.edge` (body limit, safe JSON, bounded models, the entry-point wrapper that
 turns an outage into a generic 503 and anything unexpected into a generic 500).
@@ -23,7 +25,8 @@ from typing import Any
 
 from shared.billing.api import DEFAULT_BILLING, BillingService, is_billing_path
 from shared.billing.api import dispatch as billing_dispatch
-from shared.edge import EdgeError, http_entry, json_body
+from shared.billing.pagination import page_request
+from shared.edge import EdgeError, firestore_id_problem, http_entry, json_body
 from shared.http import JsonResponse
 from shared.log import bind, get_logger
 from shared.subscriptions.commands import (
@@ -33,6 +36,7 @@ from shared.subscriptions.commands import (
     ChangePlan,
     CreateAnySubscription,
     CreateSubscription,
+    MigratePrice,
     subscription_id_problem,
 )
 from shared.subscriptions.service import ServiceError, SubscriptionService
@@ -40,7 +44,7 @@ from shared.subscriptions.service import ServiceError, SubscriptionService
 log = get_logger(__name__)
 
 _ROUTE = re.compile(
-    r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan|items|discounts|preview))?/?$"
+    r"^/(?:subscriptions(?=/|$))?/?(?P<id>[^/]{1,200})?(?:/(?P<action>cancel|change-plan|items|discounts|preview|migrate-price))?/?$"
 )
 
 
@@ -72,10 +76,21 @@ def handle(
             raise EdgeError(exc.status, exc.code, exc.detail) from exc
 
 
+def _customer_filter(args: Any) -> str | None:
+    value = args.get("customer")
+    if value is not None and firestore_id_problem(value):
+        raise EdgeError(400, "invalid_filter", f"customer: {firestore_id_problem(value)}")
+    return str(value) if value is not None else None
+
+
 def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, action: str | None) -> JsonResponse:
     if sub_id is None:
+        if request.method == "GET":
+            return JsonResponse(
+                service.list_subscriptions(page_request(request.args), customer=_customer_filter(request.args))
+            )
         if request.method != "POST":
-            raise EdgeError(405, "method_not_allowed", "POST to create a subscription")
+            raise EdgeError(405, "method_not_allowed", "POST to create a subscription, GET to list them")
         body = json_body(request, CreateAnySubscription).root
         if isinstance(body, CreateSubscription):
             status, out = service.create(body)
@@ -94,6 +109,8 @@ def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, ac
         raise EdgeError(405, "method_not_allowed", f"POST to {action}")
     if action == "items":
         return JsonResponse(service.change_items(sub_id, json_body(request, ChangeItems)))
+    if action == "migrate-price":
+        return JsonResponse(service.migrate_price(sub_id, json_body(request, MigratePrice)))
     if action == "discounts":
         return JsonResponse(service.apply_discount(sub_id, json_body(request, ApplyDiscount)))
     if action == "cancel":

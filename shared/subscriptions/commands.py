@@ -25,7 +25,7 @@ from shared.edge import BoundedDatetime, Code, FirestoreId, Name, Text, firestor
 from shared.events.billing import CollectionMethod, Party, PaymentMethodRef
 
 # Path segments of the API: an id equal to one of them could never be addressed (GET /subscriptions/subscriptions).
-RESERVED_IDS = frozenset({"subscriptions", "cancel", "change-plan", "items", "discounts", "preview"})
+RESERVED_IDS = frozenset({"subscriptions", "cancel", "change-plan", "items", "discounts", "preview", "migrate-price"})
 # The longest period a plan may have: 10 years. Beyond it period arithmetic soon runs past year 9999.
 MAX_INTERVAL_COUNT = {"day": 3660, "week": 522, "month": 120, "year": 10}
 
@@ -227,6 +227,15 @@ class ChangeItems(_In):
     """The subscription's items from now on (the whole set): added, removed and re-quantified items are prorated."""
 
     items: Items
+    at: BoundedDatetime | None = Field(default=None, description="test clock only")
+
+
+class MigratePrice(_In):
+    """Move the item of ``from_price`` to ``to_price`` (a new price of the catalog) from the next period on."""
+
+    from_price: FirestoreId
+    to_price: FirestoreId
+    dry_run: bool = Field(default=False, description="answer the before/after (items, upcoming invoice), write nothing")
     at: BoundedDatetime | None = Field(default=None, description="test clock only")
 
 

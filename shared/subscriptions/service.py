@@ -22,7 +22,7 @@ from shared.domain.calendar import Anchor, Cadence, Schedule, Unit, plan_change
 from shared.domain.catalog import Price
 from shared.domain.credit import CreditEntry
 from shared.domain.money import Rounding
-from shared.domain.pricing import Item, PricingError, check_items, item_change
+from shared.domain.pricing import Item, PricingError, check_items, item_change, replace_price
 from shared.domain.subscriptions import (
     Billing,
     Change,
@@ -46,6 +46,8 @@ from shared.subscriptions.commands import (
     CreateItemsSubscription,
     CreateSubscription,
     DiscountIn,
+    ItemRef,
+    MigratePrice,
     PlanIn,
 )
 
@@ -245,6 +247,56 @@ def items_of(doc: dict[str, Any]) -> list[Item]:
     return [Item(price=Price.model_validate(i["price"]), quantity=int(i["quantity"])) for i in doc.get("items") or []]
 
 
+def first_invoice(db: Any, customer_id: str) -> bool:
+    """True when no subscription of ``customer_id`` was ever invoiced (a ``first_time_only`` promotion code's rule).
+
+    Asked of the subscriptions (``customer_id`` is indexed) rather than of the invoices, whose buyer is a copy
+    exempt from indexing.
+    """
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    q = subs(db).where(filter=FieldFilter("customer_id", "==", customer_id))
+    return all(state_of(s.to_dict() or {}).last_billed < 0 for s in q.stream())
+
+
+# A reference in a request body that does not resolve is a 422 of the request, not a 404 of the route.
+_UNKNOWN = {"coupon_not_found": "unknown_coupon", "promotion_code_not_found": "unknown_promotion_code"}
+
+
+def redeem_for(
+    db: Any, coupons: Any, sub_id: str, body: DiscountIn, *, customer_id: str, items: list[Item], at: Any, start: int
+) -> Any:
+    """Redeem the coupon or code of ``body`` for subscription ``sub_id`` once, with every restriction checked:
+    expiry, limits (exact under concurrency: :meth:`shared.billing.coupons.CouponStore.redeem`), the currency of a
+    fixed coupon, the products of the items, the code's customer, first-time and minimum (the first period's
+    item amounts before discounts)."""
+    from shared.domain.money import Money
+    from shared.domain.pricing import line_amount
+
+    currency = items[0].price.currency
+    subtotal = Money.zero(currency)
+    for i in items:
+        subtotal = subtotal + line_amount(i.price, i.quantity)
+    try:
+        return _billing_call(
+            coupons.redeem,
+            redemption_id(sub_id, body),
+            coupon_id=body.coupon,
+            code=body.promotion_code,
+            customer_id=customer_id,
+            currency=currency,
+            at=at,
+            start_period=start,
+            first_time=first_invoice(db, customer_id),
+            subtotal=subtotal,
+            products=[i.price.product_id for i in items],
+        )
+    except ServiceError as exc:
+        if exc.code in _UNKNOWN:
+            raise ServiceError(422, _UNKNOWN[exc.code], exc.detail) from None
+        raise
+
+
 def redemption_id(sub_id: str, body: DiscountIn) -> str:
     """One redemption per subscription and coupon/code: a retried request redeems nothing twice."""
     what = body.coupon or f"code-{(body.promotion_code or '').upper()}"
@@ -349,6 +401,14 @@ class SubscriptionService:
                 rows.append({**a, **results.get(s.id, {})})
             out["attempts"] = _iso(sorted(rows, key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0)))))
         return out
+
+    def list_subscriptions(self, page: Any, *, customer: str | None = None) -> dict[str, Any]:
+        """Subscriptions newest first, optionally of one customer, cursor-paginated like every billing list."""
+        from shared.billing.pagination import list_page
+
+        filters = {"customer_id": customer} if customer else None
+        scope = f"/subscriptions?customer={customer or ''}"
+        return list_page(subs(self.deps.db()), scope, page, view, filters=filters).body()
 
     def _mutate(self, sub_id: str, fn: Any) -> dict[str, Any]:
         """Run ``fn(doc, state) -> (update, event|None)`` in a transaction; publish the event afterwards."""
@@ -457,20 +517,16 @@ class SubscriptionService:
         sub_id = body.subscription_id or f"sub_{uuid.uuid4().hex[:20]}"
         discounts = []
         if body.discount is not None:
-            applied = _billing_call(
-                coupons.redeem,
-                redemption_id(sub_id, body.discount),
-                coupon_id=body.discount.coupon,
-                code=body.discount.promotion_code,
-                customer_id=customer.id,
-                currency=customer.currency,
-                at=now,
-                start_period=0,
+            applied = redeem_for(
+                self.deps.db(), coupons, sub_id, body.discount, customer_id=customer.id, items=items, at=now, start=0
             )
             discounts.append(applied.model_dump(mode="json"))
         doc, event = items_document(
             body, now, sub_id=sub_id, customer=customer, items=items, discounts=discounts, payment_method=pm
         )
+        # Without a method of its own the subscription charges the customer's default, as it changes.
+        doc["payment_method_from"] = "subscription" if body.payment_method else "customer"
+        doc["customer_synced_at"] = customer.doc.get("updated_at")
         ref = subs(self.deps.db()).document(sub_id)
         try:
             ref.create(doc)
@@ -529,15 +585,10 @@ class SubscriptionService:
         if not current.get("items"):
             raise ServiceError(409, "not_an_items_subscription", "migrate the plan to items first")
         state = state_of(current)
-        applied = _billing_call(
-            coupons.redeem,
-            redemption_id(sub_id, body),
-            coupon_id=body.coupon,
-            code=body.promotion_code,
-            customer_id=current["customer_id"],
-            currency=current["currency"],
-            at=now,
-            start_period=state.last_billed + 1,
+        items = items_of(current)
+        start = state.last_billed + 1
+        applied = redeem_for(
+            self.deps.db(), coupons, sub_id, body, customer_id=current["customer_id"], items=items, at=now, start=start
         )
 
         def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -550,20 +601,28 @@ class SubscriptionService:
 
     def preview(self, sub_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
         """The next invoice (items, discounts, prorations, tax, credit) composed by THE composition, no writes."""
-        from shared.invoicing.documents import compose_request
-        from shared.invoicing.entities import seller
-        from shared.invoicing.repository import invoice_id_for
-
         now = self._now(at)
-        db = self.deps.db()
-        doc = subs(db).document(sub_id).get().to_dict()
+        doc = subs(self.deps.db()).document(sub_id).get().to_dict()
         if doc is None:
             raise ServiceError(404, "subscription_not_found", sub_id)
         if not doc.get("items"):
             raise ServiceError(409, "not_an_items_subscription", "the preview composes subscriptions with items")
+        out = self._upcoming(doc, now)
+        if out is None:
+            raise ServiceError(409, "no_upcoming_invoice", "the subscription will not invoice again")
+        return out
+
+    def _upcoming(self, doc: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+        """The upcoming invoice of ``doc`` as stored or as it would be after a change (None: no further invoice)."""
+        from shared.invoicing.documents import compose_request
+        from shared.invoicing.entities import seller
+        from shared.invoicing.repository import invoice_id_for
+
+        db = self.deps.db()
+        sub_id = doc["id"]
         due = upcoming_request(doc, now)
         if due is None:
-            raise ServiceError(409, "no_upcoming_invoice", "the subscription will not invoice again")
+            return None
         invoice_id = invoice_id_for(due.request_id)
         entries = credit_entries(db, doc["customer_id"], due.currency)
         _, composed = compose_request(
@@ -581,6 +640,70 @@ class SubscriptionService:
             **composed.model_dump(mode="json", exclude={"credit_entry"}),
         }
         return dict(_iso(out))
+
+    # -- migration of an item to a new price ---------------------------------------------------------------------
+    def migrate_price(self, sub_id: str, body: MigratePrice) -> dict[str, Any]:
+        """Move the item of ``from_price`` to ``to_price`` (same quantity) from the next period invoiced on.
+
+        Prices never change, so a new amount is a new price and an existing subscription keeps its old one
+        (grandfathering) until an operator moves it. The period already invoiced stays as invoiced (no proration):
+        the next invoice is the first at the new price. ``dry_run`` answers the items and the upcoming invoice before
+        and after, and writes nothing; applying it again (or after a concurrent move) is a no-op.
+        """
+        now = self._now(body.at)
+        _, catalog, _ = _stores(self.deps)
+        current = subs(self.deps.db()).document(sub_id).get().to_dict()
+        if current is None:
+            raise ServiceError(404, "subscription_not_found", sub_id)
+        if not current.get("items"):
+            raise ServiceError(409, "not_an_items_subscription", "migrate the plan to items first")
+        (target,) = _items(catalog, [ItemRef(price=body.to_price)])  # 422 unknown_price / price_inactive
+        before = items_of(current)
+        held = {i.price.id for i in before}
+        base = {"subscription": sub_id, "from_price": body.from_price, "to_price": body.to_price}
+        if body.from_price not in held:
+            if body.to_price in held:
+                return {**base, "dry_run": body.dry_run, "migrated": False, "reason": "already on the new price"}
+            raise ServiceError(409, "price_not_on_subscription", f"{sub_id} has no item of price {body.from_price}")
+        try:
+            after = replace_price(before, body.from_price, target.price)
+        except PricingError as exc:
+            raise ServiceError(422, "incompatible_price", str(exc)) from None
+        moved = {**current, "items": _item_docs(list(after))}
+        out = {
+            **base,
+            "dry_run": body.dry_run,
+            "effective": "from the next period invoiced; the current period stays as invoiced",
+            "before": {"items": current["items"], "upcoming_invoice": self._upcoming(current, now)},
+            "after": {"items": moved["items"], "upcoming_invoice": self._upcoming(moved, now)},
+        }
+        if body.dry_run:
+            return dict(_iso(out))
+
+        def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            items = items_of(doc)
+            if all(i.price.id != body.from_price for i in items):
+                return {}, None  # moved concurrently
+            try:
+                return {"items": _item_docs(list(replace_price(items, body.from_price, target.price)))}, None
+            except PricingError as exc:
+                raise ServiceError(422, "incompatible_price", str(exc)) from None
+
+        self._mutate(sub_id, fn)
+        log.info("subscription moved to a new price", extra={**base})
+        return dict(_iso({**out, "migrated": True}))
+
+    def subscriptions_with_price(self, price_id: str) -> list[str]:
+        """Ids of the subscriptions (not canceled) holding an item of ``price_id``: what a price migration moves.
+
+        An operator scan (the items are an array of maps, which Firestore cannot filter on), reading only ``items``.
+        """
+        out = []
+        for snap in subs(self.deps.db()).select(["items", "status"]).stream():
+            d = snap.to_dict() or {}
+            if d.get("status") != "canceled" and any(i["price"]["id"] == price_id for i in d.get("items") or []):
+                out.append(snap.id)
+        return sorted(out)
 
     # -- migration of plan subscriptions to items ----------------------------------------------------------------
     def migrate_to_items(self, sub_id: str, *, dry_run: bool = False) -> dict[str, Any]:

@@ -1,11 +1,12 @@
-"""Act 92: subscriptions of catalog items: a coupon, a mid-period quantity change, a credit, invoices by due date.
+"""Act 92: subscriptions of catalog items: a coupon, a mid-period quantity change, a credit, one send_invoice customer.
 
 Builds a small catalog (seats at 12.00 and support at 5.00 a month, a 20 % coupon for 2 periods) and subscribes
-two customers with items through the subscriptions API, both billed by ``send_invoice``: Ada (coupon, 60 days
-to pay) and Bob (25 days, never pays: past due, still invoiced, then unpaid under the dunning policy). Ada gets
-a 10.00 EUR credit and more seats mid-period; the test clock renews both. The invoices function composes each
-invoice (discounts per line, prorations, tax, credit applied once); the act prints them and a preview. Played
-after the others: its ticks renew only what is due, and no earlier act counts on what it creates.
+two customers with items through the subscriptions API: Ada (coupon, charged automatically on the default card
+stored on her customer, through the Stripe-shaped stub of act 30) and Bob, billed by ``send_invoice`` (25 days to
+pay, never pays: past due, still invoiced, then unpaid under the dunning policy). Ada gets a 10.00 EUR credit and
+more seats mid-period; the test clock renews both. The invoices function composes each invoice (discounts per
+line, prorations, tax, credit applied once); the act prints them and a preview. Played after the others: its
+ticks renew only what is due, and no earlier act counts on what it creates.
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ def build_catalog(tag: str) -> None:
     from shared.domain.money import Money
 
     customers = CustomerStore()
-    customers.create(CreateCustomer(id=f"{tag}-ada", legal_name="Ada GmbH", country="DE", currency="EUR"))
+    card = {"psp": "stripe", "customer_ref": f"cus_{tag}_ada", "payment_methods": [{"method_ref": "pm_card_visa"}]}
+    ada: dict[str, Any] = {
+        "id": f"{tag}-ada",
+        "legal_name": "Ada GmbH",
+        "country": "DE",
+        "currency": "EUR",
+        "psp_accounts": [card],
+    }
+    ada["default_payment_method"] = {"psp": "stripe", "method_ref": "pm_card_visa"}
+    customers.create(CreateCustomer.model_validate(ada))
     customers.create(CreateCustomer(id=f"{tag}-bob", legal_name="Bob KG", country="DE", currency="EUR"))
     cat = CatalogStore()
     for prod, amount in (("seat", "1200"), ("support", "500")):
@@ -80,6 +90,20 @@ def wait_invoices(sub_ids: list[str], count: int, timeout_s: float = 60.0) -> li
         time.sleep(0.3)
 
 
+def wait_paid(sub_id: str, count: int, timeout_s: float = 60.0) -> None:
+    """Until ``count`` invoices of ``sub_id`` are paid (a charge of a card runs after its invoice is finalized)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared import clients
+
+    q = clients.firestore().collection("invoices").where(filter=FieldFilter("subscription_id", "==", sub_id))
+    deadline = time.monotonic() + timeout_s
+    while sum(1 for d in q.stream() if (d.to_dict() or {}).get("status") == "paid") < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sub_id}: {count} invoices not paid within {timeout_s}s")
+        time.sleep(0.3)
+
+
 def status_of(sub_id: str, quiet_s: float = 2.0) -> str:
     from shared import clients
 
@@ -101,21 +125,21 @@ def play(ctx: DemoContext) -> None:
     ctx.say(f"  credit grant: 10.00 EUR to {tag}-ada")
     api = ctx.stack.function_urls["subscriptions"] + "/subscriptions"
     ada, bob = f"{tag}-sub-ada", f"{tag}-sub-bob"
-    common = {"seller_entity": "acme-de", "start_at": T0.isoformat(), "collection": "send_invoice"}
-    bodies = {
-        ada: {
+    common = {"seller_entity": "acme-de", "start_at": T0.isoformat()}
+    bodies: dict[str, dict[str, Any]] = {
+        ada: {  # charge_automatically (the default) on the customer's default card
             **common,
             "subscription_id": ada,
             "customer": f"{tag}-ada",
             "items": [{"price": f"{tag}-seat-eur", "quantity": 3}, {"price": f"{tag}-support-eur", "quantity": 1}],
             "discount": {"coupon": f"{tag}-launch"},
-            "days_until_due": 60,
         },
         bob: {
             **common,
             "subscription_id": bob,
             "customer": f"{tag}-bob",
             "items": [{"price": f"{tag}-seat-eur", "quantity": 1}],
+            "collection": "send_invoice",
             "days_until_due": 25,
         },
     }
@@ -124,6 +148,7 @@ def play(ctx: DemoContext) -> None:
         ctx.say(f"  create {sid}: HTTP {status} status={out.get('status')} items={len(out.get('items') or [])}")
     tick(BOUNDARIES[0])
     wait_invoices([ada, bob], 2)
+    wait_paid(ada, 1)  # charged on her default card: the period is paid before the next renews
     mid = T0 + dt.timedelta(days=14)
     items = [{"price": f"{tag}-seat-eur", "quantity": 5}, {"price": f"{tag}-support-eur", "quantity": 1}]
     status, out = post(f"{api}/{ada}/items", {"items": items, "at": mid.isoformat()})
@@ -137,8 +162,11 @@ def play(ctx: DemoContext) -> None:
     )
     tick(BOUNDARIES[1])  # bob's first invoice is overdue: past due, and the period is invoiced all the same
     wait_invoices([ada, bob], 4)
+    wait_paid(ada, 2)
     ctx.say(f"  after {BOUNDARIES[1].date()}: {bob} is {status_of(bob)} (invoice due on Feb 25 unpaid)")
     tick(BOUNDARIES[2])  # bob still has not paid, 7 days after the due date: the dunning policy's final status
+    wait_invoices([ada, bob], 5)
+    wait_paid(ada, 3)
     invoices = wait_invoices([ada, bob], 5)
     ctx.say("  invoices (composed by the invoices function):")
     for d in invoices:
@@ -146,7 +174,7 @@ def play(ctx: DemoContext) -> None:
             f"    {d['subscription_id']:<24} {d['number']:<18} subtotal {_eur(d['subtotal']):>11} "
             f"discount {_eur(d.get('discount', 0)):>10} tax {_eur(d['tax']):>10} total {_eur(d['total']):>11} "
             f"credit {_eur(d.get('credit_applied', 0)):>10} due {_eur(d['amount_due']):>11} "
-            f"by {str(d.get('due_at'))[:10]}"
+            + (f"by {str(d['due_at'])[:10]}" if d.get("due_at") else f"charged: {d.get('status')}")
         )
         for ln in d["lines"]:
             off = f"  -{_eur(ln['discount'])}" if ln.get("discount") else ""
@@ -156,4 +184,8 @@ def play(ctx: DemoContext) -> None:
     state = {s: (clients.firestore().collection("subscriptions").document(s).get().to_dict() or {}) for s in bodies}
     for sid, d in state.items():
         ctx.say(f"  {sid}: {d.get('status')}, open invoices {[x['index'] for x in d.get('open_due') or []]}")
-    ctx.facts["billing"] = {"subscriptions": list(bodies), "invoices": len(invoices)}
+    ctx.facts["billing"] = {
+        "subscriptions": list(bodies),
+        "invoices": invoices,
+        "status": {sid: d.get("status") for sid, d in state.items()},
+    }

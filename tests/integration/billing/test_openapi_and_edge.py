@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -97,7 +98,8 @@ def test_real_answers_validate_against_the_served_document(api: Client) -> None:
         ),
         ("GET", "/promotion_codes", "/promotion_codes?coupon=c1", None),
         ("GET", "/promotion_codes/{code}", "/promotion_codes/welcome", None),
-        # refusals are documented too
+        # refusals are documented too (a credit note's 201: tests/integration/renewals/test_credit_to_balance.py)
+        ("POST", "/invoices/{invoice_id}/credit_notes", "/invoices/in_ghost/credit_notes", {"reason": "goodwill"}),
         ("GET", "/customers/{customer_id}", "/customers/ghost", None),
         ("POST", "/prices/{price_id}", "/prices/pe", {"currency": "USD"}),
         ("POST", "/customers", "/customers", {"legal_name": "x"}),
@@ -130,6 +132,19 @@ def test_every_route_is_documented(api: Client) -> None:
         if method == "POST":
             assert "requestBody" in op or path.endswith("/openapi.json")
     assert {"/subscriptions", "/subscriptions/{subscription_id}"} <= set(spec["paths"])
+    # Every action the subscriptions router answers is documented, with the request model it validates.
+    from shared.subscriptions.api import _ROUTE
+
+    m = re.search(r"\(\?P<action>([^)]*)\)", _ROUTE.pattern)
+    assert m is not None
+    actions = m.group(1).split("|")
+    assert len(actions) >= 6
+    assert {f"/subscriptions/{{subscription_id}}/{a}" for a in actions} <= set(spec["paths"])
+    create = spec["paths"]["/subscriptions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator({**create, "components": spec["components"]})
+    items_body = {"customer": "cus-1", "seller_entity": "acme-de", "items": [{"price": "pe", "quantity": 2}]}
+    validator.validate({**items_body, "discount": {"promotion_code": "WELCOME"}})
+    assert not validator.is_valid({**items_body, "items": "pe"})
 
 
 # -- hostile input -------------------------------------------------------------------------------------------------

@@ -51,3 +51,18 @@ def test_operator_errors_are_reported_with_their_code(api: Client) -> None:
     code, out = run("customers", "create", "--legal-name", "X", "--country", "DE", "--currency", "EURO")
     assert (code, out["error"]) == (2, "invalid_request")
     assert run("customers", "show", "ghost")[0] == 1
+
+
+def test_operator_updates_customers_and_products_and_reverses_a_grant(api: Client) -> None:
+    run("customers", "create", "cus-up", "--legal-name", "Ada GmbH", "--country", "DE", "--currency", "EUR")
+    code, c = run("customers", "update", "cus-up", "--email", "ap@ada.example", "--json", '{"tax_exempt": true}')
+    assert (code, c["invoice_email"], c["tax_exempt"], c["currency"]) == (0, "ap@ada.example", True, "EUR")
+    code, out = run("customers", "update", "cus-up", "--json", '{"currency": "USD"}')
+    assert (code, out["error"]) == (2, "invalid_request")  # the currency never changes
+    run("products", "create", "pro", "--name", "Pro")
+    assert run("products", "update", "pro", "--name", "Pro+")[1]["name"] == "Pro+"
+    code, g = run("credit", "grant", "cus-up", "--amount", "300", "--reason", "by mistake")
+    code, r = run("credit", "reverse", "cus-up", "--entry", g["id"], "--reason", "given by mistake")
+    assert (code, r["kind"], r["amount"]["amount"], r["reverses"]) == (0, "reversal", -300, g["id"])
+    assert run("credit", "balance", "cus-up")[1]["balance"]["amount"] == 0
+    assert run("credit", "reverse", "cus-up", "--entry", "ghost")[1]["error"] == "balance_entry_not_found"

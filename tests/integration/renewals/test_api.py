@@ -61,7 +61,7 @@ def test_create_is_idempotent_and_conflicts_on_different_terms(env: Env) -> None
 @pytest.mark.parametrize(
     ("method", "path", "body", "ctype", "status", "code"),
     [
-        ("GET", "/subscriptions", None, "application/json", 405, "method_not_allowed"),
+        ("PUT", "/subscriptions", None, "application/json", 405, "method_not_allowed"),
         ("POST", "/subscriptions", "x", "text/plain", 415, "unsupported_media_type"),
         ("POST", "/subscriptions", [1], "application/json", 400, "malformed_json"),
         ("POST", "/subscriptions", {"customer": {}}, "application/json", 422, "invalid_request"),

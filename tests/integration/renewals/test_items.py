@@ -295,7 +295,7 @@ def test_items_are_checked_at_creation(env: Env) -> None:
     assert (e.value.status, e.value.code) == (422, "unknown_customer")
     with pytest.raises(ServiceError) as e:
         subscribe("sub_bad", [("seat-eur", 1)], discount={"coupon": "nope"})
-    assert e.value.status == 404
+    assert (e.value.status, e.value.code) == (422, "unknown_coupon")  # a reference of the body, like the others
     assert sub_doc("sub_bad") == {}
 
 

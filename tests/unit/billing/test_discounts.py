@@ -109,6 +109,17 @@ def test_redemption_rules() -> None:
         redemption_refusal(usd, **good)  # type: ignore[arg-type]
 
 
+def test_a_product_restricted_coupon_is_redeemed_only_for_something_it_covers() -> None:
+    c = Coupon(id="c", percent_off=Decimal(10), applies_to_products=("seat",))
+    ok: dict[str, Any] = {"at": T0, "times_redeemed": 0, "currency": "EUR"}
+    assert redemption_refusal(c, **ok, products=["support", "seat"]) is None
+    assert redemption_refusal(c, **ok, products=["support"]) == "products_not_covered"
+    assert redemption_refusal(c, **ok, products=[]) == "products_not_covered"
+    assert redemption_refusal(c, **ok) is None  # nothing known about the order: the caller did not ask
+    anything = Coupon(id="a", percent_off=Decimal(10))
+    assert redemption_refusal(anything, **ok, products=["support"]) is None
+
+
 def test_promotion_codes_match_case_insensitively_and_only_when_active() -> None:
     codes = [PromotionCode(code="SPRING", coupon_id="c"), PromotionCode(code="OLD", coupon_id="c", active=False)]
     assert find_code(codes, " spring ") == codes[0]

@@ -24,6 +24,7 @@ from shared.domain.pricing import (
     item_change,
     item_lines,
     line_amount,
+    replace_price,
     split_inclusive,
 )
 from shared.domain.tax import decide
@@ -273,3 +274,22 @@ def test_items_share_one_cycle() -> None:
             check_items(bad)
     with pytest.raises(PricingError):
         item_change(a, _monthly(1, id="eur", currency="EUR"), period, period.start)
+
+
+def test_a_price_migration_moves_one_item_keeping_quantity_place_and_cycle() -> None:
+    a, b = _monthly(1000, id="a").model_copy(update={"quantity": 4}), _monthly(500, id="b")
+    new = _monthly(1200, id="a2").price
+    moved = replace_price([a, b], "a", new)
+    assert [(i.price.id, i.quantity) for i in moved] == [("a2", 4), ("b", 1)]
+    assert replace_price([a, b], "b", _monthly(600, id="b2").price)[0] is a  # the other items untouched
+    yearly = price({"model": "per_unit", "unit_amount": 1}, currency="USD", id="y", recurring={"interval": "year"})
+    refused = {
+        "no item": ([a, b], "zzz", new),
+        "already an item": ([a, b], "a", b.price),
+        "another cadence": ([a, b], "a", yearly),
+        "another currency": ([a, b], "a", _monthly(1, id="eur", currency="EUR").price),
+    }
+    for why, (items, old, target) in refused.items():
+        with pytest.raises(PricingError):
+            replace_price(items, old, target)  # refused: see ``why``
+        assert why
