@@ -3,9 +3,12 @@
 One document per PSP dispute (``disputes/{psp}~{account}~{dispute_id}``), advanced by the pure fold of
 :mod:`shared.domain.disputes` in ONE conditional write per notification (the ``update_time`` read is the
 precondition), so redeliveries (``applied`` holds the envelope's event id) and out-of-order notifications
-never regress it. A loss records the chargeback on the document; the ledger entries of the money that
-moves are posted by the reconciliation function from the same canonical events (dispute.opened withdraws,
-dispute.won reinstates), so nothing is posted twice here.
+never regress it. A loss records the chargeback on the document and posts its ledger entry here
+(``chargebacks`` -> ``chargeback_losses``; a later win posts the reversal): the entry id derives from the
+dispute, and every delivery that finds the document lost posts it again (a no-op once there), so a crash
+between the document write and the ledger write is repaired by the redelivery. The withdrawal and
+reinstatement themselves are posted by the reconciliation function from the same canonical events
+(dispute.opened withdraws, dispute.won reinstates), so nothing is posted twice.
 
 Deadline alerts: a scheduled tick finds the open disputes due within 72 h and raises
 ``dispute.deadline_approaching`` once per (dispute, threshold): a leased claim per pair
@@ -28,6 +31,7 @@ from shared.events.disputes import DisputeDeadlineApproaching
 from shared.events.payments import DisputeEvent, OurRefs
 from shared.events.publisher import Publisher, default_publisher
 from shared.idempotency import Claims, Outcome, Schema, Stale, precondition, retry_on_contention
+from shared.ledger.journal import Entry
 from shared.log import bind, get_logger
 
 log = get_logger(__name__)
@@ -67,6 +71,7 @@ class DisputeDeps:
     publisher: Publisher = field(default_factory=default_publisher)
     clock: Callable[[], dt.datetime] = utcnow
     alert_lease_s: float = 120.0
+    ledger: bool = True  # post the loss entries (off only where a test isolates the document logic)
 
 
 class DisputeService:
@@ -136,6 +141,7 @@ class DisputeService:
 
         with bind(dispute=key):
             doc = retry_on_contention(step, what=ref.path)
+            self.post_ledger(doc)
             log.info("dispute", extra={"status": doc["status"], "event_type": ev.EVENT_TYPE})
             return doc
 
@@ -198,7 +204,20 @@ class DisputeService:
             ref.update(fields, option=precondition(snap.update_time))
             return {**cur, **fields}
 
-        return retry_on_contention(step, what=ref.path)
+        out = retry_on_contention(step, what=ref.path)
+        self.post_ledger(out)
+        return out
+
+    def post_ledger(self, doc: Mapping[str, Any]) -> int:
+        """The ledger entries the document's chargeback calls for (idempotent: entry ids from the dispute)."""
+        if not self.deps.ledger:
+            return 0
+        from shared.ledger import store
+
+        entries = loss_entries(doc)
+        if not entries:
+            return 0
+        return store.post(self.deps.db(), entries)
 
     # -- deadline alerts --------------------------------------------------------------------------------
     def tick(self, now: dt.datetime | None = None) -> dict[str, int]:
@@ -268,6 +287,21 @@ def _effects(cur: Mapping[str, Any] | None, after: dom.Dispute, now: dt.datetime
     if after.outcome == "won" and had and not had.get("reversed_at"):
         return {"chargeback": {**had, "reversed_at": now}}
     return {}
+
+
+def loss_entries(doc: Mapping[str, Any]) -> list[Entry]:
+    """The loss entry of a recorded chargeback, and its reversal once a later win reversed it (pure)."""
+    from shared.ledger.postings import dispute_loss_entry
+
+    cb = doc.get("chargeback") or {}
+    if cb.get("amount") is None or not cb.get("currency"):
+        return []
+    kw = {"currency": cb["currency"], "amount": int(cb["amount"])}
+    who = (str(doc["psp"]), str(doc["account"]), str(doc["dispute_id"]))
+    out = [dispute_loss_entry(*who, **kw, at=cb["recorded_at"])]
+    if cb.get("reversed_at"):
+        out.append(dispute_loss_entry(*who, **kw, at=cb["reversed_at"], reversed_=True))
+    return out
 
 
 def win_loss(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
