@@ -20,7 +20,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,9 +276,12 @@ def record(ref: Any, stored: Mapping[str, Any], at: dt.datetime) -> None:
     ref.update({"evidence": {**{k: v for k, v in stored.items() if k != "created"}, "built_at": at}})
 
 
-def members_of(data: bytes) -> Iterable[str]:
+def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A stored packet back into its facts and its PDFs (what a submission sends is what was stored)."""
     import io
     import zipfile
 
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        return z.namelist()
+        facts = json.loads(z.read(FACTS))
+        pdfs = {n: z.read(n) for n in z.namelist() if n.endswith(".pdf")}
+    return facts, pdfs
