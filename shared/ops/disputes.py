@@ -11,8 +11,8 @@
 
 ``accept`` records our acceptance in the dispute's fold (a loss: the chargeback is recorded); it needs
 ``--confirm``, without which it prints what it would do; so does ``submit`` (the PSP's request, built
-from the stored packet; once confirmed it is sent once, whoever repeats it). The project comes from ``GOOGLE_CLOUD_PROJECT``;
-``FIRESTORE_EMULATOR_HOST`` is honoured.
+from the stored packet; once confirmed it is sent once, whoever repeats it). The project comes from
+``GOOGLE_CLOUD_PROJECT``; ``FIRESTORE_EMULATOR_HOST`` is honoured.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ def _dump(value: Any, out: TextIO) -> None:
     out.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None, service: DisputeService | None = None) -> int:
-    out = out or sys.stdout
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m shared.ops.disputes", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="open disputes sorted by evidence due time")
@@ -52,6 +51,12 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, service: Disp
     t = sub.add_parser("tick", help="raise the deadline alerts due now (or at --now)")
     t.add_argument("--now", type=lambda v: dt.datetime.fromisoformat(v.replace("Z", "+00:00")))
     sub.add_parser("report", help="win and loss rates by PSP and normalised reason")
+    return ap
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, service: DisputeService | None = None) -> int:
+    out = out or sys.stdout
+    ap = _parser()
     args = ap.parse_args(argv)
     svc = service or DisputeService()
     if args.cmd == "list":
