@@ -249,7 +249,7 @@ class DisputeService:
             p = evidence.packet(evidence.gather(self.deps.db(), doc, pdf=self.deps.pdf_reader))
             stored = evidence.store(p)
             evidence.record(self.ref(key), stored, self.deps.clock())
-            log.info("evidence packet", extra={"uri": stored["uri"], "created": stored["created"]})
+            log.info("evidence packet", extra={"uri": stored["uri"], "new_object": stored["created"]})
         return stored
 
     def submission(self, key: str, *, build: bool = True) -> Submission:
