@@ -102,9 +102,9 @@ def texts(facts: Mapping[str, Any]) -> dict[str, str]:
         )
     if invoices:
         out["invoices"] = "Invoices: " + "; ".join(
-            f"{i.get('number') or i.get('invoice_id')} {i.get('status', '')} "
-            f"{_money({'amount': i['total'], 'currency': i['currency']}) if 'total' in i else '-'}"
-            + (f" paid {_date(i.get('paid_at'))}" if i.get("paid_at") else "")
+            f"{i.get('number') or i.get('invoice_id')} "
+            f"{_money({'amount': i['total'], 'currency': i['currency']}) if 'total' in i else '-'} "
+            + (f"paid {_date(i['paid_at'])}" if i.get("paid_at") else str(i.get("status") or ""))
             for i in invoices
         )
     pays = facts.get("payments") or []

@@ -20,7 +20,13 @@ PDF = {i: f"%PDF-1.7\n% invoice {i}\n".encode() for i in (1, 2)}
 
 def seed_records(psp: str = "stripe") -> None:
     db = clients.firestore()
-    buyer = {"id": "c-1", "name": "Ada Lovelace", "email": "ada@example.com", "country": "DE", "address_lines": ["Str 1"]}
+    buyer = {
+        "id": "c-1",
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "country": "DE",
+        "address_lines": ["Str 1"],
+    }
     db.collection("subscriptions").document("sub_1").set(
         {
             "id": "sub_1",

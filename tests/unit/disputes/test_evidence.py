@@ -40,7 +40,13 @@ SUB = {
     "customer_id": "c-1",
     "status": "active",
     "created_at": T0,
-    "plan": {"id": "pro", "currency": "EUR", "interval": "month", "interval_count": 1, "lines": [{"description": "Pro"}]},
+    "plan": {
+        "id": "pro",
+        "currency": "EUR",
+        "interval": "month",
+        "interval_count": 1,
+        "lines": [{"description": "Pro"}],
+    },
     "payment_method": {"psp": "stripe", "method_ref": "pm_1"},
 }
 
@@ -84,7 +90,7 @@ def holdings(order: list[int] | None = None) -> ev.Holdings:
         DISPUTE,
         SUB,
         tuple(invoice(i) for i in idx),
-        tuple(fact(i) for i in idx) + (fact(2, "payment.refunded"),),
+        (*(fact(i) for i in idx), fact(2, "payment.refunded")),
         {f"inv_{i}": f"%PDF-1.7 invoice {i}".encode() for i in idx},
     )
 
@@ -167,7 +173,7 @@ def test_one_idempotency_key_per_dispute_within_psp_limits() -> None:
 
 
 # -- ledger on loss ------------------------------------------------------------------------------
-LOST = {**DISPUTE, "chargeback": {"amount": 1190, "currency": "EUR", "recorded_at": T0}}
+LOST: dict[str, Any] = {**DISPUTE, "chargeback": {"amount": 1190, "currency": "EUR", "recorded_at": T0}}
 
 
 def test_a_loss_moves_the_withdrawn_amount_to_losses_once() -> None:
