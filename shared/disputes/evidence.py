@@ -43,8 +43,9 @@ class Holdings:
     dispute: Mapping[str, Any]
     subscription: Mapping[str, Any] | None = None
     invoices: tuple[Mapping[str, Any], ...] = ()  # each with ``invoice_id``
-    facts: tuple[Mapping[str, Any], ...] = ()  # payment facts of those invoices (event type + event)
-    pdfs: Mapping[str, bytes] = field(default_factory=dict)  # invoice id -> PDF bytes
+    facts: tuple[Mapping[str, Any], ...] = ()  # payment facts kept on those invoices (event type + event)
+    pdfs: Mapping[str, bytes] = field(default_factory=dict)  # invoice or credit note id -> PDF bytes
+    credit_notes: tuple[Mapping[str, Any], ...] = ()  # each with ``credit_note_id``: the refunds we booked
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,37 @@ def _fact(f: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _paid(i: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The payment an invoice records (applied facts are folded into the invoice, not kept beside it)."""
+    if not i.get("paid_at") or not i.get("psp_payment_id"):
+        return None
+    amount = i.get("amount_paid", i.get("total"))
+    return {
+        "type": "payment.succeeded",
+        "at": _iso(i["paid_at"]),
+        "psp": i.get("psp"),
+        "psp_payment_id": i["psp_payment_id"],
+        "refund_id": None,
+        "amount": {"amount": int(amount), "currency": str(i["currency"])} if amount is not None else None,
+        "invoice_id": i["invoice_id"],
+    }
+
+
+def _credited(cn: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "payment.refunded",
+        "at": _iso(cn.get("issued_at") or cn.get("created_at")),
+        "psp": None,
+        "psp_payment_id": None,
+        "refund_id": cn.get("refund_id"),
+        "amount": {"amount": int(cn["total"]), "currency": str(cn["currency"])}
+        if cn.get("total") is not None
+        else None,
+        "invoice_id": cn.get("invoice_id"),
+        "credit_note": cn.get("number"),
+    }
+
+
 def _invoice(d: Mapping[str, Any], with_pdf: bool) -> dict[str, Any]:
     out = _pick(
         d,
@@ -114,9 +146,10 @@ def _invoice(d: Mapping[str, Any], with_pdf: bool) -> dict[str, Any]:
     return out
 
 
-def pdf_member(invoice_id: str, d: Mapping[str, Any]) -> str:
-    """The PDF's name inside the packet: the invoice number when it has one (what the customer saw)."""
-    return f"invoices/{str(d.get('number') or invoice_id).replace('/', '_')}.pdf"
+def pdf_member(doc_id: str, d: Mapping[str, Any]) -> str:
+    """The PDF's name inside the packet: the document's number when it has one (what the customer saw)."""
+    folder = "credit_notes" if d.get("kind") == "credit_note" or "credit_note_id" in d else "invoices"
+    return f"{folder}/{str(d.get('number') or doc_id).replace('/', '_')}.pdf"
 
 
 def assemble(h: Holdings) -> dict[str, Any]:
@@ -125,7 +158,12 @@ def assemble(h: Holdings) -> dict[str, Any]:
     d = h.dispute
     invoices = sorted(h.invoices, key=lambda i: (str(_iso(i.get("period_start")) or ""), str(i["invoice_id"])))
     buyer = next((i.get("buyer") for i in invoices if i.get("buyer")), None) or (h.subscription or {}).get("customer")
-    facts = sorted((_fact(f) for f in h.facts), key=lambda f: (str(f["at"]), f["type"], str(f["psp_payment_id"])))
+    moves = [_fact(f) for f in h.facts]
+    seen = {(m["type"], m["psp_payment_id"], m["refund_id"]) for m in moves}
+    moves += [p for i in invoices if (p := _paid(i)) and (p["type"], p["psp_payment_id"], None) not in seen]
+    refunds = {m["refund_id"] for m in moves if m["refund_id"]}
+    moves += [_credited(cn) for cn in h.credit_notes if not cn.get("refund_id") or cn["refund_id"] not in refunds]
+    facts = sorted(moves, key=lambda f: (str(f["at"]), f["type"], str(f["psp_payment_id"]), str(f["refund_id"])))
     sub = h.subscription
     out: dict[str, Any] = {
         "dispute": {
@@ -144,6 +182,10 @@ def assemble(h: Holdings) -> dict[str, Any]:
         ),
         "terms": _pick(sub, "plan", "items", "discounts", "days_until_due", "collection") if sub else None,
         "invoices": [_invoice(i, str(i["invoice_id"]) in h.pdfs) for i in invoices],
+        "credit_notes": [
+            {**_pick(cn, "number", "invoice_number", "refund_id", "total", "currency", "reason", "created_at")}
+            for cn in sorted(h.credit_notes, key=lambda c: str(c.get("number") or c["credit_note_id"]))
+        ],
         "payments": [f for f in facts if f["type"] in PAYMENT_TYPES],
         "refunds": [f for f in facts if f["type"] in REFUND_TYPES],
         "service": [
@@ -161,10 +203,10 @@ def packet(h: Holdings) -> Packet:
 
     facts = assemble(h)
     members = {FACTS: json.dumps(facts, indent=1, sort_keys=True, ensure_ascii=False).encode()}
-    for inv in h.invoices:
-        iid = str(inv["invoice_id"])
-        if iid in h.pdfs:
-            members[pdf_member(iid, inv)] = h.pdfs[iid]
+    for d in (*h.invoices, *h.credit_notes):
+        did = str(d.get("credit_note_id") or d["invoice_id"])
+        if did in h.pdfs:
+            members[pdf_member(did, d)] = h.pdfs[did]
     data = pack(members)
     digest = hashlib.sha256(data).hexdigest()
     key = str(h.dispute["key"]).replace("/", "_")
@@ -238,8 +280,8 @@ def gather(
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     from shared.invoicing import storage
+    from shared.invoicing.repository import CREDIT_NOTES, INVOICES
     from shared.invoicing.repository import FACTS as FACTS_COLL
-    from shared.invoicing.repository import INVOICES
 
     read_pdf = pdf or storage.get
 
@@ -260,15 +302,21 @@ def gather(
         for snap in col.where(filter=FieldFilter("subscription_id", "==", sub_id)).limit(limit).stream():
             found.setdefault(snap.id, {**(snap.to_dict() or {}), "invoice_id": snap.id})
     facts: list[Mapping[str, Any]] = []
-    pdfs: dict[str, bytes] = {}
+    notes: list[dict[str, Any]] = []
     for iid, inv in sorted(found.items()):
         facts += [f.to_dict() or {} for f in col.document(iid).collection(FACTS_COLL).stream()]
-        if inv.get("pdf_uri"):
+        for cn_id in inv.get("credit_note_ids") or []:
+            snap = db.collection(CREDIT_NOTES).document(cn_id).get()
+            if snap.exists:
+                notes.append({**(snap.to_dict() or {}), "credit_note_id": snap.id})
+    pdfs: dict[str, bytes] = {}
+    for d in (*found.values(), *notes):
+        if d.get("pdf_uri"):
             try:
-                pdfs[iid] = read_pdf(str(inv["pdf_uri"]))
+                pdfs[str(d.get("credit_note_id") or d["invoice_id"])] = read_pdf(str(d["pdf_uri"]))
             except Exception as exc:
-                log.warning("invoice PDF not readable; left out of the packet", extra={"error": type(exc).__name__})
-    return Holdings(dispute, sub, tuple(found.values()), tuple(facts), pdfs)
+                log.warning("document PDF not readable; left out of the packet", extra={"error": type(exc).__name__})
+    return Holdings(dispute, sub, tuple(found.values()), tuple(facts), pdfs, tuple(notes))
 
 
 def record(ref: Any, stored: Mapping[str, Any], at: dt.datetime) -> None:

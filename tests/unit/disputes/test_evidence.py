@@ -194,3 +194,30 @@ def test_a_win_after_the_loss_reverses_it_and_nothing_without_an_amount() -> Non
     assert len(j.entries) == 2
     assert loss_entries({**DISPUTE, "chargeback": {"amount": None, "currency": None, "recorded_at": T0}}) == []
     assert loss_entries(DISPUTE) == []
+
+
+def test_payments_folded_into_invoices_and_credit_notes_count_once() -> None:
+    """Applied facts live on the invoice (paid_at, psp_payment_id), refunds as credit notes: both are read."""
+    note = {"credit_note_id": "cn_1", "number": "CN-1", "invoice_id": "inv_1", "refund_id": "re_1", "total": 500,
+            "currency": "EUR", "created_at": T0, "pdf_uri": "gs://b/cn.pdf"}  # fmt: skip
+    h = ev.Holdings(
+        DISPUTE,
+        SUB,
+        (invoice(0), invoice(1)),
+        (fact(1),),  # invoice 1's payment kept as a fact as well: counted once
+        {"inv_0": b"%PDF-0", "cn_1": b"%PDF-cn"},
+        (note,),
+    )
+    p = ev.packet(h)
+    assert [(m["psp_payment_id"], m["amount"]["amount"]) for m in p.facts["payments"]] == [
+        ("pi_0", 1190),
+        ("pi_1", 1190),
+    ]
+    assert [(r["refund_id"], r["credit_note"]) for r in p.facts["refunds"]] == [("re_1", "CN-1")]
+    assert p.members == ("credit_notes/CN-1.pdf", "evidence.json", "invoices/INV-2026-0000.pdf")
+    refunded = ev.Holdings(h.dispute, h.subscription, h.invoices, (*h.facts, fact(1, "payment.refunded")), {}, (
+        {**note, "refund_id": "re_1"},
+    ))  # fmt: skip
+    assert [r["refund_id"] for r in ev.packet(refunded).facts["refunds"]] == ["re_1"], (
+        "fact and credit note: one refund"
+    )
