@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +33,7 @@ ALERTS = "demo-dispute-alerts"
 
 
 def adyen_notification(
-    code: str, dispute: str, payment: str, invoice_id: str, due: dt.datetime, at: dt.datetime
+    code: str, dispute: str, payment: str, *, invoice_id: str, due: dt.datetime, at: dt.datetime
 ) -> bytes:
     """A signed Adyen dispute notification (the demo's HMAC key of act 10) for ``payment``."""
     from infra.local.acts.webhooks import ENV
@@ -130,85 +131,113 @@ def _paid_invoice(tag: str) -> dict[str, Any]:
     return wait_doc(INVOICES, inv["invoice_id"], lambda d: d.get("status") == "paid")
 
 
-def play(ctx: DemoContext) -> None:
+def _doc(coll: str, doc_id: str) -> dict[str, Any]:
+    from shared import clients
+
+    return clients.firestore().collection(coll).document(doc_id).get().to_dict() or {}
+
+
+def _alerts(ctx: DemoContext) -> Any:
+    """A pull subscription on ``dispute-events``: what the operators' alerting would receive."""
     from google.cloud.pubsub_v1 import SubscriberClient
 
-    from shared import clients
-    from shared.disputes import evidence
-    from shared.disputes.service import DisputeService, dispute_key
+    sub = SubscriberClient()
+    path = sub.subscription_path(ctx.stack.project, ALERTS)
+    try:
+        sub.create_subscription(name=path, topic=f"projects/{ctx.stack.project}/topics/dispute-events")
+    except AlreadyExists:
+        pass
+    return sub, path
+
+
+def _open(ctx: DemoContext, tag: str, inv: dict[str, Any], due: dt.datetime, at: dt.datetime) -> str:
+    from shared.disputes.service import dispute_key
     from shared.domain.money import Money
     from shared.invoicing.repository import INVOICES
 
-    project = ctx.stack.project
-    sub = SubscriberClient()
-    alerts = sub.subscription_path(project, ALERTS)
-    try:
-        sub.create_subscription(name=alerts, topic=f"projects/{project}/topics/dispute-events")
-    except AlreadyExists:
-        pass
-    tag = f"dsp{int(time.time())}"
-    inv = _paid_invoice(tag)
-    ctx.say(f"  invoice {inv['number']} paid ({Money(int(inv['total']), inv['currency'])}) by Adyen payment PAY{tag}")
-
-    db = clients.firestore()
-    url = ctx.stack.function_urls["webhooks"]
-    opened_at = T0 + dt.timedelta(days=20)
-    due = opened_at + dt.timedelta(days=10)
     key = dispute_key("adyen", "default", f"DSP{tag}")
-    body = adyen_notification("NOTIFICATION_OF_CHARGEBACK", f"DSP{tag}", f"PAY{tag}", inv["invoice_id"], due, opened_at)
-    status = deliver(url, body)
-    doc = wait(lambda: db.collection("disputes").document(key).get().to_dict() or {}, lambda d: bool(d))
-    flagged = wait(
-        lambda: db.collection(INVOICES).document(inv["invoice_id"]).get().to_dict() or {}, lambda d: d.get("disputed")
+    body = adyen_notification(
+        "NOTIFICATION_OF_CHARGEBACK", f"DSP{tag}", f"PAY{tag}", invoice_id=inv["invoice_id"], due=due, at=at
     )
+    status = deliver(ctx.stack.function_urls["webhooks"], body)
+    doc = wait(lambda: _doc("disputes", key), bool)
+    flagged = wait(lambda: _doc(INVOICES, inv["invoice_id"]), lambda d: d.get("disputed"))
     ctx.say(f"  NOTIFICATION_OF_CHARGEBACK (signed) -> HTTP {status}; dispute {key}")
     ctx.say(
         f"      status {doc['status']}, reason {doc['reason']} (scheme code {doc['reason_code']}), "
         f"{Money(int(doc['amount']), doc['currency'])}, evidence due {doc['due_by'].isoformat()}"
     )
     ctx.say(f"      invoice {flagged['number']} flagged disputed={flagged['disputed']}")
+    return key
 
-    for label, now in (("80 h before the due time", due - dt.timedelta(hours=80)),
-                       ("71 h before", due - dt.timedelta(hours=71)),
-                       ("70 h before (a second tick)", due - dt.timedelta(hours=70))):  # fmt: skip
+
+def _ticks(ctx: DemoContext, due: dt.datetime) -> None:
+    sub, alerts = _alerts(ctx)
+    steps = [
+        ("80 h before the due time: nothing yet", due - dt.timedelta(hours=80)),
+        ("71 h before: the 72 h alert", due - dt.timedelta(hours=71)),
+        ("70 h before: a second tick raises nothing new", due - dt.timedelta(hours=70)),
+    ]
+    for label, now in steps:
         tick(now)
-        time.sleep(1.0)  # the tick's push lands in the disputes function
+        time.sleep(1.0)  # let the tick's push land before the next one (the clock moves forward)
         ctx.say(f"  dispute tick @ {now.isoformat()} ({label})")
-    got = wait(
-        lambda: sub.pull(subscription=alerts, max_messages=50, timeout=5).received_messages,
-        lambda ms: len(ms) > 0,
-    )
+    got = wait(lambda: sub.pull(subscription=alerts, max_messages=50, timeout=5).received_messages, bool)
     sub.acknowledge(subscription=alerts, ack_ids=[m.ack_id for m in got])
     seen = {m.message.attributes["event_id"]: json.loads(m.message.data) for m in got}
     for b in seen.values():
-        ctx.say(f"      dispute.deadline_approaching: {b['hours']} h before {b['evidence_due_by']} (raised once)")
+        ctx.say(f"      dispute.deadline_approaching: {b['hours']} h before {b['evidence_due_by']} (once)")
+
+
+def _packet(ctx: DemoContext, key: str) -> str:
+    from shared.disputes import evidence
+    from shared.disputes.service import DisputeService
 
     svc = DisputeService()
-    packet = svc.build_evidence(key)
-    again = svc.build_evidence(key)
+    logging.disable(logging.WARNING)  # the in-process service's log lines; what they say is printed below
+    try:
+        packet = svc.build_evidence(key)
+        again = svc.build_evidence(key)
+    finally:
+        logging.disable(logging.NOTSET)
     out = Path(ctx.output_dir) / "disputes"
     out.mkdir(parents=True, exist_ok=True)
     target = out / packet["uri"].rsplit("/", 1)[1]
     target.write_bytes(evidence.read(packet["uri"]))
     ctx.say(f"  evidence packet {packet['uri']}")
-    ctx.say(f"      members {', '.join(packet['members'])}; summary {packet['summary']}")
-    ctx.say(
-        f"      rebuilt from the same records: same object ({again['uri'] == packet['uri']}), new object written: {again['created']}"
-    )
+    ctx.say(f"      members: {', '.join(packet['members'])} (+ manifest.json of their sha256)")
+    ctx.say(f"      summary: {packet['summary']}")
+    same = again["uri"] == packet["uri"] and not again["created"]
+    ctx.say(f"      rebuilt from the same records: {'the same object, nothing written' if same else 'a NEW object'}")
     ctx.say(f"      copied to {target.relative_to(Path(ctx.output_dir).parent)}")
-    ctx.say(f"      submit through Adyen's API: python -m shared.ops.disputes submit {key} --confirm")
+    ctx.say(f"      to send it: python -m shared.ops.disputes submit {key} [--confirm]")
+    return str(packet["uri"])
 
-    won_at = opened_at + dt.timedelta(days=30)
-    body = adyen_notification("CHARGEBACK_REVERSED", f"DSP{tag}", f"PAY{tag}", inv["invoice_id"], due, won_at)
-    status = deliver(url, body)
-    doc = wait(
-        lambda: db.collection("disputes").document(key).get().to_dict() or {}, lambda d: d.get("status") == "won"
+
+def play(ctx: DemoContext) -> None:
+    from shared.domain.money import Money
+    from shared.invoicing.repository import INVOICES
+
+    tag = f"dsp{int(time.time())}"
+    inv = _paid_invoice(tag)
+    ctx.say(f"  invoice {inv['number']} paid ({Money(int(inv['total']), inv['currency'])}) by Adyen payment PAY{tag}")
+    opened_at = T0 + dt.timedelta(days=20)
+    due = opened_at + dt.timedelta(days=10)
+    key = _open(ctx, tag, inv, due, opened_at)
+    _ticks(ctx, due)
+    uri = _packet(ctx, key)
+    body = adyen_notification(
+        "CHARGEBACK_REVERSED",
+        f"DSP{tag}",
+        f"PAY{tag}",
+        invoice_id=inv["invoice_id"],
+        due=due,
+        at=opened_at + dt.timedelta(days=30),
     )
-    cleared = wait(
-        lambda: db.collection(INVOICES).document(inv["invoice_id"]).get().to_dict() or {},
-        lambda d: d.get("disputed") is False,
-    )
+    status = deliver(ctx.stack.function_urls["webhooks"], body)
+    doc = wait(lambda: _doc("disputes", key), lambda d: d.get("status") == "won")
+    cleared = wait(lambda: _doc(INVOICES, inv["invoice_id"]), lambda d: d.get("disputed") is False)
     ctx.say(f"  CHARGEBACK_REVERSED (signed) -> HTTP {status}; dispute {doc['status']}, outcome {doc['outcome']}")
-    ctx.say(f"      invoice {cleared['number']} disputed={cleared['disputed']} (flag cleared by the win)")
-    ctx.say("  declines: a hard decline that stops retries and a soft one that recovers are act 35 above")
-    ctx.facts["disputes"] = {"key": key, "packet": packet["uri"]}
+    ctx.say(f"      invoice {cleared['number']} disputed={cleared['disputed']} (the win cleared the flag)")
+    ctx.say("  declines: a hard decline that stops retries and a soft one that recovers are shown by act 35")
+    ctx.facts["disputes"] = {"key": key, "packet": uri}
