@@ -73,12 +73,12 @@ def main() -> None:
                 if status != 200:
                     raise RuntimeError(f"webhook answered HTTP {status}")
                 with arrived:
-                    if not arrived.wait_for(lambda k=key: k in seen, timeout=TIMEOUT_S):  # type: ignore[misc]
+                    if not arrived.wait_for(lambda k=key: k in seen, timeout=TIMEOUT_S):
                         raise TimeoutError(f"dispute {key} not visible within {TIMEOUT_S}s")
                 if i >= 5:
                     lat.append((seen[key] - t0) * 1000)
         finally:
-            watch.unsubscribe()
+            watch.unsubscribe()  # type: ignore[no-untyped-call]
     load = os.getloadavg()
     print(f"  webhook -> dispute document visible (local stack, sequential), N={len(lat)}")
     print(f"  p50 {pct(lat, 50):.1f} ms   p99 {pct(lat, 99):.1f} ms   max {max(lat):.1f} ms")
