@@ -11,6 +11,7 @@ The emulators named by ``*_EMULATOR_HOST`` are reused when they answer; otherwis
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import tempfile
 import threading
@@ -73,7 +74,7 @@ def main() -> None:
                 if status != 200:
                     raise RuntimeError(f"webhook answered HTTP {status}")
                 with arrived:
-                    if not arrived.wait_for(lambda k=key: k in seen, timeout=TIMEOUT_S):
+                    if not arrived.wait_for(functools.partial(seen.__contains__, key), timeout=TIMEOUT_S):
                         raise TimeoutError(f"dispute {key} not visible within {TIMEOUT_S}s")
                 if i >= 5:
                     lat.append((seen[key] - t0) * 1000)
