@@ -296,3 +296,23 @@ def test_gocardless_has_no_submission_api(gcp: Gcp) -> None:
     with pytest.raises(SubmitError, match="offers no API"):
         svc.submit_evidence(key)
     assert (svc.get(key) or {})["status"] == "needs_response"
+
+
+def test_checkout_retry_after_a_crash_submits_only_while_evidence_is_required(
+    gcp: Gcp, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHECKOUT_SECRET_KEY", CKO_SECRET)
+    monkeypatch.setenv("CHECKOUT_PROCESSING_CHANNEL_ID", "pc_demochannel000000000000")
+    monkeypatch.setenv("CHECKOUT_API_URL", httpserver.url_for("").rstrip("/"))
+    httpserver.expect_request("/disputes/dsp_2", method="GET").respond_with_json(
+        {"id": "dsp_2", "status": "evidence_under_review", "amount": 4200, "currency": "EUR"}
+    )
+    svc, key = disputed("checkout", "dsp_2")
+    svc.build_evidence(key)
+    ev = (svc.get(key) or {})["evidence"]
+    ref = svc.deps.db().collection(SUBMISSIONS).document(f"{key}~chargeback")
+    svc.submit_claims.claim(ref, NOW, fields={"dispute": key, "packet_uri": ev["uri"], "packet_sha256": ev["sha256"]})
+    later = NOW + dt.timedelta(seconds=svc.deps.submit_lease_s + 1)
+    DisputeService(DisputeDeps(publisher=svc.deps.publisher, clock=lambda: later)).submit_evidence(key)
+    assert [(r.method, r.path) for r, _ in httpserver.log] == [("GET", "/disputes/dsp_2")], "submitted before the crash"
+    _submitted(svc, key)
