@@ -37,8 +37,10 @@ class Submission:
 
     @property
     def idempotency_key(self) -> str:
-        """One key per dispute: a retried submission is the same request to the PSP (64 chars at most)."""
-        return "dispute-evidence-" + hashlib.sha256(str(self.dispute["key"]).encode()).hexdigest()[:32]
+        """One key per dispute and stage (the claim's unit): a retried submission is the same request to the
+        PSP, a pre-arbitration defence a new one (64 characters at most, Adyen's limit, with a suffix)."""
+        unit = f"{self.dispute['key']}~{self.dispute.get('stage') or 'chargeback'}"
+        return "dispute-evidence-" + hashlib.sha256(unit.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
