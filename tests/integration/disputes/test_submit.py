@@ -53,6 +53,9 @@ def _submitted(svc: DisputeService, key: str) -> dict[str, Any]:
 def stripe_env(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_dummy")
     monkeypatch.setenv("STRIPE_API_BASE", httpserver.url_for("").rstrip("/"))
+    httpserver.expect_request("/v1/files", method="POST").respond_with_json(
+        {"id": "file_1", "object": "file", "purpose": "dispute_evidence"}
+    )
     httpserver.expect_request("/v1/disputes/dp_1", method="POST").respond_with_json(
         {"id": "dp_1", "object": "dispute", "status": "under_review"}
     )
@@ -64,8 +67,12 @@ def test_stripe_exact_request_once_and_the_dispute_under_review(gcp: Gcp, stripe
     out = svc.submit_evidence(key, operator="alice")
     again = svc.submit_evidence(key, operator="bob")
     assert again["submission"] == out["submission"], "the second operator finds it submitted"
-    ((sent, _),) = stripe_env.log
+    (upload, _), (sent, _) = stripe_env.log
+    assert (upload.path, upload.form.to_dict()) == ("/v1/files", {"purpose": "dispute_evidence"})
+    (f,) = upload.files.getlist("file")
+    assert (f.filename, f.read()) == ("INV-2.pdf", PDF[2]), "the disputed payment's invoice is the receipt"
     assert sent.headers["Idempotency-Key"].startswith("dispute-evidence-")
+    assert upload.headers["Idempotency-Key"] == sent.headers["Idempotency-Key"] + "-receipt"
     assert sent.headers["Authorization"] == "Bearer sk_test_dummy"
     body = dict(urllib.parse.parse_qsl(sent.get_data(as_text=True)))
     assert body == {
@@ -76,6 +83,7 @@ def test_stripe_exact_request_once_and_the_dispute_under_review(gcp: Gcp, stripe
         "evidence[service_date]": "2026-10-01",
         "evidence[cancellation_rebuttal]": "Subscription status: active, never canceled by the customer.",
         "evidence[uncategorized_text]": summary(_facts(svc, key)),
+        "evidence[receipt]": "file_1",
         "submit": "true",
     }
     assert body["evidence[uncategorized_text]"].startswith(SUMMARY_HEAD)
@@ -99,8 +107,9 @@ def test_a_retry_after_a_crash_resends_the_same_request(gcp: Gcp, stripe_env: HT
     retry = DisputeService(DisputeDeps(publisher=svc.deps.publisher, clock=lambda: later))
     retry.submit_evidence(key)
     retry.submit_evidence(key)
-    ((sent, _),) = stripe_env.log
+    (upload, _), (sent, _) = stripe_env.log
     assert sent.headers["Idempotency-Key"] == svc.submission(key).idempotency_key
+    assert upload.headers["Idempotency-Key"] == svc.submission(key).idempotency_key + "-receipt"
     _submitted(svc, key)
 
 
@@ -111,12 +120,13 @@ def test_cli_prints_the_request_without_confirm_and_sends_it_with(gcp: Gcp, stri
     preview = json.loads(out.getvalue().rsplit("\n", 2)[0].rsplit("would submit", 1)[0])
     assert preview["request"]["evidence"]["customer_name"] == "Ada Lovelace"
     assert preview["request"]["submit"] is True
+    assert preview["request"]["evidence"]["receipt"] == "<File of invoices/INV-2.pdf>"
     assert stripe_env.log == [], "nothing sent without --confirm"
     assert (svc.get(key) or {})["status"] == "needs_response"
     out = io.StringIO()
     assert cli.main(["submit", key, "--confirm", "--operator", "alice"], out, svc) == 0
     assert json.loads(out.getvalue())["status"] == "under_review"
-    assert len(stripe_env.log) == 1
+    assert [r.path for r, _ in stripe_env.log] == ["/v1/files", "/v1/disputes/dp_1"]
 
 
 def test_a_decided_dispute_is_not_submitted(gcp: Gcp, stripe_env: HTTPServer) -> None:
