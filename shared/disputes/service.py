@@ -3,9 +3,19 @@
 One document per PSP dispute (``disputes/{psp}~{account}~{dispute_id}``), advanced by the pure fold of
 :mod:`shared.domain.disputes` in ONE conditional write per notification (the ``update_time`` read is the
 precondition), so redeliveries (``applied`` holds the envelope's event id) and out-of-order notifications
-never regress it. A loss records the chargeback on the document; the ledger entries of the money that
-moves are posted by the reconciliation function from the same canonical events (dispute.opened withdraws,
-dispute.won reinstates), so nothing is posted twice here.
+never regress it. A loss records the chargeback on the document and posts its ledger entry here
+(``chargebacks`` -> ``chargeback_losses``; a later win posts the reversal): the entry id derives from the
+dispute, and every delivery that finds the document lost posts it again (a no-op once there), so a crash
+between the document write and the ledger write is repaired by the redelivery. The withdrawal and
+reinstatement themselves are posted by the reconciliation function from the same canonical events
+(dispute.opened withdraws, dispute.won reinstates), so nothing is posted twice.
+
+Evidence: :meth:`DisputeService.build_evidence` stores the packet (:mod:`shared.disputes.evidence`) and
+points the document at it; :meth:`DisputeService.submit_evidence` (an operator's confirmed command) sends
+the STORED packet through the PSP's API (:mod:`shared.disputes.submit`) under a leased claim per (dispute,
+stage): a second operator or a retry finds it done, and a retry after a crash takes over the same packet
+with the same idempotency key (adapters whose PSP has none look at the dispute first). The submission then
+enters the fold as ``under_review``, is kept on the document and announced (``dispute.evidence_submitted``).
 
 Deadline alerts: a scheduled tick finds the open disputes due within 72 h and raises
 ``dispute.deadline_approaching`` once per (dispute, threshold): a leased claim per pair
@@ -21,19 +31,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import clients
+from shared.disputes import evidence
+from shared.disputes.submit import Submission, SubmitError, Submitter, submitter_for
 from shared.domain import disputes as dom
 from shared.domain.money import Money
 from shared.events import Received
-from shared.events.disputes import DisputeDeadlineApproaching
+from shared.events.disputes import DisputeDeadlineApproaching, DisputeEvidenceSubmitted
 from shared.events.payments import DisputeEvent, OurRefs
 from shared.events.publisher import Publisher, default_publisher
 from shared.idempotency import Claims, Outcome, Schema, Stale, precondition, retry_on_contention
+from shared.ledger.journal import Entry
 from shared.log import bind, get_logger
 
 log = get_logger(__name__)
 
 COLLECTION = "disputes"
 ALERTS = "dispute_alerts"
+SUBMISSIONS = "dispute_submissions"
+# What a defence can answer: evidence awaited (first cycle or pre-arbitration), or notified with none asked yet.
+SUBMITTABLE = frozenset({dom.Status.OPENED, dom.Status.NEEDS_RESPONSE, dom.Status.PRE_ARBITRATION})
 HISTORY_MAX = 50  # notifications kept on the document (a dispute sees a handful)
 
 
@@ -67,12 +83,17 @@ class DisputeDeps:
     publisher: Publisher = field(default_factory=default_publisher)
     clock: Callable[[], dt.datetime] = utcnow
     alert_lease_s: float = 120.0
+    ledger: bool = True  # post the loss entries (off only where a test isolates the document logic)
+    submit_lease_s: float = 300.0  # longer than a submission's PSP calls (20 s timeouts, up to three calls)
+    pdf_reader: Callable[[str], bytes] | None = None  # archived invoice PDFs (default: the invoice archive)
+    submitter: Callable[[str, str], Submitter] = submitter_for
 
 
 class DisputeService:
     def __init__(self, deps: DisputeDeps | None = None) -> None:
         self.deps = deps or DisputeDeps()
         self.alert_claims = Claims(Schema(), lease_s=self.deps.alert_lease_s)
+        self.submit_claims = Claims(Schema(), lease_s=self.deps.submit_lease_s)
 
     def ref(self, key: str) -> Any:
         return self.deps.db().collection(COLLECTION).document(key)
@@ -136,6 +157,7 @@ class DisputeService:
 
         with bind(dispute=key):
             doc = retry_on_contention(step, what=ref.path)
+            self.post_ledger(doc)
             log.info("dispute", extra={"status": doc["status"], "event_type": ev.EVENT_TYPE})
             return doc
 
@@ -198,7 +220,124 @@ class DisputeService:
             ref.update(fields, option=precondition(snap.update_time))
             return {**cur, **fields}
 
-        return retry_on_contention(step, what=ref.path)
+        out = retry_on_contention(step, what=ref.path)
+        self.post_ledger(out)
+        return out
+
+    def post_ledger(self, doc: Mapping[str, Any]) -> int:
+        """The ledger entries the document's chargeback calls for (idempotent: entry ids from the dispute)."""
+        if not self.deps.ledger:
+            return 0
+        from shared.ledger import store
+
+        entries = loss_entries(doc)
+        if not entries:
+            return 0
+        return store.post(self.deps.db(), entries)
+
+    # -- evidence -------------------------------------------------------------------------------------
+    def _must(self, key: str) -> dict[str, Any]:
+        doc = self.get(key)
+        if doc is None:
+            raise LookupError(f"no dispute {key}")
+        return doc
+
+    def build_evidence(self, key: str) -> dict[str, Any]:
+        """Assemble and store the packet from what we hold now; the document points at it."""
+        doc = self._must(key)
+        with bind(dispute=key):
+            p = evidence.packet(evidence.gather(self.deps.db(), doc, pdf=self.deps.pdf_reader))
+            stored = evidence.store(p)
+            evidence.record(self.ref(key), stored, self.deps.clock())
+            log.info("evidence packet", extra={"uri": stored["uri"], "new_object": stored["created"]})
+        return stored
+
+    def submission(self, key: str, *, build: bool = True) -> Submission:
+        """The stored packet as a submission (built first when the dispute has none yet)."""
+        doc = self._must(key)
+        ev = doc.get("evidence") or (self.build_evidence(key) if build else None)
+        if not ev:
+            raise SubmitError(f"{key} has no evidence packet yet")
+        facts, pdfs = evidence.unpack(evidence.read(ev["uri"]))
+        return Submission(doc, facts, pdfs, ev["sha256"])
+
+    def preview_submission(self, key: str) -> dict[str, Any]:
+        """What ``submit`` would send (the CLI without --confirm): no PSP call, no claim."""
+        sub = self.submission(key)
+        doc = sub.dispute
+        return {
+            "key": key,
+            "psp": doc["psp"],
+            "status": doc["status"],
+            "packet": (doc.get("evidence") or {}).get("uri"),
+            "request": self.deps.submitter(doc["psp"], doc["account"]).preview(sub),
+        }
+
+    def submit_evidence(self, key: str, operator: str | None = None) -> dict[str, Any]:
+        """Submit the stored packet through the PSP's API, once per (dispute, stage)."""
+        doc = self._must(key)
+        ref = self.deps.db().collection(SUBMISSIONS).document(f"{key}~{doc['stage']}")
+        snap = ref.get()
+        if not (snap.exists and (snap.to_dict() or {}).get("status") == "COMPLETED"):
+            if dom.Status(doc["status"]) not in SUBMITTABLE:
+                raise SubmitError(f"{key} is {doc['status']}: no evidence can be submitted now")
+            self.submission(key)  # builds the packet when there is none
+            doc = self._must(key)
+        ev = doc.get("evidence") or {}
+        now = self.deps.clock()
+        fields = {"dispute": key, "packet_uri": ev.get("uri"), "packet_sha256": ev.get("sha256"), "operator": operator}
+        claim = self.submit_claims.claim(ref, now, fields=fields)
+        if claim.outcome is Outcome.BUSY:
+            raise SubmitError(f"{key} is being submitted right now (by another operator or a retry)")
+        if claim.outcome is Outcome.DONE:
+            return self._submitted(key, dict(claim.result or {}))
+        rec = claim.record or fields  # a takeover sends what the crashed attempt sent
+        facts, pdfs = evidence.unpack(evidence.read(str(rec["packet_uri"])))
+        sub = Submission(doc, facts, pdfs, str(rec["packet_sha256"]), resumed=claim.taken_over)
+        try:
+            with bind(dispute=key):
+                done = self.deps.submitter(doc["psp"], doc["account"]).submit(sub)
+        except BaseException:
+            self.submit_claims.release(claim)
+            raise
+        result = {
+            "psp": done.psp,
+            "dispute_id": done.dispute_id,
+            "requests": done.requests,
+            "detail": dict(done.detail),
+            "packet_uri": rec["packet_uri"],
+            "packet_sha256": rec["packet_sha256"],
+            "operator": rec.get("operator"),
+            "stage": doc["stage"],
+            "submitted_at": now,
+        }
+        self.submit_claims.complete(claim, result=result)
+        log.warning("dispute evidence submitted", extra={"dispute": key, "psp": done.psp})
+        return self._submitted(key, result)
+
+    def _submitted(self, key: str, result: dict[str, Any]) -> dict[str, Any]:
+        """After a submission (again after a crash, harmlessly): the fold, the document, the event."""
+        doc = self.record_operator(key, dom.Status.UNDER_REVIEW, f"submit:{result['stage']}")
+        self.ref(key).update({"submission": result})
+        self.deps.publisher.publish(
+            DisputeEvidenceSubmitted(
+                dispute_key=key,
+                psp=doc["psp"],
+                account=doc["account"],
+                dispute_id=doc["dispute_id"],
+                psp_payment_id=doc["psp_payment_id"],
+                refs=OurRefs(**(doc.get("refs") or {})),
+                amount=Money(doc["amount"], doc["currency"]) if doc.get("amount") is not None else None,
+                normalised_reason=doc.get("reason"),
+                packet_uri=result["packet_uri"],
+                packet_sha256=result["packet_sha256"],
+                submitted_at=result["submitted_at"],
+                operator=result.get("operator"),
+            ),
+            idempotency_key=f"{key}:evidence:{result['packet_sha256']}",
+            occurred_at=result["submitted_at"],
+        )
+        return {"key": key, "status": doc["status"], "submission": result}
 
     # -- deadline alerts --------------------------------------------------------------------------------
     def tick(self, now: dt.datetime | None = None) -> dict[str, int]:
@@ -268,6 +407,21 @@ def _effects(cur: Mapping[str, Any] | None, after: dom.Dispute, now: dt.datetime
     if after.outcome == "won" and had and not had.get("reversed_at"):
         return {"chargeback": {**had, "reversed_at": now}}
     return {}
+
+
+def loss_entries(doc: Mapping[str, Any]) -> list[Entry]:
+    """The loss entry of a recorded chargeback, and its reversal once a later win reversed it (pure)."""
+    from shared.ledger.postings import dispute_loss_entry
+
+    cb = doc.get("chargeback") or {}
+    if cb.get("amount") is None or not cb.get("currency"):
+        return []
+    kw = {"currency": cb["currency"], "amount": int(cb["amount"])}
+    who = (str(doc["psp"]), str(doc["account"]), str(doc["dispute_id"]))
+    out = [dispute_loss_entry(*who, **kw, at=cb["recorded_at"])]
+    if cb.get("reversed_at"):
+        out.append(dispute_loss_entry(*who, **kw, at=cb["reversed_at"], reversed_=True))
+    return out
 
 
 def win_loss(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

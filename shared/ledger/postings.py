@@ -124,3 +124,18 @@ def resolution_entry(
     for cur, amount in impact.items():
         ps += [Posting(pending, cur, -amount), Posting(j.RECON_ADJUSTMENTS, cur, amount)]
     return Entry(f"resolve:{exception_id}", at, tuple(ps), memo=reason[:200])
+
+
+CHARGEBACK_LOSSES = "chargeback_losses"  # expense: disputed money that is gone for good
+
+
+def dispute_loss_entry(
+    psp: str, account: str, dispute_id: str, *, currency: str, amount: int, at: dt.datetime, reversed_: bool = False
+) -> Entry:
+    """A lost dispute turns the withdrawn amount (``chargebacks``, debited by ``dispute.opened``) into a
+    loss; a later win (a reversal after the loss) posts the exact opposite under its own cause. One cause
+    per dispute, so a redelivered or re-decided loss posts nothing twice."""
+    sign = -1 if reversed_ else 1
+    ps = (Posting(CHARGEBACK_LOSSES, currency, sign * amount), Posting(j.CHARGEBACKS, currency, -sign * amount))
+    what = "loss_reversed" if reversed_ else "lost"
+    return Entry(f"dispute:{psp}:{account}:{dispute_id}:{what}", at, ps, memo=f"dispute {what} {dispute_id}"[:200])
