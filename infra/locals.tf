@@ -29,6 +29,8 @@ locals {
     invoice_bucket = try(f.invoice_bucket == true, key == "invoices")
     # Buckets (keys of local.trigger_buckets in main.tf) whose object-finalize events invoke the function.
     bucket_triggers = try(f.bucket_triggers == null ? [] : tolist(f.bucket_triggers), [])
+    # Buckets (keys of local.object_buckets in main.tf) whose objects the function creates and reads.
+    buckets = try(f.buckets == null ? [] : tolist(f.buckets), [])
   } }
 
   subscriptions = { for name, s in merge(try(local.topology.subscriptions, {})) : name => {

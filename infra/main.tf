@@ -9,6 +9,7 @@ locals {
   common_env = merge(var.extra_env, {
     GOOGLE_CLOUD_PROJECT = var.project_id
     INVOICE_BUCKET       = module.invoice_bucket.name
+    EVIDENCE_BUCKET      = module.evidence_bucket.name
     LOG_LEVEL            = var.log_level
     IDEMPOTENCY_TTL_S    = tostring(var.idempotency_ttl_s)
   })
@@ -18,6 +19,11 @@ locals {
   # Buckets a function may name in its topology `bucket_triggers` (object-finalize events via Eventarc).
   trigger_buckets = {
     settlement = module.settlement_bucket.name
+  }
+
+  # Buckets a function may name in its topology `buckets` (create and read of objects).
+  object_buckets = {
+    evidence = module.evidence_bucket.name
   }
 }
 
@@ -74,6 +80,23 @@ module "settlement_bucket" {
   location         = var.region
   labels           = { data = "settlement-reports" }
   retention_days   = var.settlement_retention_days
+  versioning       = false
+  soft_delete_days = 30
+  force_destroy    = !var.deletion_protection
+
+  depends_on = [google_project_service.this]
+}
+
+module "evidence_bucket" {
+  source = "./modules/bucket"
+
+  project_id = var.project_id
+  # Dispute evidence packets (disputes/<key>/evidence-<digest>.zip), written create-only by the disputes
+  # function: a packet is what was sent to the PSP, so objects are kept as long as invoices.
+  name             = "${var.project_id}-dispute-evidence"
+  location         = var.region
+  labels           = { data = "dispute-evidence" }
+  retention_days   = var.invoice_retention_days
   versioning       = false
   soft_delete_days = 30
   force_destroy    = !var.deletion_protection
@@ -216,6 +239,7 @@ module "function" {
   invoice_bucket        = module.invoice_bucket.name
   invoice_bucket_access = each.value.invoice_bucket
   event_buckets         = { for b in each.value.bucket_triggers : b => local.trigger_buckets[b] }
+  object_buckets        = { for b in each.value.buckets : b => local.object_buckets[b] }
   pubsub_service_agent  = local.pubsub_service_agent
 
   depends_on = [

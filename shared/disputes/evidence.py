@@ -215,7 +215,7 @@ def packet(h: Holdings) -> Packet:
 
 # -- I/O: gathering and storing --------------------------------------------------------------------------
 def evidence_bucket() -> str:
-    """``EVIDENCE_BUCKET``, else ``<project>-dispute-evidence`` (infra/topology.yaml declares it)."""
+    """``EVIDENCE_BUCKET``, else ``<project>-dispute-evidence`` (Terraform: module evidence_bucket)."""
     from shared.config import env_value, get_settings
 
     return env_value("EVIDENCE_BUCKET") or f"{get_settings().project_id}-dispute-evidence"

@@ -67,6 +67,11 @@ def test_the_real_topology_evaluates_to_every_function_subscription_and_schedule
         for field in ("memory", "timeout_s", "concurrency", "min_instances", "max_instances"):
             if field in raw["functions"][key]:
                 assert g[field] == raw["functions"][key][field], (key, field)
+    disputes = got["functions"]["disputes"]
+    assert (disputes["invoice_bucket"], disputes["buckets"]) == (True, ["evidence"]), (
+        "evidence packets: PDFs in, zip out"
+    )
+    assert got["functions"]["webhooks"]["buckets"] == []
     assert set(got["topics"]) == set(topo.topics)
     assert set(got["subscriptions"]) == set(topo.subscriptions)
     for name, s in topo.subscriptions.items():

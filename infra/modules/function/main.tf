@@ -103,6 +103,15 @@ resource "google_storage_bucket_iam_member" "invoice_objects" {
   member = google_service_account.function.member
 }
 
+resource "google_storage_bucket_iam_member" "objects" {
+  # Create and read, never replace or delete: these buckets hold records (e.g. dispute evidence sent to a PSP).
+  for_each = { for pair in setproduct(keys(var.object_buckets), ["roles/storage.objectCreator", "roles/storage.objectViewer"]) : "${pair[0]}/${pair[1]}" => { bucket = var.object_buckets[pair[0]], role = pair[1] } }
+
+  bucket = each.value.bucket
+  role   = each.value.role
+  member = google_service_account.function.member
+}
+
 resource "google_project_iam_member" "firestore" {
   # Unavoidable project scope: Firestore (native mode) has no per-collection or per-database IAM for
   # data access, so roles/datastore.user on the project is the narrowest role that can read/write.

@@ -178,6 +178,12 @@ variable "invoice_bucket_access" {
   default     = false
 }
 
+variable "object_buckets" {
+  description = "Map of key => bucket name whose objects this function creates and reads (topology `buckets`)."
+  type        = map(string)
+  default     = {}
+}
+
 variable "pubsub_service_agent" {
   description = "IAM member of the project's Pub/Sub service agent."
   type        = string
