@@ -35,6 +35,7 @@ Firestore time is not part of the scorer's budget.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import datetime as dt
 import functools
 import hashlib
@@ -192,7 +193,10 @@ class RiskStep:
 
     def begin(self, subject: Subject) -> Pending:
         """Start reading the subject's profile in the background (the charge path overlaps it with its claim)."""
-        read = _READS.submit(self._read, subject.customer_id) if subject.customer_id else None
+        if not subject.customer_id:
+            return Pending(self, subject, None)
+        # In the caller's context: the read is billed to the delivery that made it (shared.usage).
+        read = _READS.submit(contextvars.copy_context().run, self._read, subject.customer_id)
         return Pending(self, subject, read)
 
     def decide(self, subject: Subject, profile: dict[str, Any] | None) -> Assessment:
