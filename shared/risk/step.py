@@ -35,7 +35,6 @@ Firestore time is not part of the scorer's budget.
 from __future__ import annotations
 
 import concurrent.futures
-import contextvars
 import datetime as dt
 import functools
 import hashlib
@@ -55,7 +54,7 @@ PROFILES = "risk_profiles"
 MAX_EVENTS = 50
 FINAL = ("succeeded", "failed", "blocked")
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="risk-scorer")
-_READS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="risk-profile")
+READ_TIMEOUT_S = 10.0
 
 
 def decision_id(subject: Subject) -> str:
@@ -130,13 +129,52 @@ def _profile_update(doc: dict[str, Any] | None, event_id: str, event: dict[str, 
     return {"events": update}
 
 
+class ProfileRead:
+    """The profile read in flight: sent at once on the client's gRPC channel, its answer taken later.
+
+    Why not a worker thread: the request leaves when the step starts (before the claim's own request) and
+    gRPC's core receives the answer meanwhile, so no Python thread has to be scheduled on a busy instance.
+    Only the first answer is taken this way: anything unexpected (a library without these internals, an
+    error) falls back to the library's own ``get`` with its retries, so a fast path never costs correctness.
+    The read is billed to the delivery that started it (the usage interceptor sees it on the same channel).
+    """
+
+    def __init__(self, db: Any, ref: Any) -> None:
+        self.db, self.ref, self._call = db, ref, None
+        try:
+            from google.cloud.firestore_v1.types import BatchGetDocumentsRequest
+
+            req = BatchGetDocumentsRequest(database=db._database_string, documents=[ref._document_path])
+            batch_get = db._firestore_api.transport.batch_get_documents
+            self._call = batch_get(req, metadata=db._rpc_metadata, timeout=READ_TIMEOUT_S)
+        except Exception as exc:  # the fallback reads it when asked
+            log.info("risk profile read not started early", extra={"error": type(exc).__name__})
+
+    def result(self) -> dict[str, Any] | None:
+        if self._call is not None:
+            try:
+                from google.cloud.firestore_v1._helpers import decode_dict
+
+                for resp in self._call:
+                    which = resp._pb.WhichOneof("result")
+                    if which == "found":
+                        doc: dict[str, Any] = dict(decode_dict(resp.found.fields, self.db))  # type: ignore[arg-type]
+                        return doc
+                    if which == "missing":
+                        return None
+            except Exception as exc:
+                log.info("risk profile read failed early; read again", extra={"error": type(exc).__name__})
+        snap = self.ref.get()
+        return snap.to_dict() if snap.exists else None
+
+
 @dataclass
 class Pending:
     """A charge's decision under way: the profile read started; :meth:`decide` waits for it and scores."""
 
     step: RiskStep
     subject: Subject
-    read: concurrent.futures.Future[dict[str, Any] | None] | None
+    read: Any  # has ``result()``: a ProfileRead (or None without a customer)
 
     def decide(self, *, taken_over: bool = False) -> Assessment:
         profile = self.read.result() if self.read is not None else None
@@ -195,9 +233,7 @@ class RiskStep:
         """Start reading the subject's profile in the background (the charge path overlaps it with its claim)."""
         if not subject.customer_id:
             return Pending(self, subject, None)
-        # In the caller's context: the read is billed to the delivery that made it (shared.usage).
-        read = _READS.submit(contextvars.copy_context().run, self._read, subject.customer_id)
-        return Pending(self, subject, read)
+        return Pending(self, subject, ProfileRead(self.db(), self.profile_ref(subject.customer_id)))
 
     def decide(self, subject: Subject, profile: dict[str, Any] | None) -> Assessment:
         """Score ``subject`` against ``profile``: pure CPU for the rules, the budget for a remote scorer."""
