@@ -119,17 +119,22 @@ def main() -> None:
     from shared.config import reset_settings
     from shared.renewals import collector
     from shared.renewals.deps import Deps
+    from shared.risk import gate
 
     reset_settings()
     deps = Deps(publisher=_Null())  # type: ignore[arg-type]  # publishes nothing: not what is measured
     begin: list[float] = []  # seconds in the step, this charge: starting it (before the claim) ...
     decide: list[float] = []  # ... and deciding (after the claim: the profile's answer, the rules)
     psp: list[float] = []
-    collector.start_charge = _timed(collector.start_charge, begin)  # type: ignore[attr-defined]
-    collector.decide_charge = _timed(collector.decide_charge, decide)  # type: ignore[attr-defined]
-    collector.charger_for = lambda p, a: type(  # type: ignore[attr-defined]
-        "Timed", (), {"charge": staticmethod(_timed(charger_for(p, a).charge, psp))}
-    )()
+    # Timers around the names the collector calls (the step's two calls, the PSP call).
+    setattr(collector, "start_charge", _timed(gate.start_charge, begin))  # noqa: B010
+    setattr(collector, "decide_charge", _timed(gate.decide_charge, decide))  # noqa: B010
+
+    class Timed:
+        def __init__(self, psp_name: str, account: str) -> None:
+            self.charge = _timed(charger_for(psp_name, account).charge, psp)
+
+    setattr(collector, "charger_for", Timed)  # noqa: B010
     res: dict[str, dict[str, list[float]]] = {
         w: {"step": [], "begin": [], "decide": [], "psp": [], "total": []} for w in ("on", "off")
     }
