@@ -15,7 +15,7 @@ from shared.events.payments import PaymentSucceeded
 from shared.renewals import repository
 from shared.renewals.entry import handle_push
 from shared.risk.base import Decision
-from shared.risk.step import PROFILES, RECORDS, entry_key
+from shared.risk.step import PROFILES, RECORDS, ProfileRead, entry_key
 from tests.integration.renewals.conftest import Env, deliver_until_acked, finalized_for, new_sub, push
 from tests.integration.renewals.test_collection import bill, facts
 from tests.integration.renewals.test_declines_and_risk import Model, model  # noqa: F401 (fixture)
@@ -130,3 +130,15 @@ def test_a_replay_after_a_failed_charge_reuses_the_decision(
     assert (rec["status"], rec["risk"]["decision"]["verdict"]) == ("succeeded", "review")
     (entry,) = profile("cus-sub_p")[0]["events"].values()
     assert (entry["outcome"], Decision.from_dict(entry["d"]).verdict) == ("succeeded", "review")
+
+
+def test_the_early_profile_read_answers_what_a_get_answers_and_is_billed_once(metered: Env) -> None:
+    db = clients.firestore()
+    ref = db.collection(PROFILES).document("c:cus-early")
+    ref.set({"events": {"e": {"kind": "attempt", "amount": 5}}, "billing_country": "DE"})
+    with usage.track() as u:
+        early = ProfileRead(db, ref)
+        assert early._call is not None  # sent on the channel at once, not by the fallback
+        assert early.result() == ref.get().to_dict()
+        assert ProfileRead(db, db.collection(PROFILES).document("c:nobody")).result() is None
+    assert u.reads == 3

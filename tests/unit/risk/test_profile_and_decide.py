@@ -5,6 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import threading
+from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from google.cloud.firestore import DELETE_FIELD
@@ -13,7 +15,16 @@ from hypothesis import strategies as st
 
 from shared.risk.base import Decision, Features, Subject
 from shared.risk.rules import RulesScorer
-from shared.risk.step import MAX_EVENTS, Pending, RiskStep, _profile_update, entry_key, features_of, method_view
+from shared.risk.step import (
+    MAX_EVENTS,
+    Pending,
+    ProfileRead,
+    RiskStep,
+    _profile_update,
+    entry_key,
+    features_of,
+    method_view,
+)
 from tests.helpers import T0
 
 SUBJECT = Subject("charge", "inv_1:1", "stripe", "default", "cus_1", "m1", 1000, "EUR", T0, ref="inv_1:1")
@@ -114,3 +125,41 @@ def test_redelivered_entries_count_once_and_the_profile_stays_bounded(ids: list[
     assert kept <= {f"e{i}" for i in ids}
     if len(set(ids)) <= MAX_EVENTS:
         assert kept == {f"e{i}" for i in ids}  # every charge once, none twice (keys are per charge)
+
+
+class Ref:
+    """A document reference whose library ``get`` answers ``doc``."""
+
+    _document_path = "projects/p/databases/(default)/documents/risk_profiles/c:1"
+
+    def __init__(self, doc: dict[str, Any] | None) -> None:
+        self.doc, self.gets = doc, 0
+
+    def get(self) -> Any:
+        self.gets += 1
+        return SimpleNamespace(exists=self.doc is not None, to_dict=lambda: self.doc)
+
+
+class BrokenStream:
+    """A client whose early read starts but fails when its answer is taken."""
+
+    _database_string = "projects/p/databases/(default)"
+    _rpc_metadata: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self) -> None:
+        def answers() -> Iterator[Any]:
+            raise ConnectionError("stream reset")
+            yield  # a generator: the error comes when the answer is taken
+
+        self._firestore_api = SimpleNamespace(transport=SimpleNamespace(batch_get_documents=lambda *a, **kw: answers()))
+
+
+def test_the_early_read_falls_back_to_the_librarys_get() -> None:
+    ref = Ref({"events": {}})
+    assert ProfileRead(object(), ref).result() == {"events": {}}  # a client without the internals
+    assert ref.gets == 1
+    ref = Ref(None)
+    early = ProfileRead(BrokenStream(), ref)
+    assert early._call is not None  # started early ...
+    assert early.result() is None  # ... and failed on the way: read again
+    assert ref.gets == 1
