@@ -14,7 +14,8 @@ Figures:
   PSP answers in hundreds of milliseconds, so a zero-latency stub is the harshest baseline);
 * the whole charge, step on vs off (what the step adds end to end, including its extra document in the commit),
   p50 / p99 each way;
-* Firestore reads and writes per charge, on vs off (``shared.usage`` counters at the client).
+* Firestore reads and writes per charge, on vs off (``shared.usage`` counters at the client; a separate pass of
+  30 charges each way, so the latency figures use the production client without the counting interceptor).
 
 Needs ``FIRESTORE_EMULATOR_HOST`` (the emulator of ``make up``). Outcomes are applied to a subscription id with no
 document: the transaction reads it, completes the attempt and writes the profile (a real renewal's round trips);
@@ -37,6 +38,7 @@ from typing import Any
 
 N = int(os.environ.get("BENCH_RISK_N", "300"))
 MAX_EVENTS = 50
+COST_N = 30  # charges each way counted with the metered client
 WARMUP = 20
 
 
@@ -112,7 +114,7 @@ def main() -> None:
         return
     os.environ["GOOGLE_CLOUD_PROJECT"] = f"demo-bench-risk-{uuid.uuid4().hex[:6]}"
     os.environ.update({"STRIPE_API_KEY": "sk_test_bench_not_a_secret", "STRIPE_API_BASE": _stub()})
-    os.environ.update({"RISK_FAIL_MODE": "open", "USAGE_METERING": "1"})
+    os.environ.update({"RISK_FAIL_MODE": "open", "USAGE_METERING": "0"})
     logging.disable(logging.WARNING)  # "payment ignored: unknown subscription" on every charge, by design
     from shared import usage
     from shared.charging import charger_for
@@ -135,41 +137,50 @@ def main() -> None:
             self.charge = _timed(charger_for(psp_name, account).charge, psp)
 
     setattr(collector, "charger_for", Timed)  # noqa: B010
-    res: dict[str, dict[str, list[float]]] = {
-        w: {"step": [], "begin": [], "decide": [], "psp": [], "total": []} for w in ("on", "off")
-    }
-    cost = {w: [0, 0] for w in ("on", "off")}
     start = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
-    for i in range(2 * (N + WARMUP)):
-        r = i // 2
-        way = ("on", "off")[(i + r) % 2]  # alternate which goes first each round
-        os.environ["RISK_SCORER"] = "rules" if way == "on" else "off"
-        c = r % 50
-        spec = {
-            "invoice_id": f"inv_{way}_{r}",
-            "subscription_id": f"sub_bench_{way}_{r}",
-            "customer_id": f"cus-{way}-{c}",
-            "number": f"B-{r}",
-            "amount": {"amount": 1000 + c, "currency": "EUR"},
-            "payment_method": {"psp": "stripe", "customer_ref": f"cus_{c}", "method_ref": f"pm_{c}"},
-            "period_start": start,
-            "period_end": start + dt.timedelta(days=30),
+
+    def run(n: int, tag: str) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[int]]]:
+        res: dict[str, dict[str, list[float]]] = {
+            w: {"step": [], "begin": [], "decide": [], "psp": [], "total": []} for w in ("on", "off")
         }
-        begin.clear()
-        decide.clear()
-        psp.clear()
-        with usage.track() as u:
-            t0 = time.perf_counter()
-            collector.charge(spec, attempt=1, deps=deps)
-            total = time.perf_counter() - t0
-        if r >= WARMUP:
-            res[way]["total"].append(total * 1000)
-            res[way]["psp"].append(sum(psp) * 1000)
-            res[way]["step"].append((sum(begin) + sum(decide)) * 1000)
-            res[way]["begin"].append(sum(begin) * 1000)
-            res[way]["decide"].append(sum(decide) * 1000)
-            cost[way][0] += u.reads
-            cost[way][1] += u.writes
+        cost = {w: [0, 0] for w in ("on", "off")}
+        for i in range(2 * (n + WARMUP)):
+            r = i // 2
+            way = ("on", "off")[(i + r) % 2]  # alternate which goes first each round
+            os.environ["RISK_SCORER"] = "rules" if way == "on" else "off"
+            c = r % 50
+            spec = {
+                "invoice_id": f"inv_{tag}_{way}_{r}",
+                "subscription_id": f"sub_{tag}_{way}_{r}",
+                "customer_id": f"cus-{tag}-{way}-{c}",
+                "number": f"B-{r}",
+                "amount": {"amount": 1000 + c, "currency": "EUR"},
+                "payment_method": {"psp": "stripe", "customer_ref": f"cus_{c}", "method_ref": f"pm_{c}"},
+                "period_start": start,
+                "period_end": start + dt.timedelta(days=30),
+            }
+            begin.clear()
+            decide.clear()
+            psp.clear()
+            with usage.track() as u:
+                t0 = time.perf_counter()
+                collector.charge(spec, attempt=1, deps=deps)
+                total = time.perf_counter() - t0
+            if r >= WARMUP:
+                res[way]["total"].append(total * 1000)
+                res[way]["psp"].append(sum(psp) * 1000)
+                res[way]["step"].append((sum(begin) + sum(decide)) * 1000)
+                res[way]["begin"].append(sum(begin) * 1000)
+                res[way]["decide"].append(sum(decide) * 1000)
+                cost[way][0] += u.reads
+                cost[way][1] += u.writes
+        return res, cost
+
+    # Latency with the production clients (no usage interceptor); then the cost, counted at a metered client.
+    res, _ = run(N, "lat")
+    os.environ["USAGE_METERING"] = "1"
+    reset_settings()
+    _, cost = run(COST_N, "cost")
     on, off = res["on"], res["off"]
     s50, s99 = statistics.median(on["step"]), pct(on["step"], 99)
     p_all = on["psp"] + off["psp"]
@@ -188,7 +199,7 @@ def main() -> None:
     d50 = statistics.median(on["total"]) - statistics.median(off["total"])
     d99 = pct(on["total"], 99) - pct(off["total"], 99)
     print(f"  whole charge on - off  p50 {d50:+7.2f} ms   p99 {d99:+7.2f} ms (end to end, noisy under load)")
-    n = len(on["total"])
+    n = COST_N
     ron, won = cost["on"][0] / n, cost["on"][1] / n
     roff, woff = cost["off"][0] / n, cost["off"][1] / n
     print(f"  Firestore per charge: on {ron:.2f} reads {won:.2f} writes; off {roff:.2f} / {woff:.2f}", end="")
