@@ -262,22 +262,13 @@ class RiskStep:
         profile = self._read(subject.customer_id)
         key = entry_key(subject.ref or subject.key)
         entry = ((profile or {}).get("events") or {}).get(key)
-        did = decision_id(subject)
-        if entry is not None:
-            if entry.get("fk") == did or (entry.get("kind") != "attempt" and entry.get("d")):
-                return Assessment(subject, Decision.from_dict(entry.get("fd") or entry["d"]), did, duplicate=True)
-            if entry.get("kind") == "attempt" and entry.get("d") and entry.get("outcome") in (*FINAL, subject.outcome):
-                # The report of a charge the collector recorded: the charge's decision (and its event id) stands.
-                charge = replace(subject, stage="charge", key=subject.ref or subject.key)
-                return Assessment(charge, Decision.from_dict(entry["d"]), decision_id(charge), duplicate=True)
+        if (known := standing_decision(subject, entry)) is not None:
+            return known
         a = self.decide(subject, profile)
+        did = a.decision_id
         db = self.db()
         rec_ref = db.collection(RECORDS).document(did)
-        d = a.decision.as_dict()
-        if entry is not None and entry.get("kind") == "attempt":  # the final fact of a pending charge of ours
-            change = {"outcome": subject.outcome, "fd": d, "fk": did}
-        else:
-            change = _entry(subject, "fact", d)
+        change = fact_change(subject, entry, a.decision.as_dict(), did)
         batch = db.batch()
         batch.create(rec_ref, a.record)
         if subject.customer_id:
@@ -290,16 +281,45 @@ class RiskStep:
         return a
 
 
+def standing_decision(subject: Subject, entry: dict[str, Any] | None) -> Assessment | None:
+    """The decision that already stands for a payment fact, from its profile entry (None: decide it).
+
+    It stands when this very fact was decided (``fk``, redelivery) or when the entry already holds this
+    outcome or a final one (the PSP's report of what the collector recorded; ``authorized`` then
+    ``succeeded``). Then the fact's decision (``fd``, under its id ``fk``) or else the charge's (``d``, under
+    the charge's id) is answered again, so ``risk.review_requested`` keeps its event id.
+    """
+    if entry is None:
+        return None
+    did = decision_id(subject)
+    if entry.get("fk") != did and _outcome(entry) not in (*FINAL, subject.outcome):
+        return None
+    if entry.get("fk") and entry.get("fd"):
+        return Assessment(subject, Decision.from_dict(entry["fd"]), entry["fk"], duplicate=True)
+    if entry.get("d"):
+        charge = replace(subject, stage="charge", key=subject.ref or subject.key)
+        return Assessment(charge, Decision.from_dict(entry["d"]), decision_id(charge), duplicate=True)
+    return None
+
+
+def fact_change(subject: Subject, entry: dict[str, Any] | None, decision: dict[str, Any], did: str) -> dict[str, Any]:
+    """What a newly decided fact merges into its profile entry: a new entry, or the outcome of an existing
+    one (a pending charge of ours, or a pending fact) with the fact's decision beside the charge's."""
+    if entry is None:
+        return _entry(subject, "fact", decision) | {"fk": did}
+    return {"outcome" if entry.get("kind") == "attempt" else "kind": subject.outcome, "fd": decision, "fk": did}
+
+
 def _entry(subject: Subject, kind: str, decision: dict[str, Any], outcome: str | None = None) -> dict[str, Any]:
+    """A new profile entry: a charge attempt of ours (its decision ``d``) or a fact (its decision ``fd``)."""
     e = {
         "t": subject.at,
         "kind": subject.outcome if kind == "fact" else "attempt",
         "amount": subject.amount_minor,
         "currency": subject.currency,
         "m": subject.method,
-        "d": decision,
     }
-    return e | {"outcome": outcome} if kind == "attempt" else e
+    return e | {"outcome": outcome, "d": decision} if kind == "attempt" else e | {"fd": decision}
 
 
 def write_charge(step: RiskStep, a: Assessment, outcome: str, writer: Any = None) -> None:

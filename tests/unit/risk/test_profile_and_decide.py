@@ -6,6 +6,7 @@ import concurrent.futures
 import datetime as dt
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,9 +22,12 @@ from shared.risk.step import (
     ProfileRead,
     RiskStep,
     _profile_update,
+    decision_id,
     entry_key,
+    fact_change,
     features_of,
     method_view,
+    standing_decision,
 )
 from tests.helpers import T0
 
@@ -163,3 +167,46 @@ def test_the_early_read_falls_back_to_the_librarys_get() -> None:
     assert early._call is not None  # started early ...
     assert early.result() is None  # ... and failed on the way: read again
     assert ref.gets == 1
+
+
+FACT = Subject(
+    "fact", "stripe:default:pi_1:succeeded", "stripe", "default", "cus_1", None, 1000, "EUR", T0, "succeeded", "inv_1:1"
+)
+CHARGE_D = {"verdict": "review", "reasons": ["amount_spike"], "scorer": "rules", "score": None}
+FACT_D = {"verdict": "block", "reasons": ["decline_burst"], "scorer": "rules", "score": None}
+
+
+def test_the_report_of_a_recorded_charge_answers_the_charges_decision_under_its_id() -> None:
+    for outcome in ("succeeded", "failed", "blocked"):
+        entry = {"kind": "attempt", "outcome": outcome, "d": CHARGE_D}
+        a = standing_decision(FACT, entry)
+        assert a is not None
+        assert (a.decision.verdict, a.duplicate, a.subject.stage) == ("review", True, "charge")
+        assert a.decision_id == decision_id(replace(FACT, stage="charge", key="inv_1:1"))
+
+
+def test_a_new_outcome_is_decided_and_its_redelivery_answers_that_decision() -> None:
+    pending = {"kind": "attempt", "outcome": "pending", "d": CHARGE_D}
+    kept = {"kind": "attempt", "outcome": None, "d": CHARGE_D}  # kept before a failed try
+    assert standing_decision(FACT, pending) is None
+    assert standing_decision(FACT, kept) is None
+    assert standing_decision(FACT, None) is None
+    did = decision_id(FACT)
+    change = fact_change(FACT, pending, FACT_D, did)
+    assert change == {"outcome": "succeeded", "fd": FACT_D, "fk": did}
+    a = standing_decision(FACT, pending | change)
+    assert a is not None
+    assert (a.decision.verdict, a.decision_id, a.subject.stage) == ("block", did, "fact")
+    authorized = replace(FACT, key="stripe:default:pi_1:authorized")  # another report of the same outcome
+    b = standing_decision(authorized, pending | change)
+    assert b is not None
+    assert (b.decision.verdict, b.decision_id) == ("block", did)
+
+
+def test_a_fact_that_is_not_about_a_charge_of_ours_gets_its_own_entry() -> None:
+    did = decision_id(FACT)
+    new = fact_change(FACT, None, FACT_D, did)
+    assert (new["kind"], new["fd"], new["fk"], "d" in new) == ("succeeded", FACT_D, did, False)
+    pending_fact = {"kind": "pending", "fd": FACT_D, "fk": "other"}
+    assert standing_decision(FACT, pending_fact) is None  # pending -> succeeded: decided again
+    assert fact_change(FACT, pending_fact, FACT_D, did) == {"kind": "succeeded", "fd": FACT_D, "fk": did}
