@@ -134,8 +134,9 @@ class ProfileRead:
 
     Why not a worker thread: the request leaves when the step starts (before the claim's own request) and
     gRPC's core receives the answer meanwhile, so no Python thread has to be scheduled on a busy instance.
-    Only the first answer is taken this way: anything unexpected (a library without these internals, an
-    error) falls back to the library's own ``get`` with its retries, so a fast path never costs correctness.
+    It uses the client's internals (the same request the library's ``get`` sends); anything unexpected (a
+    library without them, an error on the way) falls back to the library's own ``get`` with its retries, so
+    the fast path never costs correctness.
     The read is billed to the delivery that started it (the usage interceptor sees it on the same channel).
     """
 
