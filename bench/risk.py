@@ -1,27 +1,45 @@
-"""Latency the risk step adds to the charge path, against the charge call itself.
+"""Latency and cost the risk step adds to the charge path, against the charge call itself.
 
-Ours: :func:`shared.risk.gate.assess_charge` with the default rules scorer on the Firestore emulator (one
-batched read of the decision record and two profiles, the scorer in its worker thread under the budget,
-one commit of the record and both profiles). Baseline: the charge call it precedes,
-``StripeCharger.charge`` through the official SDK against a local Stripe-shaped stub (no network latency:
-a real PSP answers in hundreds of milliseconds, so this baseline is the harshest one). Ratio = p99 of the
-risk step / p99 of the charge call; goal at most 0.1. ``BENCH_RISK_N`` charges (default 300) spread over
-50 customers. Needs ``FIRESTORE_EMULATOR_HOST`` (the emulator of ``make up``).
+What runs: the collector's whole charge of an attempt (:func:`shared.renewals.collector.charge`: the claim, the
+risk step, ``StripeCharger.charge`` through the official SDK against a local Stripe-shaped stub with no network
+latency, the commit completing the attempt) on the Firestore emulator, with the risk step ON (default rules
+scorer) and OFF (``RISK_SCORER=off``) in alternating order, in the same run. ``BENCH_RISK_N`` charges each way
+(default 300) over 50 customers (their profiles fill up as the run goes).
+
+Figures:
+
+* the step on the charge path: the time the collector spends in it (starting the profile read before the claim,
+  then waiting for it and scoring after the claim), p50 / p99;
+* the charge call (the SDK to the stub), p50 / p99; ratio = p99 step / p99 charge call (goal at most 0.1x; a real
+  PSP answers in hundreds of milliseconds, so a zero-latency stub is the harshest baseline);
+* the whole charge, step on vs off (what the step adds end to end, including its extra document in the commit),
+  p50 / p99 each way;
+* Firestore reads and writes per charge, on vs off (``shared.usage`` counters at the client; a separate pass of
+  30 charges each way, so the latency figures use the production client without the counting interceptor).
+
+Needs ``FIRESTORE_EMULATOR_HOST`` (the emulator of ``make up``). Outcomes are applied to a subscription id with no
+document: the transaction reads it, completes the attempt and writes the profile (a real renewal's round trips);
+the publisher is a no-op (the step publishes nothing for an ``allow``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 N = int(os.environ.get("BENCH_RISK_N", "300"))
+MAX_EVENTS = 50
+COST_N = 30  # charges each way counted with the metered client
+WARMUP = 20
 
 
 def _stub() -> str:
@@ -49,50 +67,143 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
+class _Null:
+    def publish(self, *a: Any, **kw: Any) -> str:
+        return ""
+
+    def publish_all(self, items: Any, **kw: Any) -> list[str]:
+        return []
+
+
+def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+    def wrapper(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            into.append(time.perf_counter() - t0)
+
+    return wrapper
+
+
+def _cpu_only() -> float:
+    """The pure CPU part of a decision: features and rules over a full profile (no I/O)."""
+    from shared.risk.base import Subject
+    from shared.risk.rules import RulesScorer
+    from shared.risk.step import RiskStep
+
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    events = {
+        f"e{i}": {"t": now - dt.timedelta(hours=i), "kind": "attempt", "outcome": "succeeded", "m": "m", "amount": 900}
+        | {"currency": "EUR", "d": {"verdict": "allow", "reasons": [], "scorer": "rules", "score": None}}
+        for i in range(MAX_EVENTS)
+    }
+    step = RiskStep(RulesScorer(), budget_s=0.15, db=lambda: None)
+    subject = Subject("charge", "inv:1", "stripe", "default", "cus", "m", 1000, "EUR", now, ref="inv:1")
+    xs = []
+    for _ in range(2000):
+        t0 = time.perf_counter()
+        step.decide(subject, {"events": events})
+        xs.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(xs)
+
+
 def main() -> None:
     if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
         print("  skipped: FIRESTORE_EMULATOR_HOST is not set (start the emulators: make up)")
         return
     os.environ["GOOGLE_CLOUD_PROJECT"] = f"demo-bench-risk-{uuid.uuid4().hex[:6]}"
     os.environ.update({"STRIPE_API_KEY": "sk_test_bench_not_a_secret", "STRIPE_API_BASE": _stub()})
-    os.environ.update({"RISK_SCORER": "rules", "RISK_FAIL_MODE": "open"})
-    from shared.charging import ChargeRequest
-    from shared.charging.stripe import StripeCharger
+    os.environ.update({"RISK_FAIL_MODE": "open", "USAGE_METERING": "0"})
+    logging.disable(logging.WARNING)  # "payment ignored: unknown subscription" on every charge, by design
+    from shared import usage
+    from shared.charging import charger_for
     from shared.config import reset_settings
-    from shared.domain.money import Money
-    from shared.events.billing import PaymentMethodRef
-    from shared.risk.gate import assess_charge
+    from shared.renewals import collector
+    from shared.renewals.deps import Deps
+    from shared.risk import gate
 
     reset_settings()
-    charger = StripeCharger()
-    risk_ms: list[float] = []
-    charge_ms: list[float] = []
-    verdicts: dict[str, int] = {}
-    for i in range(N + 20):  # the first 20 warm connections and caches up
-        c = i % 50
-        req = ChargeRequest(
-            invoice_id=f"inv_{i}",
-            attempt=1,
-            amount=Money(1000 + c, "EUR"),
-            method=PaymentMethodRef(psp="stripe", customer_ref=f"cus_{c}", method_ref=f"pm_{c}"),
-            customer_id=f"cus-{c}",
-        )
-        t0 = time.perf_counter()
-        a = assess_charge(req, dt.datetime.now(dt.UTC))
-        t1 = time.perf_counter()
-        charger.charge(req)
-        t2 = time.perf_counter()
-        if i >= 20:
-            risk_ms.append((t1 - t0) * 1000)
-            charge_ms.append((t2 - t1) * 1000)
-            v = a.decision.verdict if a else "off"
-            verdicts[v] = verdicts.get(v, 0) + 1
-    r50, r99 = statistics.median(risk_ms), pct(risk_ms, 99)
-    c50, c99 = statistics.median(charge_ms), pct(charge_ms, 99)
-    print(f"  N={N} charges, 50 customers, rules scorer, verdicts {verdicts}")
-    print(f"  risk step   p50 {r50:7.2f} ms   p99 {r99:7.2f} ms")
-    print(f"  charge call p50 {c50:7.2f} ms   p99 {c99:7.2f} ms   (SDK -> local stub)")
-    print(f"  ratio p99 risk / p99 charge = {r99 / c99:.2f}x (goal <= 0.1x); p50 ratio {r50 / c50:.2f}x")
+    deps = Deps(publisher=_Null())  # type: ignore[arg-type]  # publishes nothing: not what is measured
+    begin: list[float] = []  # seconds in the step, this charge: starting it (before the claim) ...
+    decide: list[float] = []  # ... and deciding (after the claim: the profile's answer, the rules)
+    psp: list[float] = []
+    # Timers around the names the collector calls (the step's two calls, the PSP call).
+    setattr(collector, "start_charge", _timed(gate.start_charge, begin))  # noqa: B010
+    setattr(collector, "decide_charge", _timed(gate.decide_charge, decide))  # noqa: B010
+
+    class Timed:
+        def __init__(self, psp_name: str, account: str) -> None:
+            self.charge = _timed(charger_for(psp_name, account).charge, psp)
+
+    setattr(collector, "charger_for", Timed)  # noqa: B010
+    start = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+    def run(n: int, tag: str) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[int]]]:
+        res: dict[str, dict[str, list[float]]] = {
+            w: {"step": [], "begin": [], "decide": [], "psp": [], "total": []} for w in ("on", "off")
+        }
+        cost = {w: [0, 0] for w in ("on", "off")}
+        for i in range(2 * (n + WARMUP)):
+            r = i // 2
+            way = ("on", "off")[(i + r) % 2]  # alternate which goes first each round
+            os.environ["RISK_SCORER"] = "rules" if way == "on" else "off"
+            c = r % 50
+            spec = {
+                "invoice_id": f"inv_{tag}_{way}_{r}",
+                "subscription_id": f"sub_{tag}_{way}_{r}",
+                "customer_id": f"cus-{tag}-{way}-{c}",
+                "number": f"B-{r}",
+                "amount": {"amount": 1000 + c, "currency": "EUR"},
+                "payment_method": {"psp": "stripe", "customer_ref": f"cus_{c}", "method_ref": f"pm_{c}"},
+                "period_start": start,
+                "period_end": start + dt.timedelta(days=30),
+            }
+            begin.clear()
+            decide.clear()
+            psp.clear()
+            with usage.track() as u:
+                t0 = time.perf_counter()
+                collector.charge(spec, attempt=1, deps=deps)
+                total = time.perf_counter() - t0
+            if r >= WARMUP:
+                res[way]["total"].append(total * 1000)
+                res[way]["psp"].append(sum(psp) * 1000)
+                res[way]["step"].append((sum(begin) + sum(decide)) * 1000)
+                res[way]["begin"].append(sum(begin) * 1000)
+                res[way]["decide"].append(sum(decide) * 1000)
+                cost[way][0] += u.reads
+                cost[way][1] += u.writes
+        return res, cost
+
+    # Latency with the production clients (no usage interceptor); then the cost, counted at a metered client.
+    res, _ = run(N, "lat")
+    os.environ["USAGE_METERING"] = "1"
+    reset_settings()
+    _, cost = run(COST_N, "cost")
+    on, off = res["on"], res["off"]
+    s50, s99 = statistics.median(on["step"]), pct(on["step"], 99)
+    p_all = on["psp"] + off["psp"]
+    c50, c99 = statistics.median(p_all), pct(p_all, 99)
+    load = os.getloadavg()[0]
+    print(f"  N={N} charges each way (risk on / off, alternating), 50 customers, rules scorer; load avg {load:.1f}")
+    print(f"  risk step on the path  p50 {s50:7.3f} ms   p99 {s99:7.3f} ms")
+    for part in ("begin", "decide"):
+        print(f"    of which {part:<12}  p50 {statistics.median(on[part]):7.3f} ms   p99 {pct(on[part], 99):7.3f} ms")
+    print(f"  rules on a full profile p50 {_cpu_only():7.3f} ms   (features + rules, {MAX_EVENTS} entries, no I/O)")
+    print(f"  charge call            p50 {c50:7.3f} ms   p99 {c99:7.3f} ms   (SDK -> local zero-latency stub)")
+    print(f"  ratio p99 step / p99 charge call = {s99 / c99:.3f}x (goal <= 0.1x); p50 ratio {s50 / c50:.3f}x")
+    for w in ("on", "off"):
+        t = res[w]["total"]
+        print(f"  whole charge, risk {w:<3} p50 {statistics.median(t):7.2f} ms   p99 {pct(t, 99):7.2f} ms")
+    d50 = statistics.median(on["total"]) - statistics.median(off["total"])
+    d99 = pct(on["total"], 99) - pct(off["total"], 99)
+    print(f"  whole charge on - off  p50 {d50:+7.2f} ms   p99 {d99:+7.2f} ms (end to end, noisy under load)")
+    n = COST_N
+    ron, won = cost["on"][0] / n, cost["on"][1] / n
+    roff, woff = cost["off"][0] / n, cost["off"][1] / n
+    print(f"  Firestore per charge: on {ron:.2f} reads {won:.2f} writes; off {roff:.2f} / {woff:.2f}", end="")
+    print(f"; the step: {ron - roff:+.2f} reads {won - woff:+.2f} writes")
 
 
 if __name__ == "__main__":

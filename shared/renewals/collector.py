@@ -16,7 +16,8 @@ Exactly one charge per (invoice, attempt), in three layers:
    call gets the PSP's first answer instead of a second charge.
 
 Before the PSP call the risk step decides (:mod:`shared.risk.gate`): ``block`` fails the attempt with the
-canonical ``blocked_by_risk`` decline without calling the PSP; ``review`` charges and asks for a review.
+canonical ``blocked_by_risk`` decline without calling the PSP; ``review`` charges and asks for a review. Its
+one read overlaps the claim; its decision and profile entry ride on the commit that completes the attempt.
 
 ``status`` on the attempt mirrors a final answer (``succeeded``/``failed``); a pending answer leaves it
 ``claimed``: its final fact comes later through the webhooks function and lands on the subscription.
@@ -46,7 +47,16 @@ from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
 from shared.renewals.payment_effect import action_item, fact_item, fact_of, outcome_of
 from shared.renewals.repository import attempt_id, attempts, subs
-from shared.risk.gate import assess_charge, blocked_result, review_items
+from shared.risk.gate import (
+    blocked_result,
+    charge_fields,
+    decide_charge,
+    keep_charge_decision,
+    record_charge,
+    review_items,
+    start_charge,
+)
+from shared.risk.step import Assessment
 
 log = get_logger(__name__)
 
@@ -127,6 +137,7 @@ def charge(
         "idempotency_key": req.idempotency_key,
         "created_at": now,
     }
+    pending_risk = start_charge(req, now)  # the risk profile read overlaps the claim
     claimed = claims.claim(attempts().document(req.attempt_id), now, fields=record)
     if claimed.outcome is ClaimOutcome.BUSY:
         raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress")
@@ -141,20 +152,23 @@ def charge(
                 deps.publisher.publish_all(_reannouncement({**stored, **done}, sub_doc, now))
             return {"attempt_id": req.attempt_id, "status": done["status"], "duplicate": True}
     with bind(psp=method.psp, account=method.account):
+        risk: Assessment | None = None
         try:
-            # -- risk step: before the PSP call (recorded once per attempt; a redelivery reuses the decision)
-            risk = assess_charge(req, now)
+            # -- risk step: before the PSP call (recorded with the attempt's completion; a replay reuses it)
+            risk = decide_charge(pending_risk, taken_over=claimed.taken_over)
             if risk is not None and risk.blocked:
                 result = blocked_result(req, risk, now)  # no PSP call
             else:
                 result = charger_for(method.psp, method.account).charge(req)
-            items = _complete(req, spec, record, result, claims=claims, claimed=claimed, deps=deps)
+            items = _complete(req, spec, record, result, claims=claims, claimed=claimed, risk=risk, deps=deps)
             refs = fact_of({**record, **_result_fields(result)}).refs
             items += review_items(risk, refs=refs, psp_payment_id=result.psp_payment_id, now=now)
             # -- end of the risk step
         except Exception as exc:
-            # Release the attempt so the redelivery calls the PSP again with the same key (a replay).
-            claims.release(claimed)
+            # Release the attempt so the redelivery calls the PSP again with the same key (a replay), once
+            # the risk decision is kept for it (else the lease runs out and the takeover is cautious).
+            if keep_charge_decision(risk):
+                claims.release(claimed)
             level = log.warning if isinstance(exc, ChargeUnavailable) else log.error
             level("charge not completed; will be retried", extra={"attempt": attempt, "error": str(exc)})
             raise
@@ -193,6 +207,7 @@ def _complete(
     *,
     claims: Claims,
     claimed: Claim,
+    risk: Assessment | None = None,
     deps: Deps = DEFAULT,
 ) -> list[tuple[Event, str, dt.datetime]]:
     """Store the PSP's answer on the attempt (and apply it to the subscription in the same transaction);
@@ -221,7 +236,8 @@ def _complete(
     def complete_attempt(writer: Any = None) -> None:
         # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,
         # this write (and with it the whole commit) fails; the taker records the same replayed answer.
-        claims.complete(claimed, result=data, fields=_final_status(data), writer=writer)
+        if claims.complete(claimed, result=data, fields=_final_status(data) | charge_fields(risk), writer=writer):
+            record_charge(risk, result.status, writer)  # the risk profile entry: same commit when there is one
 
     if req.subscription_id:
         # The outcome is applied right here, in one transaction with the attempt's completion; the fact's

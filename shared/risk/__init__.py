@@ -4,7 +4,8 @@ block, with its reasons; every decision is recorded once with the features it us
 * :mod:`shared.risk.base`: the subject, the features, the decision and the :class:`Scorer` protocol;
 * :mod:`shared.risk.rules`: the default rules scorer (velocity, decline bursts, countries, amount spikes);
 * :mod:`shared.risk.model`: a model served behind an HTTP endpoint (Vertex AI online prediction's shape);
-* :mod:`shared.risk.step`: features from cheap bounded reads, the time budget and fail mode, the record;
+* :mod:`shared.risk.step`: features from one profile read off the charge path, the time budget and fail mode,
+  the decision recorded once (on the charge attempt, or in ``risk_decisions`` for a fact);
 * :mod:`shared.risk.config`: per-account settings.
 """
 

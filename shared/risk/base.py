@@ -35,11 +35,12 @@ class Subject:
     currency: str | None
     at: dt.datetime
     outcome: Literal["attempt", "succeeded", "failed", "pending"] = "attempt"
+    ref: str | None = None  # the charge attempt it concerns (its profile entry), when known; else ``key``
 
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """What a scorer may use; all of it from two bounded profile reads (see :mod:`shared.risk.step`)."""
+    """What a scorer may use; all of it from the customer's bounded risk profile (see :mod:`shared.risk.step`)."""
 
     stage: str
     amount_minor: int

@@ -1,6 +1,8 @@
 """Where the risk step meets the payment flow: before a renewal charge, and on every incoming payment fact.
 
-Charge: the collector asks :func:`assess_charge` after claiming the attempt and before the PSP call.
+Charge: the collector starts the step (:func:`start_charge`: the profile read) before claiming the attempt,
+asks :func:`decide_charge` after the claim and before the PSP call, stores the decision on the attempt with
+:func:`charge_fields` and the profile entry with :func:`record_charge`, both in the commit that completes it.
 ``block``: no PSP call; the attempt fails with the canonical ``blocked_by_risk`` decline (hard: no retry),
 published like any failure. ``review``: the charge proceeds (a renewal the customer already agreed to is
 not held for a human; the review can still refund or cancel) and ``risk.review_requested`` is published.
@@ -8,14 +10,16 @@ not held for a human; the review can still refund or cancel) and ``risk.review_r
 Fact: the renewals outcome handler asks :func:`assess_fact` for every payment fact it receives (succeeded,
 authorized, failed, pending), whoever produced it. Why there and not in a new consumer: that handler
 already receives every payment fact on ``payment-events`` in the renewals function (no new subscription,
-topic or deployment), and the fact key makes the collector's own fact and the webhook's report of it one
-decision. It records every decision and publishes ``risk.review_requested`` for review and block (a block
+topic or deployment). The webhook's report of a charge the collector recorded finds the charge's entry in
+the customer's profile and answers the charge's decision (same event id); any other fact is decided and
+recorded once. It publishes ``risk.review_requested`` for review and block (a block
 after the fact cannot stop money that moved; it flags it for a human).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from shared.charging.base import ChargeRequest, ChargeResult
 from shared.domain.declines import blocked_by_risk
@@ -31,14 +35,15 @@ from shared.events.payments import (
 )
 from shared.log import get_logger
 from shared.risk.base import Subject, method_key
-from shared.risk.step import Assessment, risk_step
+from shared.risk.step import Assessment, Pending, keep_decision, risk_step, write_charge
 
 log = get_logger(__name__)
 Item = tuple[Event, str, dt.datetime]
 
 
-def assess_charge(req: ChargeRequest, now: dt.datetime) -> Assessment | None:
-    """The decision about charge ``req`` (None when the account's risk step is off)."""
+def start_charge(req: ChargeRequest, now: dt.datetime) -> Pending | None:
+    """Start deciding about charge ``req``: its profile read runs while the collector claims the attempt
+    (None when the account's risk step is off)."""
     step = risk_step(req.method.account)
     if step is None:
         return None
@@ -52,14 +57,45 @@ def assess_charge(req: ChargeRequest, now: dt.datetime) -> Assessment | None:
         amount_minor=req.amount.amount,
         currency=req.amount.currency,
         at=now,
+        ref=req.attempt_id,
     )
-    a = step.assess(subject)
+    return step.begin(subject)
+
+
+def decide_charge(pending: Pending | None, *, taken_over: bool = False) -> Assessment | None:
+    """The decision about the charge (pure CPU once the profile is in; the budget bounds a remote model)."""
+    if pending is None:
+        return None
+    a = pending.decide(taken_over=taken_over)
     if a.decision.verdict != "allow" or a.failure:
         log.info(
             "risk decision",
             extra={"verdict": a.decision.verdict, "reasons": list(a.decision.reasons), "failure": a.failure},
         )
     return a
+
+
+def assess_charge(req: ChargeRequest, now: dt.datetime) -> Assessment | None:
+    """The decision about charge ``req``, read and scored at once (nothing written: see :func:`record_charge`)."""
+    return decide_charge(start_charge(req, now))
+
+
+def charge_fields(a: Assessment | None) -> dict[str, Any]:
+    """The fields the attempt's completing write stores: the decision with the features it used."""
+    return {} if a is None or a.record is None else {"risk": a.record}
+
+
+def record_charge(a: Assessment | None, status: str, writer: Any = None) -> None:
+    """Add the charge to the customer's risk profile in ``writer`` (the commit completing the attempt)."""
+    if a is not None and (step := risk_step(a.subject.account)) is not None:
+        write_charge(step, a, "blocked" if a.blocked else status, writer)
+
+
+def keep_charge_decision(a: Assessment | None) -> bool:
+    """Before an attempt is released after a failure: keep its decision for the replay (False: not kept)."""
+    if a is None or (step := risk_step(a.subject.account)) is None:
+        return True
+    return keep_decision(step, a)
 
 
 def blocked_result(req: ChargeRequest, a: Assessment, now: dt.datetime) -> ChargeResult:
@@ -101,6 +137,7 @@ def assess_fact(ev: PaymentEvent) -> Assessment | None:
         currency=ev.amount.currency if ev.amount else None,
         at=ev.psp_created_at,
         outcome=outcome,  # type: ignore[arg-type]
+        ref=ev.refs.attempt_id or ev.fact_key(),
     )
     return step.assess(subject)
 

@@ -25,6 +25,7 @@ class Thresholds:
 class RulesScorer:
     thresholds: Thresholds = Thresholds()
     name: str = "rules"
+    inline: bool = True  # pure CPU over a bounded profile: run on the caller's thread (see shared.risk.step)
 
     def score(self, f: Features) -> Decision:
         t = self.thresholds

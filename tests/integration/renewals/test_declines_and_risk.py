@@ -44,6 +44,10 @@ def start(env: Env, sub_id: str, method: str) -> list[tuple[dict[str, str], dict
 
 
 def records(stage: str) -> list[dict[str, Any]]:
+    """Decision records: a charge's on its attempt document, a fact's in ``risk_decisions``."""
+    if stage == "charge":
+        attempts = (s.to_dict() or {} for s in repository.attempts().stream())
+        return [d["risk"] for d in attempts if "risk" in d]
     docs = (s.to_dict() or {} for s in clients.firestore().collection(RECORDS).stream())
     return [d for d in docs if d["stage"] == stage]
 
