@@ -345,6 +345,8 @@ class Console:
         )
 
     def post_action(self, request: Any, kind: str, user: str, settings: ConsoleSettings) -> Response:
+        if kind not in act.MODELS:
+            raise EdgeError(404, "unknown_action", "no such action")
         form = act.read_form(request)
         auth.check_csrf(request, form, settings.csrf_secret, user, settings.csrf_max_age_s)
         envelope, action = act.validate(kind, form)
