@@ -26,6 +26,9 @@ def confirm_form(client: Any, kind: str, **query: str) -> dict[str, str]:
     return fields
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
 def post(client: Any, kind: str, fields: dict[str, str], headers: dict[str, str] | None = None) -> Any:
     return client.post(f"/actions/{kind}", data=fields, headers=HEADERS if headers is None else headers)
 

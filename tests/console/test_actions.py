@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from google.cloud import pubsub_v1
 
 from shared import clients
-from tests.console.forms import HEADERS, audit_entries, confirm_form, post
+from tests.console.forms import FORM, HEADERS, audit_entries, confirm_form, post
 from tests.console.world import USER, World, seed_dead_letter
 from tests.helpers import drain_messages
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag:DeprecationWarning")
 
 
-def _invoice(world: World, i: int = 0) -> dict:
+def _invoice(world: World, i: int = 0) -> dict[str, Any]:
     return clients.firestore().collection("invoices").document(world.invoices[i]).get().to_dict() or {}
 
 
@@ -126,14 +127,10 @@ def test_transport_refusals(world: World) -> None:
     client = world.app().test_client()
     assert client.post("/actions/invoice.void", json={"a": 1}, headers=HEADERS).status_code == 415
     raw = "reason=a&reason=b"
-    r = client.post(
-        "/actions/invoice.void", data=raw, headers=HEADERS, content_type="application/x-www-form-urlencoded"
-    )
+    r = client.post("/actions/invoice.void", data=raw, headers=HEADERS, content_type=FORM)
     assert r.status_code == 422
     big = "reason=" + "x" * 20000
-    r = client.post(
-        "/actions/invoice.void", data=big, headers=HEADERS, content_type="application/x-www-form-urlencoded"
-    )
+    r = client.post("/actions/invoice.void", data=big, headers=HEADERS, content_type=FORM)
     assert r.status_code == 413
     assert client.post("/actions/invoice.delete", data={"a": "b"}, headers=HEADERS).status_code == 404
     assert client.get("/actions/invoice.void", headers=HEADERS).status_code == 404
@@ -172,7 +169,7 @@ def test_replay_one_dead_letter_after_confirmation(world: World) -> None:
 
 
 def test_replay_all_dead_letters(world: World) -> None:
-    message_id, check = seed_dead_letter(world.project)
+    _, check = seed_dead_letter(world.project)
     client = world.app().test_client()
     fields = confirm_form(client, "deadletters.replay", subscription="probe-sink-probes")
     assert fields["message_id"] == ""
@@ -198,7 +195,7 @@ def test_replay_refuses_a_malformed_subscription_name(world: World) -> None:
     ],
 )
 def test_reconciliation_and_dispute_actions_audit_a_refusal_for_an_unknown_target(
-    world: World, kind: str, query: dict, extra: dict
+    world: World, kind: str, query: dict[str, str], extra: dict[str, str]
 ) -> None:
     client = world.app().test_client()
     fields = {**confirm_form(client, kind, **query), **extra, "confirm": "yes"}
@@ -217,4 +214,3 @@ def test_the_audit_log_page_lists_entries(world: World) -> None:
     page = client.get("/audit", headers=HEADERS).data.decode()
     assert "invoice.void" in page
     assert USER in page
-    _ = pubsub_v1  # the emulator client library is what the dead-letter tests exercise
