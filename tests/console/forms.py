@@ -9,7 +9,8 @@ from tests.console.world import USER
 
 HEADERS = {"X-Goog-Authenticated-User-Email": f"accounts.google.com:{USER}"}
 _INPUT = re.compile(
-    r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">|<input id="f-[a-z_]+" name="([a-z_]+)" value="([^"]*)" readonly>'
+    r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">'
+    r'|<input id="f-[a-z_]+" name="([a-z_]+)" value="([^"]*)" readonly>'
 )
 
 

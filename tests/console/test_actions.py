@@ -97,7 +97,7 @@ def test_uncollectible_then_paid(world: World) -> None:
     ],
 )
 def test_invalid_action_forms_are_refused_and_change_nothing(
-    world: World, change: dict, status: int, code: bytes
+    world: World, change: dict[str, str | None], status: int, code: bytes
 ) -> None:
     client = world.app().test_client()
     fields = {**confirm_form(client, "invoice.void", invoice_id=world.invoices[0]), "confirm": "yes"}
