@@ -185,7 +185,12 @@ def snapshot(svc: Services, kind: str, action: _Form) -> Any:
         snap = svc.db.collection("invoices").document(action.invoice_id).get()
         return _pick(snap.to_dict() if snap.exists else None, _INVOICE_KEYS)
     if isinstance(action, ReplayDeadLetters):
-        letters = svc.dead_letters().list(action.subscription, 100)
+        from google.api_core.exceptions import NotFound
+
+        try:
+            letters = svc.dead_letters().list(action.subscription, 100)
+        except NotFound:
+            return None
         return {"dead_letters": sorted(d.message_id for d in letters)}
     if isinstance(action, ResolveException):
         snap = svc.db.collection("recon_exceptions").document(action.exception_id).get()
@@ -197,6 +202,8 @@ def snapshot(svc: Services, kind: str, action: _Form) -> Any:
 
 def run(svc: Services, kind: str, action: _Form, who: str) -> dict[str, Any]:
     """Call the service behind ``kind``; :class:`Refused` when it declines."""
+    from google.api_core.exceptions import NotFound
+
     from shared.domain.disputes import Status
     from shared.domain.invoices import InvoiceError
 
@@ -221,7 +228,7 @@ def run(svc: Services, kind: str, action: _Form, who: str) -> dict[str, Any]:
         if isinstance(action, AcceptDispute):
             doc = svc.dispute_service().record_operator(action.key, Status.ACCEPTED, "accept")
             return {"status": doc.get("status")}
-    except (InvoiceError, LookupError, ValueError) as exc:
+    except (InvoiceError, LookupError, ValueError, NotFound) as exc:
         raise Refused(str(exc)) from exc
     raise EdgeError(404, "unknown_action", "no such action")
 

@@ -268,11 +268,17 @@ class Console:
             names = sorted(
                 s.name.rsplit("/", 1)[-1].removesuffix(DLQ_SUFFIX) for s in listed if s.name.endswith(DLQ_SUFFIX)
             )
+        from google.api_core.exceptions import NotFound
+
         out = []
         for name in names:
-            letters = tool.list(name, 50)
+            try:
+                letters = tool.list(name, 50)
+            except NotFound:
+                out.append({"subscription": name, "letters": [], "missing": True})
+                continue
             rows = [{**d.summary(), "reason": diagnose(d.attributes, d.data)} for d in letters]
-            out.append({"subscription": name, "letters": scrub_value(rows)})
+            out.append({"subscription": name, "letters": scrub_value(rows), "missing": False})
         return out
 
     def charts(self, base: dict[str, Any]) -> Response:

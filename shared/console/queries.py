@@ -89,6 +89,10 @@ def customer_of(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def _ident(kind: str, d: dict[str, Any]) -> str:
+    return (customer_of(d) or str(d.get("id") or d["_id"])) if kind == "customer" else str(d["_id"])
+
+
 def search(db: Any, q: str, limit: int = 20) -> list[dict[str, str]]:
     """Hits for any id or reference, a customer's email, or the start of a customer's name.
 
@@ -118,7 +122,7 @@ def search(db: Any, q: str, limit: int = 20) -> list[dict[str, str]]:
     def by_field(coll: str, field: str, kind: str, url: Any, label: Any) -> Any:
         def run() -> None:
             for d in _docs(db.collection(coll).where(filter=_filter(field, "==", q)).limit(limit)):
-                hit(kind, str(d["_id"]), label(d), url(d))
+                hit(kind, _ident(kind, d), label(d), url(d))
 
         return run
 
@@ -131,7 +135,7 @@ def search(db: Any, q: str, limit: int = 20) -> list[dict[str, str]]:
                 .limit(limit)
             )
             for d in _docs(query):
-                hit(kind, str(d["_id"]), label(d), url(d))
+                hit(kind, _ident(kind, d), label(d), url(d))
 
         return run
 
@@ -144,8 +148,14 @@ def search(db: Any, q: str, limit: int = 20) -> list[dict[str, str]]:
     def webhook_url(d: dict[str, Any]) -> str:
         return f"/webhooks/{d['_id']}"
 
+    def customer_label(d: dict[str, Any]) -> str:
+        party = d.get("customer") or d.get("buyer") or {}
+        return str(party.get("name") or customer_of(d))
+
     probes = [
         by_id,
+        by_field(SUBSCRIPTIONS, "customer_id", "customer", cust_url, customer_label),
+        by_field(INVOICES, "buyer.id", "customer", cust_url, customer_label),
         by_field(INVOICES, "number", "invoice", inv_url, lambda d: f"{d.get('number')} · {d.get('status')}"),
         by_field(CREDIT_NOTES, "number", "credit_note", inv_url, lambda d: f"{d.get('number')}"),
         by_field(ATTEMPTS, "psp_payment_id", "payment", cust_url, lambda d: f"{d.get('psp')} {d.get('status')}"),
@@ -164,11 +174,11 @@ def search(db: Any, q: str, limit: int = 20) -> list[dict[str, str]]:
     with ThreadPoolExecutor(max_workers=6) as pool:
         for f in [pool.submit(p) for p in probes]:
             f.result()
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     unique = []
     for h in hits:
-        if (h["url"], h["id"]) not in seen:
-            seen.add((h["url"], h["id"]))
+        if h["url"] not in seen:  # one line per page it leads to (a customer's invoices are one hit)
+            seen.add(h["url"])
             unique.append(h)
     return scrub_value(unique[:limit])  # type: ignore[no-any-return]
 

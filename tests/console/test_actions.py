@@ -180,11 +180,15 @@ def test_replay_all_dead_letters(world: World) -> None:
     assert entry["target"] == "probe-sink-probes/*"
 
 
-def test_replay_refuses_a_malformed_subscription_name(world: World) -> None:
+def test_replay_refuses_a_malformed_or_unknown_subscription(world: World) -> None:
     client = world.app().test_client()
     fields = confirm_form(client, "deadletters.replay", subscription="probe-sink-probes")
     r = post(client, "deadletters.replay", {**fields, "subscription": "Bad Name/../x", "confirm": "yes"})
     assert r.status_code == 422
+    r = post(client, "deadletters.replay", {**fields, "confirm": "yes"})  # no such subscription in this project
+    assert r.status_code == 200
+    (entry,) = audit_entries(clients.firestore())
+    assert entry["outcome"] == "refused"
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def seed_payments(customer: str, invoice_ids: list[str], events_per_payment: int
     for i, iid in enumerate(invoice_ids):
         pid = f"pi_{i:04d}"
         at = now - dt.timedelta(hours=len(invoice_ids) - i)
-        status = "failed" if i % 5 == 4 else "succeeded"
+        status = "failed" if i % 3 == 2 else "succeeded"
         attempt = {
             "invoice_id": iid,
             "attempt": 1,
