@@ -7,13 +7,22 @@ is an ``<svg role="img">`` with a ``<title>`` and ``<desc>`` and is followed by 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from html import escape
+from html import escape as _escape
 
 WIDTH, HEIGHT = 640, 220
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 16, 44
 # High-contrast colours that stay distinct for the common colour-vision deficiencies (Okabe-Ito).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def escape(text: str) -> str:
+    """Text safe inside SVG: characters XML forbids are dropped, markup characters escaped."""
+    return _escape(_NOT_XML.sub("", text))
 
 
 def nice_max(value: int) -> int:
