@@ -54,7 +54,12 @@ def test_replaying_a_dead_letter_after_confirmation(page: Any, served: Served) -
     page.wait_for_url("**/confirm/deadletters.replay**")
     shot(page, "confirm-replay")
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+
+    def answer(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
     button = page.get_by_role("button", name="Replay dead letters")
     button.click()  # the required confirmation checkbox is not ticked: the browser refuses to submit
     assert page.url.endswith(f"message_id={message_id}")
@@ -65,7 +70,7 @@ def test_replaying_a_dead_letter_after_confirmation(page: Any, served: Served) -
     assert dialogs == ["Replay dead letters?"]
     (msg,) = drain_messages(check)
     assert msg.attributes["event_type"] == "probe.requested"
-    (entry,) = [s.to_dict() for s in clients.firestore().collection("console_audit").stream()]
+    (entry,) = [s.to_dict() or {} for s in clients.firestore().collection("console_audit").stream()]
     assert entry["result"]["replayed"] == [message_id]
     page.goto("/operations")
     assert page.get_by_text(message_id).count() == 0
