@@ -99,7 +99,18 @@ def seed_payments(customer: str, invoice_ids: list[str], events_per_payment: int
 
 
 def seed_subscription(customer: str) -> None:
-    clients.firestore().collection("subscriptions").document("sub_1").set(
+    db = clients.firestore()
+    db.collection("customers").document(customer).set(
+        {
+            "id": customer,
+            "legal_name": B2C_FR.name,
+            "email": "camille@example.com",
+            "country": B2C_FR.country,
+            "currency": "EUR",
+            "created_at": T0,
+        }
+    )
+    db.collection("subscriptions").document("sub_1").set(
         {
             "customer_id": customer,
             "customer": B2C_FR.model_dump(mode="json") | {"email": "camille@example.com"},
