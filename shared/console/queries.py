@@ -28,6 +28,7 @@ from shared.webhooks.store import COLLECTION as WEBHOOKS
 
 USAGE = "usage_records"  # written by metered billing once it lands; "none" until then
 PAGE = 25
+PAYMENTS_PAGE = 10  # each payment costs one more query (its webhooks): the timeline pages by ten
 MAX_PAGE = 100
 WEBHOOK_FIELDS = ["psp", "account", "psp_event_id", "psp_event_type", "received_at", "state", "fact_key"]
 INVOICE_FIELDS = [
@@ -237,7 +238,7 @@ def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = Non
             query = query.where(filter=_filter("created_at", "<", before))
         fields = ["invoice_id", "attempt", "status", "psp", "account", "psp_payment_id", "amount", "created_at"]
         fields += ["category", "decline_code", "subscription_id", "number"]
-        return _docs(query.order_by("created_at", direction=_desc()).select(fields).limit(PAGE))
+        return _docs(query.order_by("created_at", direction=_desc()).select(fields).limit(PAYMENTS_PAGE))
 
     def balance() -> Any:
         col = db.collection(CUSTOMERS).document(customer_id).collection(BALANCE_ENTRIES)
@@ -258,7 +259,7 @@ def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = Non
         "disputes": disputes,
         "usage": usage,
     }
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=PAYMENTS_PAGE + 2) as pool:
         futures = {k: pool.submit(fn) for k, fn in jobs.items()}
         out: dict[str, Any] = {k: f.result() for k, f in futures.items()}
         inv_ids = [i["_id"] for i in out["invoices"]]
@@ -285,7 +286,7 @@ def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = Non
         party = party or next((i.get("buyer") for i in out["invoices"] if i.get("buyer")), None) or {}
         out["customer"] = {"id": customer_id, "legal_name": party.get("name"), "email": party.get("email"), **party}
     out["id"] = customer_id
-    out["more_payments"] = out["payments"][-1]["created_at"] if len(out["payments"]) == PAGE else None
+    out["more_payments"] = out["payments"][-1]["created_at"] if len(out["payments"]) == PAYMENTS_PAGE else None
     return scrub_value(out)  # type: ignore[no-any-return]
 
 
