@@ -202,16 +202,26 @@ class Console:
         currency = (args.get("currency") or "").upper() or None
         if currency and not re.fullmatch(r"[A-Z]{3}", currency):
             raise EdgeError(422, "invalid_filter", "currency is a three-letter ISO 4217 code")
+        customer = args.get("customer") or None
+        if customer and firestore_id_problem(customer):
+            raise EdgeError(422, "invalid_filter", "customer is not a customer id")
         since, until = _parse_day(args.get("from")), _parse_day(args.get("to"))
         until = until + dt.timedelta(days=1) if until else None
         db = self.db()
-        rows = queries.invoices(db, status=status, series=series, currency=currency, since=since, until=until)
+        rows = queries.invoices(
+            db, status=status, series=series, currency=currency, customer=customer, since=since, until=until
+        )
         audit = None
         if series:
             from shared.invoicing.audit import audit_series
 
             audit = audit_series(db, series)
-        filters = {"status": status or "", "series": series or "", "currency": currency or ""}
+        filters = {
+            "status": status or "",
+            "series": series or "",
+            "currency": currency or "",
+            "customer": customer or "",
+        }
         filters |= {"from": args.get("from") or "", "to": args.get("to") or ""}
         return self.page(
             "invoices.html",

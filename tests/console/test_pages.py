@@ -86,8 +86,10 @@ def test_invoice_list_filters_and_series_audit(world: World) -> None:
     assert "Series audit: acme-fr.INV.2026" in page
     assert "3 invoice(s)" in page
     assert "No invoices match" in _get(world, "/invoices?status=paid")
+    assert "3 invoice(s)" in _get(world, "/invoices?customer=cus_fr")
+    assert "No invoices match" in _get(world, "/invoices?customer=cus_other")
     assert "No invoices match" in _get(world, "/invoices?currency=JPY")
-    for bad in ("status=bogus", "currency=EURO", "from=yesterday", "series=a/b"):
+    for bad in ("status=bogus", "currency=EURO", "from=yesterday", "series=a/b", "customer=a/b"):
         assert "invalid_filter" in _get(world, f"/invoices?{bad}", 422)
 
 
@@ -129,3 +131,19 @@ def test_dev_identity_stands_in_only_when_configured(world: World) -> None:
     r = world.app(dev).test_client().get("/")
     assert r.status_code == 200
     assert b"dev@localhost" in r.data
+
+
+def test_the_payments_timeline_pages_by_ten(world: World) -> None:
+    import html
+    import re
+
+    from tests.console.world import seed_payments
+
+    seed_payments("cus_fr", [f"in_more{i}" for i in range(15)], 1)
+    first = _get(world, "/customers/cus_fr")
+    assert first.count("stripe charge") == 10
+    match = re.search(r'href="(/customers/cus_fr\?before=[^"#]+)', first)
+    assert match is not None
+    older = _get(world, html.unescape(match.group(1)))
+    assert older.count("stripe charge") == 8
+    assert "Older payments" not in older
