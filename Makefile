@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # google-api-core warns on every import that Python 3.11 support ends in 2027: noise in demo output.
 export PYTHONWARNINGS := ignore::FutureWarning
 
-.PHONY: help venv up down demo test lint typecheck unit integration e2e bench bundle clean provider-schema bigquery-schemas
+.PHONY: help venv up down demo test lint typecheck unit integration e2e bench bundle clean provider-schema bigquery-schemas chromium
 
 help:
 	@echo "make demo   start the whole stack on the emulators, play the demo scenario, stop"
@@ -53,7 +53,22 @@ provider-schema: $(STAMP)
 bigquery-schemas: $(STAMP)
 	$(BIN)/python -m infra.local.analytics schemas
 
-test: lint typecheck provider-schema
+# The system Chromium the console's browser tests drive through Playwright (never Playwright's own browser
+# download). Installed with apt-get when missing; where that is impossible the browser tests skip themselves.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "warning: no chromium and no apt-get: the browser tests (tests/browser) will be skipped"; \
+	else \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  echo "installing Debian's chromium for the browser tests (apt-get) ..."; \
+	  { $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { $$SUDO apt-get update -qq >/dev/null 2>&1 && \
+	      $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; } || \
+	  echo "warning: could not install chromium with apt-get (root or sudo needed): the browser tests will be skipped"; \
+	fi
+
+test: lint typecheck provider-schema chromium
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

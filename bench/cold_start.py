@@ -119,6 +119,10 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
         )
     if key == "subscriptions":
         return FirstRequest("GET", f"/subscriptions/cold-{run}", b"", {}, (404,))
+    if key == "console":
+        # A search as Identity-Aware Proxy forwards it: every search probe reads Firestore once.
+        headers = {"X-Goog-Authenticated-User-Email": "accounts.google.com:cold@example.com"}
+        return FirstRequest("GET", f"/?q=cold-{run}", b"", headers, (200,))
     if key == "renewals":
         # A scheduler tick: the planner fans out one shard tick (a publish) for its single shard.
         from shared.renewals.messages import tick_attributes

@@ -40,6 +40,13 @@ def main() -> int:
                 print(f"== {act.TITLE}", flush=True)
                 act.play(ctx)
                 print()
+            if os.environ.get("DEMO_KEEP"):  # browse what the demo left (the console) until Ctrl-C
+                print(f"stack kept up; console at {stack.function_urls.get('console')}/ ; Ctrl-C stops it", flush=True)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    print("\nstopping ...")
     except (StackAlreadyRunning, em.PrerequisiteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,442 @@
+"""What the console pages read: bounded, projected queries over the platform's collections.
+
+Why bounded: a page must render in time for a customer with years of history, so every list is a page
+(``limit``) ordered by an indexed field, and the per-payment webhook look-ups run concurrently. Why
+defensive ``.get``: each page shows what exists; a collection another area has not written yet (usage,
+disputes) shows "none", never an error. Everything shown passes :func:`shared.scrub.scrub_value` first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zlib
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from shared.billing.credit import ENTRIES as BALANCE_ENTRIES
+from shared.billing.customers import COLLECTION as CUSTOMERS
+from shared.disputes.service import COLLECTION as DISPUTES
+from shared.edge import firestore_id_problem
+from shared.invoicing.allocator import SERIES
+from shared.invoicing.repository import CREDIT_NOTES, INVOICES
+from shared.reconciliation.repository import EXCEPTIONS
+from shared.renewals.repository import ATTEMPTS, SUBSCRIPTIONS
+from shared.scrub import scrub, scrub_value
+from shared.webhooks.store import COLLECTION as WEBHOOKS
+
+USAGE = "usage_records"  # written by metered billing once it lands; "none" until then
+PAGE = 25
+PAYMENTS_PAGE = 10  # each payment costs one more query (its webhooks): the timeline pages by ten
+MAX_PAGE = 100
+WEBHOOK_FIELDS = ["psp", "account", "psp_event_id", "psp_event_type", "received_at", "state", "fact_key"]
+INVOICE_FIELDS = [
+    "invoice_id",
+    "number",
+    "status",
+    "series_id",
+    "currency",
+    "total",
+    "amount_due",
+    "credited",
+    "created_at",
+    "issued_at",
+    "paid_at",
+    "subscription_id",
+    "buyer",
+    "pdf_uri",
+    "disputed",
+]
+
+
+def _filter(field: str, op: str, value: Any) -> Any:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return FieldFilter(field, op, value)
+
+
+def _docs(query: Any) -> list[dict[str, Any]]:
+    return [{"_id": s.id, **(s.to_dict() or {})} for s in query.stream()]
+
+
+def _get(db: Any, collection: str, doc_id: str) -> dict[str, Any] | None:
+    if firestore_id_problem(doc_id):
+        return None
+    snap = db.collection(collection).document(doc_id).get()
+    return {"_id": snap.id, **(snap.to_dict() or {})} if snap.exists else None
+
+
+def _desc() -> Any:
+    from google.cloud.firestore import Query
+
+    return Query.DESCENDING
+
+
+# -- search -------------------------------------------------------------------------------------------
+
+
+def customer_of(doc: dict[str, Any]) -> str | None:
+    """The customer id a stored document names, whatever its kind."""
+    for key in ("customer_id",):
+        if isinstance(doc.get(key), str):
+            return str(doc[key])
+    for key in ("buyer", "customer", "refs"):
+        inner = doc.get(key)
+        if isinstance(inner, dict):
+            cid = inner.get("id") or inner.get("customer_id")
+            if isinstance(cid, str):
+                return cid
+    return None
+
+
+def _ident(kind: str, d: dict[str, Any]) -> str:
+    return (customer_of(d) or str(d.get("id") or d["_id"])) if kind == "customer" else str(d["_id"])
+
+
+def search(db: Any, q: str, limit: int = 20) -> list[dict[str, str]]:
+    """Hits for any id or reference, a customer's email, or the start of a customer's name.
+
+    Every probe is a document get or a single-field equality/range query (automatically indexed), run
+    concurrently; a hit links to the page that explains it.
+    """
+    q = q.strip()
+    if not q or len(q) > 200:
+        return []
+    hits: list[dict[str, str]] = []
+
+    def hit(kind: str, ident: str, label: str, url: str) -> None:
+        hits.append({"kind": kind, "id": ident, "label": label, "url": url})
+
+    def by_id() -> None:
+        if (c := _get(db, CUSTOMERS, q)) is not None:
+            hit("customer", q, str(c.get("legal_name") or c.get("email") or q), f"/customers/{q}")
+        if (s := _get(db, SUBSCRIPTIONS, q)) is not None:
+            cid = customer_of(s) or ""
+            hit("subscription", q, f"{s.get('status', '')} · customer {cid}", f"/customers/{cid}#sub-{q}")
+        for coll in (INVOICES, CREDIT_NOTES):
+            if (d := _get(db, coll, q)) is not None:
+                hit(d.get("kind") or "invoice", q, str(d.get("number") or d.get("status") or ""), f"/invoices/{q}")
+        if (d := _get(db, DISPUTES, q)) is not None:
+            hit("dispute", q, str(d.get("status", "")), f"/customers/{customer_of(d) or ''}#disputes")
+
+    def by_field(coll: str, field: str, kind: str, url: Any, label: Any, *, newest: bool = False) -> Any:
+        def run() -> None:
+            query = db.collection(coll).where(filter=_filter(field, "==", q))
+            if newest:  # served by the composite index (field, created_at DESC): the field itself is exempt
+                query = query.order_by("created_at", direction=_desc())
+            for d in _docs(query.limit(limit)):
+                hit(kind, _ident(kind, d), label(d), url(d))
+
+        return run
+
+    def by_prefix(coll: str, field: str, kind: str, url: Any, label: Any) -> Any:
+        def run() -> None:
+            query = (
+                db.collection(coll)
+                .where(filter=_filter(field, ">=", q))
+                .where(filter=_filter(field, "<", q + "\uf8ff"))
+                .limit(limit)
+            )
+            for d in _docs(query):
+                hit(kind, _ident(kind, d), label(d), url(d))
+
+        return run
+
+    def cust_url(d: dict[str, Any]) -> str:
+        return f"/customers/{customer_of(d) or d.get('id') or d['_id']}"
+
+    def inv_url(d: dict[str, Any]) -> str:
+        return f"/invoices/{d['_id']}"
+
+    def webhook_url(d: dict[str, Any]) -> str:
+        return f"/webhooks/{d['_id']}"
+
+    def customer_label(d: dict[str, Any]) -> str:
+        party = d.get("customer") or d.get("buyer") or {}
+        return str(party.get("name") or customer_of(d))
+
+    probes = [
+        by_id,
+        by_field(SUBSCRIPTIONS, "customer_id", "customer", cust_url, customer_label),
+        by_field(INVOICES, "buyer.id", "customer", cust_url, customer_label, newest=True),
+        by_field(INVOICES, "number", "invoice", inv_url, lambda d: f"{d.get('number')} · {d.get('status')}"),
+        by_field(CREDIT_NOTES, "number", "credit_note", inv_url, lambda d: f"{d.get('number')}"),
+        by_field(ATTEMPTS, "psp_payment_id", "payment", cust_url, lambda d: f"{d.get('psp')} {d.get('status')}"),
+        by_field(DISPUTES, "psp_payment_id", "dispute", cust_url, lambda d: str(d.get("status"))),
+        by_field(DISPUTES, "dispute_id", "dispute", cust_url, lambda d: str(d.get("status"))),
+        by_field(WEBHOOKS, "psp_event_id", "webhook", webhook_url, lambda d: f"{d.get('psp')} {d.get('state')}"),
+        # names and emails: the customer documents (the copies on subscriptions and invoices are exempt
+        # from indexing, infra/topology.yaml)
+        by_field(CUSTOMERS, "email", "customer", cust_url, lambda d: str(d.get("legal_name") or d.get("email"))),
+        by_prefix(CUSTOMERS, "legal_name", "customer", cust_url, lambda d: str(d.get("legal_name"))),
+    ]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for f in [pool.submit(p) for p in probes]:
+            f.result()
+    seen: set[str] = set()
+    unique = []
+    for h in hits:
+        if h["url"] not in seen:  # one line per page it leads to (a customer's invoices are one hit)
+            seen.add(h["url"])
+            unique.append(h)
+    return scrub_value(unique[:limit])  # type: ignore[no-any-return]
+
+
+# -- one customer -------------------------------------------------------------------------------------
+
+
+def webhook_raw(doc: dict[str, Any]) -> str:
+    """The archived payload, decompressed and scrubbed again (the archive is scrubbed already)."""
+    if doc.get("raw_zlib"):
+        text = zlib.decompress(bytes(doc["raw_zlib"])).decode("utf-8", "replace")
+    else:
+        text = str(doc.get("raw") or "")
+    try:
+        return json.dumps(json.loads(scrub(text)), indent=2, sort_keys=True)[:20000]
+    except ValueError:
+        return scrub(text)[:20000]
+
+
+def webhooks_of_payment(db: Any, psp: str, account: str, payment_id: str) -> list[dict[str, Any]]:
+    """The archived notifications behind one payment: their fact key starts ``psp:account:payment_id:``."""
+    prefix = f"{psp}:{account}:{payment_id}:"
+    query = (
+        db.collection(WEBHOOKS)
+        .where(filter=_filter("fact_key", ">=", prefix))
+        .where(filter=_filter("fact_key", "<", prefix + "\uf8ff"))
+        .select(WEBHOOK_FIELDS)
+        .limit(20)
+    )
+    return _docs(query)
+
+
+def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = None) -> dict[str, Any] | None:
+    """Everything the customer page shows, each list one bounded query, all run concurrently."""
+    if firestore_id_problem(customer_id):
+        return None
+
+    def customer() -> Any:
+        return _get(db, CUSTOMERS, customer_id)
+
+    def subscriptions() -> Any:
+        return _docs(db.collection(SUBSCRIPTIONS).where(filter=_filter("customer_id", "==", customer_id)).limit(50))
+
+    def invoices() -> Any:
+        query = (
+            db.collection(INVOICES)
+            .where(filter=_filter("buyer.id", "==", customer_id))
+            .order_by("created_at", direction=_desc())
+            .select(INVOICE_FIELDS)
+            .limit(PAGE)
+        )
+        return _docs(query)
+
+    def payments() -> Any:
+        query = db.collection(ATTEMPTS).where(filter=_filter("customer_id", "==", customer_id))
+        if before is not None:
+            query = query.where(filter=_filter("created_at", "<", before))
+        fields = ["invoice_id", "attempt", "status", "psp", "account", "psp_payment_id", "amount", "created_at"]
+        fields += ["category", "decline_code", "subscription_id", "number"]
+        return _docs(query.order_by("created_at", direction=_desc()).select(fields).limit(PAYMENTS_PAGE))
+
+    def balance() -> Any:
+        col = db.collection(CUSTOMERS).document(customer_id).collection(BALANCE_ENTRIES)
+        return _docs(col.order_by("seq", direction=_desc()).limit(PAGE))
+
+    def disputes() -> Any:
+        return _docs(db.collection(DISPUTES).where(filter=_filter("refs.customer_id", "==", customer_id)).limit(50))
+
+    def usage() -> Any:
+        return _docs(db.collection(USAGE).where(filter=_filter("customer_id", "==", customer_id)).limit(PAGE))
+
+    jobs = {
+        "customer": customer,
+        "subscriptions": subscriptions,
+        "invoices": invoices,
+        "payments": payments,
+        "balance": balance,
+        "disputes": disputes,
+        "usage": usage,
+    }
+    with ThreadPoolExecutor(max_workers=PAYMENTS_PAGE + 2) as pool:
+        futures = {k: pool.submit(fn) for k, fn in jobs.items()}
+        out: dict[str, Any] = {k: f.result() for k, f in futures.items()}
+        inv_ids = [i["_id"] for i in out["invoices"]]
+        credit = [
+            pool.submit(
+                lambda ids: _docs(db.collection(CREDIT_NOTES).where(filter=_filter("invoice_id", "in", ids))), chunk
+            )
+            for chunk in (inv_ids[i : i + 30] for i in range(0, len(inv_ids), 30))
+        ]
+        hooks = {
+            p["_id"]: pool.submit(
+                webhooks_of_payment, db, p.get("psp", ""), p.get("account") or "default", p["psp_payment_id"]
+            )
+            for p in out["payments"]
+            if p.get("psp_payment_id")
+        }
+        out["credit_notes"] = [d for f in credit for d in f.result()]
+        for p in out["payments"]:
+            p["webhooks"] = hooks[p["_id"]].result() if p["_id"] in hooks else []
+    if not out["customer"] and not out["subscriptions"] and not out["invoices"] and not out["payments"]:
+        return None
+    if not out["customer"]:  # only known from the copies on subscriptions and invoices
+        party = next((s.get("customer") for s in out["subscriptions"] if s.get("customer")), None)
+        party = party or next((i.get("buyer") for i in out["invoices"] if i.get("buyer")), None) or {}
+        out["customer"] = {"id": customer_id, "legal_name": party.get("name"), "email": party.get("email"), **party}
+    out["id"] = customer_id
+    out["more_payments"] = out["payments"][-1]["created_at"] if len(out["payments"]) == PAYMENTS_PAGE else None
+    return scrub_value(out)  # type: ignore[no-any-return]
+
+
+def webhook(db: Any, record_id: str) -> dict[str, Any] | None:
+    doc = _get(db, WEBHOOKS, record_id)
+    if doc is None:
+        return None
+    raw = webhook_raw(doc)
+    for k in ("raw", "raw_zlib", "headers"):
+        doc.pop(k, None)
+    return {**scrub_value(doc), "payload": raw}
+
+
+# -- invoices -----------------------------------------------------------------------------------------
+
+
+def invoice(db: Any, doc_id: str) -> dict[str, Any] | None:
+    coll = CREDIT_NOTES if doc_id.startswith("cn_") else INVOICES
+    doc = _get(db, coll, doc_id)
+    if doc is None:
+        return None
+    doc.pop("composed", None)
+    return scrub_value(doc)  # type: ignore[no-any-return]
+
+
+def invoices(
+    db: Any,
+    *,
+    status: str | None = None,
+    series: str | None = None,
+    currency: str | None = None,
+    customer: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Invoices newest first. One equality filter goes to Firestore (an index per field and ``created_at``),
+    the others are applied to the page read, so no index per combination of filters is needed."""
+    eq = [("buyer.id", customer), ("series_id", series), ("status", status), ("currency", currency)]
+    query = db.collection(INVOICES)
+    first = next(((f, v) for f, v in eq if v), None)
+    if first:
+        query = query.where(filter=_filter(first[0], "==", first[1]))
+    if since:
+        query = query.where(filter=_filter("created_at", ">=", since))
+    if until:
+        query = query.where(filter=_filter("created_at", "<", until))
+    query = query.order_by("created_at", direction=_desc()).select(INVOICE_FIELDS).limit(min(limit, MAX_PAGE) * 4)
+    rows = []
+    for d in _docs(query):
+        if status and d.get("status") != status:
+            continue
+        if series and d.get("series_id") != series:
+            continue
+        if currency and d.get("currency") != currency:
+            continue
+        if customer and customer_of(d) != customer:
+            continue
+        rows.append(d)
+        if len(rows) >= limit:
+            break
+    return scrub_value(rows)  # type: ignore[no-any-return]
+
+
+def series_list(db: Any) -> list[dict[str, Any]]:
+    return _docs(db.collection(SERIES).select(["counter", "commits"]).limit(200))
+
+
+# -- operations ---------------------------------------------------------------------------------------
+
+
+def open_exceptions(db: Any, limit: int = 100) -> list[dict[str, Any]]:
+    from shared.reconciliation.reports import open_exceptions as reports_open
+
+    rows = reports_open(db, limit)
+    return sorted(rows, key=lambda x: x.get("due_at") or x.get("detected_at") or dt.datetime.max.replace(tzinfo=dt.UTC))
+
+
+def open_disputes(limit: int = 100) -> list[dict[str, Any]]:
+    from shared.disputes.service import DisputeService
+
+    return scrub_value(DisputeService().list_open(limit))  # type: ignore[no-any-return]
+
+
+def exception(db: Any, exception_id: str) -> dict[str, Any] | None:
+    return _get(db, EXCEPTIONS, exception_id)
+
+
+def day_of(value: Any) -> str | None:
+    return value.astimezone(dt.UTC).date().isoformat() if isinstance(value, dt.datetime) else None
+
+
+def webhook_volume(db: Any, since: dt.datetime, limit: int = 5000) -> dict[str, Any]:
+    """Archived notifications per (PSP, account) and day, and per state (rejected = archived, not published).
+
+    Refusals answered 4xx before anything is archived (bad signature, wrong mode) and 5xx answers are in
+    the function's log lines (``http_status``), counted by the log-based metrics of the monitoring module.
+    """
+    query = (
+        db.collection(WEBHOOKS)
+        .where(filter=_filter("received_at", ">=", since))
+        .select(["psp", "account", "received_at", "state"])
+        .limit(limit)
+    )
+    per_day: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    states: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for s in query.stream():
+        d = s.to_dict() or {}
+        key = (str(d.get("psp")), str(d.get("account") or "default"))
+        if day := day_of(d.get("received_at")):
+            per_day[key][day] += 1
+        states[key][str(d.get("state") or "received")] += 1
+    return {"per_day": per_day, "states": states}
+
+
+def renewal_outcomes(db: Any, since: dt.datetime, limit: int = 5000) -> dict[str, Any]:
+    """Renewal charges per day (paid vs failed) and declines by category and PSP, from the charge attempts."""
+    query = (
+        db.collection(ATTEMPTS)
+        .where(filter=_filter("created_at", ">=", since))
+        .select(["created_at", "status", "psp", "category"])
+        .limit(limit)
+    )
+    paid: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    declines: Counter[tuple[str, str]] = Counter()
+    for s in query.stream():
+        d = s.to_dict() or {}
+        day = day_of(d.get("created_at"))
+        if not day:
+            continue
+        if d.get("status") == "succeeded":
+            paid[day] += 1
+        elif d.get("status") == "failed":
+            failed[day] += 1
+            declines[(str(d.get("category") or "unknown"), str(d.get("psp")))] += 1
+    return {"paid": paid, "failed": failed, "declines": declines}
+
+
+def revenue_per_day(db: Any, since: dt.datetime, limit: int = 5000) -> dict[str, Counter[str]]:
+    """Subscription invoices paid per day and currency (minor units): the recurring revenue collected."""
+    query = (
+        db.collection(INVOICES)
+        .where(filter=_filter("paid_at", ">=", since))
+        .select(["paid_at", "total", "currency", "subscription_id"])
+        .limit(limit)
+    )
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in query.stream():
+        d = s.to_dict() or {}
+        if d.get("subscription_id") and (day := day_of(d.get("paid_at"))):
+            out[str(d.get("currency"))][day] += int(d.get("total") or 0)
+    return out
