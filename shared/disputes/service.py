@@ -166,15 +166,15 @@ class DisputeService:
         metadata), the invoice this payment paid supplies them (one query, on the first notification)."""
         if ev.refs.invoice_id:
             return ev.refs
-        from google.cloud.firestore_v1.base_query import FieldFilter
+        from shared.invoicing.repository import invoice_paid_by
 
-        q = self.deps.db().collection("invoices").where(filter=FieldFilter("psp_payment_id", "==", ev.psp_payment_id))
-        for snap in q.limit(1).stream():
-            d = snap.to_dict() or {}
+        found = invoice_paid_by(self.deps.db(), ev.psp_payment_id)
+        if found is not None:
+            invoice_id, d = found
             return OurRefs(
                 customer_id=ev.refs.customer_id or (d.get("buyer") or {}).get("id"),
                 subscription_id=ev.refs.subscription_id or d.get("subscription_id"),
-                invoice_id=snap.id,
+                invoice_id=invoice_id,
                 attempt_id=ev.refs.attempt_id,
             )
         return ev.refs

@@ -36,7 +36,15 @@ from shared.invoicing.deps import Deps
 from shared.invoicing.documents import build_credit_note_doc
 from shared.invoicing.entities import seller
 from shared.invoicing.issuing import Documents
-from shared.invoicing.repository import CREDIT_NOTES, FACTS, INVOICES, cas_update, credit_note_id_for, money
+from shared.invoicing.repository import (
+    CREDIT_NOTES,
+    FACTS,
+    INVOICES,
+    cas_update,
+    credit_note_id_for,
+    invoice_paid_by,
+    money,
+)
 from shared.log import bind, get_logger
 
 log = get_logger(__name__)
@@ -103,6 +111,9 @@ class PaymentFacts:
 
         ev = msg.event
         invoice_id = ev.refs.invoice_id
+        if not invoice_id and isinstance(ev, DisputeOpened | DisputeWon | DisputeLost) and ev.psp_payment_id:
+            found = invoice_paid_by(self.deps.db, ev.psp_payment_id)  # Stripe's dispute carries no metadata
+            invoice_id = found[0] if found else None
         if not invoice_id:
             log.info("payment fact without an invoice reference; nothing to do", extra={"psp": ev.psp})
             return None

@@ -135,3 +135,14 @@ def cas_update(db: Any, ref: Any, change: Callable[[dict[str, Any] | None], dict
     (one retry policy); ``db`` is kept for the call sites.
     """
     return update_if_unchanged(ref, change)
+
+
+def invoice_paid_by(db: Any, psp_payment_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The invoice a PSP payment paid (id, document), for facts that carry no reference of ours: Stripe's
+    dispute object has no charge metadata. One single-field query, on the first notification only."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    q = db.collection(INVOICES).where(filter=FieldFilter("psp_payment_id", "==", psp_payment_id)).limit(1)
+    for snap in q.stream():
+        return snap.id, snap.to_dict() or {}
+    return None

@@ -11,6 +11,7 @@ from pypdf import PdfReader
 from shared.domain.invoices import InvalidTransition
 from shared.domain.money import Money
 from shared.events.billing import Party
+from shared.events.payments import OurRefs
 from shared.invoicing import pdf, storage
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES, invoice_id_for
 from tests.fixtures.invoices import B2B_DE, disputed, due_msg, fact_msg, paid, refunded, renewal
@@ -117,6 +118,18 @@ def test_dispute_flags_the_invoice(env: Env) -> None:
     inv = env.doc(INVOICES, iid)
     assert inv["disputed"] is True
     assert inv["disputes"] == ["dp_1"]
+
+
+def test_a_dispute_without_our_references_flags_the_invoice_its_payment_paid(env: Env) -> None:
+    """Stripe's dispute object carries no charge metadata: the payment id finds the invoice it paid."""
+    iid = env.svc.on_renewal_due(due_msg(renewal("dsp:2")))["invoice_id"]
+    env.svc.on_payment_fact(fact_msg(paid(iid, Money(3000, "EUR"), payment_id="pi_dsp2")))
+    bare = disputed(iid, "dp_2").model_copy(update={"refs": OurRefs(), "psp_payment_id": "pi_dsp2"})
+    env.svc.on_payment_fact(fact_msg(bare))
+    inv = env.doc(INVOICES, iid)
+    assert (inv["disputed"], inv["disputes"]) == (True, ["dp_2"])
+    stray = disputed(iid, "dp_3").model_copy(update={"refs": OurRefs(), "psp_payment_id": "pi_unknown"})
+    assert env.svc.on_payment_fact(fact_msg(stray)) is None
 
 
 def test_void_keeps_the_number_and_uncollectible_then_paid(env: Env) -> None:
