@@ -247,12 +247,18 @@ def merge_totals(parts: Iterable[Totals]) -> Totals:
     return out
 
 
-def totals_to_doc(t: Totals) -> dict[str, Any]:
-    return {mid: {g: p.to_doc() for g, p in groups.items()} for mid, groups in t.items()}
+def totals_to_doc(t: Totals) -> list[dict[str, Any]]:
+    """A list, not a map: group values are arbitrary strings ("" included), which Firestore map keys are not."""
+    return [
+        {"meter": mid, "group": g, **p.to_doc()} for mid, groups in sorted(t.items()) for g, p in sorted(groups.items())
+    ]
 
 
-def totals_from_doc(d: Mapping[str, Any] | None) -> Totals:
-    return {mid: {g: Partial.from_doc(p) for g, p in groups.items()} for mid, groups in (d or {}).items()}
+def totals_from_doc(d: Iterable[Mapping[str, Any]] | None) -> Totals:
+    out: Totals = {}
+    for x in d or ():
+        out.setdefault(x["meter"], {})[x["group"]] = Partial.from_doc(x)
+    return out
 
 
 def quantities(meter: Meter, totals: Totals) -> dict[str, Decimal]:

@@ -176,6 +176,7 @@ class MeteringStore:
     def attach(
         self,
         customer: str,
+        *,
         subscription_id: str,
         start: dt.datetime,
         zone: str,
@@ -257,7 +258,10 @@ class MeteringStore:
         if not fresh:
             return Applied(duplicates=dup)
         batch = db.batch()
-        writes = sum(self._write_ids(batch, customer, s, id_refs[s], id_docs[s], new, now) for s, new in fresh.items())
+        writes = sum(
+            self._write_ids(batch, customer, s, ref=id_refs[s], snap=id_docs[s], new=new, now=now)
+            for s, new in fresh.items()
+        )
         late_keys: set[str] = set()
         late = 0
         for (pk, s), evs in by_total.items():
@@ -304,7 +308,7 @@ class MeteringStore:
         return seen
 
     def _write_ids(
-        self, batch: Any, customer: str, s: int, ref: Any, snap: Any, new: list[bytes], now: dt.datetime
+        self, batch: Any, customer: str, s: int, *, ref: Any, snap: Any, new: list[bytes], now: dt.datetime
     ) -> int:
         """Append ``new`` digests to the shard's blob (a full blob becomes a page first); the writes it took."""
         cfg = self.deps.settings()
@@ -412,7 +416,7 @@ class MeteringStore:
                         batch.update(ref, {"closed_at": now}, option=precondition(snap.update_time))
                     else:
                         shard = int(ref.id.rsplit("~", 1)[1])
-                        empty = {"partials": {}, "closed_at": now, "updated_at": now}
+                        empty = {"partials": [], "closed_at": now, "updated_at": now}
                         batch.create(ref, {"customer": customer, "period": key, "shard": shard, **empty})
         dumped = [x.model_dump(mode="json") for x in lines]
         batch.create(close_ref, {"customer": customer, "period": pk, "lines": dumped, "created_at": now})
@@ -433,14 +437,16 @@ def _bill(
         k = f"{r.price_id}|{meter_id}|{group}"
         now_billed[k] = {"quantity": f"{r.quantity:f}", "amount": r.amount.amount}
         if not billed:
-            lines.append(_line(cal, r, (meter_id, group), p, r.amount, r.quantity, adjustment=None))
+            lines.append(_line(cal, r, (meter_id, group), p, amount=r.amount, quantity=r.quantity, adjustment=None))
             continue
         before = billed.get(k, {"quantity": "0", "amount": 0})
         delta = r.amount.amount - int(before["amount"])
         if delta or Decimal(before["quantity"]) != r.quantity:
             units = max(r.quantity - Decimal(before["quantity"]), Decimal(0))
             amount = Money(delta, r.amount.currency)
-            lines.append(_line(cal, r, (meter_id, group), p, amount, units, adjustment=before["quantity"]))
+            lines.append(
+                _line(cal, r, (meter_id, group), p, amount=amount, quantity=units, adjustment=before["quantity"])
+            )
     return lines, now_billed
 
 
@@ -479,9 +485,9 @@ def _line(
     r: Rated,
     key: tuple[str, str],
     p: Period,
+    *,
     amount: Money,
     quantity: Decimal,
-    *,
     adjustment: str | None,
 ) -> ChargeLine:
     meter_id, group = key
