@@ -141,10 +141,12 @@ def test_late_events_after_the_close_land_on_the_next_close_exactly_once(gcp: Gc
     cal = store.calendar("cus")
     assert cal is not None
     p0, p1, p2 = (cal.schedule.period(k) for k in range(3))
-    assert p0.start == START and p0.end == dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.UTC)
+    assert p0.start == START
+    assert p0.end == dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.UTC)
     store.apply(_calls("a", 12, p0.start + dt.timedelta(days=2)))
     usage = store.current_usage("cus")
-    assert usage["items"][0]["quantity"] == "12" and usage["estimated_amount"] == {"amount": 1100, "currency": "EUR"}
+    assert usage["items"][0]["quantity"] == "12"
+    assert usage["estimated_amount"] == {"amount": 1100, "currency": "EUR"}
     assert [t["units"] for t in usage["items"][0]["tiers"]] == ["10", "2"]
 
     clock.t = p0.end + dt.timedelta(minutes=30)
