@@ -64,8 +64,10 @@ def test_results_per_event_one_message_then_the_aggregator_folds_it(gcp: Gcp) ->
     assert status == 200
     assert [r["status"] for r in body["results"]] == ["accepted", "accepted", "duplicate"] + ["rejected"] * 5
     reasons = [r.get("reason", "") for r in body["results"]]
-    assert reasons[3].startswith("timestamp_too_old") and reasons[4].startswith("timestamp_in_future")
-    assert "no floats" in reasons[5] and reasons[6].startswith("invalid: id")
+    assert reasons[3].startswith("timestamp_too_old")
+    assert reasons[4].startswith("timestamp_in_future")
+    assert "no floats" in reasons[5]
+    assert reasons[6].startswith("invalid: id")
     assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 1, 5)
     # the client retries the whole request (a timeout): accepted again, counted once
     assert call(svc, "POST", "/events", {"events": events[:2]})[1]["accepted"] == 2
