@@ -110,7 +110,7 @@ def ingest(request: Any, svc: UsageService) -> JsonResponse:
     checked = check(events, now, cfg.time_policy)
     if checked.accepted:
         publish_events(checked.accepted, svc.publisher, now)  # raises -> 503: nothing accepted, retry all
-    return JsonResponse({**checked.counts(), "results": list(checked.results)})
+    return JsonResponse(checked.answer())
 
 
 # -- the aggregator (Pub/Sub push on usage-events) ------------------------------------------------------

@@ -11,7 +11,9 @@ from shared.edge import BoundedDatetime, FirestoreId
 from shared.events.envelope import Event, register
 
 PropKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-PropValue = StrictInt | Annotated[StrictStr, StringConstraints(max_length=256)]
+PropValue = (
+    Annotated[StrictInt, Field(ge=-(10**12), le=10**12)] | Annotated[StrictStr, StringConstraints(max_length=256)]
+)
 MAX_PROPERTIES = 20
 
 

@@ -62,8 +62,9 @@ def test_results_per_event_one_message_then_the_aggregator_folds_it(gcp: Gcp) ->
     ]
     status, body = call(svc, "POST", "/events", {"events": events})
     assert status == 200
-    assert [r["status"] for r in body["results"]] == ["accepted", "accepted", "duplicate"] + ["rejected"] * 5
-    reasons = [r.get("reason", "") for r in body["results"]]
+    assert body["results"] == ["accepted", "accepted", "duplicate"] + ["rejected"] * 5
+    assert [e["index"] for e in body["errors"]] == [2, 3, 4, 5, 6, 7]
+    reasons = ["", "", *(e["reason"] for e in body["errors"])]
     assert reasons[3].startswith("timestamp_too_old")
     assert reasons[4].startswith("timestamp_in_future")
     assert "no floats" in reasons[5]
