@@ -80,7 +80,8 @@ def check(raw_events: Sequence[Any], now: dt.datetime, policy: TimePolicy) -> Ch
     refused: list[dict[str, Any]] = []
     accepted: list[UsageEventIn] = []
     seen: set[tuple[str, str]] = set()
-    for i, (ev, problem) in enumerate(parsed):
+    for i, (ev, invalid) in enumerate(parsed):
+        problem = invalid
         if ev is not None and problem is None:
             problem = policy.problem(ev.timestamp, now)  # aware datetimes compare across offsets
         if problem is not None or ev is None:
