@@ -196,6 +196,9 @@ class MeteringStore:
             items=tuple(items),
         )
         ref = self._col(CALENDARS).document(customer)
+        sub = self._col("subscriptions").document(subscription_id)
+        if sub.get().exists:  # the renewals planner bills this subscription's usage (shared.metering.billing)
+            sub.update({"metered": {"customer": customer}})
 
         def step() -> None:  # keep the late periods a close has not billed yet
             snap = ref.get()
@@ -369,14 +372,17 @@ class MeteringStore:
         }
 
     # -- closing a period -----------------------------------------------------------------------------
-    def close(self, customer: str, period: Period, request_id: str) -> tuple[ChargeLine, ...]:
+    def close(
+        self, customer: str, period: Period, request_id: str, *, now: dt.datetime | None = None
+    ) -> tuple[ChargeLine, ...]:
         """The usage lines of ``period`` plus adjustments for late events of earlier closed periods, once.
 
         Refused (409 ``grace_running``) before ``period.end + grace``. A repeated close with the same
         ``request_id`` answers the same lines; the totals documents of ``period`` are marked closed in the same
         commit, so an event folded afterwards is late and lands on the next close as an adjustment, exactly once.
         """
-        now, cfg = self.deps.clock(), self.deps.settings()
+        cfg = self.deps.settings()
+        now = now or self.deps.clock()
         if now < period.end + cfg.grace:
             raise MeteringError(
                 409, "grace_running", f"usage of the period can be closed from {_iso(period.end + cfg.grace)}"
