@@ -47,7 +47,7 @@ def test_usage_in_arrears_with_the_fee_in_advance_after_the_grace_and_late_usage
     assert bill(env, P1) == []  # the boundary passed, the grace did not: nothing is billed yet
     [second] = bill(env, P1 + HOUR)
     usage = [c for c in second.charges if c.price_id == "api-eur"]
-    assert [(c.quantity, c.amount.amount, c.period_end) for c in usage] == [(12, 1100, P1)]
+    assert [(int(c.quantity), c.amount.amount, c.period_end) for c in usage] == [(12, 1100, P1)]
     assert "tier 1: 10 units; tier 2: 2 units" in usage[0].description
     assert [(i.price_id, i.period_start) for i in second.items] == [("seat-eur", P1)]  # the fee in advance
     inv = issue(second, P1 + HOUR)
@@ -58,9 +58,7 @@ def test_usage_in_arrears_with_the_fee_in_advance_after_the_grace_and_late_usage
     store.apply(_calls("late", 4, P1 - dt.timedelta(hours=5)))  # redelivered
     store.apply(_calls("b", 2, P1 + dt.timedelta(days=2)))
     [third] = bill(env, P2 + HOUR)
-    got = sorted((c.period_start, c.quantity, c.amount.amount, c.kind) for c in third.charges)
-    assert got == [(T0, 4, 200, LineKind.RECURRING), (P1, 2, 200, LineKind.RECURRING)]
-    assert [c.description.split(" ")[0] for c in sorted(third.charges, key=lambda c: c.period_start)] == [
-        "Late",
-        "Usage",
-    ]
+    got = sorted(
+        (str(c.period_start), int(c.quantity), c.amount.amount, c.kind, c.description[:5]) for c in third.charges
+    )
+    assert got == [(str(T0), 4, 200, LineKind.RECURRING, "Late "), (str(P1), 2, 200, LineKind.RECURRING, "Usage")]
