@@ -150,8 +150,11 @@ def group_of(meter: Meter, event: Event) -> str | None:
     return "" if g is None else str(g)
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _us(t: dt.datetime) -> int:
-    return (t.astimezone(dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    return (t.astimezone(dt.UTC) - EPOCH) // dt.timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
@@ -202,11 +205,13 @@ class Partial:
         return from_scaled(max(raw, 0))
 
     def to_doc(self) -> dict[str, Any]:
+        """Decimal strings and an RFC 3339 instant: exact, readable, and never a long run of digits."""
+        latest = self.latest
         return {
             "n": self.count,
-            "s": str(self.sum),
-            "m": None if self.max is None else str(self.max),
-            "l": None if self.latest is None else [self.latest[0], self.latest[1], str(self.latest[2])],
+            "s": _text(self.sum),
+            "m": None if self.max is None else _text(self.max),
+            "l": None if latest is None else [_instant(latest[0]), latest[1], _text(latest[2])],
             "u": sorted(self.unique),
         }
 
@@ -215,11 +220,33 @@ class Partial:
         latest = d.get("l")
         return cls(
             count=int(d.get("n", 0)),
-            sum=int(d.get("s", "0")),
-            max=None if d.get("m") is None else int(d["m"]),
-            latest=None if not latest else (int(latest[0]), str(latest[1]), int(latest[2])),
+            sum=_scaled(d.get("s") or "0"),
+            max=None if d.get("m") is None else _scaled(d["m"]),
+            latest=None if not latest else (_us(_parse_instant(latest[0])), str(latest[1]), _scaled(latest[2])),
             unique=set(d.get("u") or ()),
         )
+
+
+def _text(v: int) -> str:
+    """An int of 10^-12 units as a decimal string, exactly (no Decimal context involved)."""
+    q, r = divmod(abs(v), SCALE)
+    frac = f"{r:012d}".rstrip("0")
+    return f"{'-' if v < 0 else ''}{q}{'.' + frac if frac else ''}"
+
+
+def _scaled(text: str) -> int:
+    neg = text.startswith("-")
+    q, _, frac = text.lstrip("-").partition(".")
+    v = int(q) * SCALE + int((frac or "0").ljust(12, "0"))
+    return -v if neg else v
+
+
+def _instant(us: int) -> str:
+    return (EPOCH + dt.timedelta(microseconds=us)).isoformat()
+
+
+def _parse_instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
 
 
 Totals = dict[str, dict[str, Partial]]  # meter id -> group -> partial
