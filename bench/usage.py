@@ -1,8 +1,9 @@
 """Usage ingestion and aggregation on the emulators, in process: throughput, writes per 1,000 events, cost.
 
 Ingestion: the usage endpoint's handler (edge checks, a result per event, one Pub/Sub message per batch, wait
-for the ack) against a bare handler that only validates the same JSON with the same event model and publishes
-it as one message; batches of 100 and 1,000 events, rounds alternated in one run; ratio = ours / bare events/s.
+for the ack) against a bare handler that only validates the same JSON (the same Flask request, the project's one
+JSON loader ``shared.edge.loads``, the same event model) and publishes it as one message; batches of 100 and
+1,000 events, rounds alternated in one run; ratio = ours / bare events/s.
 Aggregation: the aggregator's fold (dedup + shard totals on Firestore) of the published batches: events/s,
 Firestore reads and writes per 1,000 events (counted at the client, ``shared.usage``). Cost per million events
 ingested and aggregated at the list prices of ``bench/_cost.py`` (compute = measured CPU seconds).
@@ -49,6 +50,7 @@ def main() -> None:
     from shared import usage
     from shared.config import get_settings, reset_settings
     from shared.domain.meters import Aggregation, Meter
+    from shared.edge import loads, read_body
     from shared.events.publisher import PubSubPublisher, RawMessage
     from shared.metering.api import UsageService, handle, on_batch
     from shared.metering.events import UsageBatch, UsageEventIn
@@ -77,10 +79,14 @@ def main() -> None:
         return resp
 
     def bare(body: bytes) -> None:
-        raw = json.loads(body)
-        bare_model.validate_python(raw["events"])
-        attrs = {"event_type": "usage.bare"}
-        bare_pub.publish_raw([RawMessage("usage-bare", body, attrs)])
+        # the same Flask request, the project's one JSON loader (depth check), the same model, one publish
+        with app.test_request_context("/events", method="POST", data=body, content_type="application/json"):
+            raw = loads(read_body(flask.request, 2 * 1024 * 1024))
+            bare_model.validate_python(raw["events"])
+            attrs = {"event_type": "usage.bare"}
+            bare_pub.publish_raw([RawMessage("usage-bare", flask.request.get_data(), attrs)])
+            resp = flask.jsonify({"accepted": len(raw["events"])})
+        assert resp.status_code == 200
 
     print(f"usage bench, project {project}, load average {os.getloadavg()[0]:.1f}")
     now = dt.datetime.now(dt.UTC)

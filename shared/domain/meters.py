@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -304,11 +304,20 @@ class TimePolicy:
     skew: dt.timedelta = dt.timedelta(minutes=5)
 
     def problem(self, t: dt.datetime, now: dt.datetime) -> str | None:
-        if t < now - self.horizon:
-            return f"timestamp_too_old: older than {self.horizon.days} days"
-        if t > now + self.skew:
-            return f"timestamp_in_future: more than {int(self.skew.total_seconds())} s ahead"
-        return None
+        return self.bounds(now)(t)
+
+    def bounds(self, now: dt.datetime) -> Callable[[dt.datetime], str | None]:
+        """The check for one ``now`` (its bounds computed once per batch)."""
+        oldest, newest = now - self.horizon, now + self.skew
+
+        def problem(t: dt.datetime) -> str | None:
+            if t < oldest:
+                return f"timestamp_too_old: older than {self.horizon.days} days"
+            if t > newest:
+                return f"timestamp_in_future: more than {int(self.skew.total_seconds())} s ahead"
+            return None
+
+        return problem
 
 
 # -- rating -----------------------------------------------------------------------------------------

@@ -99,7 +99,8 @@ def _id(raw: str) -> str:
 def ingest(request: Any, svc: UsageService) -> JsonResponse:
     if not (request.mimetype or "").endswith("json"):
         raise EdgeError(415, "unsupported_media_type", "send application/json")
-    body = loads(read_body(request, MAX_BODY_BYTES))
+    raw = read_body(request, MAX_BODY_BYTES)
+    body = loads(raw)
     events = body.get("events") if isinstance(body, dict) else None
     if not isinstance(events, list) or not events:
         raise EdgeError(400, "malformed_json", 'body must be {"events": [...]} with at least one event')
@@ -108,9 +109,21 @@ def ingest(request: Any, svc: UsageService) -> JsonResponse:
         raise EdgeError(413, "too_many_events", f"at most {cfg.max_events} events per request")
     now = svc.store.deps.clock()
     checked = check(events, now, cfg.time_policy)
-    if checked.accepted:
-        publish_events(checked.accepted, svc.publisher, now)  # raises -> 503: nothing accepted, retry all
+    if checked.accepted:  # a failed publish raises -> 503: nothing accepted, the client retries the batch
+        whole = len(checked.accepted) == len(events) and list(body) == ["events"] and _plain_utf8_object(raw)
+        publish_events(checked.accepted, svc.publisher, now, body=raw if whole else None)
     return JsonResponse(checked.answer())
+
+
+def _plain_utf8_object(raw: bytes) -> bool:
+    """The raw body can be spliced into the message: UTF-8 (no BOM, not UTF-16) starting with ``{``."""
+    if raw.lstrip()[:1] != b"{":
+        return False
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # -- the aggregator (Pub/Sub push on usage-events) ------------------------------------------------------

@@ -12,7 +12,7 @@ whole batch; ids make that safe). Internal producers call :func:`publish_events`
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from shared.domain.meters import Event, TimePolicy, number_problem
-from shared.events.publisher import Publisher
+from shared.events.envelope import Envelope, make_event_id
+from shared.events.publisher import Publisher, RawMessage
+from shared.log import traceparent
 from shared.metering.events import UsageBatch, UsageEventIn
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # 1,000 events of ~1-2 kB
@@ -80,10 +82,11 @@ def check(raw_events: Sequence[Any], now: dt.datetime, policy: TimePolicy) -> Ch
     refused: list[dict[str, Any]] = []
     accepted: list[UsageEventIn] = []
     seen: set[tuple[str, str]] = set()
+    in_time = policy.bounds(now)
     for i, (ev, invalid) in enumerate(parsed):
         problem = invalid
         if ev is not None and problem is None:
-            problem = policy.problem(ev.timestamp, now)  # aware datetimes compare across offsets
+            problem = in_time(ev.timestamp)  # aware datetimes compare across offsets
         if problem is not None or ev is None:
             raw = raw_events[i]
             rid = raw.get("id") if isinstance(raw, Mapping) and isinstance(raw.get("id"), str) else None
@@ -99,22 +102,43 @@ def check(raw_events: Sequence[Any], now: dt.datetime, policy: TimePolicy) -> Ch
     return Checked(tuple(statuses), tuple(refused), tuple(accepted))
 
 
-def batch_id(events: Sequence[UsageEventIn]) -> str:
-    """Deterministic per batch content: a retried identical request is the same message id downstream."""
-    h = hashlib.sha256()
-    for e in events:
-        h.update(f"{e.customer}\x1f{e.id}\x1e".encode())
-    return h.hexdigest()[:40]
+def publish_events(
+    events: Sequence[UsageEventIn], publisher: Publisher, now: dt.datetime, *, body: bytes | None = None
+) -> str:
+    """Publish accepted events as one ``usage.batch`` message and wait for Pub/Sub's ack (raises if lost).
 
-
-def publish_events(events: Sequence[UsageEventIn], publisher: Publisher, now: dt.datetime) -> str:
-    """Publish accepted events as one ``usage.batch`` message and wait for Pub/Sub's ack (raises if lost)."""
-    bid = batch_id(events)
+    ``body``: the request's raw ``{"events": [...]}`` when every event of it was accepted; the message is then
+    that very JSON with the batch fields put in front (no second serialisation of 1,000 events). The batch id
+    is random: deduplication is by event id, so a retried request needs no stable message id.
+    """
+    bid = uuid.uuid4().hex
+    if body is not None:
+        data = b'{"batch_id":"%s","received_at":"%s",' % (bid.encode(), _rfc3339(now).encode()) + body.lstrip()[1:]
+        env = Envelope(
+            event_type=UsageBatch.EVENT_TYPE,
+            event_id=make_event_id(UsageBatch.EVENT_TYPE, bid),
+            schema_version=UsageBatch.SCHEMA_VERSION,
+            occurred_at=now,
+            idempotency_key=bid,
+            traceparent=traceparent(),
+            producer=_producer(),
+        )
+        return publisher.publish_raw([RawMessage(UsageBatch.TOPIC, data, env.attributes())])[0]
     return publisher.publish(
         UsageBatch.model_construct(batch_id=bid, received_at=now, events=tuple(events)),  # each event validated
         idempotency_key=bid,
         occurred_at=now,
     )
+
+
+def _rfc3339(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _producer() -> str | None:
+    from shared.config import get_settings
+
+    return get_settings().function_name
 
 
 def to_domain(ev: UsageEventIn) -> Event:

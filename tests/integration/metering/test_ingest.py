@@ -43,6 +43,9 @@ class _Dead:
     def publish(self, *a: Any, **k: Any) -> str:
         raise TimeoutError("publish not acknowledged")
 
+    def publish_raw(self, *a: Any, **k: Any) -> list[str]:
+        raise TimeoutError("publish not acknowledged")
+
 
 def test_results_per_event_one_message_then_the_aggregator_folds_it(gcp: Gcp) -> None:
     topic = gcp.topic("usage-events")
@@ -97,8 +100,9 @@ def test_results_per_event_one_message_then_the_aggregator_folds_it(gcp: Gcp) ->
 
 def test_a_lost_publish_is_a_503_and_bounds_are_precise(gcp: Gcp) -> None:
     svc = _svc(_Dead())
-    status, body = call(svc, "POST", "/events", {"events": [_ev(1)]})
-    assert (status, body["error"]) == (503, "temporarily_unavailable")
+    for events in ([_ev(1)], [_ev(1), _ev(2, timestamp="2020-01-01T00:00:00Z")]):  # raw and typed publish
+        status, body = call(svc, "POST", "/events", {"events": events})
+        assert (status, body["error"]) == (503, "temporarily_unavailable")
     assert call(svc, "POST", "/events", {"events": [_ev(i) for i in range(1001)]})[1]["error"] == "too_many_events"
     assert call(svc, "POST", "/events", {"events": []})[0] == 400
     assert call(svc, "GET", "/events")[0] == 405
