@@ -9,7 +9,7 @@ Documents (``~`` separates parts; ids never contain it):
   field; a full page moves to ``usage_ids/{customer}~{shard}~p{n}`` (``expire_at``: Firestore TTL);
 * ``usage_totals/{customer}~{period start}~{shard}``: the partials of every meter and group of that shard for
   that period; ``closed_at`` once the period has been rated;
-* ``usage_closes/{request id}``: the lines a close produced (a repeated close answers them again);
+* ``usage_closes/{customer}~{request id}``: the lines a close produced (a repeated close answers them again);
   ``usage_billed/{customer}~{period start}``: the quantities and amounts billed for a period so far.
 
 Why this shape: an event's shard is a hash of (customer, event id), so the same id always meets its earlier
@@ -393,7 +393,7 @@ class MeteringStore:
         from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
 
         db, now = self.deps.db(), self.deps.clock()
-        close_ref = self._col(CLOSES).document(request_id)
+        close_ref = self._col(CLOSES).document(f"{customer}~{request_id}")
         cal_ref = self._col(CALENDARS).document(customer)
         cal_snap, close_snap = cal_ref.get(), close_ref.get()
         if close_snap.exists:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import random
+import uuid
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.domain.calendar import Cadence, Unit
 from shared.domain.catalog import Price
@@ -187,3 +190,54 @@ def test_the_current_usage_is_what_the_close_bills(gcp: Gcp) -> None:
     estimate = store.current_usage("cus")["estimated_amount"]["amount"]
     clock.t = p0.end + dt.timedelta(hours=1)
     assert sum(x.amount.amount for x in store.close("cus", p0, "sub_1:p1")) == estimate
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 2), st.integers(0, 3)), min_size=1, max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_every_period_is_billed_exactly_its_final_usage_whatever_arrives_late(
+    gcp: Gcp, arrivals: list[tuple[int, int, int]], rnd: random.Random
+) -> None:
+    """Events of 3 periods arrive in random order around the closes (each close after its grace), duplicated;
+    what all the closes bill for a period, first line plus adjustments, is the rating of its unique events."""
+    clock = Clock(START)
+    store = _store(clock, grace_s=3600)
+    customer = f"cus{uuid.uuid4().hex[:10]}"  # one customer per example (the project is shared)
+    if not store._col("meters").document("calls").get().exists:
+        _setup(store, METERS[:1])
+    store.attach(
+        customer,
+        subscription_id="sub_h",
+        start=START,
+        zone=ZONE,
+        cadence=Cadence(Unit.MONTH),
+        items=[MeteredItem(price=PRICE, meter="calls")],
+    )
+    cal = store.calendar(customer)
+    assert cal is not None
+    periods = [cal.schedule.period(k) for k in range(4)]
+    # (event id, its period, after which close it arrives: 0 = before the first close)
+    deliveries = [
+        (Event(f"e{i}", customer, "api_call", periods[k].start + dt.timedelta(hours=1 + i)), k, max(after, k))
+        for i, k, after in {a[0]: a for a in reversed(arrivals)}.values()  # one timestamp per id
+    ]
+    billed: dict[int, int] = {}
+    for step in range(4):
+        for e, _, _ in [d for d in deliveries if d[2] == step] * 2:  # each delivered twice
+            store.apply([e])
+        if step < 3:
+            clock.t = periods[step].end + dt.timedelta(hours=1)
+            for line in store.close(customer, periods[step], f"{customer}:{step}"):
+                k = next(i for i, p in enumerate(periods) if p.start == line.period_start)
+                billed[k] = billed.get(k, 0) + line.amount.amount
+    clock.t = periods[3].end + dt.timedelta(hours=1)
+    for line in store.close(customer, periods[3], f"{customer}:3"):
+        k = next(i for i, p in enumerate(periods) if p.start == line.period_start)
+        billed[k] = billed.get(k, 0) + line.amount.amount
+    from shared.domain.meters import rate
+
+    for k in range(3):
+        unique = {e.id for e, kk, _ in deliveries if kk == k}
+        assert billed.get(k, 0) == rate(PRICE, Decimal(len(unique))).amount.amount, k
