@@ -7,7 +7,7 @@ JSON loader ``shared.edge.loads``, the same event model) and publishes it as one
 Aggregation: the aggregator's fold (dedup + shard totals on Firestore) of the published batches: events/s,
 Firestore reads and writes per 1,000 events (counted at the client, ``shared.usage``). Cost per million events
 ingested and aggregated at the list prices of ``bench/_cost.py`` (compute = measured CPU seconds).
-Needs FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST (running emulators); prints, asserts nothing.
+Reuses running emulators (FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST) or starts its own; prints, asserts nothing.
 """
 
 from __future__ import annotations
@@ -40,15 +40,49 @@ def _body(n: int, batch: int, now: dt.datetime) -> bytes:
 
 
 def main() -> None:
-    os.environ["USAGE_METERING"] = "1"
-    os.environ["GOOGLE_CLOUD_PROJECT"] = f"demo-bench-usage-{uuid.uuid4().hex[:6]}"
+    """Reuses running emulators (FIRESTORE_/PUBSUB_EMULATOR_HOST on 127.0.0.1) or starts them; restores the env."""
+    import tempfile
+    from pathlib import Path
+
+    from infra.local import emulators as em
+    from shared.config import reset_settings
+
+    saved = dict(os.environ)
+    started: list[Any] = []
+    try:
+        project = f"demo-bench-usage-{uuid.uuid4().hex[:6]}"
+        if not all(_local(v) for v in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")):
+            em.check_prerequisites()
+            log_dir = Path(tempfile.mkdtemp(prefix="bench-usage-"))
+            started = [em.firestore(em.free_port(), log_dir), em.pubsub(em.free_port(), project, log_dir)]
+            em.start_all(started)
+            os.environ["FIRESTORE_EMULATOR_HOST"], os.environ["PUBSUB_EMULATOR_HOST"] = (e.address for e in started)
+        os.environ["USAGE_METERING"] = "1"
+        os.environ["GOOGLE_CLOUD_PROJECT"] = project
+        reset_settings()
+        _run()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_settings()
+        em.stop_all(started)
+
+
+def _local(var: str) -> bool:
+    from infra.local import emulators as em
+
+    host, _, port = os.environ.get(var, "").partition(":")
+    return host == "127.0.0.1" and port.isdigit() and em.port_open(host, int(port))
+
+
+def _run() -> None:
     import flask
     from google.cloud.pubsub_v1 import PublisherClient
     from pydantic import TypeAdapter
 
     from bench._cost import FS_READ, FS_WRITE, GIB_S, PUBSUB_MIN_BYTES, PUBSUB_PER_BYTE, REQUEST, VCPU_S
     from shared import usage
-    from shared.config import get_settings, reset_settings
+    from shared.config import get_settings
     from shared.domain.meters import Aggregation, Meter
     from shared.edge import loads, read_body
     from shared.events.publisher import PubSubPublisher, RawMessage
@@ -56,7 +90,6 @@ def main() -> None:
     from shared.metering.events import UsageBatch, UsageEventIn
     from shared.metering.store import MeteringStore
 
-    reset_settings()
     project = get_settings().project_id
     admin = PublisherClient()
     for t in ("usage-events", "usage-bare"):
