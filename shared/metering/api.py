@@ -2,6 +2,7 @@
 
 POST /events                    {"events": [...]} (1..1,000): 200 with a result per event; 503 if not published
 GET  /customers/{id}/usage      running totals and the estimated amount of the open period
+PUT  /customers/{id}/metered_subscription   the calendar and metered items usage is billed on
 POST /meters, GET /meters/{id}  the catalog's meters (immutable definitions)
 
 Validation is :mod:`shared.edge` (body limit, safe JSON, the wrapper: outage -> 503, bug -> generic 500).
@@ -13,12 +14,22 @@ import datetime as dt
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from shared.domain.calendar import Unit
 from shared.domain.meters import Meter
-from shared.edge import EdgeError, firestore_id_problem, http_entry, json_body, loads, read_body
+from shared.edge import (
+    BoundedDatetime,
+    EdgeError,
+    FirestoreId,
+    firestore_id_problem,
+    http_entry,
+    json_body,
+    loads,
+    read_body,
+)
 from shared.events.consumer import Handler, dispatch
 from shared.events.envelope import Received
 from shared.events.publisher import Publisher, default_publisher
@@ -27,11 +38,34 @@ from shared.log import get_logger
 from shared.metering.config import metering_settings
 from shared.metering.events import UsageBatch
 from shared.metering.ingest import MAX_BODY_BYTES, check, publish_events, to_domain
-from shared.metering.store import MeteringError, MeteringStore, utcnow
+from shared.metering.store import MeteredItem, MeteringError, MeteringStore, utcnow
 
 log = get_logger(__name__)
 
 _USAGE = re.compile(r"^/customers/(?P<id>[^/]{1,200})/usage/?$")
+_ATTACH = re.compile(r"^/customers/(?P<id>[^/]{1,200})/metered_subscription/?$")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MeteredItemIn(_In):
+    price: FirestoreId = Field(description="a recurring price of the catalog (any model)")
+    meter: FirestoreId
+
+
+class AttachIn(_In):
+    """The subscription whose periods usage is billed on: its start (anchor), zone and cadence."""
+
+    subscription_id: FirestoreId
+    start_at: BoundedDatetime
+    zone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    interval: Unit = Unit.MONTH
+    interval_count: int = Field(default=1, ge=1, le=36)
+    items: tuple[MeteredItemIn, ...] = Field(min_length=1, max_length=20)
+
+
 _METER = re.compile(r"^/meters(?:/(?P<id>[^/]{1,200}))?/?$")
 
 
@@ -62,6 +96,9 @@ def handle(request: Any, service: UsageService | None = None) -> JsonResponse:
             if (raw := request.args.get("at")) and metering_settings_allow_clock():
                 at = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
             return JsonResponse(svc.store.current_usage(_id(m["id"]), at))
+        if m := _ATTACH.match(path):
+            _method(request, "PUT")
+            return JsonResponse(attach(_id(m["id"]), json_body(request, AttachIn), svc))
         if m := _METER.match(path):
             if m["id"]:
                 _method(request, "GET")
@@ -76,6 +113,32 @@ def handle(request: Any, service: UsageService | None = None) -> JsonResponse:
     except MeteringError as exc:
         raise EdgeError(exc.status, exc.code, exc.detail) from None
     raise EdgeError(404, "not_found", "no such route")
+
+
+def attach(customer: str, body: AttachIn, svc: UsageService) -> dict[str, Any]:
+    """422 for an unknown zone, price or meter; the prices are snapshotted (an invoice names what was sold)."""
+    from shared.billing.catalog import CatalogStore
+    from shared.billing.deps import BillingError
+    from shared.domain.calendar import Cadence, CalendarError, zone
+
+    try:
+        zone(body.zone)
+        items = [MeteredItem(price=CatalogStore().price(i.price), meter=i.meter) for i in body.items]
+        cal = svc.store.attach(
+            customer,
+            subscription_id=body.subscription_id,
+            start=body.start_at,
+            zone=body.zone,
+            cadence=Cadence(body.interval, body.interval_count),
+            items=items,
+        )
+    except CalendarError as exc:
+        raise EdgeError(422, "unknown_time_zone", str(exc)) from None
+    except BillingError as exc:
+        raise EdgeError(422, "unknown_price", exc.detail) from None
+    except MeteringError as exc:
+        raise EdgeError(422, "unknown_meter", exc.detail) from None
+    return cal.model_dump(mode="json")
 
 
 def metering_settings_allow_clock() -> bool:

@@ -113,3 +113,29 @@ def test_a_lost_publish_is_a_503_and_bounds_are_precise(gcp: Gcp) -> None:
 @pytest.fixture(autouse=True)
 def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shared.metering.api.utcnow", lambda: NOW)
+
+
+def test_a_metered_subscription_is_attached_over_http(gcp: Gcp) -> None:
+    from shared.billing.catalog import CatalogStore, CreatePrice, CreateProduct
+
+    cat = CatalogStore()
+    cat.create_product(CreateProduct(id="api", name="API"))
+    pricing = {"model": "package", "package_size": 100, "package_amount": "250"}
+    body = {"id": "api-eur", "product": "api", "currency": "EUR", "recurring": {"interval": "month"}}
+    cat.create_price(CreatePrice.model_validate(body | {"pricing": pricing}))
+    svc = _svc()
+    assert call(svc, "POST", "/meters", {"id": "calls", "event_name": "api_call", "aggregation": "count"})[0] == 201
+    attach = {"subscription_id": "sub_1", "start_at": "2026-11-15T08:00:00+01:00", "zone": "Europe/Paris"}
+    ok = attach | {"items": [{"price": "api-eur", "meter": "calls"}]}
+    status, cal = call(svc, "PUT", "/customers/cus/metered_subscription", ok)
+    assert (status, cal["anchor_local"], cal["items"][0]["price"]["id"]) == (200, "2026-11-15T08:00:00", "api-eur")
+    bad = [
+        (attach | {"zone": "Mars/Olympus", "items": ok["items"]}, "unknown_time_zone"),
+        (attach | {"items": [{"price": "nope", "meter": "calls"}]}, "unknown_price"),
+        (attach | {"items": [{"price": "api-eur", "meter": "nope"}]}, "unknown_meter"),
+        (attach | {"items": []}, "invalid_request"),
+    ]
+    for body_, code in bad:
+        assert call(svc, "PUT", "/customers/cus/metered_subscription", body_)[1]["error"] == code
+    usage = call(svc, "GET", "/customers/cus/usage?at=2026-11-20T12:00:00Z")[1]
+    assert (usage["period_start"], usage["items"][0]["quantity"]) == ("2026-11-15T07:00:00Z", "0")
