@@ -137,6 +137,20 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
         # A deadline tick with no dispute due: one query, acknowledged.
         tick = _push(project, "dispute-ticks", b"{}", {"event_type": "disputes.tick"})
         return replace(tick, topics=("dispute-ticks",))
+    if key == "usage":
+        # A batch of one event: checked at the edge and published as one message (no Firestore).
+        raw = {"id": f"cold-{run}", "customer": "cust-cold", "event_name": "api_call", "timestamp": now.isoformat()}
+        body = json.dumps({"events": [raw]}).encode()
+        headers = {"Content-Type": "application/json"}
+        return FirstRequest("POST", "/events", body, headers, (200,), topics=("usage-events",))
+    if key == "usage_aggregator":
+        # One usage batch of one event: dedup read, one id and one totals write, acknowledged.
+        from shared.metering.events import UsageBatch, UsageEventIn
+
+        one = UsageEventIn(id=f"cold-{run}", customer="cust-cold", event_name="api_call", timestamp=now)
+        batch = UsageBatch(batch_id=f"cold-{run}", received_at=now, events=(one,))
+        data, attrs = build_message(batch, idempotency_key=batch.batch_id, occurred_at=now)
+        return replace(_push(project, "usage-events", data, attrs), topics=("usage-events",))
     if key in ("invoices", "reconciliation"):
         from shared.domain.money import Money
         from shared.events.payments import OurRefs, PaymentSucceeded

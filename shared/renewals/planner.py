@@ -42,11 +42,12 @@ from typing import Any
 from shared.domain.catalog import Price
 from shared.domain.discounts import AppliedDiscount
 from shared.domain.pricing import ChargeLine, Item, item_lines
-from shared.domain.subscriptions import RenewalDecision, decide_renewal, invoice_due_at
+from shared.domain.subscriptions import Change, RenewalDecision, decide_renewal, invoice_due_at
 from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.events.publisher import RawMessage
 from shared.log import bind, get_logger
+from shared.metering import billing as usage_billing
 from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
@@ -266,7 +267,7 @@ def claim(
     else:
         update |= fields
         if p.kind == "bill":
-            update["renewal_due"] = renewal_due(doc, p).model_dump(mode="json")
+            update["renewal_due"] = usage_billing.with_usage(doc, p, renewal_due(doc, p), now).model_dump(mode="json")
             update["pending_lines"] = []
             update["pending_charges"] = []
         if p.change.transition is not None:
@@ -298,13 +299,16 @@ def claim(
 def _decide(doc: dict[str, Any], state: Any, now: dt.datetime, cfg: RenewalSettings) -> RenewalDecision:
     """The account's dunning policy decides the final status and how long an invoice may stay overdue."""
     policy = cfg.dunning_for((doc.get("payment_method") or {}).get("account"))
-    return decide_renewal(
+    decision = decide_renewal(
         state,
         now,
         republish_s=cfg.republish_s,
         final_status=policy.final_status,
         overdue_grace=dt.timedelta(days=policy.retry_days[-1] if policy.retry_days else 0),
     )
+    if decision.kind == "bill" and usage_billing.waiting(doc, decision, now):
+        return RenewalDecision("none", Change(state))  # usage grace: still due; a later tick bills it with usage
+    return decision
 
 
 def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:

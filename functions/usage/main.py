@@ -1,0 +1,13 @@
+"""Usage: the private HTTP API taking usage event batches, meters and current usage (IAM-only)."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.metering.api import handle
+from shared.usage import metered
+
+
+@functions_framework.http
+@metered("usage")
+def usage(request: Request) -> Response:
+    return handle(request)

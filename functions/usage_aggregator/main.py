@@ -1,0 +1,14 @@
+"""Usage aggregator: push consumer of ``usage-events``; dedups and folds each batch (shared.metering)."""
+
+from typing import Any
+
+import functions_framework
+
+from shared.metering.api import handle_push
+from shared.usage import metered
+
+
+@functions_framework.cloud_event
+@metered("usage_aggregator")
+def usage_aggregator(cloud_event: Any) -> None:
+    handle_push(cloud_event)

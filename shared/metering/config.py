@@ -1,0 +1,43 @@
+"""Metering settings from the environment (read per call: cheap, and tests change them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+from shared.domain.meters import TimePolicy
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name) or ""
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True, slots=True)
+class MeteringSettings:
+    shards: int = 8  # shard documents per (customer, period); a batch writes at most 2 x shards documents
+    horizon_days: int = 35  # events older than this are rejected (Stripe's 35 days)
+    skew_s: int = 300  # events further ahead of the clock are rejected (Stripe's 5 minutes)
+    grace_s: int = 3600  # a period is closed (rated) no earlier than its end + this (Stripe's default 1 h)
+    retention_days: int = 90  # an id page is kept at least this long after its last id (dedup window)
+    page_ids: int = 40_000  # ids per dedup page (12 bytes each: 480 kB, under Firestore's 1 MiB)
+    max_events: int = 1000  # per request or message
+
+    @property
+    def time_policy(self) -> TimePolicy:
+        return TimePolicy(horizon=dt.timedelta(days=self.horizon_days), skew=dt.timedelta(seconds=self.skew_s))
+
+    @property
+    def grace(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.grace_s)
+
+
+def metering_settings() -> MeteringSettings:
+    return MeteringSettings(
+        shards=_int("USAGE_SHARDS", 8),
+        horizon_days=_int("USAGE_HORIZON_DAYS", 35),
+        skew_s=_int("USAGE_SKEW_S", 300),
+        grace_s=_int("USAGE_GRACE_S", 3600),
+        retention_days=_int("USAGE_DEDUP_RETENTION_DAYS", 90),
+    )

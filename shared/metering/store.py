@@ -1,0 +1,518 @@
+"""Usage on Firestore: meters, metered subscriptions (the calendar usage is billed on), dedup ids and shard totals.
+
+Documents (``~`` separates parts; ids never contain it):
+
+* ``meters/{id}``: a :class:`~shared.domain.meters.Meter`, immutable but for ``active``;
+* ``usage_calendars/{customer}``: the customer's metered subscription: its schedule (anchor, zone, cadence), its
+  metered items (price snapshot + meter id), ``late`` (periods already closed that received events since);
+* ``usage_ids/{customer}~{shard}``: the digests (12 bytes) of the events applied to that shard, in one bytes
+  field; a full page moves to ``usage_ids/{customer}~{shard}~p{n}`` (``expire_at``: Firestore TTL);
+* ``usage_totals/{customer}~{period start}~{shard}``: the partials of every meter and group of that shard for
+  that period; ``closed_at`` once the period has been rated;
+* ``usage_closes/{customer}~{request id}``: the lines a close produced (a repeated close answers them again);
+  ``usage_billed/{customer}~{period start}``: the quantities and amounts billed for a period so far.
+
+Why this shape: an event's shard is a hash of (customer, event id), so the same id always meets its earlier
+copy in the same ``usage_ids`` document, whatever its timestamp, and a batch of 1,000 events of a customer
+writes at most ``shards`` id documents and ``shards`` totals documents (no document is written per event, none
+more than once per batch). Every write is one batch conditioned on the ``update_time`` of each document read
+(or ``create`` for a new one), retried by the one compare-and-set policy: concurrent or redelivered batches
+touching the same shard serialise, and an id is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field
+
+from shared import clients
+from shared.domain.calendar import Anchor, Cadence, Period, Schedule, Unit
+from shared.domain.catalog import Frozen, Price
+from shared.domain.meters import (
+    DIGEST_BYTES,
+    Event,
+    Meter,
+    Rated,
+    Totals,
+    fold,
+    merge_totals,
+    quantities,
+    rate,
+    shard_of,
+    totals_from_doc,
+    totals_to_doc,
+)
+from shared.domain.money import Money
+from shared.domain.pricing import ChargeLine, LineKind
+from shared.idempotency import retry_on_contention
+from shared.idempotency.cas import Stale, precondition
+from shared.log import get_logger
+from shared.metering.config import MeteringSettings, metering_settings
+
+log = get_logger(__name__)
+
+METERS, CALENDARS, IDS, TOTALS = "meters", "usage_calendars", "usage_ids", "usage_totals"
+CLOSES, BILLED = "usage_closes", "usage_billed"
+METER_CACHE_S = 30.0
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class MeteringError(Exception):
+    """A refusal with its HTTP status and code (unknown meter, period not closable yet ...)."""
+
+    def __init__(self, status: int, code: str, detail: Any) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail = status, code, detail
+
+
+@dataclass(frozen=True, slots=True)
+class MeteringDeps:
+    db: Callable[[], Any] = clients.firestore
+    clock: Callable[[], dt.datetime] = utcnow
+    settings: Callable[[], MeteringSettings] = metering_settings
+
+
+class MeteredItem(Frozen):
+    """A usage-priced item: ``price`` (any model of the catalog, snapshotted) applied to ``meter``'s quantity."""
+
+    price: Price
+    meter: str
+
+
+class Calendar(Frozen):
+    """The metered subscription of a customer: usage periods are its billing periods."""
+
+    customer: str
+    subscription_id: str
+    anchor_local: dt.datetime
+    zone: str
+    interval: Unit
+    interval_count: int = 1
+    items: tuple[MeteredItem, ...] = Field(min_length=1, max_length=20)
+    late: tuple[str, ...] = ()  # closed periods with events folded since: adjusted by the next close
+    late_seq: int = 0  # bumped with each late write, so a concurrent close always sees a changed document
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(Anchor(self.anchor_local, self.zone), Cadence(self.interval, self.interval_count))
+
+
+def period_key(p: Period) -> str:
+    return p.start.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def parse_period_key(k: str) -> dt.datetime:
+    return dt.datetime.strptime(k, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one batch did: events newly applied, duplicates (already applied, or twice in the batch)."""
+
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    writes: int = 0
+
+
+@dataclass
+class _MeterCache:
+    at: float = -1e18
+    meters: tuple[Meter, ...] = ()
+
+
+@dataclass
+class MeteringStore:
+    deps: MeteringDeps = field(default_factory=MeteringDeps)
+    _cache: _MeterCache = field(default_factory=_MeterCache)
+
+    def _col(self, name: str) -> Any:
+        return self.deps.db().collection(name)
+
+    # -- meters -------------------------------------------------------------------------------------
+    def create_meter(self, meter: Meter) -> tuple[int, dict[str, Any]]:
+        """Create once: 201; the same definition again 200; another one under the id 409."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        ref = self._col(METERS).document(meter.id)
+        doc = {**meter.model_dump(mode="json"), "created_at": self.deps.clock()}
+        try:
+            ref.create(doc)
+        except (AlreadyExists, Conflict):
+            existing = ref.get().to_dict() or {}
+            if Meter.model_validate({k: v for k, v in existing.items() if k != "created_at"}) != meter:
+                raise MeteringError(409, "meter_exists", f"meter {meter.id} exists with another definition") from None
+            return 200, existing
+        self._cache.at = -1e18
+        return 201, doc
+
+    def meter(self, meter_id: str) -> Meter:
+        snap = self._col(METERS).document(meter_id).get()
+        if not snap.exists:
+            raise MeteringError(404, "meter_not_found", meter_id)
+        return _meter(snap.to_dict() or {})
+
+    def meters(self) -> tuple[Meter, ...]:
+        """Every meter, cached for :data:`METER_CACHE_S` (a new meter counts the events aggregated after that)."""
+        if time.monotonic() - self._cache.at > METER_CACHE_S:
+            docs = self._col(METERS).stream()
+            ms = [
+                Meter.model_validate({k: v for k, v in (d.to_dict() or {}).items() if k != "created_at"}) for d in docs
+            ]
+            self._cache.meters, self._cache.at = tuple(sorted(ms, key=lambda m: m.id)), time.monotonic()
+        return self._cache.meters
+
+    # -- calendars ----------------------------------------------------------------------------------
+    def attach(
+        self,
+        customer: str,
+        *,
+        subscription_id: str,
+        start: dt.datetime,
+        zone: str,
+        cadence: Cadence,
+        items: Sequence[MeteredItem],
+    ) -> Calendar:
+        """Bill ``customer``'s usage on this subscription's periods (anchored at ``start`` in ``zone``)."""
+        for it in items:
+            self.meter(it.meter)  # 404 for an unknown meter
+        cal = Calendar(
+            customer=customer,
+            subscription_id=subscription_id,
+            anchor_local=Anchor.at(start, zone).local,
+            zone=zone,
+            interval=cadence.unit,
+            interval_count=cadence.count,
+            items=tuple(items),
+        )
+        ref = self._col(CALENDARS).document(customer)
+        sub = self._col("subscriptions").document(subscription_id)
+        if sub.get().exists:  # the renewals planner bills this subscription's usage (shared.metering.billing)
+            sub.update({"metered": {"customer": customer}})
+
+        def step() -> None:  # keep the late periods a close has not billed yet
+            snap = ref.get()
+            old = (snap.to_dict() or {}) if snap.exists else {}
+            doc = cal.model_dump(mode="json") | {"late": old.get("late", []), "late_seq": old.get("late_seq", 0)}
+            if snap.exists:
+                ref.update(doc, option=precondition(snap.update_time))
+            else:
+                ref.create(doc)
+
+        retry_on_contention(step, what=f"usage calendar {customer}")
+        return cal
+
+    def calendar(self, customer: str) -> Calendar | None:
+        snap = self._col(CALENDARS).document(customer).get()
+        return _calendar(snap)
+
+    # -- aggregation --------------------------------------------------------------------------------
+    def apply(self, events: Sequence[Event]) -> Applied:
+        """Fold a batch of validated events: per customer, one conditional batch write (see the module doc)."""
+        by_customer: dict[str, list[Event]] = {}
+        for e in events:
+            by_customer.setdefault(e.customer, []).append(e)
+        meters = self.meters()
+        out = Applied()
+        for customer, evs in by_customer.items():
+            step = functools.partial(self._apply_customer, customer, evs, meters)
+            r = retry_on_contention(step, what=f"usage {customer}")
+            out = Applied(
+                out.applied + r.applied, out.duplicates + r.duplicates, out.late + r.late, out.writes + r.writes
+            )
+        return out
+
+    def _apply_customer(self, customer: str, events: Sequence[Event], meters: Sequence[Meter]) -> Applied:
+        from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
+
+        cfg, now, db = self.deps.settings(), self.deps.clock(), self.deps.db()
+        cal_ref = self._col(CALENDARS).document(customer)
+        cal = _calendar(cal_snap := cal_ref.get())
+        schedule = cal.schedule if cal else DEFAULT_SCHEDULE
+        placed = [(e, e.digest(), period_key(schedule.period_at(e.timestamp))) for e in events]
+        shards = sorted({shard_of(d, cfg.shards) for _, d, _ in placed})
+        id_refs = {s: self._col(IDS).document(f"{customer}~{s}") for s in shards}
+        tot_keys = sorted({(pk, shard_of(d, cfg.shards)) for _, d, pk in placed})
+        tot_refs = {k: self._col(TOTALS).document(f"{customer}~{k[0]}~{k[1]}") for k in tot_keys}
+        snaps = {s.reference.path: s for s in db.get_all([*id_refs.values(), *tot_refs.values()])}
+        id_docs = {s: snaps[r.path] for s, r in id_refs.items()}
+        seen = self._seen(customer, id_docs, now)
+        fresh: dict[int, list[bytes]] = {}
+        by_total: dict[tuple[str, int], list[Event]] = {}
+        dup = 0
+        for e, d, pk in placed:
+            if d in seen:
+                dup += 1
+                continue
+            seen.add(d)
+            s = shard_of(d, cfg.shards)
+            fresh.setdefault(s, []).append(d)
+            by_total.setdefault((pk, s), []).append(e)
+        if not fresh:
+            return Applied(duplicates=dup)
+        batch = db.batch()
+        writes = sum(
+            self._write_ids(batch, customer, s, ref=id_refs[s], snap=id_docs[s], new=new, now=now)
+            for s, new in fresh.items()
+        )
+        late_keys: set[str] = set()
+        late = 0
+        for (pk, s), evs in by_total.items():
+            ref = tot_refs[(pk, s)]
+            snap = snaps[ref.path]
+            doc = (snap.to_dict() or {}) if snap.exists else {}
+            fields = {
+                "partials": totals_to_doc(fold(meters, evs, totals_from_doc(doc.get("partials")))),
+                "updated_at": now,
+            }
+            if doc.get("closed_at") is not None:
+                late_keys.add(pk)
+                late += len(evs)
+            if snap.exists:
+                batch.update(ref, fields, option=precondition(snap.update_time))
+            else:
+                batch.create(ref, {**fields, "customer": customer, "period": pk, "shard": s, "closed_at": None})
+            writes += 1
+        if late_keys:  # the close that marked them reads the calendar: this write conflicts with it
+            if cal is None:
+                raise Stale  # a closed period always has a calendar: it was written since our read
+            fields = {"late": sorted(set(cal.late) | late_keys), "late_seq": cal.late_seq + 1}
+            batch.update(cal_ref, fields, option=precondition(cal_snap.update_time))
+            writes += 1
+        try:
+            batch.commit()
+        except (AlreadyExists, Conflict, NotFound):
+            raise Stale from None  # created or deleted since the read: decide again
+        return Applied(applied=sum(len(v) for v in fresh.values()), duplicates=dup, late=late, writes=writes)
+
+    def _seen(self, customer: str, id_docs: dict[int, Any], now: dt.datetime) -> set[bytes]:
+        """Every digest already applied to these shards: the current blobs and their live full pages."""
+        pages = [
+            self._col(IDS).document(f"{customer}~{s}~p{p['n']}")
+            for s, snap in id_docs.items()
+            if snap.exists
+            for p in (snap.to_dict() or {}).get("pages", [])
+            if p["expire_at"] > now
+        ]
+        seen: set[bytes] = set()
+        for snap in [*id_docs.values(), *(self.deps.db().get_all(pages) if pages else [])]:
+            if snap.exists:
+                seen.update(_split((snap.to_dict() or {}).get("ids") or b""))
+        return seen
+
+    def _write_ids(
+        self, batch: Any, customer: str, s: int, *, ref: Any, snap: Any, new: list[bytes], now: dt.datetime
+    ) -> int:
+        """Append ``new`` digests to the shard's blob (a full blob becomes a page first); the writes it took."""
+        cfg = self.deps.settings()
+        doc = (snap.to_dict() or {}) if snap.exists else {}
+        current = bytes(doc.get("ids") or b"")
+        live = [p for p in doc.get("pages", []) if p["expire_at"] > now]
+        n, writes = int(doc.get("next_page", 0)), 1
+        blob = current + b"".join(sorted(new))
+        if len(current) // DIGEST_BYTES >= cfg.page_ids:  # the page is full: keep it aside, start a new one
+            expire = now + dt.timedelta(days=cfg.retention_days)
+            batch.create(self._col(IDS).document(f"{customer}~{s}~p{n}"), {"ids": current, "expire_at": expire})
+            live.append({"n": n, "expire_at": expire})
+            blob, n, writes = b"".join(sorted(new)), n + 1, 2
+        fields = {"ids": blob, "pages": live, "next_page": n, "updated_at": now}
+        if snap.exists:
+            batch.update(ref, fields, option=precondition(snap.update_time))
+        else:
+            batch.create(ref, {**fields, "customer": customer, "shard": s})
+        return writes
+
+    # -- reading ------------------------------------------------------------------------------------
+    def period_totals(self, customer: str, period: Period) -> Totals:
+        snaps = self.deps.db().get_all(self._total_refs(customer, period_key(period)))
+        return merge_totals(totals_from_doc((s.to_dict() or {}).get("partials")) for s in snaps if s.exists)
+
+    def _total_refs(self, customer: str, pk: str) -> list[Any]:
+        return [self._col(TOTALS).document(f"{customer}~{pk}~{s}") for s in range(self.deps.settings().shards)]
+
+    def current_usage(self, customer: str, at: dt.datetime | None = None) -> dict[str, Any]:
+        """Running totals and the estimated amount of the period open at ``at`` (rated like the close rates it)."""
+        cal = self.calendar(customer)
+        if cal is None:
+            raise MeteringError(404, "no_metered_subscription", customer)
+        period = cal.schedule.period_at(at or self.deps.clock())
+        totals = self.period_totals(customer, period)
+        lines = usage_lines(cal, {it.meter: self.meter(it.meter) for it in cal.items}, totals)
+        currency = cal.items[0].price.currency
+        amount = sum((r.amount for _, r in lines), Money.zero(currency))
+        return {
+            "object": "usage",
+            "customer": customer,
+            "subscription_id": cal.subscription_id,
+            "period_start": _iso(period.start),
+            "period_end": _iso(period.end),
+            "items": [
+                {
+                    "meter": meter_id,
+                    "group": group,
+                    "price": r.price_id,
+                    "quantity": f"{r.quantity:f}",
+                    "model": r.model,
+                    "tiers": [t.model_dump(mode="json") for t in r.tiers],
+                    "amount": r.amount.as_dict(),
+                }
+                for (meter_id, group), r in lines
+            ],
+            "estimated_amount": amount.as_dict(),
+        }
+
+    # -- closing a period -----------------------------------------------------------------------------
+    def close(
+        self, customer: str, period: Period, request_id: str, *, now: dt.datetime | None = None
+    ) -> tuple[ChargeLine, ...]:
+        """The usage lines of ``period`` plus adjustments for late events of earlier closed periods, once.
+
+        Refused (409 ``grace_running``) before ``period.end + grace``. A repeated close with the same
+        ``request_id`` answers the same lines; the totals documents of ``period`` are marked closed in the same
+        commit, so an event folded afterwards is late and lands on the next close as an adjustment, exactly once.
+        """
+        cfg = self.deps.settings()
+        now = now or self.deps.clock()
+        if now < period.end + cfg.grace:
+            raise MeteringError(
+                409, "grace_running", f"usage of the period can be closed from {_iso(period.end + cfg.grace)}"
+            )
+        return retry_on_contention(lambda: self._close(customer, period, request_id), what=f"usage close {customer}")
+
+    def _close(self, customer: str, period: Period, request_id: str) -> tuple[ChargeLine, ...]:
+        from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
+
+        db, now = self.deps.db(), self.deps.clock()
+        close_ref = self._col(CLOSES).document(f"{customer}~{request_id}")
+        cal_ref = self._col(CALENDARS).document(customer)
+        cal_snap, close_snap = cal_ref.get(), close_ref.get()
+        if close_snap.exists:
+            return tuple(ChargeLine.model_validate(x) for x in (close_snap.to_dict() or {}).get("lines", []))
+        cal = _calendar(cal_snap)
+        if cal is None:
+            raise MeteringError(404, "no_metered_subscription", customer)
+        meters = {it.meter: self.meter(it.meter) for it in cal.items}
+        pk = period_key(period)
+        batch = db.batch()
+        lines: list[ChargeLine] = []
+        for key in [k for k in cal.late if k < pk] + [pk]:
+            refs = self._total_refs(customer, key)
+            snaps = list(db.get_all(refs))
+            totals = merge_totals(totals_from_doc((s.to_dict() or {}).get("partials")) for s in snaps if s.exists)
+            billed_ref = self._col(BILLED).document(f"{customer}~{key}")
+            billed_snap = billed_ref.get()
+            billed = (billed_snap.to_dict() or {}).get("lines", {}) if billed_snap.exists else {}
+            new, now_billed = _bill(cal, meters, totals, billed, cal.schedule.period_at(parse_period_key(key)))
+            lines += new
+            doc = {"customer": customer, "period": key, "lines": {**billed, **now_billed}, "updated_at": now}
+            batch.set(billed_ref, doc)
+            if key == pk:  # an event folded into these from now on is late (the aggregator reads closed_at)
+                for ref, snap in zip(refs, snaps, strict=True):
+                    if snap.exists:
+                        batch.update(ref, {"closed_at": now}, option=precondition(snap.update_time))
+                    else:
+                        shard = int(ref.id.rsplit("~", 1)[1])
+                        empty = {"partials": [], "closed_at": now, "updated_at": now}
+                        batch.create(ref, {"customer": customer, "period": key, "shard": shard, **empty})
+        dumped = [x.model_dump(mode="json") for x in lines]
+        batch.create(close_ref, {"customer": customer, "period": pk, "lines": dumped, "created_at": now})
+        batch.update(cal_ref, {"late": [k for k in cal.late if k > pk]}, option=precondition(cal_snap.update_time))
+        try:
+            batch.commit()
+        except (AlreadyExists, Conflict, NotFound):
+            raise Stale from None
+        return tuple(lines)
+
+
+def _bill(
+    cal: Calendar, meters: dict[str, Meter], totals: Totals, billed: dict[str, Any], p: Period
+) -> tuple[list[ChargeLine], dict[str, Any]]:
+    """Lines for a period: its usage the first time, then the difference to what was billed (late events)."""
+    lines, now_billed = [], {}
+    for (meter_id, group), r in usage_lines(cal, meters, totals):
+        k = f"{r.price_id}|{meter_id}|{group}"
+        now_billed[k] = {"quantity": f"{r.quantity:f}", "amount": r.amount.amount}
+        if not billed:
+            lines.append(_line(cal, r, (meter_id, group), p, amount=r.amount, quantity=r.quantity, adjustment=None))
+            continue
+        before = billed.get(k, {"quantity": "0", "amount": 0})
+        delta = r.amount.amount - int(before["amount"])
+        if delta or Decimal(before["quantity"]) != r.quantity:
+            units = max(r.quantity - Decimal(before["quantity"]), Decimal(0))
+            amount = Money(delta, r.amount.currency)
+            lines.append(
+                _line(cal, r, (meter_id, group), p, amount=amount, quantity=units, adjustment=before["quantity"])
+            )
+    return lines, now_billed
+
+
+DEFAULT_SCHEDULE = Schedule(Anchor(dt.datetime(2000, 1, 1), "UTC"), Cadence(Unit.MONTH))
+
+
+def _meter(doc: dict[str, Any]) -> Meter:
+    return Meter.model_validate({k: v for k, v in doc.items() if k != "created_at"})
+
+
+def _calendar(snap: Any) -> Calendar | None:
+    return Calendar.model_validate(snap.to_dict()) if snap.exists else None
+
+
+def _split(blob: bytes) -> Iterable[bytes]:
+    b = bytes(blob)
+    return (b[i : i + 12] for i in range(0, len(b), 12))
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def usage_lines(cal: Calendar, meters: dict[str, Meter], totals: Totals) -> list[tuple[tuple[str, str], Rated]]:
+    """Each metered item's quantity per group, rated: THE computation of both the estimate and the close."""
+    out = []
+    for it in cal.items:
+        qs = quantities(meters[it.meter], totals) or {"": Decimal(0)}
+        for group, q in qs.items():
+            out.append(((it.meter, group), rate(it.price, q)))
+    return out
+
+
+def _line(
+    cal: Calendar,
+    r: Rated,
+    key: tuple[str, str],
+    p: Period,
+    *,
+    amount: Money,
+    quantity: Decimal,
+    adjustment: str | None,
+) -> ChargeLine:
+    meter_id, group = key
+    price = next(i.price for i in cal.items if i.price.id == r.price_id)
+    what = f"{price.nickname or price.product_id} ({meter_id}{f', {group}' if group else ''})"
+    how = r.describe()
+    if adjustment is None:
+        text = f"Usage {what}: {r.quantity:f} units, {how}"
+    else:
+        text = f"Late usage adjustment {what}: {adjustment} -> {r.quantity:f} units, {how}"
+    return ChargeLine(
+        description=text[:500],
+        kind=LineKind.RECURRING,
+        price_id=price.id,
+        product_id=price.product_id,
+        tax_category=price.tax_category,
+        tax_behavior=price.tax_behavior,
+        quantity=quantity,
+        amount=amount,
+        period_start=p.start,
+        period_end=p.end,
+    )
