@@ -16,12 +16,11 @@ facts and lines arrive in any order:
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import ModuleType
+from decimal import Decimal
 from typing import Any
 
 from shared import clients
@@ -49,12 +48,15 @@ from shared.reconciliation.repository import (
     FILES,
     GROUPS,
     LINES,
+    PAYOUT_PARTS,
     PAYOUTS,
     file_key,
     line_doc,
     payout_key,
+    payout_parts,
 )
-from shared.settlement.lines import Payout, SettlementBatch, SettlementLine
+from shared.settlement import registry
+from shared.settlement.lines import LineType, Payout, SettlementBatch, SettlementLine
 
 log = get_logger(__name__)
 
@@ -131,6 +133,7 @@ class Reconciler:
         with ThreadPoolExecutor(self.workers) as pool:
             evals = list(pool.map(lambda g: self._merge(g[0], g[1][0], lines=g[1][1], now=now), groups.items()))
         res.findings = sum(len(e.findings) for e in evals)
+        self._create_all(PAYOUT_PARTS, payout_parts(batch))
         for p in batch.payouts:
             self._payout_doc(p)
         touched = {(p.psp, p.account, p.payout_id) for p in batch.payouts}
@@ -347,6 +350,8 @@ class Reconciler:
         doc = snap.to_dict() or {}
         q = self.db.collection(LINES).where(filter=FieldFilter("payout_key", "==", key))
         total = int(q.sum("net").get()[0][0].value or 0)
+        if doc.get("status") != "closed" and total != int(doc["amount"]) and self._rounding_line(key, doc, total, now):
+            total = int(q.sum("net").get()[0][0].value or 0)
         count = int(q.count().get()[0][0].value or 0)
         if doc.get("status") != "closed" and total != int(doc["amount"]):
             if doc.get("lines_sum") != total:
@@ -382,6 +387,35 @@ class Reconciler:
             )
             ref.update({"published": True})
         return closed_now
+
+    def _rounding_line(self, key: str, doc: dict[str, Any], total: int, now: dt.datetime) -> bool:
+        """Add the ``<payout>:rounding`` line when the PSP's exact nets (not the rounded lines) meet the payout
+        within one minor unit, as :func:`shared.settlement.adapters.checkout.close_payouts` does for a pull.
+        Its id derives from the payout, so a second check finds it and posts nothing more."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        q = self.db.collection(PAYOUT_PARTS).where(filter=FieldFilter("payout_key", "==", key))
+        parts = [s.to_dict() or {} for s in q.stream()]
+        amount, cur = int(doc["amount"]), str(doc["currency"])
+        exact = sum((Decimal(p["exact_net"]) for p in parts if p.get("currency") == cur), Decimal(0))
+        if not parts or abs(amount - exact) > 1:
+            return False
+        diff = amount - total
+        line = SettlementLine(
+            psp=doc["psp"],
+            account=doc["account"],
+            line_id=f"{doc['payout_id']}:rounding",
+            type=LineType.ADJUSTMENT,
+            currency=cur,
+            gross=diff,
+            net=diff,
+            payout_id=doc["payout_id"],
+            booked_at=now,
+            source=f"rounding: exact nets {exact.normalize()} vs payout {amount} minor units",
+        )
+        self._create_all(LINES, [(line.key(), line_doc(line, None))])
+        ledger.post(self.db, [postings.line_entry(line)])
+        return True
 
     # -- operator resolution ----------------------------------------------------------------------
     def resolve(self, exception_id: str, reason: str, now: dt.datetime | None = None, by: str = "") -> dict[str, Any]:
@@ -432,7 +466,13 @@ class Reconciler:
     def tick(self, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
         """Pull the API sources, then re-evaluate payments whose facts or lines waited past their delay."""
         now = now or self.clock()
-        pulled = sum(self.pull(psp, account, now).lines for psp, account in self.cfg.pull_sources)
+        pulled = failed = 0
+        for psp, account in self.cfg.pull_sources:
+            try:
+                pulled += self.pull(psp, account, now).lines
+            except Exception:  # one PSP's outage or missing key must not stop the others nor the ageing below
+                failed += 1
+                log.exception("settlement pull failed; retried on the next tick", extra={"psp": psp})
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         q = (
@@ -445,20 +485,19 @@ class Reconciler:
         due = [(s.id, s.to_dict() or {}) for s in q.stream()]
         for gid, d in due:
             self._merge(gid, (d["psp"], d["account"], d["payment_ref"]), now=now)
-        return {"pulled_lines": pulled, "aged_groups": len(due)}
+        return {"pulled_lines": pulled, "failed_sources": failed, "aged_groups": len(due)}
 
     def pull(self, psp: str, account: str, now: dt.datetime) -> IntakeResult:
         """One API pull from the cursor (minus an overlap) to now; the same page twice changes nothing."""
-        puller = getattr(registry(self.cfg), "PULLERS", {}).get(psp)
-        if puller is None:
-            log.error("no puller for configured source", extra={"psp": psp})
+        try:
+            puller, client = registry.source_for(psp, account)
+        except registry.NoSource:
+            log.error("no API source for configured pull source", extra={"psp": psp})
             return IntakeResult()
         ref = self.db.collection(CURSORS).document(f"{psp}:{account}")
         snap = ref.get()
         until = (snap.to_dict() or {}).get("until") if snap.exists else None
         since = (until - self.cfg.pull_overlap) if isinstance(until, dt.datetime) else now - dt.timedelta(days=7)
-        client_for = getattr(registry(self.cfg), "client_for", None)
-        client = client_for(psp, account) if client_for else None
         batch = puller(client, account=account, since=since, until=now)
         res = self.intake_batch(batch, now)
         ref.set({"until": now, "lines": res.lines})
@@ -468,12 +507,11 @@ class Reconciler:
     def intake_object(self, bucket: str, name: str, generation: str, now: dt.datetime | None = None) -> dict[str, Any]:
         """A settlement report dropped into the bucket: detect its source, parse, intake, once per generation."""
         now = now or self.clock()
-        reg = registry(self.cfg)
-        found = reg.detect(name)
+        found = registry.detect(name)
         if found is None:
             raise UnknownObject(f"no settlement source for object {name!r}")
         psp, account = found
-        parser = reg.REPORT_PARSERS.get(psp)
+        parser = registry.REPORT_PARSERS.get(psp)
         if parser is None:
             raise UnknownObject(f"no report parser for {psp}")
         claims = Claims(FILE_CLAIM, lease_s=600)
@@ -498,16 +536,6 @@ class Reconciler:
             raise
         claims.complete(claimed, result=result, fields={"done_at": now})
         return result
-
-
-def registry(cfg: ReconSettings | None = None) -> ModuleType:
-    """The settlement registry (``REPORT_PARSERS``, ``PULLERS``, ``detect``); a stub on the local stack."""
-    cfg = cfg or recon_settings()
-    if cfg.registry_module == "shared.settlement.registry":
-        from shared.settlement import registry as reg  # type: ignore[attr-defined,unused-ignore]
-
-        return reg  # type: ignore[no-any-return,unused-ignore]
-    return importlib.import_module(cfg.registry_module)
 
 
 def lines_of(batches: Iterable[SettlementBatch]) -> list[SettlementLine]:
