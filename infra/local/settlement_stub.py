@@ -12,6 +12,7 @@ owns ``STRIPE_API_BASE``), so the stub starts when the functions' environment is
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import threading
@@ -54,11 +55,13 @@ class SettlementStub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def publish(self, payouts: Iterable[Payout], lines: Iterable[SettlementLine]) -> None:
+    def publish(
+        self, payouts: Iterable[Payout], lines: Iterable[SettlementLine], arrival_at: dt.datetime | None = None
+    ) -> None:
         """Make payouts and their lines (the payout's own balance transaction included) visible to the API."""
         with self._lock:
             for p in payouts:
-                self._payouts[p.payout_id] = stripe_payout(p)
+                self._payouts[p.payout_id] = stripe_payout(p, arrival_at)
             for ln in lines:
                 if ln.payout_id:
                     self._txns.setdefault(ln.payout_id, []).append(stripe_balance_transaction(ln))

@@ -219,8 +219,9 @@ STRIPE_CATEGORIES = {
 }
 
 
-def stripe_payout(p: Payout) -> dict[str, Any]:
-    arrival = dt.datetime.combine(p.arrival_date or dt.date(2026, 1, 1), dt.time(0), dt.UTC)
+def stripe_payout(p: Payout, arrival_at: dt.datetime | None = None) -> dict[str, Any]:
+    """A paid automatic payout; ``arrival_date`` is midnight UTC of the payout's date unless given."""
+    arrival = arrival_at or dt.datetime.combine(p.arrival_date or dt.date(2026, 1, 1), dt.time(0), dt.UTC)
     return {
         "id": p.payout_id,
         "object": "payout",
