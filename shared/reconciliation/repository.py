@@ -4,6 +4,8 @@
                                              same PSP twice is the same document)
 ``recon_groups/{group id}``                  one payment: its facts and line views, the last verdict
                                              (state, due_at for the tick, open exception ids)
+``recon_refs/{hash}``                        one of OUR references (attempt / invoice id) of a PSP account ->
+                                             the payments whose facts carry it (``groups``: gid -> payment)
 ``recon_exceptions/{exception id}``          open -> cleared (explained later) | resolved (by an operator)
 ``settlement_payouts/{payout key}``          what the PSP paid to the bank; open -> closed
 ``settlement_payout_parts/{hash}``           a source's unrounded net of a payout (Checkout.com), keyed by
@@ -23,6 +25,7 @@ from shared.settlement.lines import LineType, PayoutNet, SettlementBatch, Settle
 LINES = "settlement_lines"
 GROUPS = "recon_groups"
 EXCEPTIONS = "recon_exceptions"
+REFS = "recon_refs"
 PAYOUTS = "settlement_payouts"
 PAYOUT_PARTS = "settlement_payout_parts"
 FILES = "recon_files"
@@ -38,6 +41,10 @@ def _h(*parts: str) -> str:
 
 def payout_key(psp: str, account: str, payout_id: str) -> str:
     return _h(psp, account, payout_id)
+
+
+def ref_key(psp: str, account: str, our_ref: str) -> str:
+    return _h("ref", psp, account, our_ref)
 
 
 def part_key(payout: str, line_keys: list[str]) -> str:

@@ -19,7 +19,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -50,10 +50,12 @@ from shared.reconciliation.repository import (
     LINES,
     PAYOUT_PARTS,
     PAYOUTS,
+    REFS,
     file_key,
     line_doc,
     payout_key,
     payout_parts,
+    ref_key,
 )
 from shared.settlement import registry
 from shared.settlement.lines import LineType, Payout, SettlementBatch, SettlementLine
@@ -117,15 +119,20 @@ class Reconciler:
         res = IntakeResult(lines=len(batch.lines))
         groups: dict[str, tuple[tuple[str, str, str], dict[str, m.LineView]]] = {}
         docs: list[tuple[str, dict[str, Any]]] = []
+        fallback = self._fallback(batch.lines)
         for line in batch.lines:
             ref = m.payment_ref(line)
+            candidates: tuple[str, ...] = ()
+            if ref is None and line.key() in fallback:
+                ref, candidates = fallback[line.key()]
             gid = None
             if ref is not None:
                 gid = m.group_id(line.psp, line.account, ref)
             elif line.type in m.CATEGORIES:  # a payment line naming no payment: its own group
                 ref, gid = f"line:{line.line_id}", m.group_id(line.psp, line.account, f"line:{line.key()}")
             if gid is not None and ref is not None:
-                groups.setdefault(gid, ((line.psp, line.account, ref), {}))[1][line.key()] = m.view_line(line, now)
+                view = m.view_line(line, now, candidates)
+                groups.setdefault(gid, ((line.psp, line.account, ref), {}))[1][line.key()] = view
             docs.append((line.key(), line_doc(line, gid)))
         res.new_lines = self._create_all(LINES, docs)
         ledger.post(self.db, [postings.line_entry(ln) for ln in batch.lines])
@@ -142,6 +149,63 @@ class Reconciler:
             if self._check_payout(psp, account, pid, now):
                 res.payouts_closed.append(pid)
         return res
+
+    def _fallback(self, lines: Iterable[SettlementLine]) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Line key -> (payment ref, candidates) for payment lines naming no payment at the PSP: the one
+        payment our reference names; else a ``ref:`` group where the line waits for it (its fact may come
+        later) or, when the reference names several payments, the candidates (an exception, not a guess)."""
+        todo = [(ln, m.line_our_refs(ln)) for ln in lines]
+        todo = [(ln, refs) for ln, refs in todo if refs]
+        if not todo:
+            return {}
+        index = self._ref_index({(ln.psp, ln.account, r) for ln, refs in todo for r in refs})
+        out: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for ln, refs in todo:
+            hit = next(((r, index[(ln.psp, ln.account, r)]) for r in refs if index.get((ln.psp, ln.account, r))), None)
+            if hit is None:
+                out[ln.key()] = (m.fallback_ref(refs[0]), ())
+            elif len(hit[1]) == 1:
+                out[ln.key()] = (next(iter(hit[1].values())), ())
+            else:
+                out[ln.key()] = (m.fallback_ref(hit[0]), tuple(sorted(hit[1].values())))
+        return out
+
+    def _ref_index(self, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, str]]:
+        """(psp, account, our ref) -> {group id: payment ref} of the payments whose facts carry it."""
+        col = self.db.collection(REFS)
+        by_id = {ref_key(*k): k for k in keys}
+        out: dict[tuple[str, str, str], dict[str, str]] = {}
+        ids = sorted(by_id)
+        for i in range(0, len(ids), 300):
+            for snap in self.db.get_all([col.document(d) for d in ids[i : i + 300]]):
+                if snap.exists:
+                    out[by_id[snap.id]] = dict((snap.to_dict() or {}).get("groups") or {})
+        return out
+
+    def _adopt(self, psp: str, account: str, our_ref: str, now: dt.datetime) -> None:
+        """Lines that waited under ``our_ref`` join the payment it now names (or, if it names several, carry
+        the candidates). Their waiting group drops them; its exceptions, if any, clear."""
+        meta = (psp, account, m.fallback_ref(our_ref))
+        ogid = m.group_id(*meta)
+        snap = self.db.collection(GROUPS).document(ogid).get()
+        waiting = (snap.to_dict() or {}).get("lines") or {} if snap.exists else {}
+        if not waiting:
+            return
+        views = {k: m.LineView.from_doc(k, v) for k, v in waiting.items()}
+        named = self._ref_index({(psp, account, our_ref)}).get((psp, account, our_ref)) or {}
+        if len(named) > 1:
+            cands = tuple(sorted(named.values()))
+            if any(v.candidates != cands for v in views.values()):
+                replaced = {k: replace(v, candidates=cands) for k, v in views.items()}
+                self._merge(ogid, meta, lines=replaced, replace_lines=True, now=now)
+            return
+        if len(named) != 1:
+            return
+        ((tgid, pref),) = named.items()
+        self._merge(tgid, (psp, account, pref), lines={k: replace(v, candidates=()) for k, v in views.items()}, now=now)
+        for key in views:  # the line's pointer to its group follows it (the line itself is never edited)
+            self.db.collection(LINES).document(key).update({"group": tgid})
+        self._merge(ogid, meta, drop=frozenset(views), now=now)
 
     def _create_all(self, collection: str, docs: list[tuple[str, dict[str, Any]]]) -> int:
         """Create documents that do not exist yet (a redelivered batch creates none)."""
@@ -178,7 +242,12 @@ class Reconciler:
         if view is None:
             return None
         gid = m.group_id(event.psp, event.account, event.psp_payment_id)
-        return self._merge(gid, (event.psp, event.account, event.psp_payment_id), facts={view.fact_id: view}, now=now)
+        ev = self._merge(gid, (event.psp, event.account, event.psp_payment_id), facts={view.fact_id: view}, now=now)
+        for r in m.fact_our_refs(event):  # index our references, then take in lines that waited for them
+            doc = {"psp": event.psp, "account": event.account, "ref": r, "groups": {gid: event.psp_payment_id}}
+            self.db.collection(REFS).document(ref_key(event.psp, event.account, r)).set(doc, merge=True)
+            self._adopt(event.psp, event.account, r, now)
+        return ev
 
     def record_invoice_event(self, event: Event, at: dt.datetime) -> int:
         """Receivables tie out with invoices: finalized, credited and voided invoices post entries."""
@@ -200,6 +269,8 @@ class Reconciler:
         *,
         lines: Mapping[str, m.LineView] | None = None,
         facts: Mapping[str, m.FactView] | None = None,
+        drop: frozenset[str] = frozenset(),
+        replace_lines: bool = False,
         now: dt.datetime,
     ) -> m.Evaluation:
         from google.api_core.exceptions import AlreadyExists, Conflict
@@ -239,10 +310,13 @@ class Reconciler:
                 doc = doc or {}
                 was_flagged = bool(doc.get("flagged"))
                 f = {**new_f, **(doc.get("facts") or {})}  # the first delivery's view stands
-                ln = {**new_l, **(doc.get("lines") or {})}
+                old_l = doc.get("lines") or {}
+                ln = {**old_l, **new_l} if replace_lines else {**new_l, **old_l}
+                ln = {k: v for k, v in ln.items() if k not in drop}
                 upd = fields(f, ln, was_flagged)
                 same = all(doc.get(k) == upd[k] for k in ("state", "due_at", "open", "flagged"))
-                if same and len(f) == len(doc.get("facts") or {}) and len(ln) == len(doc.get("lines") or {}):
+                if same and len(f) == len(doc.get("facts") or {}) and (ln == old_l if replace_lines or drop
+                                                                        else len(ln) == len(old_l)):  # fmt: skip
                     return None
                 return upd
 

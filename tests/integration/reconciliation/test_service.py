@@ -280,3 +280,51 @@ def test_the_tick_pulls_stripe_through_the_registry_lookup(gcp: Gcp, monkeypatch
     assert rec.tick(LATER + dt.timedelta(hours=1))["pulled_lines"] == len(batch.lines)
     assert len(list(ledger.entries(rec.db))) == entries
     assert_balanced(rec)
+
+
+def _fact(pay: str, amount: int, *, attempt: str | None = None, invoice: str | None = None) -> PaymentSucceeded:
+    refs = OurRefs(customer_id="c1", attempt_id=attempt, invoice_id=invoice)
+    return PaymentSucceeded(psp="paypal", psp_payment_id=pay, livemode=False, amount=Money(amount, "EUR"),
+                            refs=refs, psp_created_at=NOW - dt.timedelta(hours=5))  # fmt: skip
+
+
+def _unreferenced(n: int, amount: int, *, ours: str | None = None, invoice: str | None = None) -> SettlementLine:
+    """A payment line naming no payment at the PSP, only our references."""
+    return SettlementLine(psp="paypal", line_id=f"T{n}", type=LineType.CAPTURE, our_reference=ours,
+                          our_invoice_id=invoice, currency="EUR", gross=amount, net=amount, booked_at=NOW)  # fmt: skip
+
+
+def test_lines_without_psp_reference_match_on_our_references_in_either_order(rec: Reconciler) -> None:
+    rec.record_fact(_fact("P1", 1000, attempt="att-1", invoice="inv-1"))
+    rec.record_fact(_fact("P2", 2000, invoice="inv-2"))
+    rec.intake_batch(
+        SettlementBatch(lines=(_unreferenced(1, 1000, ours="att-1"), _unreferenced(2, 1990, invoice="inv-2")))
+    )
+    # exact on amount and currency still: the 10 cents short one is an amount mismatch of the payment P2
+    assert {(x["payment_ref"], x["kind"], x["impact"]["EUR"]) for x in open_exceptions(rec.db)} == {
+        ("P2", "amount_mismatch", 10)
+    }
+    # the line before its fact: it waits under our reference, is reported after the delay, then joins the fact
+    rec.intake_batch(SettlementBatch(lines=(_unreferenced(3, 500, ours="att-3"),)))
+    rec.tick(NOW + dt.timedelta(hours=2))
+    assert ("ref:att-3", "missing_on_our_side") in {(x["payment_ref"], x["kind"]) for x in open_exceptions(rec.db)}
+    rec.record_fact(_fact("P3", 500, attempt="att-3"))
+    rec.record_fact(_fact("P3", 500, attempt="att-3"))  # redelivered
+    assert {x["payment_ref"] for x in open_exceptions(rec.db)} == {"P2"}
+    report = daily_report(rec.db, NOW.date(), NOW + dt.timedelta(hours=2), dt.timedelta(days=3), dt.timedelta(hours=1))
+    assert (report.lines, report.matched, report.unexplained) == (3, 2, {})
+    assert_balanced(rec)
+
+
+def test_an_our_reference_naming_several_payments_is_an_exception_never_a_guess(rec: Reconciler) -> None:
+    rec.intake_batch(SettlementBatch(lines=(_unreferenced(1, 700, invoice="inv-9"),)))  # before the facts
+    rec.record_fact(_fact("P8", 700, invoice="inv-9"))
+    assert open_exceptions(rec.db) == []  # one payment names it: matched
+    rec.record_fact(_fact("P9", 700, invoice="inv-9"))  # a second payment of the same invoice, same amount
+    rec.intake_batch(SettlementBatch(lines=(_unreferenced(2, 700, invoice="inv-9"),)))
+    (x,) = open_exceptions(rec.db)
+    assert (x["kind"], x["payment_ref"], x["impact"]) == ("ambiguous_reference", "ref:inv-9", {"EUR": -700})
+    assert "P8, P9" in x["detail"]
+    report = daily_report(rec.db, NOW.date(), NOW, dt.timedelta(days=3), dt.timedelta(hours=1))
+    assert report.unexplained == {}
+    assert_balanced(rec)
