@@ -109,8 +109,9 @@ def test_a_line_whose_our_reference_names_several_payments_is_never_matched() ->
 
 
 def test_our_references_are_a_fallback_only_for_lines_naming_no_payment() -> None:
-    base = {"psp": "paypal", "line_id": "T1", "type": LineType.CAPTURE, "currency": "EUR", "gross": 5, "net": 5,
-            "booked_at": T0, "our_reference": "att-1", "our_invoice_id": "inv-1"}  # fmt: skip
-    assert m.line_our_refs(SettlementLine(**base)) == ("att-1", "inv-1")
-    assert m.line_our_refs(SettlementLine(**base, psp_reference="PAYID-1")) == ()
-    assert m.line_our_refs(SettlementLine(**{**base, "type": LineType.FEE, "gross": 0, "net": 0})) == ()
+    base: dict[str, object] = {"psp": "paypal", "line_id": "T1", "type": LineType.CAPTURE, "currency": "EUR"}
+    base |= {"gross": 5, "net": 5, "booked_at": T0, "our_reference": "att-1", "our_invoice_id": "inv-1"}
+    line = SettlementLine.model_validate
+    assert m.line_our_refs(line(base)) == ("att-1", "inv-1")
+    assert m.line_our_refs(line({**base, "psp_reference": "PAYID-1"})) == ()
+    assert m.line_our_refs(line({**base, "type": LineType.FEE, "gross": 0, "net": 0})) == ()
