@@ -315,8 +315,8 @@ class Reconciler:
                 ln = {k: v for k, v in ln.items() if k not in drop}
                 upd = fields(f, ln, was_flagged)
                 same = all(doc.get(k) == upd[k] for k in ("state", "due_at", "open", "flagged"))
-                if same and len(f) == len(doc.get("facts") or {}) and (ln == old_l if replace_lines or drop
-                                                                        else len(ln) == len(old_l)):  # fmt: skip
+                same_lines = ln == old_l if replace_lines or drop else len(ln) == len(old_l)
+                if same and same_lines and len(f) == len(doc.get("facts") or {}):
                     return None
                 return upd
 
