@@ -317,14 +317,24 @@ def test_lines_without_psp_reference_match_on_our_references_in_either_order(rec
 
 
 def test_an_our_reference_naming_several_payments_is_an_exception_never_a_guess(rec: Reconciler) -> None:
-    rec.intake_batch(SettlementBatch(lines=(_unreferenced(1, 700, invoice="inv-9"),)))  # before the facts
+    def ambiguous(ref: str) -> list[tuple[str, dict[str, int], str]]:
+        return sorted((x["kind"], x["impact"], x["detail"]) for x in open_exceptions(rec.db) if x["payment_ref"] == ref)
+
+    # line, fact, line, second fact of the same invoice (same amount): the joined line is taken back
+    rec.intake_batch(SettlementBatch(lines=(_unreferenced(1, 700, invoice="inv-9"),)))
     rec.record_fact(_fact("P8", 700, invoice="inv-9"))
     assert open_exceptions(rec.db) == []  # one payment names it: matched
-    rec.record_fact(_fact("P9", 700, invoice="inv-9"))  # a second payment of the same invoice, same amount
+    rec.record_fact(_fact("P9", 700, invoice="inv-9"))
     rec.intake_batch(SettlementBatch(lines=(_unreferenced(2, 700, invoice="inv-9"),)))
-    (x,) = open_exceptions(rec.db)
-    assert (x["kind"], x["payment_ref"], x["impact"]) == ("ambiguous_reference", "ref:inv-9", {"EUR": -700})
-    assert "P8, P9" in x["detail"]
+    # facts first, then the lines: the same verdict
+    rec.record_fact(_fact("P10", 700, invoice="inv-10"))
+    rec.record_fact(_fact("P11", 700, invoice="inv-10"))
+    rec.intake_batch(SettlementBatch(lines=(_unreferenced(3, 700, invoice="inv-10"),)))
+    rec.intake_batch(SettlementBatch(lines=(_unreferenced(4, 700, invoice="inv-10"),)))
+    want = [("ambiguous_reference", {"EUR": -700}, "our reference names 2 payments: {}")] * 2
+    assert ambiguous("ref:inv-9") == [(k, i, d.format("P8, P9")) for k, i, d in want]
+    assert ambiguous("ref:inv-10") == [(k, i, d.format("P10, P11")) for k, i, d in want]
+    assert {x["payment_ref"] for x in open_exceptions(rec.db)} == {"ref:inv-9", "ref:inv-10"}
     report = daily_report(rec.db, NOW.date(), NOW, dt.timedelta(days=3), dt.timedelta(hours=1))
-    assert report.unexplained == {}
+    assert (report.matched, report.unexplained) == (0, {})
     assert_balanced(rec)
