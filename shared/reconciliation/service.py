@@ -588,11 +588,14 @@ class Reconciler:
         parser = registry.REPORT_PARSERS.get(psp)
         if parser is None:
             raise UnknownObject(f"no report parser for {psp}")
+        # The generation is written glued to "gen": a bare 16-19 digit storage generation is Luhn-valid one
+        # time in ten, and stored data must never hold what a card-number sweep cannot tell from a PAN.
+        source = f"gs://{bucket}/{name}#gen{generation}"
         claims = Claims(FILE_CLAIM, lease_s=600)
         claimed = claims.claim(
             self.db.collection(FILES).document(file_key(bucket, name, generation)),
             now,
-            fields={"bucket": bucket, "name": name, "generation": generation, "psp": psp, "account": account},
+            fields={"bucket": bucket, "name": name, "source": source, "psp": psp, "account": account},
         )
         if claimed.outcome is Outcome.DONE:
             return dict(claimed.result or {})
@@ -603,7 +606,7 @@ class Reconciler:
             data = (
                 blob.download_as_bytes(if_generation_match=int(generation)) if generation else blob.download_as_bytes()
             )
-            batch = parser(data, account=account, source=f"gs://{bucket}/{name}#{generation}")
+            batch = parser(data, account=account, source=source)
             result = self.intake_batch(batch, now).as_dict()
         except Exception:
             claims.release(claimed)
