@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import random
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +24,7 @@ from shared.ledger import store as ledger
 from shared.ops import reconciliation as cli
 from shared.reconciliation.config import ReconSettings
 from shared.reconciliation.reports import daily_report, open_exceptions, payout_view
-from shared.reconciliation.repository import CURSORS, EXCEPTIONS, LINES
+from shared.reconciliation.repository import CURSORS, EXCEPTIONS, FILES, LINES
 from shared.reconciliation.service import Reconciler
 from shared.reconciliation.synthetic import synthetic_day
 from shared.settlement.adapters import adyen, checkout
@@ -209,6 +211,13 @@ def test_a_report_file_in_the_bucket_is_taken_in_once(gcp: Gcp, rec: Reconciler)
     first = rec.intake_object(bucket.name, blob.name, str(blob.generation))
     assert first["lines"] == 2
     assert first["payouts_closed"] == ["DemoECOM:1"]
+    # the generation is glued to "gen": never a bare 16-19 digit run that a card-number sweep would flag
+    where = f"gs://{bucket.name}/{blob.name}#gen{blob.generation}#"
+    assert all(str(s.to_dict()["source"]).startswith(where) for s in rec.db.collection(LINES).stream())
+    bare = re.compile(rf"(?<![A-Za-z_]){blob.generation}")
+    stored = [json.dumps(s.to_dict(), default=str) for c in (LINES, FILES) for s in rec.db.collection(c).stream()]
+    assert stored
+    assert not [d for d in stored if bare.search(d)]
     stamps = {s.id: s.update_time for s in rec.db.collection(LINES).stream()}
     assert rec.intake_object(bucket.name, blob.name, str(blob.generation)) == first
     assert {s.id: s.update_time for s in rec.db.collection(LINES).stream()} == stamps
