@@ -166,6 +166,7 @@ class Reconciler:
                 out[ln.key()] = (m.fallback_ref(refs[0]), ())
             elif len(hit[1]) == 1:
                 out[ln.key()] = (next(iter(hit[1].values())), ())
+                self._joined(ln.psp, ln.account, hit[0], {ln.key(): next(iter(hit[1]))})
             else:
                 out[ln.key()] = (m.fallback_ref(hit[0]), tuple(sorted(hit[1].values())))
         return out
@@ -181,6 +182,35 @@ class Reconciler:
                 if snap.exists:
                     out[by_id[snap.id]] = dict((snap.to_dict() or {}).get("groups") or {})
         return out
+
+    def _joined(self, psp: str, account: str, our_ref: str, lines: dict[str, str]) -> None:
+        """Remember which lines joined a payment through ``our_ref`` (line key -> group id), so they can be
+        taken back should the reference later name a second payment."""
+        ref = self.db.collection(REFS).document(ref_key(psp, account, our_ref))
+        ref.set({"psp": psp, "account": account, "ref": our_ref, "lines": lines}, merge=True)
+
+    def _unjoin(self, psp: str, account: str, our_ref: str, now: dt.datetime) -> None:
+        """Once ``our_ref`` names several payments, the lines that joined one of them through it go back to
+        waiting under the reference, with the candidates: an ``ambiguous_reference`` exception, whichever
+        order the facts and lines came in."""
+        from google.cloud.firestore_v1 import DELETE_FIELD
+
+        ref = self.db.collection(REFS).document(ref_key(psp, account, our_ref))
+        d = ref.get().to_dict() or {}
+        groups, joined = d.get("groups") or {}, d.get("lines") or {}
+        if len(groups) < 2 or not joined:
+            return
+        meta = (psp, account, m.fallback_ref(our_ref))
+        ogid, cands = m.group_id(*meta), tuple(sorted(groups.values()))
+        for key, tgid in sorted(joined.items()):
+            tdoc = self.db.collection(GROUPS).document(tgid).get().to_dict() or {}
+            view = (tdoc.get("lines") or {}).get(key)
+            if view is not None:  # first waiting again, then out of the payment: never in neither group
+                moved = replace(m.LineView.from_doc(key, view), candidates=cands)
+                self._merge(ogid, meta, lines={key: moved}, replace_lines=True, now=now)
+                self.db.collection(LINES).document(key).update({"group": ogid})
+                self._merge(tgid, (psp, account, groups[tgid]), drop=frozenset({key}), now=now)
+            ref.update({self.db.field_path("lines", key): DELETE_FIELD})
 
     def _adopt(self, psp: str, account: str, our_ref: str, now: dt.datetime) -> None:
         """Lines that waited under ``our_ref`` join the payment it now names (or, if it names several, carry
@@ -203,6 +233,7 @@ class Reconciler:
             return
         ((tgid, pref),) = named.items()
         self._merge(tgid, (psp, account, pref), lines={k: replace(v, candidates=()) for k, v in views.items()}, now=now)
+        self._joined(psp, account, our_ref, dict.fromkeys(views, tgid))
         for key in views:  # the line's pointer to its group follows it (the line itself is never edited)
             self.db.collection(LINES).document(key).update({"group": tgid})
         self._merge(ogid, meta, drop=frozenset(views), now=now)
@@ -246,6 +277,7 @@ class Reconciler:
         for r in m.fact_our_refs(event):  # index our references, then take in lines that waited for them
             doc = {"psp": event.psp, "account": event.account, "ref": r, "groups": {gid: event.psp_payment_id}}
             self.db.collection(REFS).document(ref_key(event.psp, event.account, r)).set(doc, merge=True)
+            self._unjoin(event.psp, event.account, r, now)
             self._adopt(event.psp, event.account, r, now)
         return ev
 
