@@ -1,90 +1,89 @@
-"""A stand-in settlement registry for the local stack, the e2e test and the demo: one simple CSV format.
+"""Stripe's settlement API on loopback, for the demo and the e2e test: the tick's pull runs the official SDK.
 
-The per-PSP intake adapters turn each PSP's real report into settlement lines; until they are wired in,
-the local stack points ``RECON_REGISTRY_MODULE`` here. Same interface as the real registry:
-``REPORT_PARSERS[psp](data, account=, source=)``, ``PULLERS`` and ``detect(object_name)`` for objects
-named ``settlement/<psp>/<account>/<file>``. Format (amounts in minor units, fees ``kind=amount;...``)::
+Stripe's itemised payout report carries no payout amount, so Stripe payouts reach reconciliation only
+through the API pull (``GET /v1/payouts``, then ``GET /v1/balance_transactions?payout=`` for each
+automatic payout). This stand-in answers exactly those two calls from what :meth:`SettlementStub.publish`
+was given (written by :mod:`shared.settlement.writers`), filters payouts by ``arrival_date`` like Stripe,
+and refuses a request without a test-mode bearer key. Never deployed.
 
-    type,line_id,psp_reference,psp_payment_id,currency,gross,fees,payout_id,booked_at,presentment_currency,presentment_amount
+The reconciliation function reads ``STRIPE_SETTLEMENT_API_BASE`` (the renewals act's PaymentIntents stub
+owns ``STRIPE_API_BASE``), so the stub starts when the functions' environment is built.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Callable
+import functools
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from shared.settlement.lines import Fee, LineType, Payout, SettlementBatch, SettlementLine
-
-PSPS = ("stripe", "adyen", "paypal", "gocardless", "braintree", "checkout")
-HEADER = (
-    "type,line_id,psp_reference,psp_payment_id,currency,gross,fees,payout_id,booked_at,"
-    "presentment_currency,presentment_amount"
-)
+from shared.settlement.lines import Payout, SettlementLine
+from shared.settlement.writers import stripe_balance_transaction, stripe_payout
 
 
-def detect(object_name: str) -> tuple[str, str] | None:
-    parts = object_name.split("/")
-    if len(parts) == 4 and parts[0] == "settlement" and parts[1] in PSPS and parts[2] and parts[3]:
-        return parts[1], parts[2]
-    return None
+class SettlementStub:
+    """Stripe-shaped ``/v1/payouts`` and ``/v1/balance_transactions`` on 127.0.0.1 (one page each)."""
+
+    def __init__(self) -> None:
+        self._payouts: dict[str, dict[str, Any]] = {}
+        self._txns: dict[str, list[dict[str, Any]]] = {}
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, body = stub.answer(self.path, self.headers.get("Authorization") or "")
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, name="settlement-stub", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def publish(
+        self, payouts: Iterable[Payout], lines: Iterable[SettlementLine], arrival_at: dt.datetime | None = None
+    ) -> None:
+        """Make payouts and their lines (the payout's own balance transaction included) visible to the API."""
+        with self._lock:
+            for p in payouts:
+                self._payouts[p.payout_id] = stripe_payout(p, arrival_at)
+            for ln in lines:
+                if ln.payout_id:
+                    self._txns.setdefault(ln.payout_id, []).append(stripe_balance_transaction(ln))
+
+    def answer(self, path: str, auth: str) -> tuple[int, dict[str, Any]]:
+        url = urllib.parse.urlsplit(path)
+        q = dict(urllib.parse.parse_qsl(url.query))
+        with self._lock:
+            self.requests.append(path)
+            if not auth.startswith(("Bearer sk_test_", "Bearer rk_test_")):
+                return 401, {"error": {"type": "invalid_request_error", "message": "test-mode key required"}}
+            if url.path == "/v1/payouts":
+                lo, hi = int(q.get("arrival_date[gte]", 0)), int(q.get("arrival_date[lt]", 2**62))
+                data = [p for p in self._payouts.values() if lo <= p["arrival_date"] < hi and p["status"] == "paid"]
+                return 200, {"object": "list", "url": "/v1/payouts", "has_more": False, "data": data}
+            if url.path == "/v1/balance_transactions" and q.get("payout"):
+                data = list(self._txns.get(q["payout"], []))
+                return 200, {"object": "list", "url": "/v1/balance_transactions", "has_more": False, "data": data}
+        return 404, {"error": {"type": "invalid_request_error", "message": f"no stub for {url.path}"}}
 
 
-def parse_report(data: bytes, *, account: str, source: str, psp: str = "stripe") -> SettlementBatch:
-    lines, payouts = [], []
-    for n, row in enumerate(csv.DictReader(io.StringIO(data.decode())), 2):
-        fees = tuple(
-            Fee(kind=k, amount=int(v)) for k, _, v in (f.partition("=") for f in (row["fees"] or "").split(";") if f)
-        )
-        gross = int(row["gross"])
-        line = SettlementLine(
-            psp=psp,  # type: ignore[arg-type]
-            account=account,
-            line_id=row["line_id"],
-            type=LineType(row["type"]),
-            psp_reference=row["psp_reference"] or None,
-            psp_payment_id=row["psp_payment_id"] or None,
-            currency=row["currency"],
-            gross=gross,
-            fees=fees,
-            net=gross - sum(f.amount for f in fees),
-            presentment_currency=row.get("presentment_currency") or None,
-            presentment_amount=int(row["presentment_amount"]) if row.get("presentment_amount") else None,
-            payout_id=row["payout_id"] or None,
-            booked_at=dt.datetime.fromisoformat(row["booked_at"]),
-            source=f"{source}:{n}",
-        )
-        lines.append(line)
-        if line.type is LineType.PAYOUT and line.payout_id:
-            payouts.append(
-                Payout(psp=line.psp, account=account, payout_id=line.payout_id, currency=line.currency, amount=-gross)
-            )
-    return SettlementBatch(lines=tuple(lines), payouts=tuple(payouts))
-
-
-def to_csv(batch: SettlementBatch) -> bytes:
-    """The stub format of a batch (tests and the demo write their report files with it)."""
-    out = [HEADER]
-    for ln in batch.lines:
-        fees = ";".join(f"{f.kind}={f.amount}" for f in ln.fees)
-        out.append(
-            ",".join([
-                ln.type.value, ln.line_id, ln.psp_reference or "", ln.psp_payment_id or "", ln.currency,
-                str(ln.gross), fees, ln.payout_id or "", ln.booked_at.isoformat(), ln.presentment_currency or "",
-                "" if ln.presentment_amount is None else str(ln.presentment_amount),
-            ])
-        )  # fmt: skip
-    return ("\n".join(out) + "\n").encode()
-
-
-def _parser(psp: str) -> Callable[..., SettlementBatch]:
-    def parse(data: bytes, *, account: str, source: str) -> SettlementBatch:
-        return parse_report(data, account=account, source=source, psp=psp)
-
-    return parse
-
-
-REPORT_PARSERS: dict[str, Callable[..., SettlementBatch]] = {p: _parser(p) for p in PSPS}
-PULLERS: dict[str, Callable[..., Any]] = {}
+@functools.cache
+def stub() -> SettlementStub:
+    """The one settlement stub of this process, started on first use."""
+    return SettlementStub()

@@ -16,7 +16,12 @@ from pydantic import Field
 from shared.events.envelope import Event, register
 
 ExceptionKind = Literal[
-    "missing_on_our_side", "missing_on_psp_side", "amount_mismatch", "currency_mismatch", "duplicate"
+    "missing_on_our_side",
+    "missing_on_psp_side",
+    "amount_mismatch",
+    "currency_mismatch",
+    "duplicate",
+    "ambiguous_reference",  # a line without PSP reference whose our-reference names several payments
 ]
 
 

@@ -5,9 +5,9 @@ missing on the PSP side (default 3 days: PSPs settle T+1..T+3). ``RECON_OUR_SIDE
 settlement line may wait for its payment fact (default 1 hour: a webhook can be slower than a report).
 ``RECON_PULL_SOURCES``: API sources the scheduled tick pulls, ``psp:account`` comma-separated (file
 sources arrive through the bucket trigger). ``RECON_PULL_OVERLAP_S``: each pull re-reads this much before
-the last cursor (late-booked lines; the same line twice changes nothing). ``RECON_REGISTRY_MODULE``: the
-module holding ``REPORT_PARSERS``, ``PULLERS`` and ``detect`` (default the settlement registry; the local
-stack may point at a stub). ``RECON_ALLOW_TEST_CLOCK``: ``1`` honours an explicit ``now`` in ticks.
+the last cursor (late-booked lines; the same line twice changes nothing). ``RECON_ALLOW_TEST_CLOCK``:
+``1`` honours an explicit ``now`` in ticks. Which puller and client serve a PSP is the settlement
+registry's business (:func:`shared.settlement.registry.source_for`), not a setting.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 from shared.config import ConfigError, env_value
 
-DEFAULT_REGISTRY = "shared.settlement.registry"
-
 
 @dataclass(frozen=True, slots=True)
 class ReconSettings:
@@ -26,7 +24,6 @@ class ReconSettings:
     our_delay: dt.timedelta
     pull_sources: tuple[tuple[str, str], ...]
     pull_overlap: dt.timedelta
-    registry_module: str
     allow_test_clock: bool
 
 
@@ -52,6 +49,5 @@ def recon_settings() -> ReconSettings:
         our_delay=_seconds("RECON_OUR_SIDE_DELAY_S", 3600),
         pull_sources=tuple(sources),
         pull_overlap=_seconds("RECON_PULL_OVERLAP_S", 3600),
-        registry_module=env_value("RECON_REGISTRY_MODULE") or DEFAULT_REGISTRY,
         allow_test_clock=env_value("RECON_ALLOW_TEST_CLOCK") == "1",
     )

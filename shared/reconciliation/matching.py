@@ -11,6 +11,11 @@ presentment currency when the line was settled in another one (FX at settlement)
    ``psp_reference`` is that id (a partial refund against its refund line);
 3. the rest of the category is compared by sum (several captures of one payment, refunds without ids).
 
+Lines without a PSP reference (some PSPs' manual or external movements) fall back to OUR references
+(merchant reference / attempt id, then invoice id): the service joins such a line to the one payment whose
+facts carry that reference, and matching stays exact on amount and currency. A reference naming several
+payments is never guessed: the line carries the candidates and is an ``ambiguous_reference`` finding.
+
 A comparison is matched when currencies and sums agree; otherwise it is a finding: missing on our side
 (lines, no fact), missing on the PSP side (facts, no line, once ``psp_delay`` has passed since the
 newest fact; until then the facts are awaiting), currency mismatch, amount mismatch. Each finding
@@ -37,6 +42,7 @@ class Kind(enum.StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
     CURRENCY_MISMATCH = "currency_mismatch"
     DUPLICATE = "duplicate"
+    AMBIGUOUS = "ambiguous_reference"  # a line without PSP reference whose our-reference names several payments
 
 
 CATEGORIES = (LineType.CAPTURE, LineType.REFUND, LineType.CHARGEBACK, LineType.CHARGEBACK_REVERSAL)
@@ -93,6 +99,7 @@ class LineView:
     amount: int
     line_id: str
     seen_at: dt.datetime | None = None  # when we first had the line: its fact may still be on its way
+    candidates: tuple[str, ...] = ()  # payments its our-reference names, when more than one (never guessed)
 
     def to_doc(self) -> dict[str, object]:
         return {
@@ -102,6 +109,7 @@ class LineView:
             "amount": self.amount,
             "id": self.line_id,
             "seen_at": self.seen_at,
+            "candidates": list(self.candidates),
         }
 
     @classmethod
@@ -114,6 +122,7 @@ class LineView:
             int(str(d["amount"])),
             str(d["id"]),
             d.get("seen_at") if isinstance(d.get("seen_at"), dt.datetime) else None,  # type: ignore[arg-type]
+            tuple(str(c) for c in d.get("candidates") or ()),  # type: ignore[attr-defined]
         )
 
 
@@ -124,12 +133,29 @@ def payment_ref(line: SettlementLine) -> str | None:
     return line.psp_payment_id or line.psp_reference
 
 
-def view_line(line: SettlementLine, seen_at: dt.datetime | None = None) -> LineView:
+def line_our_refs(line: SettlementLine) -> tuple[str, ...]:
+    """Our references of a payment line that names no payment at the PSP, most specific first; else ()."""
+    if line.type not in CATEGORIES or payment_ref(line) is not None:
+        return ()
+    return tuple(dict.fromkeys(r for r in (line.our_reference, line.our_invoice_id) if r))
+
+
+def fact_our_refs(event: PaymentEvent) -> tuple[str, ...]:
+    """The references of ours a payment fact carries, under which fallback lines can find its payment."""
+    return tuple(dict.fromkeys(r for r in (event.refs.attempt_id, event.refs.invoice_id) if r))
+
+
+def fallback_ref(our_ref: str) -> str:
+    """The payment_ref of the group where lines wait for the payment their our-reference names."""
+    return f"ref:{our_ref}"
+
+
+def view_line(line: SettlementLine, seen_at: dt.datetime | None = None, candidates: tuple[str, ...] = ()) -> LineView:
     if line.presentment_currency and line.presentment_amount is not None:
         cur, amount = line.presentment_currency, line.presentment_amount
     else:
         cur, amount = line.currency, line.gross
-    return LineView(line.key(), line.type, line.psp_reference, cur, amount, line.line_id, seen_at)
+    return LineView(line.key(), line.type, line.psp_reference, cur, amount, line.line_id, seen_at, candidates)
 
 
 def view_fact(event: PaymentEvent) -> FactView | None:
@@ -211,6 +237,21 @@ def evaluate(
     matched: set[str] = set()
     awaiting: list[FactView] = []
     waiting_lines: list[LineView] = []
+
+    # 0. a line whose our-reference names several payments: reported, never matched to one of them
+    for ln in lines:
+        if len(ln.candidates) > 1:
+            findings.append(
+                Finding(
+                    Kind.AMBIGUOUS,
+                    ln.type,
+                    (ln.key,),
+                    (),
+                    {ln.currency: -ln.amount},
+                    f"our reference names {len(ln.candidates)} payments: {', '.join(ln.candidates[:5])}",
+                )
+            )
+    lines = [ln for ln in lines if len(ln.candidates) <= 1]
 
     # 1. duplicates: same type, movement reference and amount under another line id
     first: dict[tuple[LineType, str], LineView] = {}

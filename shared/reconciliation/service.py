@@ -16,12 +16,11 @@ facts and lines arrive in any order:
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from types import ModuleType
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from shared import clients
@@ -49,12 +48,17 @@ from shared.reconciliation.repository import (
     FILES,
     GROUPS,
     LINES,
+    PAYOUT_PARTS,
     PAYOUTS,
+    REFS,
     file_key,
     line_doc,
     payout_key,
+    payout_parts,
+    ref_key,
 )
-from shared.settlement.lines import Payout, SettlementBatch, SettlementLine
+from shared.settlement import registry
+from shared.settlement.lines import LineType, Payout, SettlementBatch, SettlementLine
 
 log = get_logger(__name__)
 
@@ -115,15 +119,20 @@ class Reconciler:
         res = IntakeResult(lines=len(batch.lines))
         groups: dict[str, tuple[tuple[str, str, str], dict[str, m.LineView]]] = {}
         docs: list[tuple[str, dict[str, Any]]] = []
+        fallback = self._fallback(batch.lines)
         for line in batch.lines:
             ref = m.payment_ref(line)
+            candidates: tuple[str, ...] = ()
+            if ref is None and line.key() in fallback:
+                ref, candidates = fallback[line.key()]
             gid = None
             if ref is not None:
                 gid = m.group_id(line.psp, line.account, ref)
             elif line.type in m.CATEGORIES:  # a payment line naming no payment: its own group
                 ref, gid = f"line:{line.line_id}", m.group_id(line.psp, line.account, f"line:{line.key()}")
             if gid is not None and ref is not None:
-                groups.setdefault(gid, ((line.psp, line.account, ref), {}))[1][line.key()] = m.view_line(line, now)
+                view = m.view_line(line, now, candidates)
+                groups.setdefault(gid, ((line.psp, line.account, ref), {}))[1][line.key()] = view
             docs.append((line.key(), line_doc(line, gid)))
         res.new_lines = self._create_all(LINES, docs)
         ledger.post(self.db, [postings.line_entry(ln) for ln in batch.lines])
@@ -131,6 +140,7 @@ class Reconciler:
         with ThreadPoolExecutor(self.workers) as pool:
             evals = list(pool.map(lambda g: self._merge(g[0], g[1][0], lines=g[1][1], now=now), groups.items()))
         res.findings = sum(len(e.findings) for e in evals)
+        self._create_all(PAYOUT_PARTS, payout_parts(batch))
         for p in batch.payouts:
             self._payout_doc(p)
         touched = {(p.psp, p.account, p.payout_id) for p in batch.payouts}
@@ -139,6 +149,94 @@ class Reconciler:
             if self._check_payout(psp, account, pid, now):
                 res.payouts_closed.append(pid)
         return res
+
+    def _fallback(self, lines: Iterable[SettlementLine]) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Line key -> (payment ref, candidates) for payment lines naming no payment at the PSP: the one
+        payment our reference names; else a ``ref:`` group where the line waits for it (its fact may come
+        later) or, when the reference names several payments, the candidates (an exception, not a guess)."""
+        todo = [(ln, m.line_our_refs(ln)) for ln in lines]
+        todo = [(ln, refs) for ln, refs in todo if refs]
+        if not todo:
+            return {}
+        index = self._ref_index({(ln.psp, ln.account, r) for ln, refs in todo for r in refs})
+        out: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for ln, refs in todo:
+            hit = next(((r, index[(ln.psp, ln.account, r)]) for r in refs if index.get((ln.psp, ln.account, r))), None)
+            if hit is None:
+                out[ln.key()] = (m.fallback_ref(refs[0]), ())
+            elif len(hit[1]) == 1:
+                out[ln.key()] = (next(iter(hit[1].values())), ())
+                self._joined(ln.psp, ln.account, hit[0], {ln.key(): next(iter(hit[1]))})
+            else:
+                out[ln.key()] = (m.fallback_ref(hit[0]), tuple(sorted(hit[1].values())))
+        return out
+
+    def _ref_index(self, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, str]]:
+        """(psp, account, our ref) -> {group id: payment ref} of the payments whose facts carry it."""
+        col = self.db.collection(REFS)
+        by_id = {ref_key(*k): k for k in keys}
+        out: dict[tuple[str, str, str], dict[str, str]] = {}
+        ids = sorted(by_id)
+        for i in range(0, len(ids), 300):
+            for snap in self.db.get_all([col.document(d) for d in ids[i : i + 300]]):
+                if snap.exists:
+                    out[by_id[snap.id]] = dict((snap.to_dict() or {}).get("groups") or {})
+        return out
+
+    def _joined(self, psp: str, account: str, our_ref: str, lines: dict[str, str]) -> None:
+        """Remember which lines joined a payment through ``our_ref`` (line key -> group id), so they can be
+        taken back should the reference later name a second payment."""
+        ref = self.db.collection(REFS).document(ref_key(psp, account, our_ref))
+        ref.set({"psp": psp, "account": account, "ref": our_ref, "lines": lines}, merge=True)
+
+    def _unjoin(self, psp: str, account: str, our_ref: str, now: dt.datetime) -> None:
+        """Once ``our_ref`` names several payments, the lines that joined one of them through it go back to
+        waiting under the reference, with the candidates: an ``ambiguous_reference`` exception, whichever
+        order the facts and lines came in."""
+        from google.cloud.firestore_v1 import DELETE_FIELD
+
+        ref = self.db.collection(REFS).document(ref_key(psp, account, our_ref))
+        d = ref.get().to_dict() or {}
+        groups, joined = d.get("groups") or {}, d.get("lines") or {}
+        if len(groups) < 2 or not joined:
+            return
+        meta = (psp, account, m.fallback_ref(our_ref))
+        ogid, cands = m.group_id(*meta), tuple(sorted(groups.values()))
+        for key, tgid in sorted(joined.items()):
+            tdoc = self.db.collection(GROUPS).document(tgid).get().to_dict() or {}
+            view = (tdoc.get("lines") or {}).get(key)
+            if view is not None:  # first waiting again, then out of the payment: never in neither group
+                moved = replace(m.LineView.from_doc(key, view), candidates=cands)
+                self._merge(ogid, meta, lines={key: moved}, replace_lines=True, now=now)
+                self.db.collection(LINES).document(key).update({"group": ogid})
+                self._merge(tgid, (psp, account, groups[tgid]), drop=frozenset({key}), now=now)
+            ref.update({self.db.field_path("lines", key): DELETE_FIELD})
+
+    def _adopt(self, psp: str, account: str, our_ref: str, now: dt.datetime) -> None:
+        """Lines that waited under ``our_ref`` join the payment it now names (or, if it names several, carry
+        the candidates). Their waiting group drops them; its exceptions, if any, clear."""
+        meta = (psp, account, m.fallback_ref(our_ref))
+        ogid = m.group_id(*meta)
+        snap = self.db.collection(GROUPS).document(ogid).get()
+        waiting = (snap.to_dict() or {}).get("lines") or {} if snap.exists else {}
+        if not waiting:
+            return
+        views = {k: m.LineView.from_doc(k, v) for k, v in waiting.items()}
+        named = self._ref_index({(psp, account, our_ref)}).get((psp, account, our_ref)) or {}
+        if len(named) > 1:
+            cands = tuple(sorted(named.values()))
+            if any(v.candidates != cands for v in views.values()):
+                replaced = {k: replace(v, candidates=cands) for k, v in views.items()}
+                self._merge(ogid, meta, lines=replaced, replace_lines=True, now=now)
+            return
+        if len(named) != 1:
+            return
+        ((tgid, pref),) = named.items()
+        self._merge(tgid, (psp, account, pref), lines={k: replace(v, candidates=()) for k, v in views.items()}, now=now)
+        self._joined(psp, account, our_ref, dict.fromkeys(views, tgid))
+        for key in views:  # the line's pointer to its group follows it (the line itself is never edited)
+            self.db.collection(LINES).document(key).update({"group": tgid})
+        self._merge(ogid, meta, drop=frozenset(views), now=now)
 
     def _create_all(self, collection: str, docs: list[tuple[str, dict[str, Any]]]) -> int:
         """Create documents that do not exist yet (a redelivered batch creates none)."""
@@ -175,7 +273,13 @@ class Reconciler:
         if view is None:
             return None
         gid = m.group_id(event.psp, event.account, event.psp_payment_id)
-        return self._merge(gid, (event.psp, event.account, event.psp_payment_id), facts={view.fact_id: view}, now=now)
+        ev = self._merge(gid, (event.psp, event.account, event.psp_payment_id), facts={view.fact_id: view}, now=now)
+        for r in m.fact_our_refs(event):  # index our references, then take in lines that waited for them
+            doc = {"psp": event.psp, "account": event.account, "ref": r, "groups": {gid: event.psp_payment_id}}
+            self.db.collection(REFS).document(ref_key(event.psp, event.account, r)).set(doc, merge=True)
+            self._unjoin(event.psp, event.account, r, now)
+            self._adopt(event.psp, event.account, r, now)
+        return ev
 
     def record_invoice_event(self, event: Event, at: dt.datetime) -> int:
         """Receivables tie out with invoices: finalized, credited and voided invoices post entries."""
@@ -197,6 +301,8 @@ class Reconciler:
         *,
         lines: Mapping[str, m.LineView] | None = None,
         facts: Mapping[str, m.FactView] | None = None,
+        drop: frozenset[str] = frozenset(),
+        replace_lines: bool = False,
         now: dt.datetime,
     ) -> m.Evaluation:
         from google.api_core.exceptions import AlreadyExists, Conflict
@@ -236,10 +342,13 @@ class Reconciler:
                 doc = doc or {}
                 was_flagged = bool(doc.get("flagged"))
                 f = {**new_f, **(doc.get("facts") or {})}  # the first delivery's view stands
-                ln = {**new_l, **(doc.get("lines") or {})}
+                old_l = doc.get("lines") or {}
+                ln = {**old_l, **new_l} if replace_lines else {**new_l, **old_l}
+                ln = {k: v for k, v in ln.items() if k not in drop}
                 upd = fields(f, ln, was_flagged)
                 same = all(doc.get(k) == upd[k] for k in ("state", "due_at", "open", "flagged"))
-                if same and len(f) == len(doc.get("facts") or {}) and len(ln) == len(doc.get("lines") or {}):
+                same_lines = ln == old_l if replace_lines or drop else len(ln) == len(old_l)
+                if same and same_lines and len(f) == len(doc.get("facts") or {}):
                     return None
                 return upd
 
@@ -347,6 +456,8 @@ class Reconciler:
         doc = snap.to_dict() or {}
         q = self.db.collection(LINES).where(filter=FieldFilter("payout_key", "==", key))
         total = int(q.sum("net").get()[0][0].value or 0)
+        if doc.get("status") != "closed" and total != int(doc["amount"]) and self._rounding_line(key, doc, total, now):
+            total = int(q.sum("net").get()[0][0].value or 0)
         count = int(q.count().get()[0][0].value or 0)
         if doc.get("status") != "closed" and total != int(doc["amount"]):
             if doc.get("lines_sum") != total:
@@ -382,6 +493,35 @@ class Reconciler:
             )
             ref.update({"published": True})
         return closed_now
+
+    def _rounding_line(self, key: str, doc: dict[str, Any], total: int, now: dt.datetime) -> bool:
+        """Add the ``<payout>:rounding`` line when the PSP's exact nets (not the rounded lines) meet the payout
+        within one minor unit, as :func:`shared.settlement.adapters.checkout.close_payouts` does for a pull.
+        Its id derives from the payout, so a second check finds it and posts nothing more."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        q = self.db.collection(PAYOUT_PARTS).where(filter=FieldFilter("payout_key", "==", key))
+        parts = [s.to_dict() or {} for s in q.stream()]
+        amount, cur = int(doc["amount"]), str(doc["currency"])
+        exact = sum((Decimal(p["exact_net"]) for p in parts if p.get("currency") == cur), Decimal(0))
+        if not parts or abs(amount - exact) > 1:
+            return False
+        diff = amount - total
+        line = SettlementLine(
+            psp=doc["psp"],
+            account=doc["account"],
+            line_id=f"{doc['payout_id']}:rounding",
+            type=LineType.ADJUSTMENT,
+            currency=cur,
+            gross=diff,
+            net=diff,
+            payout_id=doc["payout_id"],
+            booked_at=now,
+            source=f"rounding: exact nets {exact.normalize()} vs payout {amount} minor units",
+        )
+        self._create_all(LINES, [(line.key(), line_doc(line, None))])
+        ledger.post(self.db, [postings.line_entry(line)])
+        return True
 
     # -- operator resolution ----------------------------------------------------------------------
     def resolve(self, exception_id: str, reason: str, now: dt.datetime | None = None, by: str = "") -> dict[str, Any]:
@@ -432,7 +572,13 @@ class Reconciler:
     def tick(self, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
         """Pull the API sources, then re-evaluate payments whose facts or lines waited past their delay."""
         now = now or self.clock()
-        pulled = sum(self.pull(psp, account, now).lines for psp, account in self.cfg.pull_sources)
+        pulled = failed = 0
+        for psp, account in self.cfg.pull_sources:
+            try:
+                pulled += self.pull(psp, account, now).lines
+            except Exception:  # one PSP's outage or missing key must not stop the others nor the ageing below
+                failed += 1
+                log.exception("settlement pull failed; retried on the next tick", extra={"psp": psp})
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         q = (
@@ -445,20 +591,19 @@ class Reconciler:
         due = [(s.id, s.to_dict() or {}) for s in q.stream()]
         for gid, d in due:
             self._merge(gid, (d["psp"], d["account"], d["payment_ref"]), now=now)
-        return {"pulled_lines": pulled, "aged_groups": len(due)}
+        return {"pulled_lines": pulled, "failed_sources": failed, "aged_groups": len(due)}
 
     def pull(self, psp: str, account: str, now: dt.datetime) -> IntakeResult:
         """One API pull from the cursor (minus an overlap) to now; the same page twice changes nothing."""
-        puller = getattr(registry(self.cfg), "PULLERS", {}).get(psp)
-        if puller is None:
-            log.error("no puller for configured source", extra={"psp": psp})
+        try:
+            puller, client = registry.source_for(psp, account)
+        except registry.NoSource:
+            log.error("no API source for configured pull source", extra={"psp": psp})
             return IntakeResult()
         ref = self.db.collection(CURSORS).document(f"{psp}:{account}")
         snap = ref.get()
         until = (snap.to_dict() or {}).get("until") if snap.exists else None
         since = (until - self.cfg.pull_overlap) if isinstance(until, dt.datetime) else now - dt.timedelta(days=7)
-        client_for = getattr(registry(self.cfg), "client_for", None)
-        client = client_for(psp, account) if client_for else None
         batch = puller(client, account=account, since=since, until=now)
         res = self.intake_batch(batch, now)
         ref.set({"until": now, "lines": res.lines})
@@ -468,19 +613,21 @@ class Reconciler:
     def intake_object(self, bucket: str, name: str, generation: str, now: dt.datetime | None = None) -> dict[str, Any]:
         """A settlement report dropped into the bucket: detect its source, parse, intake, once per generation."""
         now = now or self.clock()
-        reg = registry(self.cfg)
-        found = reg.detect(name)
+        found = registry.detect(name)
         if found is None:
             raise UnknownObject(f"no settlement source for object {name!r}")
         psp, account = found
-        parser = reg.REPORT_PARSERS.get(psp)
+        parser = registry.REPORT_PARSERS.get(psp)
         if parser is None:
             raise UnknownObject(f"no report parser for {psp}")
+        # The generation is written glued to "gen": a bare 16-19 digit storage generation is Luhn-valid one
+        # time in ten, and stored data must never hold what a card-number sweep cannot tell from a PAN.
+        source = f"gs://{bucket}/{name}#gen{generation}"
         claims = Claims(FILE_CLAIM, lease_s=600)
         claimed = claims.claim(
             self.db.collection(FILES).document(file_key(bucket, name, generation)),
             now,
-            fields={"bucket": bucket, "name": name, "generation": generation, "psp": psp, "account": account},
+            fields={"bucket": bucket, "name": name, "source": source, "psp": psp, "account": account},
         )
         if claimed.outcome is Outcome.DONE:
             return dict(claimed.result or {})
@@ -491,23 +638,13 @@ class Reconciler:
             data = (
                 blob.download_as_bytes(if_generation_match=int(generation)) if generation else blob.download_as_bytes()
             )
-            batch = parser(data, account=account, source=f"gs://{bucket}/{name}#{generation}")
+            batch = parser(data, account=account, source=source)
             result = self.intake_batch(batch, now).as_dict()
         except Exception:
             claims.release(claimed)
             raise
         claims.complete(claimed, result=result, fields={"done_at": now})
         return result
-
-
-def registry(cfg: ReconSettings | None = None) -> ModuleType:
-    """The settlement registry (``REPORT_PARSERS``, ``PULLERS``, ``detect``); a stub on the local stack."""
-    cfg = cfg or recon_settings()
-    if cfg.registry_module == "shared.settlement.registry":
-        from shared.settlement import registry as reg  # type: ignore[attr-defined,unused-ignore]
-
-        return reg  # type: ignore[no-any-return,unused-ignore]
-    return importlib.import_module(cfg.registry_module)
 
 
 def lines_of(batches: Iterable[SettlementBatch]) -> list[SettlementLine]:

@@ -2,7 +2,8 @@
 
 Names follow the one ``NAME__<ACCOUNT>`` rule of :func:`shared.config.account_env_name`; they are the names
 charging and webhooks already use for the same PSP account, so one account has one set of secrets.
-``*_API_BASE`` variables exist only to point the SDKs at a local stub in tests and demos.
+``*_API_BASE`` variables exist only to point the SDKs at a local stub in tests and demos
+(``STRIPE_SETTLEMENT_API_BASE`` lets the settlement pull use another stub than charging on one stack).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ CHECKOUT_LIVE_BASE = "https://api.checkout.com"
 @dataclass(frozen=True, slots=True)
 class StripeSettlementSettings:
     api_key: str | None  # STRIPE_API_KEY[__<ACCOUNT>]: a restricted key with read access to payouts suffices
-    api_base: str | None  # STRIPE_API_BASE
+    api_base: str | None  # STRIPE_SETTLEMENT_API_BASE, else STRIPE_API_BASE
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,8 @@ class CheckoutSettlementSettings:
 
 
 def stripe_settings(account: str) -> StripeSettlementSettings:
-    return StripeSettlementSettings(account_env("STRIPE_API_KEY", account), env_value("STRIPE_API_BASE"))
+    base = env_value("STRIPE_SETTLEMENT_API_BASE") or env_value("STRIPE_API_BASE")
+    return StripeSettlementSettings(account_env("STRIPE_API_KEY", account), base)
 
 
 def gocardless_settings(account: str) -> GoCardlessSettlementSettings:

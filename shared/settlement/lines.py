@@ -105,6 +105,21 @@ class Payout(BaseModel):
     bank_reference: str | None = Field(default=None, max_length=256)
 
 
+class PayoutNet(BaseModel):
+    """The PSP's unrounded net of a payout's lines in one source, in (fractional) minor units.
+
+    Why: Checkout.com states amounts to 8 decimals and its payout amount in another file; the lines are
+    rounded to minor units, so their sum may miss the payout by a rounding unit. Kept with the lines, it lets
+    reconciliation add the one rounding line whichever of the two files arrives first.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payout_id: str = Field(min_length=1, max_length=256)
+    currency: str = Field(min_length=3, max_length=3)
+    exact_net: Decimal
+
+
 class SettlementBatch(BaseModel):
     """What one intake (a report file or an API page) yields: lines and the payouts they belong to."""
 
@@ -112,3 +127,4 @@ class SettlementBatch(BaseModel):
 
     lines: tuple[SettlementLine, ...] = ()
     payouts: tuple[Payout, ...] = ()
+    payout_nets: tuple[PayoutNet, ...] = ()

@@ -14,7 +14,9 @@ positive fee component. Gross and each fee are rounded half-even to minor units 
 difference; the exact nets are summed per payout. When the payout amount is within one minor unit of that
 exact sum, a ``<payout>:rounding`` adjustment line makes the lines sum to the payout exactly (the rounding row
 of Checkout's own reconciliation guidance); a larger gap is left visible to reconciliation. A file of lines
-alone cannot be closed this way: :func:`close_payouts` adds the rounding lines once both files are at hand.
+alone cannot be closed this way: :func:`close_payouts` adds the rounding lines once both files are at hand
+(API pull), and a breakdown dropped in the bucket carries its exact nets (``payout_nets``) so that
+reconciliation adds the same line when the payouts file comes, before or after it.
 
 Join keys: ``Payment ID`` (``pay_...``) as ``psp_reference`` and ``psp_payment_id``; ``Reference`` (ours) as
 ``our_reference``; line id = (payout, type, payment id). The processing-currency gross and ``FX Rate Applied``
@@ -51,7 +53,7 @@ from shared.settlement.adapters.common import (
     text,
 )
 from shared.settlement.config import checkout_settings
-from shared.settlement.lines import LineType, Payout, SettlementBatch, SettlementLine
+from shared.settlement.lines import LineType, Payout, PayoutNet, SettlementBatch, SettlementLine
 
 PAGE_LIMIT = 100
 BREAKDOWN = frozenset(
@@ -237,9 +239,17 @@ def close_payouts(parsed: Parsed, *, account: str) -> list[SettlementLine]:
 
 
 def parse_report(data: bytes, *, account: str, source: str) -> SettlementBatch:
-    """One report file: a breakdown yields lines, a payouts report yields payouts (see :func:`close_payouts`)."""
+    """One report file: a breakdown yields lines and each payout's exact net, a payouts report yields payouts.
+
+    The two files arrive separately (either order) in the bucket; reconciliation adds the rounding line
+    once it has both the payout and the exact nets (see :func:`close_payouts` for the rule).
+    """
     parsed = parse(data, account=account, source=source)
-    return SettlementBatch(lines=tuple(parsed.lines), payouts=tuple(parsed.payouts))
+    nets = tuple(
+        PayoutNet(payout_id=pid, currency=code, exact_net=value.scaleb(exponent(code)))
+        for (pid, code), value in sorted(parsed.exact_nets.items())
+    )
+    return SettlementBatch(lines=tuple(parsed.lines), payouts=tuple(parsed.payouts), payout_nets=nets)
 
 
 def parse_files(files: Iterable[tuple[str, bytes]], *, account: str) -> SettlementBatch:

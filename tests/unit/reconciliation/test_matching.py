@@ -97,3 +97,21 @@ def test_partial_captures_refund_by_id_and_impacts() -> None:
     (f,) = ev.findings
     assert (f.kind, f.impact) == (m.Kind.DUPLICATE, {"EUR": -400})
     assert len(ev.matched) == 3
+
+
+def test_a_line_whose_our_reference_names_several_payments_is_never_matched() -> None:
+    fact = m.FactView("f1", LineType.CAPTURE, None, "EUR", 700, T0)
+    line = m.LineView("k1", LineType.CAPTURE, None, "EUR", 700, "T1", T0, candidates=("P8", "P9"))
+    ev = m.evaluate([fact], [line], T0, DELAY)
+    assert ev.matched == frozenset()
+    assert [(f.kind, f.line_keys, f.impact) for f in ev.findings] == [(m.Kind.AMBIGUOUS, ("k1",), {"EUR": -700})]
+    assert m.evaluate([fact], [m.LineView.from_doc("k1", line.to_doc())], T0, DELAY).findings == ev.findings
+
+
+def test_our_references_are_a_fallback_only_for_lines_naming_no_payment() -> None:
+    base: dict[str, object] = {"psp": "paypal", "line_id": "T1", "type": LineType.CAPTURE, "currency": "EUR"}
+    base |= {"gross": 5, "net": 5, "booked_at": T0, "our_reference": "att-1", "our_invoice_id": "inv-1"}
+    line = SettlementLine.model_validate
+    assert m.line_our_refs(line(base)) == ("att-1", "inv-1")
+    assert m.line_our_refs(line({**base, "psp_reference": "PAYID-1"})) == ()
+    assert m.line_our_refs(line({**base, "type": LineType.FEE, "gross": 0, "net": 0})) == ()

@@ -54,3 +54,23 @@ def test_detect_maps_bucket_names(name: str, expected: tuple[str, str]) -> None:
 )
 def test_detect_refuses_anything_else(name: str) -> None:
     assert detect(name) is None
+
+
+def test_source_for_gives_the_puller_with_its_client_built_for_the_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stripe as stripe_sdk
+
+    from shared.settlement.adapters import checkout, stripe
+    from shared.settlement.registry import NoSource, source_for
+
+    monkeypatch.setenv("STRIPE_API_KEY__EU", "rk_test_not_a_secret")
+    monkeypatch.setenv("CHECKOUT_SECRET_KEY__EU", "sk_sbox_not_a_secret")
+    puller, client = source_for("stripe", "eu")
+    assert puller is stripe.pull
+    assert isinstance(client, stripe_sdk.StripeClient)
+    puller, client = source_for("checkout", "eu")
+    assert puller is checkout.pull
+    assert isinstance(client, checkout.ReportsClient)
+    assert client.secret_key == "sk_sbox_not_a_secret"
+    for psp in ("adyen", "paypal", "nope"):  # file-only PSPs and unknown names have no API source
+        with pytest.raises(NoSource):
+            source_for(psp, "eu")
