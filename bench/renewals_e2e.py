@@ -111,7 +111,8 @@ def _seed(n: int, start: dt.datetime) -> None:
                     "lines": [{"description": "Pro plan", "unit_amount": {"amount": 1500, "currency": "EUR"}}],
                 },
                 "anchor_zone": "Europe/Berlin",
-                "payment_method": {"psp": "stripe", "customer_ref": f"cus_{i}", "method_ref": "pm_card_visa"},
+                # One card per customer, as in production: one shared card would trip the risk step's velocity rule.
+                "payment_method": {"psp": "stripe", "customer_ref": f"cus_{i}", "method_ref": f"pm_bench_{i:07d}"},
             }
         )
         doc, _ = service.new_document(body, start)
