@@ -258,3 +258,22 @@ def test_an_instance_that_does_not_lead_gets_its_numbers_from_the_commit_without
         }
     assert (a.alloc.stats.counter_writes > 0) != (b.alloc.stats.counter_writes > 0)  # exactly one led
     assert a.alloc.stats.docs_read == b.alloc.stats.docs_read == 0
+
+
+def test_a_renewal_due_that_cannot_be_numbered_yet_stores_nothing_and_its_redelivery_issues_it(env: Env) -> None:
+    """The invoice is created in its numbering commit: until then the unacknowledged RenewalDue is its queue
+    entry. A delivery that gives up (a hung lease) leaves no document, no number; the redelivery issues it."""
+    db = clients.firestore()
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "hung", "lease_until": until})
+    impatient = env.service(wait_s=0.5)
+    r = renewal("unqueued:2026-03")
+    with pytest.raises(NumberingPending):
+        impatient.on_renewal_due(due_msg(r))
+    assert not db.collection(INVOICES).document(invoice_id_for(r.request_id)).get().exists
+    assert counter_commits(db, SERIES)[0] == 0
+    db.collection(SERIES_COLL).document(SERIES).update({"lease_until": datetime.datetime.now(datetime.UTC)})
+    assert impatient.on_renewal_due(due_msg(r))["number"] == "INV-2026-000001"
+    assert impatient.on_renewal_due(due_msg(r))["number"] == "INV-2026-000001"  # a late duplicate: the stored one
+    assert sorted(_numbers().values()) == [1]
+    assert audit_series(db, SERIES).ok
