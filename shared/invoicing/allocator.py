@@ -4,36 +4,43 @@ Why not "one transaction per invoice that bumps a counter": Firestore sustains a
 second on a single document, so a per-invoice counter caps a series near that rate. Here the counter
 is written once per *batch*:
 
-1. ``enqueue``: the document to number is its own queue entry: it carries ``number_queue = <series>``,
-   ``queued_at`` and the series definition that prints its number (the invoices service writes them
-   with the draft, so the first delivery costs no extra write). No shared queue document, no hot spot.
-2. ``wait_numbered``: the finalization waits for its document's number. Within a process one
+1. The queue. A NEW document (an invoice issued from a RenewalDue) is handed over in memory
+   (``create_numbered``) and created WITH its number in the numbering commit: no draft write first;
+   until that commit the unacknowledged delivery is its queue entry (a crash stores nothing, Pub/Sub
+   redelivers). A STORED document (a credit note, a draft written by ``create_draft``) is its own queue
+   entry (``enqueue``): it carries ``number_queue = <series>``, ``queued_at`` and the series definition
+   that prints its number. No shared queue document, no hot spot.
+2. ``wait_numbered`` / ``create_numbered``: the request waits for its number. Within a process one
    allocator thread per series works for every waiting request; requests only wait.
-3. The allocator thread that holds the series' lease (a claim of the shared primitive on the series
-   document) *leads*: it reads up to ``batch_size`` queued documents (one projected query:
-   ``number_queue == series ORDER BY queued_at``), then ONE atomic batched commit writes the counter
-   (once) and each document's number/status (clearing ``number_queue``), conditional on the series
-   document's ``update_time`` being the one of its own last write (optimistic concurrency: no
-   transaction locks, which the emulator and a hot document both punish; no re-read per batch). It
-   commits batch after batch while its process has requests waiting (batches grow with load), hands
-   the numbers straight to its own waiters, and releases the lease in its last batch.
-4. The other processes learn about each commit from a listener on the series document: the commit
-   names the documents it numbered (``last_batch``), so a process reads exactly its own documents of
-   that batch, once, and nothing while no batch lands. When the lease is free (released, or run out
-   because its holder died) a process with waiters claims it and leads.
+3. The allocator thread *leads* when the series' lease is free: it takes up to ``batch_size`` documents
+   (its process's new ones, and queued ones through one projected query ``number_queue == series ORDER
+   BY queued_at``, run only while a stored document of ours waits), then ONE atomic batched commit
+   writes the counter (once), creates or updates each document with its number, and takes, keeps or
+   releases the lease (a claim of the shared primitive's schema on the series document), conditional on
+   the series document's ``update_time`` being the one last seen (optimistic concurrency: no
+   transaction locks, which the emulator and a hot document both punish; no re-read per batch, and no
+   separate lease round: at a trickle one commit takes and releases it). It commits batch after batch
+   while its process has requests waiting (batches grow with load), hands the numbers straight to its
+   own waiters, and releases the lease in its last batch. A commit refused because a document to create
+   exists (a redelivery) hands the stored document to its waiter and is retried without it.
+4. Once another allocator is seen at work (its lease, a lost commit) or a stored document of ours
+   waits, a process listens to the series document: the commit names the documents it numbered
+   (``last_batch``), so a process reads exactly its own documents of that batch, once, and nothing while
+   no batch lands. When the lease is free (released, or run out because its holder died) a process with
+   waiters leads. An instance numbering alone never listens (every snapshot is a billed read).
 
 Counter writes per invoice = (lease claims + batches + releases) / invoices, falling as batches grow
 with load (measured by ``bench/invoices_numbering.py``; the series document counts its own writes in
-``commits``).
+``commits``); at a trickle it is one write per invoice (the commit that numbers it).
 
 Correctness does not rest on the lease nor on the listener: every number is assigned in a commit that
-rewrites the counter on the condition that nobody else wrote the series document since its leader's
-last write, so duplicates and gaps are excluded by that precondition alone; the lease only stops
-allocators from racing, the listener only saves reads and latency (a silent listener degrades to
+rewrites the counter on the condition that nobody else wrote the series document since the version
+its leader last saw, so duplicates and gaps are excluded by that precondition alone; the lease only
+stops allocators from racing, the listener only saves reads and latency (a silent listener degrades to
 reading the series document every ``poll_s``). Numbers are written in the same commit as the
 documents that carry them, so a crash at any point leaves either nothing assigned (the document is
-still queued) or everything assigned: no gap after redelivery. A document already numbered is never
-queued again and never gets a second number.
+still queued, or not stored at all) or everything assigned: no gap after redelivery. A document already
+numbered is never queued again and never gets a second number (a create fails if it exists).
 """
 
 from __future__ import annotations
