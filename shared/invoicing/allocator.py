@@ -169,6 +169,7 @@ class _Waiter:
     # The document itself when it is created in the commit that numbers it (``create_numbered``): not
     # stored until then, so it is never read while waiting; None for a stored, queued document.
     new: dict[str, Any] | None = None
+    since: float = field(default_factory=time.monotonic)  # when the first request started waiting
 
     def settle(self, result: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
         if self.result is None and self.error is None:
@@ -445,6 +446,16 @@ class NumberAllocator:
                     action = "read"
                     break
                 may_lead = bool(pending) and now >= st.lead_after and self._lease_free(st.doc)
+                fresh = st.doc is not None and now - st.seen_at <= self.poll_s
+                if fresh and not may_lead and not self._lease_free(st.doc):
+                    # Another instance leads (a sustained load): after ``poll_s`` our new documents are
+                    # stored queued, so its queue query numbers them with its own (no starving behind it).
+                    spill = [
+                        p for p in pending if st.waiting[p].new is not None and now - st.waiting[p].since > self.poll_s
+                    ]
+                    if spill:
+                        action = "spill"
+                        break
                 # A stale observation that shows the lease free is led on without a read first: the commit
                 # is conditioned on that version, and a failed one makes the next round read (st.doc None).
                 if pending and (st.doc is None or (now - st.seen_at > self.poll_s and not may_lead)):
@@ -456,6 +467,8 @@ class NumberAllocator:
                 st.cond.wait(self._sleep_s(st, pending))
         if action == "read":
             self._read(st, sorted(paths))
+        elif action == "spill":
+            self._spill(st, spill)
         elif action == "poll":
             snap = self.series_ref(st.series_id).get()
             doc, version = self._seen(snap)
@@ -466,6 +479,33 @@ class NumberAllocator:
                 st.to_read.update(p for p in st.unresolved() if st.waiting[p].new is None)
                 st.lead_after = time.monotonic() + self.poll_s
         return True
+
+    def _spill(self, st: _Series, paths: list[str]) -> None:
+        """Store new documents queued (one batch of creates) while another allocator leads; they then wait
+        like any queued document. One already stored is left as it is and read (numbered or queued)."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        with st.cond:
+            docs = {p: st.waiting[p].new for p in paths if p in st.waiting and st.waiting[p].new is not None}
+        batch = self.db.batch()
+        for path, doc in docs.items():
+            batch.create(self.db.document(path), doc)
+        stored: list[str] = []
+        try:
+            batch.commit()
+        except (AlreadyExists, Conflict):  # one is stored already: create them one by one
+            for path, doc in docs.items():
+                try:
+                    self.db.document(path).create(doc)
+                except (AlreadyExists, Conflict):
+                    stored.append(path)
+        with st.cond:
+            for path in docs:
+                w = st.waiting.get(path)
+                if w is not None:
+                    w.new, w.checked = None, time.monotonic()
+            st.to_read.update(stored)
+            st.cond.notify_all()
 
     def _sleep_s(self, st: _Series, pending: list[str]) -> float:
         """Until the next thing that can happen without a notification: a lease running out, a poll."""
@@ -564,7 +604,7 @@ class NumberAllocator:
         counter = int((claimed.record or {}).get("counter", 0))
         numbered = 0
         last_commit = 0.0
-        prepared = _in_background(functools.partial(self._prepare, st, set(), counter))
+        prepared = _in_background(functools.partial(self._prepare, st, set(), counter, False))
         while True:
             cands, batch, assigned, seq = prepared.result()
             full = len(cands) >= self.batch_size
@@ -578,8 +618,9 @@ class NumberAllocator:
             if wait > 0 and not full:
                 time.sleep(wait)
             last_commit = time.monotonic()
-            if held:  # the next batch is queried and built while this one is committed
-                prepared = _in_background(functools.partial(self._prepare, st, {p for p, _ in cands}, seq))
+            if held:  # the next batch is queried and built while this one is committed (a sustained load: the
+                # queue query runs too, for what instances waiting behind our lease stored queued)
+                prepared = _in_background(functools.partial(self._prepare, st, {p for p, _ in cands}, seq, True))
             version = self._commit(
                 st, batch, lease=claimed, owner=owner, assigned=assigned, seq=seq, held=held, cands=len(cands)
             )
@@ -588,7 +629,7 @@ class NumberAllocator:
                     prepared.result()  # built on this batch's numbers: discarded
                 if not self._settle_existing(st, [p for p, new in cands if new]):
                     return True
-                prepared = _in_background(functools.partial(self._prepare, st, set(), counter))
+                prepared = _in_background(functools.partial(self._prepare, st, set(), counter, False))
                 continue
             if version is None:  # the lease is not ours (it ran out and was taken over, or our view was stale)
                 with st.cond:
@@ -622,15 +663,16 @@ class NumberAllocator:
         return found
 
     def _prepare(
-        self, st: _Series, inflight: set[str], counter: int
+        self, st: _Series, inflight: set[str], counter: int, sustained: bool
     ) -> tuple[list[tuple[str, bool]], Any, dict[str, Any], int]:
         """The next batch, numbered after ``counter``, skipping the documents of the commit in flight
         (the query may see them still queued) -> ((path, created here) candidates, batch, numbering fields
         by path, last seq). Stored documents come from the queue query, run only while one of ours waits
-        there; documents to create come from this process's waiters.
+        there or the session is ``sustained`` (past its first batch: other instances may have stored theirs);
+        documents to create come from this process's waiters.
         """
         with st.cond:
-            queued = st.queued_waiting()
+            queued = sustained or st.queued_waiting()
             new = {p: dict(w.new) for p, w in st.waiting.items() if w.new is not None and w.result is None}
         rows: list[tuple[Any, str, str, Any, dict[str, Any], bool]] = []
         if queued:
