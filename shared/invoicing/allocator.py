@@ -169,7 +169,6 @@ class _Waiter:
     # The document itself when it is created in the commit that numbers it (``create_numbered``): not
     # stored until then, so it is never read while waiting; None for a stored, queued document.
     new: dict[str, Any] | None = None
-    since: float = field(default_factory=time.monotonic)  # when the first request started waiting
 
     def settle(self, result: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
         if self.result is None and self.error is None:
@@ -194,6 +193,7 @@ class _Series:
     recent: dict[str, dict[str, Any]] = field(default_factory=dict)  # what recently seen batches assigned
     lead_after: float = 0.0  # after a session that found nothing of ours queued, lead again only then
     leading: bool = False  # our thread holds the lease: it hands its commits over itself
+    sustained: bool = False  # our session keeps the lease past a batch: new documents are stored queued
 
     def unresolved(self) -> list[str]:
         return [p for p, w in self.waiting.items() if w.result is None and w.error is None]
@@ -337,7 +337,24 @@ class NumberAllocator:
         """
         if doc.get(QUEUE) != series_id:
             raise ValueError(f"{doc_path}: not queued in series {series_id}")
-        return self._wait(series_id, doc_path, doc)
+        st = self._series_for(series_id, doc_path.rsplit("/", 1)[0])
+        with st.cond:
+            crowded = st.sustained or (st.doc is not None and not st.leading and not self._lease_free(st.doc))
+        if not crowded:
+            return self._wait(series_id, doc_path, doc)
+        # A sustained load (our session runs batch after batch, or another instance's does): the request
+        # stores its document queued itself, in parallel with the others, and the leader's queue query numbers
+        # it in its next batch, as a stored draft would be; the one-write path is for the common trickle.
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        ref = self.db.document(doc_path)
+        try:
+            ref.create(doc)
+        except (AlreadyExists, Conflict):
+            stored = ref.get().to_dict() or {}
+            if stored.get("seq") or stored.get(QUEUE) != series_id:
+                return stored  # numbered, or stored unqueued (the caller queues it)
+        return self.wait_numbered(series_id, doc_path)
 
     def _wait(self, series_id: str, doc_path: str, new: dict[str, Any] | None) -> dict[str, Any]:
         st = self._series_for(series_id, doc_path.rsplit("/", 1)[0])
@@ -448,11 +465,10 @@ class NumberAllocator:
                 may_lead = bool(pending) and now >= st.lead_after and self._lease_free(st.doc)
                 fresh = st.doc is not None and now - st.seen_at <= self.poll_s
                 if fresh and not may_lead and not self._lease_free(st.doc):
-                    # Another instance leads (a sustained load): after ``poll_s`` our new documents are
-                    # stored queued, so its queue query numbers them with its own (no starving behind it).
-                    spill = [
-                        p for p in pending if st.waiting[p].new is not None and now - st.waiting[p].since > self.poll_s
-                    ]
+                    # Another instance leads (a sustained load: at a trickle the lease is taken and released
+                    # by one commit, never seen held): our new documents are stored queued, so its queue query
+                    # numbers them with its own (no starving behind it).
+                    spill = [p for p in pending if st.waiting[p].new is not None]
                     if spill:
                         action = "spill"
                         break
@@ -585,10 +601,10 @@ class NumberAllocator:
             numbered = self._session(st, claimed, owner, holding=known is None)
         except BaseException:
             with st.cond:  # as a dead process would: hand nothing over (the caller fails our waiters)
-                st.leading = False
+                st.leading = st.sustained = False
             raise
         with st.cond:  # what the listener saw while we led (a leader after us, had our lease run out)
-            st.leading = False
+            st.leading = st.sustained = False
             for path in st.unresolved():
                 if path in st.recent and st.waiting[path].new is None:
                     st.waiting[path].settle(st.recent[path])
@@ -621,6 +637,8 @@ class NumberAllocator:
             if held:  # the next batch is queried and built while this one is committed (a sustained load: the
                 # queue query runs too, for what instances waiting behind our lease stored queued)
                 prepared = _in_background(functools.partial(self._prepare, st, {p for p, _ in cands}, seq, True))
+                with st.cond:
+                    st.sustained = True
             version = self._commit(
                 st, batch, lease=claimed, owner=owner, assigned=assigned, seq=seq, held=held, cands=len(cands)
             )
