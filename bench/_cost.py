@@ -1,7 +1,9 @@
 """List-price cost of functions from their ``usage`` log lines (pure: no I/O beyond reading given text).
 
-List prices (assumptions, USD, us-central1, no free tier):
-  Firestore            reads $0.06 / 100k, writes $0.18 / 100k
+List prices (assumptions, USD, no free tier):
+  Firestore            reads $0.06 / 100k, writes $0.18 / 100k: the multi-region price (eur3, the deployed
+                       default of ``firestore_location``; nam5 the same). A regional location lists about
+                       half (us-central1 $0.03 / $0.09): ``FS_REGIONAL`` prints that figure beside, labelled
   Pub/Sub              $40 / TiB of throughput; every publish and every push delivery billed at >= 1 KB
                        (a message published to a topic is delivered once per subscription of the topology)
   Cloud Run functions  $0.40 / million requests, $0.000024 / vCPU-s, $0.0000025 / GiB-s
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FS_READ, FS_WRITE = 0.06 / 100_000, 0.18 / 100_000
+FS_REGIONAL = (0.03 / 100_000, 0.09 / 100_000)  # (read, write) at a regional location (us-central1)
 PUBSUB_PER_BYTE = 40.0 / 2**40
 PUBSUB_MIN_BYTES = 1000
 REQUEST, VCPU_S, GIB_S = 0.40 / 1_000_000, 0.000024, 0.0000025
@@ -93,6 +96,20 @@ def tally(lines: Iterable[str]) -> tuple[Tally, dict[str, Tally]]:
             by_type.setdefault("(background)", Tally()).add(bg)
             total.add(bg)
     return total, by_type
+
+
+def operations(t: Tally, per: float) -> dict[str, float]:
+    """Dollars per ``per`` units of the billed operations counted in ``t`` (Firestore, Cloud Storage, requests),
+    one line item per operation kind: where the money goes, before Pub/Sub bytes and compute."""
+    c = t.counts
+    out = {
+        "fs reads": c["reads"] * FS_READ,
+        "fs writes": c["writes"] * FS_WRITE,
+        "gcs A": c["storage_class_a"] * STORAGE_A,
+        "gcs B": c["storage_class_b"] * STORAGE_B,
+        "requests": t.deliveries * REQUEST,
+    }
+    return {k: v / per for k, v in out.items()}
 
 
 def costs(

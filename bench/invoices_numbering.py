@@ -1,9 +1,11 @@
 """Gapless numbering throughput in ONE series on the Firestore emulator, and counter writes per invoice.
 
 Setup: ``PROCS`` processes (function instances), each with ``WORKERS`` threads (concurrent requests),
-take ``N`` renewal requests through ``InvoiceService.create_draft`` + ``number``: price, store the
-draft (queued for its number), group commit, wait. That is a finalization without its PDF and publish
-(``bench/invoices_pdf.py`` measures the PDF). The clock starts when every worker is ready.
+take ``N`` renewal requests through ``IssueInvoices.issue_numbered`` (what a RenewalDue runs before its
+PDF and publish): price, hand the invoice to the allocator, which creates it WITH its number in a group
+commit, wait. ``BENCH_INVOICES_MODE=queued`` measures the path of a stored draft instead
+(``create_draft`` + ``number``: the draft is written queued, then numbered by an update).
+``bench/invoices_pdf.py`` measures the PDF. The clock starts when every worker is ready.
 
 Baselines:
 * floor: the same drafts without numbering, same concurrency (this machine's and emulator's ceiling),
@@ -39,6 +41,7 @@ ROUNDS = int(os.environ.get("BENCH_INVOICES_ROUNDS", "3"))
 NAIVE_N = int(os.environ.get("BENCH_INVOICES_NAIVE_N", "200"))
 NAIVE_BUDGET_S = float(os.environ.get("BENCH_INVOICES_NAIVE_BUDGET_S", "30"))
 TARGET = 500.0
+MODE = os.environ.get("BENCH_INVOICES_MODE", "issue")  # issue | queued
 
 
 def _request(request_id: str) -> Any:
@@ -60,10 +63,14 @@ def _instance(
     svc = InvoiceService()
     from shared.invoicing.repository import invoice_id_for
 
-    finish = {"group": svc.number, "naive": _naive_number(svc), "floor": lambda iid, doc: None}[mode]
+    finish = {"queued": svc.number, "naive": _naive_number(svc), "floor": lambda iid, doc: None}.get(mode)
 
     def number(request_id: str) -> None:
         iid = invoice_id_for(request_id)
+        if mode == "issue":
+            svc.issuing.issue_numbered(_request(request_id), iid)
+            return
+        assert finish is not None
         finish(iid, svc.create_draft(_request(request_id), iid))
 
     queue = list(ids)
@@ -192,12 +199,12 @@ def main() -> None:
     proc, started = _with_emulator()
     try:
         host = os.environ["FIRESTORE_EMULATOR_HOST"]
-        print(f"one series, {PROCS} instances x {WORKERS} concurrent workers; Firestore emulator {host}")
+        print(f"one series, {PROCS} instances x {WORKERS} concurrent workers, mode {MODE}; Firestore emulator {host}")
         pairs = []
         for i in range(ROUNDS):
             load = os.getloadavg()[0]
             f = _run(N, "floor", budget_s=60)
-            g = _run(N, "group", budget_s=100)
+            g = _run(N, MODE, budget_s=100)
             pairs.append((f, g))
             print(
                 f"round {i + 1} (1-min load average {load:.1f}): floor {f['rate']:.0f} drafts/s; "

@@ -4,36 +4,43 @@ Why not "one transaction per invoice that bumps a counter": Firestore sustains a
 second on a single document, so a per-invoice counter caps a series near that rate. Here the counter
 is written once per *batch*:
 
-1. ``enqueue``: the document to number is its own queue entry: it carries ``number_queue = <series>``,
-   ``queued_at`` and the series definition that prints its number (the invoices service writes them
-   with the draft, so the first delivery costs no extra write). No shared queue document, no hot spot.
-2. ``wait_numbered``: the finalization waits for its document's number. Within a process one
+1. The queue. A NEW document (an invoice issued from a RenewalDue) is handed over in memory
+   (``create_numbered``) and created WITH its number in the numbering commit: no draft write first;
+   until that commit the unacknowledged delivery is its queue entry (a crash stores nothing, Pub/Sub
+   redelivers). A STORED document (a credit note, a draft written by ``create_draft``) is its own queue
+   entry (``enqueue``): it carries ``number_queue = <series>``, ``queued_at`` and the series definition
+   that prints its number. No shared queue document, no hot spot.
+2. ``wait_numbered`` / ``create_numbered``: the request waits for its number. Within a process one
    allocator thread per series works for every waiting request; requests only wait.
-3. The allocator thread that holds the series' lease (a claim of the shared primitive on the series
-   document) *leads*: it reads up to ``batch_size`` queued documents (one projected query:
-   ``number_queue == series ORDER BY queued_at``), then ONE atomic batched commit writes the counter
-   (once) and each document's number/status (clearing ``number_queue``), conditional on the series
-   document's ``update_time`` being the one of its own last write (optimistic concurrency: no
-   transaction locks, which the emulator and a hot document both punish; no re-read per batch). It
-   commits batch after batch while its process has requests waiting (batches grow with load), hands
-   the numbers straight to its own waiters, and releases the lease in its last batch.
-4. The other processes learn about each commit from a listener on the series document: the commit
-   names the documents it numbered (``last_batch``), so a process reads exactly its own documents of
-   that batch, once, and nothing while no batch lands. When the lease is free (released, or run out
-   because its holder died) a process with waiters claims it and leads.
+3. The allocator thread *leads* when the series' lease is free: it takes up to ``batch_size`` documents
+   (its process's new ones, and queued ones through one projected query ``number_queue == series ORDER
+   BY queued_at``, run only while a stored document of ours waits), then ONE atomic batched commit
+   writes the counter (once), creates or updates each document with its number, and takes, keeps or
+   releases the lease (a claim of the shared primitive's schema on the series document), conditional on
+   the series document's ``update_time`` being the one last seen (optimistic concurrency: no
+   transaction locks, which the emulator and a hot document both punish; no re-read per batch, and no
+   separate lease round: at a trickle one commit takes and releases it). It commits batch after batch
+   while its process has requests waiting (batches grow with load), hands the numbers straight to its
+   own waiters, and releases the lease in its last batch. A commit refused because a document to create
+   exists (a redelivery) hands the stored document to its waiter and is retried without it.
+4. Once another allocator is seen at work (its lease, a lost commit) or a stored document of ours
+   waits, a process listens to the series document: the commit names the documents it numbered
+   (``last_batch``), so a process reads exactly its own documents of that batch, once, and nothing while
+   no batch lands. When the lease is free (released, or run out because its holder died) a process with
+   waiters leads. An instance numbering alone never listens (every snapshot is a billed read).
 
 Counter writes per invoice = (lease claims + batches + releases) / invoices, falling as batches grow
 with load (measured by ``bench/invoices_numbering.py``; the series document counts its own writes in
-``commits``).
+``commits``); at a trickle it is one write per invoice (the commit that numbers it).
 
 Correctness does not rest on the lease nor on the listener: every number is assigned in a commit that
-rewrites the counter on the condition that nobody else wrote the series document since its leader's
-last write, so duplicates and gaps are excluded by that precondition alone; the lease only stops
-allocators from racing, the listener only saves reads and latency (a silent listener degrades to
+rewrites the counter on the condition that nobody else wrote the series document since the version
+its leader last saw, so duplicates and gaps are excluded by that precondition alone; the lease only
+stops allocators from racing, the listener only saves reads and latency (a silent listener degrades to
 reading the series document every ``poll_s``). Numbers are written in the same commit as the
 documents that carry them, so a crash at any point leaves either nothing assigned (the document is
-still queued) or everything assigned: no gap after redelivery. A document already numbered is never
-queued again and never gets a second number.
+still queued, or not stored at all) or everything assigned: no gap after redelivery. A document already
+numbered is never queued again and never gets a second number (a create fails if it exists).
 """
 
 from __future__ import annotations
@@ -67,6 +74,9 @@ SERIES_LEASE = Schema(state_attr=None)
 # written in the same atomic commit as those documents, so it is as authoritative as reading them. One
 # string rather than a map or an array, so Firestore does not index up to 499 entries per counter write.
 LAST_BATCH = "last_batch"
+
+
+_EXISTS: Any = object()  # a commit refused because a document it creates exists already
 
 
 class NumberingPending(RuntimeError):
@@ -156,6 +166,9 @@ class _Waiter:
     result: dict[str, Any] | None = None  # the numbering fields; {} when the document does not exist
     error: BaseException | None = None
     checked: float = field(default_factory=time.monotonic)  # last time we knew it unnumbered
+    # The document itself when it is created in the commit that numbers it (``create_numbered``): not
+    # stored until then, so it is never read while waiting; None for a stored, queued document.
+    new: dict[str, Any] | None = None
 
     def settle(self, result: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
         if self.result is None and self.error is None:
@@ -174,16 +187,22 @@ class _Series:
     thread: threading.Thread | None = None
     last_active: float = field(default_factory=time.monotonic)
     doc: dict[str, Any] | None = None  # the series document as last seen (None: not seen yet)
+    version: Any = None  # its update_time: a leader's first commit is conditioned on it (no lease claim)
     seen_at: float = 0.0  # monotonic time of that observation
     to_read: set[str] = field(default_factory=set)  # waiters whose documents must be read
     recent: dict[str, dict[str, Any]] = field(default_factory=dict)  # what recently seen batches assigned
     lead_after: float = 0.0  # after a session that found nothing of ours queued, lead again only then
     leading: bool = False  # our thread holds the lease: it hands its commits over itself
+    sustained: bool = False  # our session keeps the lease past a batch: new documents are stored queued
 
     def unresolved(self) -> list[str]:
         return [p for p, w in self.waiting.items() if w.result is None and w.error is None]
 
-    def observe(self, doc: dict[str, Any], keep_recent: int) -> None:
+    def queued_waiting(self) -> bool:
+        """Whether a waiter's document is stored and queued (found by the queue query, not in memory)."""
+        return any(w.new is None and w.result is None and w.error is None for w in self.waiting.values())
+
+    def observe(self, doc: dict[str, Any], keep_recent: int, version: Any = None) -> None:
         """Take in a newer version of the series document (caller holds ``cond``).
 
         The batch it records settles our waiters it numbered, without reading their documents. When
@@ -193,7 +212,7 @@ class _Series:
             return  # an older version (a late listener event after a read): nothing new in it
         before = None if self.doc is None else int(self.doc.get("counter", 0))
         counter = int(doc.get("counter", 0))
-        self.doc, self.seen_at = doc, time.monotonic()
+        self.doc, self.seen_at, self.version = doc, time.monotonic(), version
         self.cond.notify_all()
         if before is not None and counter == before:
             return
@@ -202,7 +221,10 @@ class _Series:
             self.recent[path] = fields
             w = self.waiting.get(path)
             if w is not None and not self.leading:
-                w.settle(fields)
+                if w.new is None:
+                    w.settle(fields)
+                else:  # another instance created our document (a duplicate delivery): its stored copy wins
+                    self.to_read.add(path)
         while len(self.recent) > keep_recent:
             del self.recent[next(iter(self.recent))]
         skipped = batch is None or (before is not None and counter - len(batch) != before)
@@ -299,12 +321,48 @@ class NumberAllocator:
         Raises :class:`NumberingPending` after ``wait_s`` (the document stays queued), LookupError when
         the document does not exist, and whatever made this process's allocator fail meanwhile.
         """
+        result = self._wait(series_id, doc_path, None)
+        if not result:
+            raise LookupError(f"{doc_path} does not exist")
+        return result
+
+    def create_numbered(self, series_id: str, doc_path: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Create ``doc`` (carrying its queue fields) in the commit that numbers it; return the numbering fields.
+
+        Why: the draft write before numbering is then saved; until that commit the unacknowledged delivery
+        is the queue entry (a crash before it leaves nothing stored and Pub/Sub redelivers). When the
+        document exists already (a redelivery, or a duplicate another instance numbered) the stored
+        document is returned whole instead, numbered or not (``seq`` absent: the caller queues it).
+        Raises :class:`NumberingPending` after ``wait_s`` (nothing stored).
+        """
+        if doc.get(QUEUE) != series_id:
+            raise ValueError(f"{doc_path}: not queued in series {series_id}")
+        st = self._series_for(series_id, doc_path.rsplit("/", 1)[0])
+        with st.cond:
+            crowded = st.sustained or (st.doc is not None and not st.leading and not self._lease_free(st.doc))
+        if not crowded:
+            return self._wait(series_id, doc_path, doc)
+        # A sustained load (our session runs batch after batch, or another instance's does): the request
+        # stores its document queued itself, in parallel with the others, and the leader's queue query numbers
+        # it in its next batch, as a stored draft would be; the one-write path is for the common trickle.
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        ref = self.db.document(doc_path)
+        try:
+            ref.create(doc)
+        except (AlreadyExists, Conflict):
+            stored = ref.get().to_dict() or {}
+            if stored.get("seq") or stored.get(QUEUE) != series_id:
+                return stored  # numbered, or stored unqueued (the caller queues it)
+        return self.wait_numbered(series_id, doc_path)
+
+    def _wait(self, series_id: str, doc_path: str, new: dict[str, Any] | None) -> dict[str, Any]:
         st = self._series_for(series_id, doc_path.rsplit("/", 1)[0])
         with st.cond:
             w = st.waiting.get(doc_path)
             if w is None:
-                w = st.waiting[doc_path] = _Waiter()
-                if doc_path in st.recent:  # numbered by a batch seen before we started waiting
+                w = st.waiting[doc_path] = _Waiter(new=new)
+                if doc_path in st.recent and new is None:  # numbered by a batch seen before we started waiting
                     w.settle(st.recent[doc_path])
             w.refs += 1
             st.last_active = time.monotonic()
@@ -316,9 +374,7 @@ class NumberAllocator:
                 raise NumberingPending(f"{doc_path} still queued in series {series_id} after {self.wait_s}s")
             if w.error is not None:
                 raise w.error
-            if not w.result:
-                raise LookupError(f"{doc_path} does not exist")
-            return w.result
+            return w.result or {}
         finally:
             with st.cond:
                 w.refs -= 1
@@ -339,16 +395,21 @@ class NumberAllocator:
     def _run(self, st: _Series) -> None:
         """Observe the series, read what its commits numbered, lead when the lease is free; until idle.
 
+        The listener starts only once another allocator is seen at work (its lease, a lost commit) or a
+        stored document of ours waits in the queue: every snapshot it receives is a billed read, and an
+        instance that numbers alone learns everything from its own commits.
+
         Any failure ends the thread and fails the requests waiting at that moment (Pub/Sub redelivers
         them); their documents stay queued or numbered, never half of each.
         """
         watch = None
+        failed = False
         try:
-            if self.listen:
-                watch = self.series_ref(st.series_id).on_snapshot(lambda docs, _c, _t: self._on_snapshot(st, docs))
             while self._step(st):
-                pass
+                if watch is None and self.listen and self._contended(st):
+                    watch = self.series_ref(st.series_id).on_snapshot(lambda docs, _c, _t: self._on_snapshot(st, docs))
         except BaseException as exc:  # delivered to the waiting requests, which raise it
+            failed = True
             log.warning("allocator failed", extra={"series_id": st.series_id, "error": type(exc).__name__})
             with st.cond:
                 for w in st.waiting.values():
@@ -357,15 +418,32 @@ class NumberAllocator:
             if watch is not None:
                 watch.unsubscribe()
             with st.cond:
-                st.thread, st.doc = None, None  # the next thread starts from a fresh observation
+                st.thread = None
+                if failed or watch is not None:  # a later thread starts from a fresh observation
+                    st.doc, st.version = None, None
                 st.to_read.clear()
                 if st.unresolved():  # a request started waiting while we were stopping
                     self._start(st)
 
+    def _contended(self, st: _Series) -> bool:
+        """Whether this process must hear of other allocators' commits (see ``_run``)."""
+        with st.cond:
+            if not st.unresolved():
+                return False
+            return st.doc is None or st.queued_waiting() or not self._lease_free(st.doc)
+
     def _on_snapshot(self, st: _Series, docs: list[Any]) -> None:
         snap = docs[0] if docs else None
         with st.cond:
-            st.observe((snap.to_dict() or {}) if snap is not None and snap.exists else {}, 4 * self.batch_size)
+            doc, version = self._seen(snap)
+            st.observe(doc, 4 * self.batch_size, version)
+
+    @staticmethod
+    def _seen(snap: Any) -> tuple[dict[str, Any], Any]:
+        """(document, update_time) of a series document snapshot ({} and None when absent)."""
+        if snap is None or not snap.exists:
+            return {}, None
+        return snap.to_dict() or {}, snap.update_time
 
     def _step(self, st: _Series) -> bool:
         """One round of the thread; False when it should stop (no waiter for ``idle_s``)."""
@@ -376,29 +454,74 @@ class NumberAllocator:
                 if not pending and now - st.last_active > self.idle_s:
                     return False
                 paths = {p for p in st.to_read if p in pending}
-                paths.update(p for p in pending if now - st.waiting[p].checked > self.recheck_s)
+                # A document created in its numbering commit is not read while it waits (it is not stored).
+                paths.update(
+                    p for p in pending if st.waiting[p].new is None and now - st.waiting[p].checked > self.recheck_s
+                )
                 st.to_read.clear()
                 if paths:
                     action = "read"
                     break
-                if pending and (st.doc is None or now - st.seen_at > self.poll_s):
+                may_lead = bool(pending) and now >= st.lead_after and self._lease_free(st.doc)
+                fresh = st.doc is not None and now - st.seen_at <= self.poll_s
+                if fresh and not may_lead and not self._lease_free(st.doc):
+                    # Another instance leads (a sustained load: at a trickle the lease is taken and released
+                    # by one commit, never seen held): our new documents are stored queued, so its queue query
+                    # numbers them with its own (no starving behind it).
+                    spill = [p for p in pending if st.waiting[p].new is not None]
+                    if spill:
+                        action = "spill"
+                        break
+                # A stale observation that shows the lease free is led on without a read first: the commit
+                # is conditioned on that version, and a failed one makes the next round read (st.doc None).
+                if pending and (st.doc is None or (now - st.seen_at > self.poll_s and not may_lead)):
                     action = "poll"
                     break
-                if pending and now >= st.lead_after and self._lease_free(st.doc):
+                if may_lead:
                     action = "lead"
                     break
                 st.cond.wait(self._sleep_s(st, pending))
         if action == "read":
             self._read(st, sorted(paths))
+        elif action == "spill":
+            self._spill(st, spill)
         elif action == "poll":
             snap = self.series_ref(st.series_id).get()
+            doc, version = self._seen(snap)
             with st.cond:
-                st.observe((snap.to_dict() or {}) if snap.exists else {}, 4 * self.batch_size)
+                st.observe(doc, 4 * self.batch_size, version)
         elif not self._lead(st):
             with st.cond:  # nothing of ours was queued: read our documents, lead again only later
-                st.to_read.update(st.unresolved())
+                st.to_read.update(p for p in st.unresolved() if st.waiting[p].new is None)
                 st.lead_after = time.monotonic() + self.poll_s
         return True
+
+    def _spill(self, st: _Series, paths: list[str]) -> None:
+        """Store new documents queued (one batch of creates) while another allocator leads; they then wait
+        like any queued document. One already stored is left as it is and read (numbered or queued)."""
+        from google.api_core.exceptions import AlreadyExists, Conflict
+
+        with st.cond:
+            docs = {p: st.waiting[p].new for p in paths if p in st.waiting and st.waiting[p].new is not None}
+        batch = self.db.batch()
+        for path, doc in docs.items():
+            batch.create(self.db.document(path), doc)
+        stored: list[str] = []
+        try:
+            batch.commit()
+        except (AlreadyExists, Conflict):  # one is stored already: create them one by one
+            for path, doc in docs.items():
+                try:
+                    self.db.document(path).create(doc)
+                except (AlreadyExists, Conflict):
+                    stored.append(path)
+        with st.cond:
+            for path in docs:
+                w = st.waiting.get(path)
+                if w is not None:
+                    w.new, w.checked = None, time.monotonic()
+            st.to_read.update(stored)
+            st.cond.notify_all()
 
     def _sleep_s(self, st: _Series, pending: list[str]) -> float:
         """Until the next thing that can happen without a notification: a lease running out, a poll."""
@@ -428,7 +551,9 @@ class NumberAllocator:
                 w = st.waiting.get(path)
                 if w is None or w.event.is_set():
                     continue
-                if d is None:
+                if d is None and w.new is not None:  # not created yet: it goes into one of our commits
+                    w.checked = now
+                elif d is None:
                     w.settle({})
                 elif d.get("seq"):
                     w.settle(dict(d))
@@ -437,70 +562,99 @@ class NumberAllocator:
 
     # -- 4. leading: group commits ------------------------------------------------------------------
     def _lead(self, st: _Series) -> bool:
-        """Claim the lease, then commit batch after batch while this process has requests waiting.
+        """Take the lease, then commit batch after batch while this process has requests waiting.
 
-        The query for the next batch runs while the current commit is in flight (it skips that
-        commit's documents), so a document queued during a commit goes into the very next one.
-        Returns whether the session numbered anything (or the lease was busy after all).
+        With the series document's version known (observed, or left by our own last commit), the lease is
+        taken by the first batch's commit itself, conditioned on that version: no separate claim (a read
+        and a write) and, at a trickle, no lease round at all (the commit takes and releases it at once).
+        A series never written yet is claimed through the shared claim primitive (it creates the document).
+        The query for the next batch runs while the current commit is in flight (it skips that commit's
+        documents), so a document queued during a commit goes into the very next one. Returns whether the
+        session numbered anything (or the lease was busy or lost after all).
         """
         from google.cloud import firestore as fs
 
         owner = uuid.uuid4().hex
-        claimed = self._lease.claim(
-            self.series_ref(st.series_id),
-            self.clock(),
-            fields={"lease_owner": owner, "counter": 0, "commits": 1},
-            takeover_fields={"lease_owner": owner, "commits": fs.Increment(1)},
-            read_first=True,
-        )
-        if claimed.outcome is not Outcome.OWNED:  # somebody else leads: we will hear of their commits
-            with st.cond:
-                if claimed.record is not None:
-                    st.observe(claimed.record, 4 * self.batch_size)
-                else:
-                    st.lead_after = time.monotonic() + self.poll_s
-            return True
-        self.stats.add(writes=1)
+        with st.cond:
+            known = (st.doc, st.version) if st.doc and st.version is not None else None
+        if known is not None:
+            claimed = Claim(Outcome.OWNED, self.series_ref(st.series_id), known[1], dict(known[0]), schema=SERIES_LEASE)
+        else:
+            claimed = self._lease.claim(
+                self.series_ref(st.series_id),
+                self.clock(),
+                fields={"lease_owner": owner, "counter": 0, "commits": 1},
+                takeover_fields={"lease_owner": owner, "commits": fs.Increment(1)},
+                read_first=True,
+            )
+            if claimed.outcome is not Outcome.OWNED:  # somebody else leads: we will hear of their commits
+                with st.cond:
+                    if claimed.record is not None:
+                        st.observe(claimed.record, 4 * self.batch_size, claimed.version)
+                    else:
+                        st.lead_after = time.monotonic() + self.poll_s
+                return True
+            self.stats.add(writes=1)
         with st.cond:
             st.leading = True
         try:
-            numbered = self._session(st, claimed, owner)
+            numbered = self._session(st, claimed, owner, holding=known is None)
         except BaseException:
             with st.cond:  # as a dead process would: hand nothing over (the caller fails our waiters)
-                st.leading = False
+                st.leading = st.sustained = False
             raise
         with st.cond:  # what the listener saw while we led (a leader after us, had our lease run out)
-            st.leading = False
+            st.leading = st.sustained = False
             for path in st.unresolved():
-                if path in st.recent:
+                if path in st.recent and st.waiting[path].new is None:
                     st.waiting[path].settle(st.recent[path])
+                elif path in st.recent:
+                    st.to_read.add(path)
         return numbered
 
-    def _session(self, st: _Series, claimed: Claim, owner: str) -> bool:
-        """Batches under the lease ``claimed``, until released or lost; whether any number was assigned."""
+    def _session(self, st: _Series, claimed: Claim, owner: str, *, holding: bool) -> bool:
+        """Batches under the lease ``claimed``, until released or lost; whether any number was assigned.
+
+        ``holding``: the lease was claimed before (it must be released); else the first commit takes it.
+        """
         counter = int((claimed.record or {}).get("counter", 0))
         numbered = 0
         last_commit = 0.0
-        prepared = _in_background(functools.partial(self._prepare, st, set(), counter))
+        prepared = _in_background(functools.partial(self._prepare, st, set(), counter, False))
         while True:
             cands, batch, assigned, seq = prepared.result()
             full = len(cands) >= self.batch_size
             with st.cond:  # lead only while our own requests wait (see the module docstring)
                 held = bool(cands) and (full or any(p not in assigned for p in st.unresolved()))
+            if not cands and not holding:  # nothing to number and no lease taken: nothing to write
+                return numbered > 0
             # Pace partial batches: at most one counter write per ``min_interval_s`` unless the queue
             # fills a whole batch, so the counter's write rate stays bounded whatever the load.
             wait = last_commit + self.min_interval_s - time.monotonic()
             if wait > 0 and not full:
                 time.sleep(wait)
             last_commit = time.monotonic()
-            if held:  # the next batch is queried and built while this one is committed
-                prepared = _in_background(functools.partial(self._prepare, st, {c.reference.path for c in cands}, seq))
+            if held:  # the next batch is queried and built while this one is committed (a sustained load: the
+                # queue query runs too, for what instances waiting behind our lease stored queued)
+                prepared = _in_background(functools.partial(self._prepare, st, {p for p, _ in cands}, seq, True))
+                with st.cond:
+                    st.sustained = True
             version = self._commit(
                 st, batch, lease=claimed, owner=owner, assigned=assigned, seq=seq, held=held, cands=len(cands)
             )
-            if version is None:  # the lease is no longer ours (it ran out and was taken over)
+            if version is _EXISTS:  # a document to create exists (a redelivery): settle it from the store, retry
+                if held:
+                    prepared.result()  # built on this batch's numbers: discarded
+                if not self._settle_existing(st, [p for p, new in cands if new]):
+                    return True
+                prepared = _in_background(functools.partial(self._prepare, st, set(), counter, False))
+                continue
+            if version is None:  # the lease is not ours (it ran out and was taken over, or our view was stale)
+                with st.cond:
+                    st.doc = None  # the next round reads the series document before anything else
                 return True
             claimed = dataclasses.replace(claimed, version=version)
+            counter, holding = seq, held
             numbered += len(assigned)
             with st.cond:  # documents other processes' commits numbered for us, if the listener missed them
                 pending = st.unresolved()
@@ -511,14 +665,46 @@ class NumberAllocator:
             if not held:
                 return numbered > 0
 
-    def _prepare(self, st: _Series, inflight: set[str], counter: int) -> tuple[list[Any], Any, dict[str, Any], int]:
+    def _settle_existing(self, st: _Series, paths: list[str]) -> bool:
+        """After a commit refused a create: hand the stored documents to their waiters; whether any existed."""
+        if not paths:
+            return False
+        found = False
+        for snap in self.db.get_all([self.db.document(p) for p in paths]):
+            if snap.exists:
+                found = True
+                with st.cond:
+                    w = st.waiting.get(snap.reference.path)
+                    if w is not None:
+                        w.settle(dict(snap.to_dict() or {}))
+        self.stats.add(read=len(paths))
+        return found
+
+    def _prepare(
+        self, st: _Series, inflight: set[str], counter: int, sustained: bool
+    ) -> tuple[list[tuple[str, bool]], Any, dict[str, Any], int]:
         """The next batch, numbered after ``counter``, skipping the documents of the commit in flight
-        (the query may see them still queued) -> (candidates, batch, numbering fields by path, last seq).
+        (the query may see them still queued) -> ((path, created here) candidates, batch, numbering fields
+        by path, last seq). Stored documents come from the queue query, run only while one of ours waits
+        there or the session is ``sustained`` (past its first batch: other instances may have stored theirs);
+        documents to create come from this process's waiters.
         """
-        cands = [c for c in self._queued(st, len(inflight)) if c.reference.path not in inflight]
-        cands = cands[: self.batch_size]
-        batch, assigned, seq = self._build(st, cands, counter)
-        return cands, batch, assigned, seq
+        with st.cond:
+            queued = sustained or st.queued_waiting()
+            new = {p: dict(w.new) for p, w in st.waiting.items() if w.new is not None and w.result is None}
+        rows: list[tuple[Any, str, str, Any, dict[str, Any], bool]] = []
+        if queued:
+            for c in self._queued(st, len(inflight)):
+                if c.reference.path not in inflight:
+                    rows.append((c.get(QUEUED_AT), c.id, c.reference.path, c.reference, c.to_dict() or {}, False))
+        stored = {r[2] for r in rows}
+        for path, d in new.items():
+            if path not in inflight and path not in stored:
+                rows.append((d[QUEUED_AT], path.rsplit("/", 1)[-1], path, self.db.document(path), d, True))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        rows = rows[: self.batch_size]
+        batch, assigned, seq = self._build(st, rows, counter)
+        return [(r[2], r[5]) for r in rows], batch, assigned, seq
 
     def _queued(self, st: _Series, skip: int) -> list[Any]:
         """The oldest queued documents of the series (``skip`` more, for those of the commit in flight)."""
@@ -529,17 +715,22 @@ class NumberAllocator:
         fields_needed = [QUEUED_AT, "seq", SERIES_DEF, "status_after"]
         return list(queued.select(fields_needed).order_by(QUEUED_AT).limit(self.batch_size + skip).stream())
 
-    def _build(self, st: _Series, cands: list[Any], counter: int) -> tuple[Any, dict[str, dict[str, Any]], int]:
-        """The batch numbering ``cands`` after ``counter`` -> (batch, numbering fields by path, last seq)."""
+    def _build(
+        self, st: _Series, rows: list[tuple[Any, str, str, Any, dict[str, Any], bool]], counter: int
+    ) -> tuple[Any, dict[str, dict[str, Any]], int]:
+        """The batch numbering ``rows`` (in order) after ``counter`` -> (batch, numbering fields by path, last seq).
+
+        A stored document is updated with its number; a new one is created with it (``create``: if it
+        exists after all, the whole commit fails and nothing is numbered).
+        """
         from google.cloud import firestore as fs
 
         batch = self.db.batch()
         seq = counter
         assigned: dict[str, dict[str, Any]] = {}
-        for c in sorted(cands, key=lambda c: (c.get(QUEUED_AT), c.id)):
-            d = c.to_dict() or {}
-            if d.get("seq"):  # numbered but still queued (cannot happen through enqueue): just dequeue
-                batch.update(c.reference, {QUEUE: fs.DELETE_FIELD})
+        for _at, _id, path, ref, d, created_here in rows:
+            if d.get("seq") and not created_here:  # numbered but still queued (cannot happen through enqueue)
+                batch.update(ref, {QUEUE: fs.DELETE_FIELD})
                 continue
             seq += 1
             fields = {
@@ -549,8 +740,11 @@ class NumberAllocator:
                 "finalized_at": d[QUEUED_AT],
                 "series_id": st.series_id,
             }
-            batch.update(c.reference, {**fields, QUEUE: fs.DELETE_FIELD})
-            assigned[c.reference.path] = fields
+            if created_here:
+                batch.create(ref, {**{k: v for k, v in d.items() if k != QUEUE}, **fields})
+            else:
+                batch.update(ref, {**fields, QUEUE: fs.DELETE_FIELD})
+            assigned[path] = fields
         return batch, assigned, seq
 
     def _definition(self, raw: Any) -> SeriesDef:
@@ -575,9 +769,10 @@ class NumberAllocator:
         held: bool,
         cands: int,
     ) -> Any:
-        """Commit the batch with the counter write; the series document's new update_time, or None
-        when the lease is no longer ours. ``held``: keep the lease, else release it in this write."""
-        from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
+        """Commit the batch with the counter write; the series document's new update_time, None when the
+        lease is not ours, ``_EXISTS`` when a document to create exists already (nothing was written).
+        ``held``: keep the lease, else release it in this write."""
+        from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition, NotFound
         from google.cloud import firestore as fs
 
         now = self.clock()
@@ -595,15 +790,30 @@ class NumberAllocator:
         batch.update(lease.ref, head, option=precondition(lease.version))
         try:
             results = batch.commit()
+        except AlreadyExists:
+            return _EXISTS
         except (FailedPrecondition, NotFound, Conflict):
             return None
+        version = results[-1].update_time
         self.stats.add(writes=1, numbered=len(assigned), dropped=cands - len(assigned))
+        with st.cond:  # our own write is our newest observation: the next session needs no read
+            base = st.doc if st.doc is not None else (lease.record or {})
+            st.doc = {
+                **base,
+                "counter": seq,
+                "commits": int(base.get("commits", 0)) + 1,
+                "lease_owner": head["lease_owner"],
+                self._lease.schema.lease_attr: head[self._lease.schema.lease_attr],
+                LAST_BATCH: head[LAST_BATCH],
+                "updated_at": now,
+            }
+            st.version, st.seen_at = version, time.monotonic()
         if assigned and self.after_batch is not None:  # first: a process dying after its commit hands nothing over
             self.after_batch(st.series_id, len(assigned))
         self._hand_over(st, assigned)
         if assigned:
             log.info("numbers allocated", extra={"series_id": st.series_id, "numbered": len(assigned), "last": seq})
-        return results[-1].update_time
+        return version
 
     def _hand_over(self, st: _Series, assigned: dict[str, dict[str, Any]]) -> None:
         """Give this process's waiters the numbering fields just committed (no need to read them back)."""

@@ -3,15 +3,19 @@
 Every step is re-entrant, so a redelivery after a crash at any point finishes the job without doing
 anything twice:
 
-* the invoice id is derived from ``request_id`` and the draft is written with ``create()``, already
-  queued for its number (one write);
+* the invoice id is derived from ``request_id``; the invoice is created WITH its number, in the
+  allocator's group commit (``create``: one write, no draft write before it; until that commit the
+  unacknowledged RenewalDue is the queue entry, so a crash before it stores nothing and the redelivery
+  starts afresh). A delivery that finds the invoice stored (a redelivery) carries on from the stored
+  document;
 * the number is allocated once (the allocator skips documents that already have one);
 * the PDF is rendered deterministically and archived (:class:`~shared.invoicing.storage.ArchiveWriter`)
   before anything is announced; its URI, sha256 and size are recorded in the same write as the
   ``finalized`` publication mark (the publish-once helper), once.
 
 Cost: what the message carries and what this delivery wrote are not read back. A first delivery reads
-only what numbering needs and the facts recorded for the invoice (one query, usually empty).
+only the facts recorded for the invoice (one query, usually empty) and writes the invoice twice: created
+numbered, then the archived PDF with the ``finalized`` mark.
 
 A RenewalDue delivered again for an invoice that is finalized and still open re-announces
 ``invoice.finalized`` (same idempotency key, so the same event id: consumers deduplicate it). That is how
@@ -60,6 +64,20 @@ class Documents:
         doc = {**doc, **alloc.wait_numbered(doc["series_id"], ref.path)}
         doc.pop(QUEUE, None)
         return doc
+
+    def create_numbered(self, ref: Any, doc: dict[str, Any], status_after: str) -> dict[str, Any]:
+        """Store the new document ``doc`` (queued fields included) with its number, in the numbering commit.
+
+        When it is stored already (a redelivery) the stored document stands and is numbered if it is not.
+        """
+        got = self.deps.alloc.create_numbered(doc["series_id"], ref.path, doc)
+        if got.get("request_hash", doc.get("request_hash")) != doc.get("request_hash"):
+            log.warning("request_id seen before with other content; the first request stands")
+        if not got.get("seq"):  # stored before without a number (a draft of another path): queue it
+            return self.number(ref, got, status_after)
+        numbered = {**doc, **got}
+        numbered.pop(QUEUE, None)
+        return numbered
 
     def archive(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Render and archive the PDF of a numbered document; the fields that record it ({} if recorded)."""
@@ -111,10 +129,11 @@ class IssueInvoices:
         self._apply_facts = apply_facts
         self.credit = credit or _BillingLedger(deps)
 
-    def apply_credit(self, invoice_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def apply_credit(self, invoice_id: str, doc: dict[str, Any], *, stored: bool = True) -> dict[str, Any]:
         """Pay the invoice from the customer's credit balance after tax, once: the ledger decides once per invoice
         (a redelivery or a parallel finalization gets the first decision), and the invoice records it before its
-        number, PDF and announcement, so every copy shows the same amount due."""
+        number, PDF and announcement, so every copy shows the same amount due. ``stored=False``: the invoice is
+        not written yet, the decision goes into the document that will be created (no write of its own)."""
         if not doc.get("apply_credit") or doc.get("credit_decided") or doc.get("pdf_sha256"):
             return doc
         if doc.get("status") not in (dom.Status.DRAFT.value, dom.Status.OPEN.value):
@@ -122,7 +141,8 @@ class IssueInvoices:
         before = int(doc["amount_due"]) + int(doc.get("credit_applied", 0))
         applied = self.credit.apply_credit(doc["buyer"]["id"], invoice_id, Money(before, doc["currency"]))
         fields = {"credit_applied": applied.amount, "amount_due": before - applied.amount, "credit_decided": True}
-        self.deps.db.collection(INVOICES).document(invoice_id).update(fields)
+        if stored:
+            self.deps.db.collection(INVOICES).document(invoice_id).update(fields)
         if applied.amount:
             log.info("credit balance applied", extra={"credit_applied": applied.amount})
         return {**doc, **fields}
@@ -131,7 +151,21 @@ class IssueInvoices:
         ev = msg.event
         invoice_id = invoice_id_for(ev.request_id)
         with bind(invoice_id=invoice_id, subscription_id=ev.subscription_id):
-            return self.finalize(invoice_id, self.create_draft(ev, invoice_id))
+            return self.finalize(invoice_id, self.issue_numbered(ev, invoice_id))
+
+    def issue_numbered(self, ev: RenewalDue, invoice_id: str) -> dict[str, Any]:
+        """Price the request and create the invoice with its number in one write; returns the stored document.
+
+        The issue time (and so the series) is fixed here; the credit balance decision goes into the same
+        write. A redelivery gets the stored invoice (numbered now if it was not).
+        """
+        ref = self.deps.db.collection(INVOICES).document(invoice_id)
+        request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt"}))
+        doc = build_invoice_doc(ev, invoice_id, seller(ev.seller_entity), self.deps.clock(), request_hash)
+        doc = self.apply_credit(invoice_id, doc, stored=False)
+        doc = self.documents.create_numbered(ref, doc, dom.Status.OPEN.value)
+        log.info("invoice issued", extra={"request_id": ev.request_id, "total": doc["total"], "number": doc["number"]})
+        return doc
 
     def create_draft(self, ev: RenewalDue, invoice_id: str) -> dict[str, Any]:
         """Price the request and store the draft, once; returns the stored document.

@@ -42,3 +42,14 @@ def test_list_prices_per_million() -> None:
 def test_memory_sizes(raw: str, mib: int) -> None:
     assert _cost.memory_mib(raw) == mib
     assert _cost.size_of({"memory": "512Mi"}) == (0.333, 0.5)
+
+
+def test_per_operation_items_add_up_to_the_priced_firestore_storage_and_requests() -> None:
+    t = _cost.Tally(deliveries=2)
+    t.counts.update(reads=10, writes=5, storage_class_a=1, storage_class_b=1)
+    ops = _cost.operations(t, per=1 / 1_000_000)
+    assert ops == pytest.approx({"fs reads": 6.0, "fs writes": 9.0, "gcs A": 5.0, "gcs B": 0.4, "requests": 0.8})
+    c = _cost.costs(t, cpu_s=0.0, size=(0.333, 0.5), subscribers={}, per=1 / 1_000_000)
+    assert ops["fs reads"] + ops["fs writes"] == pytest.approx(c["firestore"])
+    assert _cost.FS_REGIONAL[0] * 2 == pytest.approx(_cost.FS_READ)  # the comparison halves both prices
+    assert _cost.FS_REGIONAL[1] * 2 == pytest.approx(_cost.FS_WRITE)

@@ -128,3 +128,21 @@ def test_a_failed_archive_write_fails_every_member(env: Env, monkeypatch: pytest
         t.join(timeout=120)
     assert len(errors) == 3  # nobody is told "archived": each delivery fails and is redelivered
     assert writer.objects_written == 0
+
+
+def test_a_renewal_due_creates_its_invoice_numbered_and_numbering_reads_nothing(metered: Env) -> None:
+    """One instance at a trickle: the invoice is created WITH its number (no draft write first), the series
+    counter is written once per invoice (the lease is taken and released by that same commit, on the version
+    the previous commit left: no claim, no poll, no queue query), then the PDF and ``finalized`` mark: one
+    read (the facts query) and three writes per invoice, allocator thread included."""
+    metered.svc.on_renewal_due(due_msg(renewal("trickle:0")))  # creates the series document
+    usage._background.drain()
+    for i in range(1, 4):
+        with usage.track() as u:
+            out = metered.svc.on_renewal_due(due_msg(renewal(f"trickle:{i}")))
+        bg = usage._background.drain()
+        assert (u.reads + bg["reads"], u.writes + bg["writes"], u.published) == (1, 3, 1)
+        assert out["number"] == f"INV-2026-{i + 1:06d}"
+    inv = metered.doc(INVOICES, invoice_id_for(renewal("trickle:3").request_id))
+    assert (inv["seq"], inv["status"], inv["published"]) == (4, "open", ["finalized"])
+    assert "number_queue" not in inv

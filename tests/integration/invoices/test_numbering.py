@@ -258,3 +258,43 @@ def test_an_instance_that_does_not_lead_gets_its_numbers_from_the_commit_without
         }
     assert (a.alloc.stats.counter_writes > 0) != (b.alloc.stats.counter_writes > 0)  # exactly one led
     assert a.alloc.stats.docs_read == b.alloc.stats.docs_read == 0
+
+
+def test_a_renewal_due_that_crashes_before_its_numbering_commit_stores_nothing(env: Env) -> None:
+    """The invoice is created in its numbering commit: until then the unacknowledged RenewalDue is its queue
+    entry. A process dying before that commit leaves no document and no number; the redelivery issues it."""
+    db = clients.firestore()
+    dying = env.service()
+    dying.on_renewal_due(due_msg(renewal("first:2026-03")))  # the series exists; the lease is free
+
+    def die(*_a: Any, **_kw: Any) -> Any:
+        raise RuntimeError("process died before the numbering commit")
+
+    dying.alloc._commit = die  # type: ignore[method-assign]
+    r = renewal("unstored:2026-03")
+    with pytest.raises(RuntimeError, match="before the numbering commit"):
+        dying.on_renewal_due(due_msg(r))
+    assert not db.collection(INVOICES).document(invoice_id_for(r.request_id)).get().exists
+    assert counter_commits(db, SERIES)[0] == 1
+    assert env.svc.on_renewal_due(due_msg(r))["number"] == "INV-2026-000002"
+    assert env.svc.on_renewal_due(due_msg(r))["number"] == "INV-2026-000002"  # a late duplicate: the stored one
+    assert sorted(_numbers().values()) == [1, 2]
+
+
+def test_behind_another_instances_lease_a_new_invoice_is_stored_queued_and_numbered_later(env: Env) -> None:
+    """Another allocator holds the lease (a sustained load elsewhere, or hung): a waiting new invoice is stored
+    queued (so that leader's queue query can number it); the delivery gives up, its redelivery gets the number."""
+    db = clients.firestore()
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "hung", "lease_until": until})
+    impatient = env.service(wait_s=1.0)
+    r = renewal("spilled:2026-03")
+    with pytest.raises(NumberingPending):
+        impatient.on_renewal_due(due_msg(r))
+    stored = env.doc(INVOICES, invoice_id_for(r.request_id))
+    assert (stored[QUEUE], stored.get("seq")) == (SERIES, None)
+    db.collection(SERIES_COLL).document(SERIES).update({"lease_until": datetime.datetime.now(datetime.UTC)})
+    assert impatient.on_renewal_due(due_msg(r))["number"] == "INV-2026-000001"
+    assert QUEUE not in env.doc(INVOICES, invoice_id_for(r.request_id))
+    assert sorted(_numbers().values()) == [1]
+    assert audit_series(db, SERIES).ok
