@@ -1,11 +1,11 @@
 """Versioned event contracts (pydantic) and the Pub/Sub envelope around them.
 
-Importing the package registers every contract module, so each consumer can tell a type another
-consumer handles (acknowledged) from a type nobody knows (dead-lettered): see ``shared.events.consumer``.
+Every contract module is registered before the registry is consulted (``registered()``, a type not
+found by ``parse_message``), so each consumer can tell a type another consumer handles (acknowledged)
+from a type nobody knows (dead-lettered): see ``shared.events.consumer``. Not at import: a function that
+only publishes (webhooks) then builds only the contracts it uses, which keeps its cold start short.
 """
 
-# Registration side effect: every contract module here, so every function knows the same shared types.
-from shared.events import billing, disputes, payments, probe  # noqa: F401
 from shared.events.envelope import (
     Envelope,
     EnvelopeError,
@@ -13,6 +13,7 @@ from shared.events.envelope import (
     Received,
     UnknownEventType,
     build_message,
+    load_contracts,
     parse_cloud_event,
     parse_message,
     parse_push,
@@ -27,6 +28,7 @@ __all__ = [
     "Received",
     "UnknownEventType",
     "build_message",
+    "load_contracts",
     "parse_cloud_event",
     "parse_message",
     "parse_push",

@@ -40,7 +40,8 @@ class EnvelopeError(ValueError):
 class Event(BaseModel):
     """Base of every event contract: immutable, strict about unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a contract's validator and serializer are built on its first use, not at import (cold start).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     EVENT_TYPE: ClassVar[str]
     SCHEMA_VERSION: ClassVar[int] = 1
@@ -61,7 +62,13 @@ def register(cls: type[E]) -> type[E]:
     return cls
 
 
+def load_contracts() -> None:
+    """Import (register) every contract module; cheap after the first call."""
+    from shared.events import billing, disputes, payments, probe  # noqa: F401
+
+
 def registered() -> dict[tuple[str, int], type[Event]]:
+    load_contracts()
     return dict(_REGISTRY)
 
 
@@ -197,6 +204,9 @@ def parse_message(
     """Decode one Pub/Sub message into its registered contract."""
     env = Envelope.from_attributes(attributes)
     cls = _REGISTRY.get((env.event_type, env.schema_version))
+    if cls is None:
+        load_contracts()
+        cls = _REGISTRY.get((env.event_type, env.schema_version))
     if cls is None:
         raise UnknownEventType(env.event_type, env.schema_version)
     try:

@@ -69,13 +69,17 @@ class Rejected:
 _PARSE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
 
 
+_REF_FIELDS = tuple(OurRefs.model_fields)
+
+
 def vet(event: PaymentEvent) -> PaymentEvent | Rejected:
     """The event if consumers can store it (references not usable as ids dropped), else why not."""
-    refs = event.refs.model_dump()
-    foreign = [k for k, v in refs.items() if v is not None and firestore_id_problem(v)]
+    refs = event.refs
+    foreign = [k for k in _REF_FIELDS if (v := getattr(refs, k)) is not None and firestore_id_problem(v)]
     if foreign:  # not one of our ids (a merchant reference from another system): nothing of ours to match
         log.info("foreign references dropped", extra={"refs": foreign})
-        event = event.model_copy(update={"refs": OurRefs(**{k: None if k in foreign else v for k, v in refs.items()})})
+        kept = {k: None if k in foreign else getattr(refs, k) for k in _REF_FIELDS}
+        event = event.model_copy(update={"refs": OurRefs(**kept)})
     problem = storable(event)
     if problem:
         return Rejected(problem)

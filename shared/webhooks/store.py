@@ -36,6 +36,7 @@ from typing import Any
 from shared.idempotency import Claim as ClaimRecord
 from shared.idempotency import Claims, Outcome, Schema
 from shared.log import get_logger
+from shared.webhooks import rawfs
 
 log = get_logger(__name__)
 
@@ -80,7 +81,7 @@ def archived_raw(scrubbed: str) -> dict[str, Any]:
 def claim(db: Any, doc_id: str, record: dict[str, Any], now: dt.datetime) -> Claimed:
     """Create the record (archive fields + state ``received`` + lease), or decide from the existing one
     whether this request may publish (see :mod:`shared.idempotency.claims`)."""
-    return CLAIMS.claim(db.collection(COLLECTION).document(doc_id), now, fields=record)
+    return CLAIMS.claim(rawfs.document(db, COLLECTION, doc_id), now, fields=record)
 
 
 def finish(claimed: Claimed, state: str, *, writer: Any = None, **fields: Any) -> None:
@@ -161,7 +162,7 @@ class DeferredFinishes:
 
     def _write(self, todo: list[tuple[Claimed, str, dict[str, Any]]]) -> None:
         try:
-            batch = self._db().batch()
+            batch = rawfs.RawBatch(self._db())
             for claimed, state, fields in todo:
                 finish(claimed, state, writer=batch, **fields)
             batch.commit(timeout=self._timeout_s)

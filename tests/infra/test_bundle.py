@@ -170,5 +170,5 @@ def test_each_bundle_serves_its_first_request(bundles: Path, gcp: Gcp, key: str)
     and a Pub/Sub push each consumer handles, all against the emulators.
     """
     fn = load().functions[key]
-    _, status = cold_start(bundles / key, key, fn.entry_point, fn.signature_type, gcp.project)
+    status = cold_start(bundles / key, key, fn.entry_point, fn.signature_type, gcp.project).status
     assert 200 <= status < 300 or (key == "subscriptions" and status == 404)
