@@ -123,7 +123,7 @@ class Console:
         settings = self.settings()
         user = ""
         try:
-            user = auth.identity(request, settings.dev_identity)
+            user = auth.identity(request, settings.dev_identity, settings.iap_audience, settings.iap_certs_url)
             return self._route(request, user, settings)
         except EdgeError as exc:
             log.info("console request refused", extra={"http_status": exc.status, "error_code": exc.code})
