@@ -105,7 +105,7 @@ def main() -> None:
     f95, e95 = p95(times[full]), p95(times[empty])
     print(f"customer page, {INVOICES} invoices + {INVOICES * EVENTS_PER_PAYMENT} events: p50 "
           f"{statistics.median(times[full]) * 1000:.0f} ms, p95 {f95 * 1000:.0f} ms ({size / 1024:.0f} KiB of HTML; "
-          f"pages of 25 invoices and 10 payments with their webhooks)")  # fmt: skip
+          f"pages of 25 invoices and 10 payments, each linking to its events and webhooks)")  # fmt: skip
     print(f"empty customer page: p50 {statistics.median(times[empty]) * 1000:.0f} ms, p95 {e95 * 1000:.0f} ms")
     print(f"ratio p95 full / empty: {f95 / e95:.2f}x (goal <= 3x); {len(times[full])} requests each, "
           f"alternating rounds; 1-min load average {load:.1f}")  # fmt: skip

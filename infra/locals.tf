@@ -31,7 +31,14 @@ locals {
     bucket_triggers = try(f.bucket_triggers == null ? [] : tolist(f.bucket_triggers), [])
     # Buckets (keys of local.object_buckets in main.tf) whose objects the function creates and reads.
     buckets = try(f.buckets == null ? [] : tolist(f.buckets), [])
+    # Reads and replays the dead letters of every subscription (the operator console; infra/dead_letters.tf).
+    dead_letters = try(f.dead_letters == true, false)
   } }
+
+  # One grant per (dead-letter reader, subscription): pull and ack on that subscription's "<name>-dlq".
+  dead_letter_grants = { for pair in setproduct([for k, f in local.functions : k if f.dead_letters], keys(local.subscriptions)) :
+    "${pair[0]}/${pair[1]}" => { function = pair[0], subscription = pair[1] }
+  }
 
   subscriptions = { for name, s in merge(try(local.topology.subscriptions, {})) : name => {
     topic                 = s.topic

@@ -123,7 +123,7 @@ class Console:
         settings = self.settings()
         user = ""
         try:
-            user = auth.identity(request, settings.dev_identity)
+            user = auth.identity(request, settings.dev_identity, settings.iap_audience, settings.iap_certs_url)
             return self._route(request, user, settings)
         except EdgeError as exc:
             log.info("console request refused", extra={"http_status": exc.status, "error_code": exc.code})
@@ -157,6 +157,11 @@ class Console:
             return self.invoice_list(args, base)
         if head == "invoices" and len(rest) in (1, 2):
             return self.invoice(rest[0], rest[1] if len(rest) == 2 else None, base)
+        if head == "payments" and len(rest) == 1:
+            pay = queries.payment(self.db(), rest[0])
+            if pay is None:
+                raise EdgeError(404, "not_found", "no such payment (charge attempt)")
+            return self.page("payment.html", **base, p=pay)
         if head == "webhooks" and len(rest) == 1:
             doc = queries.webhook(self.db(), rest[0]) if not firestore_id_problem(rest[0]) else None
             if doc is None:

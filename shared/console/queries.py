@@ -1,7 +1,8 @@
 """What the console pages read: bounded, projected queries over the platform's collections.
 
 Why bounded: a page must render in time for a customer with years of history, so every list is a page
-(``limit``) ordered by an indexed field, and the per-payment webhook look-ups run concurrently. Why
+(``limit``) ordered by an indexed field, and a page costs a small fixed number of queries run concurrently
+(the webhooks behind a payment are on that payment's own page, not one query per payment here). Why
 defensive ``.get``: each page shows what exists; a collection another area has not written yet (usage,
 disputes) shows "none", never an error. Everything shown passes :func:`shared.scrub.scrub_value` first.
 """
@@ -28,7 +29,10 @@ from shared.webhooks.store import COLLECTION as WEBHOOKS
 
 USAGE = "usage_records"  # written by metered billing once it lands; "none" until then
 PAGE = 25
-PAYMENTS_PAGE = 10  # each payment costs one more query (its webhooks): the timeline pages by ten
+PAYMENTS_PAGE = 10  # the timeline pages by ten; each links to its payment page (events and webhooks)
+PAYMENT_WEBHOOKS = 50  # archived notifications listed on one payment's page
+ATTEMPT_FIELDS = ["invoice_id", "attempt", "status", "psp", "account", "psp_payment_id", "amount", "created_at"]
+ATTEMPT_FIELDS += ["category", "decline_code", "subscription_id", "number"]
 MAX_PAGE = 100
 WEBHOOK_FIELDS = ["psp", "account", "psp_event_id", "psp_event_type", "received_at", "state", "fact_key"]
 INVOICE_FIELDS = [
@@ -198,7 +202,9 @@ def webhook_raw(doc: dict[str, Any]) -> str:
         return scrub(text)[:20000]
 
 
-def webhooks_of_payment(db: Any, psp: str, account: str, payment_id: str) -> list[dict[str, Any]]:
+def webhooks_of_payment(
+    db: Any, psp: str, account: str, payment_id: str, limit: int = PAYMENT_WEBHOOKS
+) -> list[dict[str, Any]]:
     """The archived notifications behind one payment: their fact key starts ``psp:account:payment_id:``."""
     prefix = f"{psp}:{account}:{payment_id}:"
     query = (
@@ -206,13 +212,25 @@ def webhooks_of_payment(db: Any, psp: str, account: str, payment_id: str) -> lis
         .where(filter=_filter("fact_key", ">=", prefix))
         .where(filter=_filter("fact_key", "<", prefix + "\uf8ff"))
         .select(WEBHOOK_FIELDS)
-        .limit(20)
+        .limit(limit)
     )
-    return _docs(query)
+    return sorted(_docs(query), key=lambda d: (str(d.get("received_at") or ""), d["_id"]))
+
+
+def payment(db: Any, attempt_id: str) -> dict[str, Any] | None:
+    """One charge attempt with the canonical events and archived webhooks behind it (one get, one query)."""
+    doc = _get(db, ATTEMPTS, attempt_id)
+    if doc is None:
+        return None
+    doc = {k: v for k, v in doc.items() if k in ATTEMPT_FIELDS or k in ("_id", "customer_id")}
+    pid = doc.get("psp_payment_id")
+    hooks = webhooks_of_payment(db, str(doc.get("psp") or ""), str(doc.get("account") or "default"), pid) if pid else []
+    return scrub_value({**doc, "webhooks": hooks})  # type: ignore[no-any-return]
 
 
 def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = None) -> dict[str, Any] | None:
-    """Everything the customer page shows, each list one bounded query, all run concurrently."""
+    """Everything the customer page shows: seven bounded queries run concurrently, plus the credit notes of
+    the listed invoices only when one of them has been credited (one ``in`` query)."""
     if firestore_id_problem(customer_id):
         return None
 
@@ -236,9 +254,7 @@ def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = Non
         query = db.collection(ATTEMPTS).where(filter=_filter("customer_id", "==", customer_id))
         if before is not None:
             query = query.where(filter=_filter("created_at", "<", before))
-        fields = ["invoice_id", "attempt", "status", "psp", "account", "psp_payment_id", "amount", "created_at"]
-        fields += ["category", "decline_code", "subscription_id", "number"]
-        return _docs(query.order_by("created_at", direction=_desc()).select(fields).limit(PAYMENTS_PAGE))
+        return _docs(query.order_by("created_at", direction=_desc()).select(ATTEMPT_FIELDS).limit(PAYMENTS_PAGE))
 
     def balance() -> Any:
         col = db.collection(CUSTOMERS).document(customer_id).collection(BALANCE_ENTRIES)
@@ -259,26 +275,17 @@ def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = Non
         "disputes": disputes,
         "usage": usage,
     }
-    with ThreadPoolExecutor(max_workers=PAYMENTS_PAGE + 2) as pool:
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {k: pool.submit(fn) for k, fn in jobs.items()}
         out: dict[str, Any] = {k: f.result() for k, f in futures.items()}
-        inv_ids = [i["_id"] for i in out["invoices"]]
-        credit = [
-            pool.submit(
-                lambda ids: _docs(db.collection(CREDIT_NOTES).where(filter=_filter("invoice_id", "in", ids))), chunk
-            )
-            for chunk in (inv_ids[i : i + 30] for i in range(0, len(inv_ids), 30))
-        ]
-        hooks = {
-            p["_id"]: pool.submit(
-                webhooks_of_payment, db, p.get("psp", ""), p.get("account") or "default", p["psp_payment_id"]
-            )
-            for p in out["payments"]
-            if p.get("psp_payment_id")
-        }
-        out["credit_notes"] = [d for f in credit for d in f.result()]
-        for p in out["payments"]:
-            p["webhooks"] = hooks[p["_id"]].result() if p["_id"] in hooks else []
+    # credit notes exist only for invoices whose ``credited`` is above zero (same transaction): most pages
+    # need no query; at most PAGE (25 <= 30) ids, so one ``in`` query
+    credited = [i["_id"] for i in out["invoices"] if i.get("credited") != 0][:30]
+    out["credit_notes"] = (
+        _docs(db.collection(CREDIT_NOTES).where(filter=_filter("invoice_id", "in", credited)).limit(2 * PAGE))
+        if credited
+        else []
+    )
     if not out["customer"] and not out["subscriptions"] and not out["invoices"] and not out["payments"]:
         return None
     if not out["customer"]:  # only known from the copies on subscriptions and invoices

@@ -31,6 +31,11 @@ def test_search_by_name_leads_to_the_customer_page(page: Any, served: Served) ->
     )
     assert unlabeled == 0
     shot(page, "customer")
+    page.get_by_role("link", name="canonical events and archived webhooks of pi_0000").click()
+    page.wait_for_url("**/payments/**")
+    assert page.get_by_role("heading", name="Canonical events and archived webhooks").is_visible()
+    assert page.get_by_role("link", name="archived webhook evt_0000_00").is_visible()
+    shot(page, "payment")
 
 
 def test_opening_an_invoice_pdf(page: Any, served: Served) -> None:

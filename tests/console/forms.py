@@ -14,9 +14,9 @@ _INPUT = re.compile(
 )
 
 
-def confirm_form(client: Any, kind: str, **query: str) -> dict[str, str]:
+def confirm_form(client: Any, kind: str, headers: dict[str, str] | None = None, /, **query: str) -> dict[str, str]:
     """The fields of the confirmation page of ``kind`` (hidden and read-only), as the browser posts them."""
-    r = client.get(f"/confirm/{kind}", query_string=query, headers=HEADERS)
+    r = client.get(f"/confirm/{kind}", query_string=query, headers=HEADERS if headers is None else headers)
     assert r.status_code == 200, r.data[:500]
     html = r.data.decode()
     fields = {}

@@ -52,10 +52,47 @@ def test_customer_page_shows_every_section_and_none_where_nothing_exists(world: 
     assert all(n in page for n in world.numbers)
     assert page.count('class="pdf"') == 3
     assert "pi_0002" in page
-    assert "archived webhook" in page
-    assert "payment.succeeded" in page
+    # each payment links to its own page: the canonical events and the archived webhooks behind it
+    import html
+    import re
+
+    links = re.findall(r'href="(/payments/[^"]+)" class="payment"', page)
+    assert len(links) == 3
+    payment = _get(world, html.unescape(links[-1]))  # newest first: pi_0000 is the oldest, last
+    assert "pi_0000" in payment
+    assert "archived webhook" in payment
+    assert "payment.succeeded" in payment
     # no balance entries, disputes or usage collections exist in this project: shown as none
     assert page.count('<p class="none">None.</p>') == 3
+
+
+def test_the_payment_page_lists_its_events_scrubbed_and_unknown_payments_are_404(world: World) -> None:
+    payment = _get(world, f"/payments/{world.invoices[2]}:1")  # the third attempt fails (world.seed_payments)
+    assert "pi_0002" in payment
+    assert "payment.failed" in payment
+    assert "insufficient_funds" in payment
+    assert payment.count('href="/webhooks/') == 2  # both archived notifications behind it
+    assert not leaks(payment)
+    _get(world, "/payments/in_nobody:1", 404)
+    _get(world, "/payments/..", 404)
+
+
+def test_the_customer_page_costs_a_fixed_number_of_queries_whatever_the_payments(world: World) -> None:
+    """The timeline no longer reads each payment's webhooks: queries do not grow with the payments shown."""
+    from unittest import mock
+
+    from google.cloud.firestore_v1.query import Query
+
+    from tests.console.world import seed_payments
+
+    def count(url: str) -> int:
+        with mock.patch.object(Query, "stream", autospec=True, side_effect=Query.stream) as stream:
+            _get(world, url)
+        return stream.call_count
+
+    before = count("/customers/cus_fr")
+    seed_payments("cus_fr", [f"in_more{i}" for i in range(12)], 3)
+    assert count("/customers/cus_fr") == before <= 7
 
 
 def test_unknown_customer_is_404(world: World) -> None:

@@ -269,6 +269,8 @@ _PROJECT_ROLES = {"roles/datastore.user", "roles/logging.logWriter"}
 _PROJECT_GRANTS = {
     ("google_project_iam_member", "eventarc_receiver", "roles/eventarc.eventReceiver"),
     ("google_project_iam_member", "gcs_eventarc_publisher", "roles/pubsub.publisher"),
+    # listing Pub/Sub subscriptions exists only at project level (the console's dead-letter page)
+    ("google_project_iam_member", "dead_letter_lister", "roles/pubsub.viewer"),
 }
 
 
@@ -343,6 +345,29 @@ def test_one_service_account_per_function_with_publisher_and_secret_access_per_r
     bucket = fn[("google_storage_bucket_iam_member", "invoice_objects")].body
     assert "var.invoice_bucket_access" in attr(bucket, "for_each")
     assert "objectAdmin" not in str(bucket)
+
+
+def test_dead_letter_readers_get_subscriber_on_each_dlq_subscription_and_viewer_only(
+    root: dict[str, Any], raw_topology: dict[str, Any]
+) -> None:
+    readers = [k for k, f in raw_topology["functions"].items() if f.get("dead_letters")]
+    assert readers == ["console"]
+    loc = locals_of(root)
+    assert "f.dead_letters" in loc["dead_letter_grants"]
+    assert "local.subscriptions" in loc["dead_letter_grants"]
+    res = {(r.type, r.name): r.body for r in all_resources() if r.file.name == "dead_letters.tf"}
+    sub = res[("google_pubsub_subscription_iam_member", "dead_letter_subscriber")]
+    assert attr(sub, "for_each") == "${local.dead_letter_grants}"
+    assert attr(sub, "role") == "roles/pubsub.subscriber"
+    assert attr(sub, "subscription") == "${module.subscription[each.value.subscription].dead_letter_subscription}"
+    assert "module.function[each.value.function].service_account_email" in attr(sub, "member")
+    lister = res[("google_project_iam_member", "dead_letter_lister")]
+    assert attr(lister, "role") == "roles/pubsub.viewer"
+    assert "f.dead_letters" in attr(lister, "for_each")
+    assert set(res) == {
+        ("google_pubsub_subscription_iam_member", "dead_letter_subscriber"),
+        ("google_project_iam_member", "dead_letter_lister"),
+    }
 
 
 def test_only_the_webhook_function_is_public(topology: Topology) -> None:

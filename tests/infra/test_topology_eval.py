@@ -29,14 +29,14 @@ EXPR = (
 )
 
 
-def evaluate(tmp: Path, topology_text: str, *extra_vars: str) -> dict[str, Any]:
+def evaluate(tmp: Path, topology_text: str, *extra_vars: str, expr: str = EXPR) -> dict[str, Any]:
     for name in ("locals.tf", "variables.tf"):
         shutil.copy(INFRA / name, tmp / name)
     (tmp / "topology.yaml").write_text(topology_text)
     assert TERRAFORM
     proc = subprocess.run(
         [TERRAFORM, "console", "-var", "project_id=demo-eval-1", "-var", "environment=dev", *extra_vars],
-        input=EXPR,
+        input=expr,
         cwd=tmp,
         capture_output=True,
         text=True,
@@ -125,6 +125,14 @@ firestore:
   exemptions:
     - {collection: invoices, field: pdf_text}
 """
+
+
+def test_the_dead_letter_grants_pair_each_reader_with_every_subscription(tmp_path: Path) -> None:
+    topo = load()
+    expr = "jsonencode({grants = local.dead_letter_grants, functions = local.functions})"
+    got = evaluate(tmp_path, (INFRA / "topology.yaml").read_text(), expr=expr)
+    assert {k for k, f in got["functions"].items() if f["dead_letters"]} == {"console"}
+    assert got["grants"] == {f"console/{s}": {"function": "console", "subscription": s} for s in topo.subscriptions}
 
 
 def test_entries_that_appear_later_are_picked_up_with_defaults(tmp_path: Path) -> None:

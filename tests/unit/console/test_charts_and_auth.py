@@ -99,3 +99,21 @@ def test_dead_letter_reasons_follow_the_consumer_rule() -> None:
     assert "unknown to the contracts" in diagnose({"event_type": "nope.nothing"}, b"{}")
     assert "not supported" in diagnose({"event_type": "probe.requested", "schema_version": "99"}, b"{}")
     assert "refused by the contract" in diagnose({"event_type": "probe.requested", "schema_version": "1"}, b"{}")
+
+
+def test_the_cloud_needs_a_well_formed_iap_audience_and_the_emulators_may_go_without() -> None:
+    from shared.config import ConfigError
+    from shared.console.config import load_console_settings
+
+    cloud = {"CONSOLE_CSRF_SECRET": "c" * 32}
+    with pytest.raises(ConfigError, match="CONSOLE_IAP_AUDIENCE"):
+        load_console_settings(cloud)
+    with pytest.raises(ConfigError, match="CONSOLE_IAP_AUDIENCE"):
+        load_console_settings(cloud | {"CONSOLE_IAP_AUDIENCE": "my-console"})
+    for aud in ("/projects/12/global/backendServices/34", "/projects/12/apps/my-project"):
+        got = load_console_settings(cloud | {"CONSOLE_IAP_AUDIENCE": aud})
+        assert got.iap_audience == aud
+        assert got.dev_identity is None
+    local = load_console_settings({"FIRESTORE_EMULATOR_HOST": "localhost:8080"})
+    assert local.iap_audience is None
+    assert local.dev_identity == "dev@localhost"
