@@ -1,8 +1,10 @@
 """Where the risk step meets the payment flow: before a renewal charge, and on every incoming payment fact.
 
-Charge: the collector starts the step (:func:`start_charge`: the profile read) before claiming the attempt,
-asks :func:`decide_charge` after the claim and before the PSP call, stores the decision on the attempt with
-:func:`charge_fields` and the profile entry with :func:`record_charge`, both in the commit that completes it.
+Charge: the invoices function reads the customer's profile for ``invoice.finalized`` (:func:`snapshot_for`);
+the collector starts the step (:func:`start_charge`: from that profile, else the profile read) before claiming
+the attempt, asks :func:`decide_charge` after the claim and before the PSP call, stores the decision on the
+attempt with :func:`charge_fields` and the profile entry with :func:`record_charge`, both in the commit that
+completes it.
 ``block``: no PSP call; the attempt fails with the canonical ``blocked_by_risk`` decline (hard: no retry),
 published like any failure. ``review``: the charge proceeds (a renewal the customer already agreed to is
 not held for a human; the review can still refund or cancel) and ``risk.review_requested`` is published.

@@ -8,13 +8,15 @@ the method's country come from the same document (``m`` on entries, ``methods.<k
 payment method belongs to one customer at the PSP, so one document per customer holds all of it.
 
 Cost of a renewal charge: ONE document read and ONE document write, neither a round trip of its own on the
-charge path. :meth:`RiskStep.begin` starts the profile read in a worker thread before the collector claims
-the attempt, so it overlaps the claim's own round trip; :meth:`Pending.decide` then finds it there and only
-runs the rules (microseconds). The decision, with the features it used, is stored on the charge attempt by
-the write that completes it (a field of a write the collector makes anyway); the profile entry is merged in
-the same commit (:func:`write_charge`). Facts: a webhook's report of a charge the collector already recorded
-finds the entry final and answers the charge's decision (one read, no write); a new fact is scored, its
-record created in ``risk_decisions`` and its entry merged in one commit.
+charge path. The read is normally made by the invoices function, which carries the profile in compact form on
+``invoice.finalized`` (:func:`snapshot_of`; the collector decides from it with :meth:`RiskStep.carried`, pure
+CPU, while it is at most ``RISK_CARRIED_MAX_AGE_S`` old). Otherwise :meth:`RiskStep.begin` starts the profile
+read before the collector claims the attempt, so it overlaps the claim's own round trip; :meth:`Pending.decide`
+then finds it there and only runs the rules (microseconds). The decision, with the features it used, is stored
+on the charge attempt by the write that completes it (a field of a write the collector makes anyway); the
+profile entry is merged in the same commit (:func:`write_charge`). Facts: a webhook's report of a charge the
+collector already recorded finds the entry final and answers the charge's decision (one read, no write); a new
+fact is scored, its record created in ``risk_decisions`` and its entry merged in one commit.
 
 Exactly once: the charge's entry is keyed by its attempt and committed atomically with the attempt's
 completion, which the attempt's claim makes happen once; a redelivery of a fact finds its entry (or loses
