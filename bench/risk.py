@@ -2,20 +2,24 @@
 
 What runs: the collector's whole charge of an attempt (:func:`shared.renewals.collector.charge`: the claim, the
 risk step, ``StripeCharger.charge`` through the official SDK against a local Stripe-shaped stub with no network
-latency, the commit completing the attempt) on the Firestore emulator, with the risk step ON (default rules
-scorer) and OFF (``RISK_SCORER=off``) in alternating order, in the same run. ``BENCH_RISK_N`` charges each way
-(default 300) over 50 customers (their profiles fill up as the run goes).
+latency, the commit completing the attempt) on the Firestore emulator, three ways in rotating order, in the same
+run: ``on`` (default rules scorer; the customer's profile carried by the message, read beforehand as the invoices
+function does with ``snapshot_for``: that read is timed apart, it is not on the charge path), ``read`` (rules; a
+message without the profile, as older messages: the read overlaps the claim) and ``off`` (``RISK_SCORER=off``).
+``BENCH_RISK_N`` charges each way (default 300) over 50 customers (their profiles fill up as the run goes).
 
 Figures:
 
-* the step on the charge path: the time the collector spends in it (starting the profile read before the claim,
-  then waiting for it and scoring after the claim), p50 / p99;
+* the step on the charge path: the time the collector spends in it (starting it before the claim, then
+  deciding after the claim), p50 / p99, for ``on`` and ``read``;
 * the charge call (the SDK to the stub), p50 / p99; ratio = p99 step / p99 charge call (goal at most 0.1x; a real
   PSP answers in hundreds of milliseconds, so a zero-latency stub is the harshest baseline);
-* the whole charge, step on vs off (what the step adds end to end, including its extra document in the commit),
-  p50 / p99 each way;
-* Firestore reads and writes per charge, on vs off (``shared.usage`` counters at the client; a separate pass of
-  30 charges each way, so the latency figures use the production client without the counting interceptor).
+* the whole charge each way (what the step adds end to end, including its extra document in the commit);
+* Firestore reads and writes per charge, each way, and the upstream read (``shared.usage`` counters at the
+  client; a separate pass of 30 charges each way, so the latency figures use the production client).
+
+A remote model (``RISK_SCORER=model``) keeps the read on the path and adds its own call within its budget; this
+bench measures the rules scorer.
 
 Needs ``FIRESTORE_EMULATOR_HOST`` (the emulator of ``make up``). Outcomes are applied to a subscription id with no
 document: the transaction reads it, completes the attempt and writes the profile (a real renewal's round trips);
@@ -40,6 +44,7 @@ N = int(os.environ.get("BENCH_RISK_N", "300"))
 MAX_EVENTS = 50
 COST_N = 30  # charges each way counted with the metered client
 WARMUP = 20
+WAYS = ("on", "read", "off")
 
 
 def _stub() -> str:
@@ -119,12 +124,15 @@ def main() -> None:
     from shared import usage
     from shared.charging import charger_for
     from shared.config import reset_settings
+    from shared.events.billing import RiskSnapshot
     from shared.renewals import collector
     from shared.renewals.deps import Deps
     from shared.risk import gate
 
     reset_settings()
     deps = Deps(publisher=_Null())  # type: ignore[arg-type]  # publishes nothing: not what is measured
+    from shared.renewals.deps import utcnow
+
     begin: list[float] = []  # seconds in the step, this charge: starting it (before the claim) ...
     decide: list[float] = []  # ... and deciding (after the claim: the profile's answer, the rules)
     psp: list[float] = []
@@ -141,13 +149,13 @@ def main() -> None:
 
     def run(n: int, tag: str) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[int]]]:
         res: dict[str, dict[str, list[float]]] = {
-            w: {"step": [], "begin": [], "decide": [], "psp": [], "total": []} for w in ("on", "off")
+            w: {"step": [], "begin": [], "decide": [], "psp": [], "total": [], "upstream": []} for w in WAYS
         }
-        cost = {w: [0, 0] for w in ("on", "off")}
-        for i in range(2 * (n + WARMUP)):
-            r = i // 2
-            way = ("on", "off")[(i + r) % 2]  # alternate which goes first each round
-            os.environ["RISK_SCORER"] = "rules" if way == "on" else "off"
+        cost = {w: [0, 0, 0] for w in WAYS}  # charge path reads, writes; upstream reads
+        for i in range(len(WAYS) * (n + WARMUP)):
+            r = i // len(WAYS)
+            way = WAYS[(i + r) % len(WAYS)]  # rotate which goes first each round
+            os.environ["RISK_SCORER"] = "off" if way == "off" else "rules"
             c = r % 50
             spec = {
                 "invoice_id": f"inv_{tag}_{way}_{r}",
@@ -162,11 +170,24 @@ def main() -> None:
             begin.clear()
             decide.clear()
             psp.clear()
+            carried, up = None, 0.0
+            method = {"psp": "stripe", "customer_ref": f"cus_{c}", "method_ref": f"pm_{c}"}
+            with usage.track() as upstream:  # the invoices function's read, before publishing invoice.finalized
+                if way == "on":
+                    t0 = time.perf_counter()
+                    carried = gate.snapshot_for(f"cus-{tag}-{way}-{c}", method, 1000, utcnow())
+                    up = time.perf_counter() - t0
+                    if carried is not None:  # through the contract, as the collector receives it
+                        carried = RiskSnapshot.model_validate_json(
+                            RiskSnapshot.model_validate(carried).model_dump_json()
+                        ).model_dump()
             with usage.track() as u:
                 t0 = time.perf_counter()
-                collector.charge(spec, attempt=1, deps=deps)
+                collector.charge(spec, attempt=1, deps=deps, carried_risk=carried)
                 total = time.perf_counter() - t0
             if r >= WARMUP:
+                res[way]["upstream"].append(up * 1000)
+                cost[way][2] += upstream.reads
                 res[way]["total"].append(total * 1000)
                 res[way]["psp"].append(sum(psp) * 1000)
                 res[way]["step"].append((sum(begin) + sum(decide)) * 1000)
@@ -181,29 +202,32 @@ def main() -> None:
     os.environ["USAGE_METERING"] = "1"
     reset_settings()
     _, cost = run(COST_N, "cost")
-    on, off = res["on"], res["off"]
-    s50, s99 = statistics.median(on["step"]), pct(on["step"], 99)
-    p_all = on["psp"] + off["psp"]
+    p_all = [x for w in WAYS for x in res[w]["psp"]]
     c50, c99 = statistics.median(p_all), pct(p_all, 99)
-    load = os.getloadavg()[0]
-    print(f"  N={N} charges each way (risk on / off, alternating), 50 customers, rules scorer; load avg {load:.1f}")
-    print(f"  risk step on the path  p50 {s50:7.3f} ms   p99 {s99:7.3f} ms")
-    for part in ("begin", "decide"):
-        print(f"    of which {part:<12}  p50 {statistics.median(on[part]):7.3f} ms   p99 {pct(on[part], 99):7.3f} ms")
-    print(f"  rules on a full profile p50 {_cpu_only():7.3f} ms   (features + rules, {MAX_EVENTS} entries, no I/O)")
+    load = os.getloadavg()
+    print(f"  N={N} charges each way (on / read / off, rotating), 50 customers, rules scorer; load avg {load[0]:.1f}")
     print(f"  charge call            p50 {c50:7.3f} ms   p99 {c99:7.3f} ms   (SDK -> local zero-latency stub)")
-    print(f"  ratio p99 step / p99 charge call = {s99 / c99:.3f}x (goal <= 0.1x); p50 ratio {s50 / c50:.3f}x")
-    for w in ("on", "off"):
+    print(f"  rules on a full profile p50 {_cpu_only():7.3f} ms   (features + rules, {MAX_EVENTS} entries, no I/O)")
+    for w, label in (("on", "profile carried"), ("read", "profile read (older message)")):
+        x = res[w]
+        s50, s99 = statistics.median(x["step"]), pct(x["step"], 99)
+        print(f"  risk step, {label}:  p50 {s50:7.3f} ms   p99 {s99:7.3f} ms")
+        for part in ("begin", "decide"):
+            print(f"    of which {part:<12}  p50 {statistics.median(x[part]):7.3f} ms   p99 {pct(x[part], 99):7.3f} ms")
+        print(f"    ratio p99 step / p99 charge call = {s99 / c99:.3f}x (goal <= 0.1x); p50 ratio {s50 / c50:.3f}x")
+    u = res["on"]["upstream"]
+    print(f"  upstream read (invoices function, off the charge path) p50 {statistics.median(u):7.3f} ms")
+    print(f"    p99 {pct(u, 99):7.3f} ms")
+    for w in WAYS:
         t = res[w]["total"]
-        print(f"  whole charge, risk {w:<3} p50 {statistics.median(t):7.2f} ms   p99 {pct(t, 99):7.2f} ms")
-    d50 = statistics.median(on["total"]) - statistics.median(off["total"])
-    d99 = pct(on["total"], 99) - pct(off["total"], 99)
-    print(f"  whole charge on - off  p50 {d50:+7.2f} ms   p99 {d99:+7.2f} ms (end to end, noisy under load)")
+        print(f"  whole charge, {w:<4}  p50 {statistics.median(t):7.2f} ms   p99 {pct(t, 99):7.2f} ms")
     n = COST_N
-    ron, won = cost["on"][0] / n, cost["on"][1] / n
-    roff, woff = cost["off"][0] / n, cost["off"][1] / n
-    print(f"  Firestore per charge: on {ron:.2f} reads {won:.2f} writes; off {roff:.2f} / {woff:.2f}", end="")
-    print(f"; the step: {ron - roff:+.2f} reads {won - woff:+.2f} writes")
+    r_off, w_off = cost["off"][0] / n, cost["off"][1] / n
+    for w in ("on", "read"):
+        r_, w_, up_ = cost[w][0] / n, cost[w][1] / n, cost[w][2] / n
+        print(f"  Firestore per charge, {w}: the step on the charge path {r_ - r_off:+.2f} reads", end="")
+        print(f" {w_ - w_off:+.2f} writes; upstream {up_:+.2f} reads")
+    print(f"  load avg 1/5/15 min at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 
 
 if __name__ == "__main__":

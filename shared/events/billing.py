@@ -46,6 +46,27 @@ class PaymentMethodRef(_Model):
     method_ref: str = Field(min_length=1, description="payment method id / recurringDetailReference / mandate")
 
 
+class RiskEntry(_Model):
+    """One entry of a customer's risk profile, as the scorer's features need it (no decision, no PSP data)."""
+
+    t: dt.datetime
+    kind: str = Field(description="'attempt' (a charge of ours) or a payment fact's outcome")
+    outcome: str | None = Field(default=None, description="an attempt's outcome, when known")
+    amount: int | None = Field(default=None, description="minor units")
+    currency: str | None = None
+    m: str | None = Field(default=None, description="the payment method's opaque key (shared.risk.base.method_key)")
+
+
+class RiskSnapshot(_Model):
+    """The customer's risk profile as read when the invoice was finalized, so the collector decides without a
+    read on the charge path. Its age is the message's: a consumer re-reads when ``read_at`` is too old."""
+
+    read_at: dt.datetime
+    billing_country: str | None = None
+    method_country: str | None = Field(default=None, description="the country of the invoice's payment method")
+    events: dict[str, RiskEntry] = Field(default_factory=dict, description="entry key -> entry (at most 50)")
+
+
 class LineIn(_Model):
     """A line to invoice. Tax is computed by the invoices function, never by the requester."""
 
@@ -129,6 +150,9 @@ class InvoiceFinalized(_InvoiceFact):
     due_at: dt.datetime | None = Field(default=None, description="send_invoice: the due date on the invoice")
     discount: Money | None = Field(default=None, description="discounts on the invoice, before tax")
     credit_applied: Money | None = Field(default=None, description="paid from the customer's credit balance")
+    risk: RiskSnapshot | None = Field(
+        default=None, description="auto-collect: the customer's risk profile at finalization (absent: read it)"
+    )
 
 
 @register

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from shared.domain import invoices as dom
 from shared.domain.money import Money
 from shared.events import Received
-from shared.events.billing import InvoiceFinalized, RenewalDue
+from shared.events.billing import InvoiceFinalized, RenewalDue, RiskSnapshot
 from shared.idempotency import payload_hash
 from shared.invoicing import pdf as pdfmod
 from shared.invoicing import storage
@@ -196,6 +196,16 @@ class IssueInvoices:
         except LookupError:
             raise LookupError(f"invoice {invoice_id} does not exist") from None
 
+    def _risk(self, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """The customer's risk profile for the collector (auto-collect only): this function waits on I/O
+        anyway, so the read is made here and the charge path decides in pure CPU (``shared.risk.gate``)."""
+        if doc.get("collection") != "charge_automatically":
+            return None
+        from shared.risk.gate import snapshot_for
+
+        due = int(doc.get("amount_due") or 0)
+        return snapshot_for(doc["buyer"]["id"], doc.get("payment_method"), due, self.deps.clock())
+
     def finalize(self, invoice_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
         """Number (once), archive the PDF (once), publish ``invoice.finalized``, apply waiting facts."""
         ref = self.deps.db.collection(INVOICES).document(invoice_id)
@@ -215,7 +225,7 @@ class IssueInvoices:
                     ref,
                     doc,
                     "finalized",
-                    event=lambda: finalized_event(doc),
+                    event=lambda: finalized_event(doc, risk=self._risk(doc)),
                     key=f"{invoice_id}:finalized",
                     at=doc["finalized_at"],
                     fields=fields,
@@ -228,7 +238,7 @@ class IssueInvoices:
         return {"invoice_id": invoice_id, "number": doc["number"], "status": doc["status"]}
 
 
-def finalized_event(doc: dict[str, Any]) -> InvoiceFinalized:
+def finalized_event(doc: dict[str, Any], risk: dict[str, Any] | None = None) -> InvoiceFinalized:
     return InvoiceFinalized(
         invoice_id=doc["invoice_id"],
         number=doc["number"],
@@ -248,4 +258,5 @@ def finalized_event(doc: dict[str, Any]) -> InvoiceFinalized:
         due_at=doc.get("due_at"),
         discount=money(doc, "discount") if "discount" in doc else None,
         credit_applied=money(doc, "credit_applied") if "credit_applied" in doc else None,
+        risk=RiskSnapshot.model_validate(risk) if risk is not None else None,
     )

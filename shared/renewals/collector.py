@@ -17,7 +17,9 @@ Exactly one charge per (invoice, attempt), in three layers:
 
 Before the PSP call the risk step decides (:mod:`shared.risk.gate`): ``block`` fails the attempt with the
 canonical ``blocked_by_risk`` decline without calling the PSP; ``review`` charges and asks for a review. Its
-one read overlaps the claim; its decision and profile entry ride on the commit that completes the attempt.
+one read is made by the invoices function (the profile rides on ``invoice.finalized``); without it (an older
+message, a stale one, a retry, a model scorer) the read overlaps the claim. Its decision and profile entry
+ride on the commit that completes the attempt.
 
 ``status`` on the attempt mirrors a final answer (``succeeded``/``failed``); a pending answer leaves it
 ``claimed``: its final fact comes later through the webhooks function and lands on the subscription.
@@ -84,7 +86,8 @@ def on_invoice_finalized(msg: Received[InvoiceFinalized], deps: Deps = DEFAULT) 
             "period_start": inv.period_start,
             "period_end": inv.period_end,
         }
-        return charge(spec, attempt=1, deps=deps)
+        carried = inv.risk.model_dump() if inv.risk is not None else None  # the risk profile, read upstream
+        return charge(spec, attempt=1, deps=deps, carried_risk=carried)
 
 
 def on_retry_due(msg: Received[ChargeRetryDue], deps: Deps = DEFAULT) -> dict[str, Any]:
@@ -113,7 +116,12 @@ ATTEMPT = Schema(state_attr="claim", in_progress="charging", completed="charged"
 
 
 def charge(
-    spec: dict[str, Any], *, attempt: int, settings: RenewalSettings | None = None, deps: Deps = DEFAULT
+    spec: dict[str, Any],
+    *,
+    attempt: int,
+    settings: RenewalSettings | None = None,
+    deps: Deps = DEFAULT,
+    carried_risk: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Charge attempt ``attempt`` of the invoice described by ``spec``; see the module doc."""
     cfg = settings or deps.settings()
@@ -137,7 +145,7 @@ def charge(
         "idempotency_key": req.idempotency_key,
         "created_at": now,
     }
-    pending_risk = start_charge(req, now)  # the risk profile read overlaps the claim
+    pending_risk = start_charge(req, now, carried_risk)  # carried: no read; else the read overlaps the claim
     claimed = claims.claim(attempts().document(req.attempt_id), now, fields=record)
     if claimed.outcome is ClaimOutcome.BUSY:
         raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress")

@@ -4,8 +4,9 @@
 (``{"instances": [...]}`` -> ``{"predictions": [...]}``), ``RISK_MODEL_TOKEN`` an optional bearer token;
 ``RISK_TIMEOUT_MS`` the scorer's budget (default 150); ``RISK_FAIL_MODE`` ``open`` (default: a scorer that
 fails or runs out of time allows the charge, reason ``scorer_unavailable``) or ``closed`` (it blocks);
-``RISK_REVIEW_AT`` / ``RISK_BLOCK_AT`` the model's thresholds (0.5 / 0.9). Each has a ``__<ACCOUNT>`` form
-falling back to the default account's.
+``RISK_REVIEW_AT`` / ``RISK_BLOCK_AT`` the model's thresholds (0.5 / 0.9); ``RISK_CARRIED_MAX_AGE_S`` how old
+a profile carried by ``invoice.finalized`` may be for the collector to decide from it (600; older: read
+again). Each has a ``__<ACCOUNT>`` form falling back to the default account's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RiskSettings:
     fail_mode: FailMode
     review_at: float
     block_at: float
+    carried_max_age_s: float = 600.0
 
 
 def _get(name: str, account: str) -> str | None:
@@ -52,4 +54,5 @@ def risk_settings(account: str = "default") -> RiskSettings:
         fail_mode=fail,  # type: ignore[arg-type]
         review_at=float(_get("RISK_REVIEW_AT", account) or 0.5),
         block_at=float(_get("RISK_BLOCK_AT", account) or 0.9),
+        carried_max_age_s=float(_get("RISK_CARRIED_MAX_AGE_S", account) or 600),
     )

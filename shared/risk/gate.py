@@ -1,8 +1,10 @@
 """Where the risk step meets the payment flow: before a renewal charge, and on every incoming payment fact.
 
-Charge: the collector starts the step (:func:`start_charge`: the profile read) before claiming the attempt,
-asks :func:`decide_charge` after the claim and before the PSP call, stores the decision on the attempt with
-:func:`charge_fields` and the profile entry with :func:`record_charge`, both in the commit that completes it.
+Charge: the invoices function reads the customer's profile for ``invoice.finalized`` (:func:`snapshot_for`);
+the collector starts the step (:func:`start_charge`: from that profile, else the profile read) before claiming
+the attempt, asks :func:`decide_charge` after the claim and before the PSP call, stores the decision on the
+attempt with :func:`charge_fields` and the profile entry with :func:`record_charge`, both in the commit that
+completes it.
 ``block``: no PSP call; the attempt fails with the canonical ``blocked_by_risk`` decline (hard: no retry),
 published like any failure. ``review``: the charge proceeds (a renewal the customer already agreed to is
 not held for a human; the review can still refund or cancel) and ``risk.review_requested`` is published.
@@ -35,15 +37,23 @@ from shared.events.payments import (
 )
 from shared.log import get_logger
 from shared.risk.base import Subject, method_key
+from shared.risk.config import risk_settings
 from shared.risk.step import Assessment, Pending, keep_decision, risk_step, write_charge
 
 log = get_logger(__name__)
 Item = tuple[Event, str, dt.datetime]
 
 
-def start_charge(req: ChargeRequest, now: dt.datetime) -> Pending | None:
-    """Start deciding about charge ``req``: its profile read runs while the collector claims the attempt
-    (None when the account's risk step is off)."""
+def start_charge(req: ChargeRequest, now: dt.datetime, carried: dict[str, Any] | None = None) -> Pending | None:
+    """Start deciding about charge ``req`` (None when the account's risk step is off).
+
+    ``carried``: the profile snapshot the message brought (``InvoiceFinalized.risk``). Fresh (read at most
+    ``RISK_CARRIED_MAX_AGE_S`` before ``now``) and with the rules scorer, the decision needs no read: pure CPU.
+    Else (an older message without it, a late redelivery, a remote model) the profile read starts now and runs
+    while the collector claims the attempt. Why the model keeps the read: its answer may differ between a
+    failed try and its replay, so the replay must find the decision the failed try kept in the profile; the
+    rules over one fixed snapshot can only get milder as time passes (windows empty), never stricter.
+    """
     step = risk_step(req.method.account)
     if step is None:
         return None
@@ -59,7 +69,23 @@ def start_charge(req: ChargeRequest, now: dt.datetime) -> Pending | None:
         at=now,
         ref=req.attempt_id,
     )
+    if carried is not None:
+        return step.carried(subject, carried, risk_settings(req.method.account).carried_max_age_s)
     return step.begin(subject)
+
+
+def snapshot_for(
+    customer_id: str, method: dict[str, Any] | None, amount_due: int, now: dt.datetime
+) -> dict[str, Any] | None:
+    """The risk profile an auto-collect invoice's ``invoice.finalized`` carries to the collector (one read,
+    here instead of on the charge path); None when nothing will be charged or the account's step is off."""
+    if not method or amount_due <= 0:
+        return None
+    step = risk_step(method.get("account") or "default")
+    if step is None or not getattr(step.scorer, "inline", False):  # a model decides after its own read
+        return None
+    key = method_key(method["psp"], method.get("account") or "default", method["method_ref"])
+    return step.snapshot(customer_id, key, now)
 
 
 def decide_charge(pending: Pending | None, *, taken_over: bool = False) -> Assessment | None:

@@ -8,13 +8,15 @@ the method's country come from the same document (``m`` on entries, ``methods.<k
 payment method belongs to one customer at the PSP, so one document per customer holds all of it.
 
 Cost of a renewal charge: ONE document read and ONE document write, neither a round trip of its own on the
-charge path. :meth:`RiskStep.begin` starts the profile read in a worker thread before the collector claims
-the attempt, so it overlaps the claim's own round trip; :meth:`Pending.decide` then finds it there and only
-runs the rules (microseconds). The decision, with the features it used, is stored on the charge attempt by
-the write that completes it (a field of a write the collector makes anyway); the profile entry is merged in
-the same commit (:func:`write_charge`). Facts: a webhook's report of a charge the collector already recorded
-finds the entry final and answers the charge's decision (one read, no write); a new fact is scored, its
-record created in ``risk_decisions`` and its entry merged in one commit.
+charge path. The read is normally made by the invoices function, which carries the profile in compact form on
+``invoice.finalized`` (:func:`snapshot_of`; the collector decides from it with :meth:`RiskStep.carried`, pure
+CPU, while it is at most ``RISK_CARRIED_MAX_AGE_S`` old). Otherwise :meth:`RiskStep.begin` starts the profile
+read before the collector claims the attempt, so it overlaps the claim's own round trip; :meth:`Pending.decide`
+then finds it there and only runs the rules (microseconds). The decision, with the features it used, is stored
+on the charge attempt by the write that completes it (a field of a write the collector makes anyway); the
+profile entry is merged in the same commit (:func:`write_charge`). Facts: a webhook's report of a charge the
+collector already recorded finds the entry final and answers the charge's decision (one read, no write); a new
+fact is scored, its record created in ``risk_decisions`` and its entry merged in one commit.
 
 Exactly once: the charge's entry is keyed by its attempt and committed atomically with the attempt's
 completion, which the attempt's claim makes happen once; a redelivery of a fact finds its entry (or loses
@@ -169,6 +171,37 @@ class ProfileRead:
         return snap.to_dict() if snap.exists else None
 
 
+_ENTRY_FIELDS = ("t", "kind", "outcome", "amount", "currency", "m")
+
+
+def snapshot_of(profile: dict[str, Any] | None, method: str | None, read_at: dt.datetime) -> dict[str, Any]:
+    """The compact profile a message carries (``shared.events.billing.RiskSnapshot``): what the features and
+    the bounded profile write need, without decisions or records."""
+    p = profile or {}
+    return {
+        "read_at": read_at,
+        "billing_country": p.get("billing_country"),
+        "method_country": (method_view(p, method) or {}).get("country"),
+        "events": {k: {f: e.get(f) for f in _ENTRY_FIELDS} for k, e in (p.get("events") or {}).items()},
+    }
+
+
+def profile_of(snapshot: dict[str, Any], method: str | None) -> dict[str, Any]:
+    """The profile a carried snapshot stands for (the shape :func:`features_of` and the write read)."""
+    methods = {method: {"country": snapshot.get("method_country")}} if method else {}
+    return {"billing_country": snapshot.get("billing_country"), "methods": methods, "events": snapshot["events"]}
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A profile that arrived with the message: nothing to wait for (pure CPU on the charge path)."""
+
+    profile: dict[str, Any]
+
+    def result(self) -> dict[str, Any]:
+        return self.profile
+
+
 @dataclass
 class Pending:
     """A charge's decision under way: the profile read started; :meth:`decide` waits for it and scores."""
@@ -178,6 +211,8 @@ class Pending:
     read: Any  # has ``result()``: a ProfileRead (or None without a customer)
 
     def decide(self, *, taken_over: bool = False) -> Assessment:
+        if taken_over and isinstance(self.read, Carried) and self.subject.customer_id:  # rare: read what stands now
+            self.read = ProfileRead(self.step.db(), self.step.profile_ref(self.subject.customer_id))
         profile = self.read.result() if self.read is not None else None
         entry = ((profile or {}).get("events") or {}).get(entry_key(self.subject.ref or self.subject.key)) or {}
         did = decision_id(self.subject)
@@ -235,6 +270,19 @@ class RiskStep:
         if not subject.customer_id:
             return Pending(self, subject, None)
         return Pending(self, subject, ProfileRead(self.db(), self.profile_ref(subject.customer_id)))
+
+    def carried(self, subject: Subject, snapshot: dict[str, Any] | None, max_age_s: float) -> Pending:
+        """Decide from the profile carried by the message when it is fresh enough and the scorer is the inline
+        rules (a remote model keeps the read: see :func:`shared.risk.gate.start_charge`); else :meth:`begin`."""
+        fresh = snapshot is not None and (subject.at - snapshot["read_at"]).total_seconds() <= max_age_s
+        if not (fresh and subject.customer_id and getattr(self.scorer, "inline", False)):
+            return self.begin(subject)
+        assert snapshot is not None
+        return Pending(self, subject, Carried(profile_of(snapshot, subject.method)))
+
+    def snapshot(self, customer_id: str, method: str | None, now: dt.datetime) -> dict[str, Any]:
+        """Read the customer's profile (one read) into the compact form a message carries."""
+        return snapshot_of(self._read(customer_id), method, now)
 
     def decide(self, subject: Subject, profile: dict[str, Any] | None) -> Assessment:
         """Score ``subject`` against ``profile``: pure CPU for the rules, the budget for a remote scorer."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from shared.charging import ChargeUnavailable
 from shared.config import reset_settings
 from shared.events.payments import PaymentSucceeded
 from shared.renewals import repository
+from shared.renewals.deps import utcnow
 from shared.renewals.entry import handle_push
 from shared.risk.base import Decision
 from shared.risk.step import PROFILES, RECORDS, ProfileRead, entry_key
@@ -142,3 +144,48 @@ def test_the_early_profile_read_answers_what_a_get_answers_and_is_billed_once(me
         assert early.result() == ref.get().to_dict()
         assert ProfileRead(db, db.collection(PROFILES).document("c:nobody")).result() is None
     assert u.reads == 3
+
+
+def test_a_charge_carrying_a_fresh_profile_reads_nothing_for_risk_and_decides_from_it(
+    metered: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read moved to the invoices function (``snapshot_for``): the charge path only writes; overall
+    still one read and one write per renewal charge. A stale snapshot is read again, as an older message."""
+    from shared.events.billing import RiskSnapshot
+    from shared.risk.base import method_key
+    from shared.risk.gate import snapshot_for
+
+    subs = ["sub_k_off", "sub_k_on", "sub_k_stale"]
+    for s in subs:
+        new_sub(s)
+    dues = {d.subscription_id: d for d in bill(metered)}
+    m = dues["sub_k_on"].payment_method
+    assert m is not None
+    key = method_key(m.psp, m.account, m.method_ref)
+    earlier = {"t": utcnow(), "kind": "attempt", "outcome": "failed", "m": key, "amount": 1, "currency": "EUR"}
+    for s in subs:
+        clients.firestore().collection(PROFILES).document(f"c:cus-{s}").set({"events": {"old": earlier}})
+    cost: dict[str, tuple[int, int]] = {}
+    for s in subs:
+        monkeypatch.setenv("RISK_SCORER", "off" if s == "sub_k_off" else "rules")
+        inv = finalized_for(dues[s], f"inv_{s}")
+        method = inv.payment_method.model_dump() if inv.payment_method else None
+        with usage.track() as upstream:  # what the invoices function does when it finalizes
+            snap = snapshot_for(inv.customer_id, method, inv.amount_due.amount, utcnow())
+        assert (upstream.reads, upstream.writes) == ((0, 0) if s == "sub_k_off" else (1, 0))
+        if snap is not None:
+            if s == "sub_k_stale":
+                snap["read_at"] -= dt.timedelta(minutes=11)
+            inv = inv.model_copy(update={"risk": RiskSnapshot.model_validate(snap)})
+        with usage.track() as u:
+            handle_push(push(inv, f"{inv.invoice_id}:finalized"))
+        cost[s] = (u.reads, u.writes)
+    off = cost["sub_k_off"]
+    assert (cost["sub_k_on"][0] - off[0], cost["sub_k_on"][1] - off[1]) == (0, 1), cost
+    assert (cost["sub_k_stale"][0] - off[0], cost["sub_k_stale"][1] - off[1]) == (1, 1), cost
+    for s in ("sub_k_on", "sub_k_stale"):
+        rec = attempt(f"inv_{s}:1")["risk"]  # decided from the carried profile: it saw the earlier attempt
+        assert (rec["features"]["customer_attempts_24h"], rec["features"]["method_attempts_24h"]) == (1, 1)
+        assert rec["features"]["customer_declines_7d"] == 1
+        doc, _ = profile(f"cus-{s}")
+        assert set(doc["events"]) == {"old", entry_key(f"inv_{s}:1")}
