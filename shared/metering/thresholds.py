@@ -19,7 +19,6 @@ marks the document closed in its own commit: no threshold invoice after the clos
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -104,8 +103,7 @@ class Thresholds:
         cal = self.store.calendar(customer)
         assert cal is not None
         sub = self.store._col("subscriptions").document(cal.subscription_id).get().to_dict() or {}
-        now = self.store.deps.clock()
-        items = [(self._request(cal, sub, e, now), e["request_id"], now) for e in pending]
+        items = [(self._request(cal, sub, e), e["request_id"], e["crossed_at"]) for e in pending]
         self.publisher.publish_all(items)  # a failure raises: the batch is redelivered and publishes again
         done = {e["request_id"] for e in pending}
         retry_on_contention(lambda: self._mark(customer, period, done), what=f"usage threshold {customer}")
@@ -144,6 +142,7 @@ class Thresholds:
             "amount": total,
             "currency": cal.items[0].price.currency,
             "published": False,
+            "crossed_at": self.store.deps.clock(),  # the due date counts from here: a re-sent request is the same
         }
         fields = {
             "index": n,
@@ -176,7 +175,7 @@ class Thresholds:
             raise Stale from None
 
     @staticmethod
-    def _request(cal: Calendar, sub: dict[str, Any], entry: dict[str, Any], now: dt.datetime) -> RenewalDue:
+    def _request(cal: Calendar, sub: dict[str, Any], entry: dict[str, Any]) -> RenewalDue:
         """The threshold invoice: the subscription's seller, customer and collection, but not its id (see above)."""
         pm = sub.get("payment_method")
         days = sub.get("days_until_due")
@@ -189,5 +188,5 @@ class Thresholds:
             charges=tuple(ChargeLine.model_validate(x) for x in entry["lines"]),
             collection=sub.get("collection", "charge_automatically"),
             payment_method=PaymentMethodRef.model_validate(pm) if pm else None,
-            due_at=invoice_due_at(now, int(days)) if days is not None else None,
+            due_at=invoice_due_at(entry["crossed_at"], int(days)) if days is not None else None,
         )
