@@ -85,7 +85,7 @@ class Thresholds:
         out: list[str] = []
         for customer in sorted({e.customer for e in events}):
             cal = self.store.calendar(customer)
-            if cal is None:
+            if cal is None or not cal.threshold:  # no progressive billing: no read beyond the calendar
                 continue
             periods = {
                 period_key(p): p
