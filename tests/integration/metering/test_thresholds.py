@@ -137,3 +137,63 @@ def test_concurrent_batches_cross_once_and_the_close_credits_exactly_what_was_bi
     store.apply(_calls("late", 40, T0 + dt.timedelta(days=20)))
     assert thresholds.after_batch(_calls("late", 40, T0 + dt.timedelta(days=20))) == []
     assert _requests(env) == []
+
+
+def test_an_auto_collected_threshold_invoice_is_charged_once_and_leaves_the_period_alone(env: Env) -> None:
+    from shared.events.billing import InvoiceFinalized
+    from shared.events.payments import OurRefs, PaymentSucceeded
+    from shared.renewals import repository
+    from shared.renewals.entry import handle_push
+    from tests.integration.renewals.conftest import push
+
+    catalog()
+    cat = CatalogStore()
+    cat.create_product(CreateProduct(id="api", name="API calls"))
+    body = {"id": "api-eur", "product": "api", "currency": "EUR", "recurring": {"interval": "month"}}
+    cat.create_price(CreatePrice.model_validate(body | {"pricing": {"model": "per_unit", "unit_amount": "100"}}))
+    pm = {"psp": "stripe", "customer_ref": "cus_auto", "method_ref": "pm_card_visa"}
+    subscribe("sub_auto", [("seat-eur", 1)], collection="charge_automatically", days_until_due=None, payment_method=pm)
+    store = MeteringStore()
+    store.create_meter(Meter(id="calls", event_name="api_call", aggregation=Aggregation.COUNT))
+    store.attach(
+        "cus_items",
+        subscription_id="sub_auto",
+        start=T0,
+        zone="UTC",
+        cadence=Cadence(Unit.MONTH),
+        items=[MeteredItem(price=cat.price("api-eur"), meter="calls")],
+        threshold=THRESHOLD,
+    )
+    [first] = bill(env, T0)
+    issue(first, T0)
+    for a, b in env.pull("invoice-events"):  # the period's own invoice is charged and renews the subscription
+        if a["event_type"] == "invoice.finalized":
+            handle_push(push(InvoiceFinalized.model_validate(b), f"{b['invoice_id']}:finalized"))
+    before, charges = _period_fields(sub_doc("sub_auto")), env.stripe.charges()
+    events = _calls("e", 12, T0 + dt.timedelta(days=3))
+    store.apply(events)
+    assert len(Thresholds(store, PubSubPublisher()).after_batch(events)) == 1
+    [due] = _requests(env)
+    assert (due.collection, due.payment_method, due.subscription_id) == (
+        "charge_automatically",
+        first.payment_method,
+        None,
+    )
+    inv = issue(due, T0 + dt.timedelta(days=3))
+    assert inv["total"] > 0
+    [fin] = [b for a, b in env.pull("invoice-events") if a["event_type"] == "invoice.finalized"]
+    for _ in range(2):  # a redelivery charges nothing more
+        handle_push(push(InvoiceFinalized.model_validate(fin), f"{fin['invoice_id']}:finalized"))
+    assert env.stripe.charges() == charges + 1
+    attempt = repository.attempts().document(f"{inv['invoice_id']}:1").get().to_dict() or {}
+    assert (attempt["claim"], attempt["status"], attempt["subscription_id"]) == ("charged", "succeeded", None)
+    fact = PaymentSucceeded(  # the PSP's webhook for that charge: our references name no subscription
+        psp="stripe",
+        psp_event_id="evt_thr",
+        psp_payment_id=attempt["result"]["psp_payment_id"],
+        livemode=False,
+        refs=OurRefs(invoice_id=inv["invoice_id"], attempt_id=f"{inv['invoice_id']}:1"),
+        psp_created_at=T0 + dt.timedelta(days=3),
+    )
+    handle_push(push(fact, fact.fact_key()))
+    assert _period_fields(sub_doc("sub_auto")) == before  # neither the charge nor its fact moved the period
