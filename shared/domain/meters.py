@@ -381,3 +381,16 @@ def rate(price: Price, quantity: Decimal) -> Rated:
         amount=to_minor(exact_amount(model, quantity), price.currency),
         tiers=tuple(tiers),
     )
+
+
+def threshold_crossed(amount: int, threshold: int, billed_index: int) -> int | None:
+    """The index of the threshold multiple the open usage ``amount`` has reached, when above ``billed_index``.
+
+    Progressive billing invoices at ``threshold``, ``2 x threshold`` ...: index ``amount // threshold``. A batch
+    that jumps several multiples at once crosses only the highest (one invoice, not one per multiple); an index
+    is never crossed twice because the caller records it with the invoice it issues (integers, minor units).
+    """
+    if threshold <= 0 or amount <= 0:
+        return None
+    n = amount // threshold
+    return n if n > billed_index else None

@@ -64,6 +64,9 @@ class AttachIn(_In):
     interval: Unit = Unit.MONTH
     interval_count: int = Field(default=1, ge=1, le=36)
     items: tuple[MeteredItemIn, ...] = Field(min_length=1, max_length=20)
+    threshold: int | None = Field(
+        default=None, gt=0, le=10**12, description="progressive billing: invoice early at each multiple (minor units)"
+    )
 
 
 _METER = re.compile(r"^/meters(?:/(?P<id>[^/]{1,200}))?/?$")
@@ -131,6 +134,7 @@ def attach(customer: str, body: AttachIn, svc: UsageService) -> dict[str, Any]:
             zone=body.zone,
             cadence=Cadence(body.interval, body.interval_count),
             items=items,
+            threshold=body.threshold,
         )
     except CalendarError as exc:
         raise EdgeError(422, "unknown_time_zone", str(exc)) from None
@@ -192,8 +196,13 @@ def _plain_utf8_object(raw: bytes) -> bool:
 # -- the aggregator (Pub/Sub push on usage-events) ------------------------------------------------------
 
 
-def on_batch(msg: Received[UsageBatch], store: MeteringStore | None = None) -> dict[str, int]:
-    """Re-check the times (internal producers publish directly), then fold the events exactly once."""
+def on_batch(
+    msg: Received[UsageBatch], store: MeteringStore | None = None, publisher: Publisher | None = None
+) -> dict[str, int]:
+    """Re-check the times (internal producers publish directly), fold the events exactly once, then bill the
+    thresholds they crossed (also re-run on a redelivery: a crossing whose invoice request was lost is re-sent)."""
+    from shared.metering.thresholds import Thresholds
+
     s = store or default_service().store
     policy = metering_settings().time_policy
     received = min(msg.event.received_at, utcnow() + policy.skew)
@@ -201,7 +210,9 @@ def on_batch(msg: Received[UsageBatch], store: MeteringStore | None = None) -> d
     if len(ok) < len(msg.event.events):
         log.warning("usage events refused at aggregation", extra={"refused": len(msg.event.events) - len(ok)})
     r = s.apply(ok)
+    requested = Thresholds(s, publisher or default_service().publisher).after_batch(ok) if ok else []
     out = {"applied": r.applied, "duplicates": r.duplicates, "late": r.late, "writes": r.writes}
+    out["thresholds"] = len(requested)
     log.info("usage batch applied", extra=out)
     return out
 

@@ -59,7 +59,7 @@ from shared.metering.config import MeteringSettings, metering_settings
 log = get_logger(__name__)
 
 METERS, CALENDARS, IDS, TOTALS = "meters", "usage_calendars", "usage_ids", "usage_totals"
-CLOSES, BILLED = "usage_closes", "usage_billed"
+CLOSES, BILLED, THRESHOLDS = "usage_closes", "usage_billed", "usage_thresholds"
 METER_CACHE_S = 30.0
 
 
@@ -101,6 +101,7 @@ class Calendar(Frozen):
     items: tuple[MeteredItem, ...] = Field(min_length=1, max_length=20)
     late: tuple[str, ...] = ()  # closed periods with events folded since: adjusted by the next close
     late_seq: int = 0  # bumped with each late write, so a concurrent close always sees a changed document
+    threshold: int | None = Field(default=None, gt=0)  # progressive billing (shared.metering.thresholds), minor units
 
     @property
     def schedule(self) -> Schedule:
@@ -182,6 +183,7 @@ class MeteringStore:
         zone: str,
         cadence: Cadence,
         items: Sequence[MeteredItem],
+        threshold: int | None = None,
     ) -> Calendar:
         """Bill ``customer``'s usage on this subscription's periods (anchored at ``start`` in ``zone``)."""
         for it in items:
@@ -194,6 +196,7 @@ class MeteringStore:
             interval=cadence.unit,
             interval_count=cadence.count,
             items=tuple(items),
+            threshold=threshold,
         )
         ref = self._col(CALENDARS).document(customer)
         sub = self._col("subscriptions").document(subscription_id)
@@ -416,6 +419,8 @@ class MeteringStore:
             lines += new
             doc = {"customer": customer, "period": key, "lines": {**billed, **now_billed}, "updated_at": now}
             batch.set(billed_ref, doc)
+            if key == pk:  # the usage billed early by threshold invoices is credited, once (shared.metering.thresholds)
+                lines += self._credit_thresholds(batch, cal, customer, key, full=now_billed, now=now)
             if key == pk:  # an event folded into these from now on is late (the aggregator reads closed_at)
                 for ref, snap in zip(refs, snaps, strict=True):
                     if snap.exists:
@@ -432,6 +437,50 @@ class MeteringStore:
         except (AlreadyExists, Conflict, NotFound):
             raise Stale from None
         return tuple(lines)
+
+    def _credit_thresholds(
+        self, batch: Any, cal: Calendar, customer: str, pk: str, *, full: dict[str, Any], now: dt.datetime
+    ) -> list[ChargeLine]:
+        """Credit lines for what threshold invoices billed of the period; the record is closed in the close's commit.
+
+        Per line, the credit is what was billed early, capped at the line's full amount (a ``latest`` or ``max``
+        meter is billed on its final value: never a negative usage total).
+        """
+        ref = self._col(THRESHOLDS).document(f"{customer}~{pk}")
+        snap = ref.get()
+        doc = (snap.to_dict() or {}) if snap.exists else {}
+        early: dict[str, Any] = doc.get("lines", {})
+        p = cal.schedule.period_at(parse_period_key(pk))
+        currency = cal.items[0].price.currency
+        credits, credited = [], 0
+        for k, billed in sorted(early.items()):
+            amount = min(int(billed["amount"]), max(int(full.get(k, {}).get("amount", 0)), 0))
+            if amount <= 0:
+                continue
+            price_id, meter_id, group = k.split("|", 2)
+            price = next(i.price for i in cal.items if i.price.id == price_id)
+            what = f"{price.nickname or price.product_id} ({meter_id}{f', {group}' if group else ''})"
+            credits.append(
+                ChargeLine(
+                    description=f"Usage already billed on threshold invoices {what}: {billed['quantity']} units"[:500],
+                    kind=LineKind.PRORATION,
+                    price_id=price.id,
+                    product_id=price.product_id,
+                    tax_category=price.tax_category,
+                    tax_behavior=price.tax_behavior,
+                    quantity=Decimal(1),
+                    amount=Money(-amount, currency),
+                    period_start=p.start,
+                    period_end=p.end,
+                )
+            )
+            credited += amount
+        fields = {"closed_at": now, "credited": credited, "updated_at": now}
+        if snap.exists:
+            batch.update(ref, fields, option=precondition(snap.update_time))
+        elif cal.threshold:  # no threshold invoice after the close
+            batch.create(ref, {"customer": customer, "period": pk, "index": 0, "lines": {}, "invoices": [], **fields})
+        return credits
 
 
 def _bill(
