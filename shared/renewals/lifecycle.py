@@ -38,3 +38,23 @@ def announcement(stored_event: Mapping[str, Any], now: dt.datetime) -> tuple[Eve
 def stored(event: SubscriptionTransitioned) -> dict[str, Any]:
     """Kept on the subscription as ``last_transition``, to republish after a crash before the publish."""
     return event.model_dump(mode="json")
+
+
+HISTORY = "transitions"
+_HISTORY_FIELDS = ("version", "from_status", "to_status", "reason", "current_period_start", "current_period_end")
+
+
+def recorded(event: Mapping[str, Any], *, created: bool = False) -> dict[str, Any]:
+    """The subscription fields a transition writes: ``last_transition`` (the outbox) and one entry of the
+    status history (``transitions``), in the SAME write, so the history costs no extra write.
+
+    The entry is a pure function of the event, so a redelivered transition unions the identical element
+    (Firestore's ArrayUnion adds nothing); about 150 bytes per entry, two per period at most, so a monthly
+    subscription stays far below the document limit for decades.
+    """
+    entry = {k: event.get(k) for k in _HISTORY_FIELDS}
+    if created:
+        return {"last_transition": dict(event), HISTORY: [entry]}
+    from google.cloud import firestore as fs
+
+    return {"last_transition": dict(event), HISTORY: fs.ArrayUnion([entry])}

@@ -232,7 +232,7 @@ def apply(
                 update |= state_fields(ch.state)
                 if ch.transition is not None:
                     event = lifecycle.stored(lifecycle.transition_event(ch.state, ch.transition))
-                    update["last_transition"] = event
+                    update |= lifecycle.recorded(event)
         if update:
             transaction.update(ref, update)
         if event is not None:

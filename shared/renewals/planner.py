@@ -271,8 +271,8 @@ def claim(
             update["pending_lines"] = []
             update["pending_charges"] = []
         if p.change.transition is not None:
-            update["last_transition"] = lifecycle.stored(
-                lifecycle.transition_event(p.change.state, p.change.transition)
+            update |= lifecycle.recorded(
+                lifecycle.stored(lifecycle.transition_event(p.change.state, p.change.transition))
             )
     if update:
         snap.reference.update(update, option=record.deps.db().write_option(last_update_time=snap.update_time))

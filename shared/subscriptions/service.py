@@ -152,7 +152,7 @@ def new_document(body: CreateSubscription, now: dt.datetime) -> tuple[dict[str, 
         "created_at": now,
         "request_hash": _hash(body),
         **state_fields(ch.state),
-        "last_transition": lifecycle.stored(event),
+        **lifecycle.recorded(lifecycle.stored(event), created=True),
     }
     return doc, event
 
@@ -343,7 +343,7 @@ def items_document(
         "created_at": now,
         "request_hash": _hash(body),
         **state_fields(ch.state),
-        "last_transition": lifecycle.stored(event),
+        **lifecycle.recorded(lifecycle.stored(event), created=True),
     }
     return doc, event
 
@@ -447,7 +447,7 @@ class SubscriptionService:
             event = None
             if ch.transition is not None:
                 event = lifecycle.stored(lifecycle.transition_event(ch.state, ch.transition))
-                update["last_transition"] = event
+                update |= lifecycle.recorded(event)
             return update, event
 
         return self._mutate(sub_id, fn)

@@ -49,6 +49,10 @@ def test_customer_page_shows_every_section_and_none_where_nothing_exists(world: 
         assert f">{section}</h2>" in page
     assert "sub_1" in page
     assert "active" in page
+    # the status history, newest first, from the subscription's own transitions
+    assert "Status history of sub_1 (3)" in page
+    assert page.index("v3: past_due → active (recovered)") < page.index("v2: active → past_due (payment_failed)")
+    assert page.index("v2: active → past_due") < page.index("v1: — → active (created)")
     assert all(n in page for n in world.numbers)
     assert page.count('class="pdf"') == 3
     assert "pi_0002" in page

@@ -118,6 +118,12 @@ def seed_subscription(customer: str) -> None:
             "version": 3,
             "last_cause": "renewed",
             "billing": {"index": 2, "start": T0, "end": T0 + dt.timedelta(days=31)},
+            # as shared.renewals.lifecycle.recorded writes it, one entry per transition
+            "transitions": [
+                {"version": 1, "from_status": None, "to_status": "active", "reason": "created"},
+                {"version": 3, "from_status": "past_due", "to_status": "active", "reason": "recovered"},
+                {"version": 2, "from_status": "active", "to_status": "past_due", "reason": "payment_failed"},
+            ],
         }
     )
 

@@ -56,6 +56,12 @@ def test_create_is_idempotent_and_conflicts_on_different_terms(env: Env) -> None
     assert (status, out["error"]) == (409, "subscription_exists")
     (ev,) = [b for _, b in env.pull("subscription-events")]
     assert (ev["version"], ev["to_status"], ev["reason"]) == (1, "active", "created")
+    from shared import clients
+
+    history = clients.firestore().collection("subscriptions").document("sub_api").get().to_dict()["transitions"]
+    assert [(t["version"], t["from_status"], t["to_status"], t["reason"]) for t in history] == [
+        (1, None, "active", "created")
+    ]
 
 
 @pytest.mark.parametrize(

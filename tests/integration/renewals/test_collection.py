@@ -151,6 +151,13 @@ def test_failure_duns_then_retry_charges_attempt_two_and_recovers(env: Env) -> N
     assert {(t["version"], t["from_status"], t["to_status"], t["reason"]) for t in transitions(env)} == {
         (3, "past_due", "active", "recovered")
     }
+    # The status history on the document: written with each transition, once each despite the re-announcements.
+    history = [(t["version"], t["from_status"], t["to_status"], t["reason"]) for t in doc("sub_dun")["transitions"]]
+    assert len(history) == len({v for v, *_ in history}), history
+    assert [h for h in history if h[0] >= 2] == [
+        (2, "active", "past_due", "payment_failed"),
+        (3, "past_due", "active", "recovered"),
+    ]
 
 
 def test_hard_decline_goes_straight_to_the_final_status(env: Env) -> None:
