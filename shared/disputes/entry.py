@@ -7,11 +7,7 @@ clock of the demo and the tests). Classification follows :mod:`shared.events.con
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import functools
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +15,7 @@ from shared.disputes.service import DisputeService
 from shared.events.consumer import Handler, Trigger, dispatch
 from shared.events.envelope import Received
 from shared.events.payments import DISPUTE_EVENT_TYPES
+from shared.events.ticks import tick_time
 
 TICK_EVENT_TYPE = "disputes.tick"
 
@@ -26,21 +23,6 @@ TICK_EVENT_TYPE = "disputes.tick"
 @functools.cache
 def service() -> DisputeService:
     return DisputeService()
-
-
-def tick_time(message: Mapping[str, Any], *, allow_test_clock: bool) -> dt.datetime:
-    now = dt.datetime.now(dt.UTC)
-    published = message.get("publishTime") or message.get("publish_time")
-    if isinstance(published, str):
-        now = dt.datetime.fromisoformat(published.replace("Z", "+00:00"))
-    if allow_test_clock:
-        try:
-            body = json.loads(base64.b64decode(message.get("data") or "", validate=True) or b"{}")
-        except (binascii.Error, ValueError):
-            body = {}
-        if isinstance(body, dict) and isinstance(body.get("now"), str):
-            now = dt.datetime.fromisoformat(body["now"].replace("Z", "+00:00"))
-    return now.astimezone(dt.UTC)
 
 
 def _on_tick(message: Mapping[str, Any]) -> object:

@@ -8,16 +8,13 @@ else goes through the typed envelope dispatcher (acknowledge what is not ours, r
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import functools
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from shared.events.consumer import Handler, dispatch
 from shared.events.envelope import Received
+from shared.events.ticks import tick_time
 from shared.log import get_logger
 from shared.reconciliation.config import recon_settings
 from shared.reconciliation.service import Reconciler, UnknownObject
@@ -58,22 +55,6 @@ def _attr(cloud_event: Any, name: str) -> Any:
         return cloud_event[name]
     except (KeyError, TypeError):
         return None
-
-
-def tick_time(message: Mapping[str, Any], *, allow_test_clock: bool) -> dt.datetime:
-    """The tick's instant: Pub/Sub's publish time, or an explicit ``now`` when the test clock is allowed."""
-    now = dt.datetime.now(dt.UTC)
-    published = message.get("publishTime") or message.get("publish_time")
-    if isinstance(published, str):
-        now = dt.datetime.fromisoformat(published.replace("Z", "+00:00"))
-    if allow_test_clock:
-        try:
-            body = json.loads(base64.b64decode(message.get("data") or "", validate=True) or b"{}")
-        except (binascii.Error, ValueError):
-            body = {}
-        if isinstance(body, dict) and isinstance(body.get("now"), str):
-            now = dt.datetime.fromisoformat(body["now"].replace("Z", "+00:00"))
-    return now.astimezone(dt.UTC)
 
 
 def handle(cloud_event: Any) -> object:

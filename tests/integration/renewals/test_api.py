@@ -58,7 +58,8 @@ def test_create_is_idempotent_and_conflicts_on_different_terms(env: Env) -> None
     assert (ev["version"], ev["to_status"], ev["reason"]) == (1, "active", "created")
     from shared import clients
 
-    history = clients.firestore().collection("subscriptions").document("sub_api").get().to_dict()["transitions"]
+    stored = clients.firestore().collection("subscriptions").document("sub_api").get().to_dict() or {}
+    history = stored["transitions"]
     assert [(t["version"], t["from_status"], t["to_status"], t["reason"]) for t in history] == [
         (1, None, "active", "created")
     ]
