@@ -131,14 +131,34 @@ def composed_fields(composed: ComposedInvoice) -> dict[str, Any]:
 def build_invoice_doc(
     ev: RenewalDue, invoice_id: str, s: Seller, now: dt.datetime, request_hash: str
 ) -> dict[str, Any]:
-    """The draft invoice document (pure: tests price requests through it without Firestore)."""
+    """The draft invoice document (pure: tests price requests through it without Firestore).
+
+    A plan renewal prices its lines here; a catalog one (``ev.composed``) goes through THE composition
+    (discounts, credit) and carries its period index, due date and credit flag. The rest is shared.
+    """
+    c = ev.customer
+    body: dict[str, Any]
     if ev.composed:
-        return _composed_invoice_doc(ev, invoice_id, s, now, request_hash)
-    c = ev.customer
-    decision = decide(s.country, c.country, vat_id=c.vat_id, tax_exempt=c.tax_exempt)
-    specs = [dom.LineSpec(ln.description, ln.quantity, ln.unit_amount, ln.kind, ln.tax_category) for ln in ev.lines]
-    lines = dom.price_lines(specs, ev.currency, decision)
-    t = dom.totals(lines, ev.currency)
+        decision, composed = compose_request(ev, s)
+        body = {
+            **composed_fields(composed),
+            "period_index": ev.period_index,
+            "due_at": ev.due_at,
+            "apply_credit": ev.apply_credit,
+        }
+    else:
+        decision = decide(s.country, c.country, vat_id=c.vat_id, tax_exempt=c.tax_exempt)
+        specs = [dom.LineSpec(ln.description, ln.quantity, ln.unit_amount, ln.kind, ln.tax_category) for ln in ev.lines]
+        lines = dom.price_lines(specs, ev.currency, decision)
+        t = dom.totals(lines, ev.currency)
+        body = {
+            "lines": [line_doc(ln) for ln in lines],
+            "breakdown": [row_doc(r) for r in t.breakdown],
+            "subtotal": t.subtotal.amount,
+            "tax": t.tax.amount,
+            "total": t.total.amount,
+            "amount_due": t.amount_due.amount,
+        }
     return {
         "kind": "invoice",
         "invoice_id": invoice_id,
@@ -152,48 +172,10 @@ def build_invoice_doc(
         "buyer": c.model_dump(mode="json"),
         "treatment": decision.treatment.value,
         "wording": decision.wording,
-        "lines": [line_doc(ln) for ln in lines],
-        "breakdown": [row_doc(r) for r in t.breakdown],
-        "subtotal": t.subtotal.amount,
-        "tax": t.tax.amount,
-        "total": t.total.amount,
-        "amount_due": t.amount_due.amount,
+        **body,
         "credited": 0,
         "period_start": ev.period_start,
         "period_end": ev.period_end,
-        "collection": ev.collection,
-        "payment_method": ev.payment_method.model_dump(mode="json") if ev.payment_method else None,
-        "created_at": now,
-        "published": [],
-        **series_fields(s.series("invoice"), now, f"{INVOICES}/{invoice_id}", dom.Status.OPEN.value),
-    }
-
-
-def _composed_invoice_doc(
-    ev: RenewalDue, invoice_id: str, s: Seller, now: dt.datetime, request_hash: str
-) -> dict[str, Any]:
-    decision, composed = compose_request(ev, s)
-    c = ev.customer
-    return {
-        "kind": "invoice",
-        "invoice_id": invoice_id,
-        "request_id": ev.request_id,
-        "request_hash": request_hash,
-        "subscription_id": ev.subscription_id,
-        "seller_entity": ev.seller_entity,
-        "status": dom.Status.DRAFT.value,
-        "currency": ev.currency,
-        "seller": seller_doc(s),
-        "buyer": c.model_dump(mode="json"),
-        "treatment": decision.treatment.value,
-        "wording": decision.wording,
-        **composed_fields(composed),
-        "credited": 0,
-        "period_start": ev.period_start,
-        "period_end": ev.period_end,
-        "period_index": ev.period_index,
-        "due_at": ev.due_at,
-        "apply_credit": ev.apply_credit,
         "collection": ev.collection,
         "payment_method": ev.payment_method.model_dump(mode="json") if ev.payment_method else None,
         "created_at": now,
