@@ -153,7 +153,7 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
         return FirstRequest("POST", "/events", body, headers, (200,), topics=("usage-events",))
     if key == "usage_aggregator":
         # One usage batch of one event: dedup read, one id and one totals write, acknowledged.
-        from shared.metering.events import UsageBatch, UsageEventIn
+        from shared.events.usage import UsageBatch, UsageEventIn
 
         one = UsageEventIn(id=f"cold-{run}", customer="cust-cold", event_name="api_call", timestamp=now)
         batch = UsageBatch(batch_id=f"cold-{run}", received_at=now, events=(one,))

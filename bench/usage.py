@@ -86,8 +86,8 @@ def _run() -> None:
     from shared.domain.meters import Aggregation, Meter
     from shared.edge import loads, read_body
     from shared.events.publisher import PubSubPublisher, RawMessage
+    from shared.events.usage import UsageBatch, UsageEventIn
     from shared.metering.api import UsageService, handle, on_batch
-    from shared.metering.events import UsageBatch, UsageEventIn
     from shared.metering.store import MeteringStore
 
     project = get_settings().project_id

@@ -64,7 +64,7 @@ def register(cls: type[E]) -> type[E]:
 
 def load_contracts() -> None:
     """Import (register) every contract module; cheap after the first call."""
-    from shared.events import billing, disputes, payments, probe  # noqa: F401
+    from shared.events import billing, disputes, payments, probe, reconciliation, usage  # noqa: F401
 
 
 def registered() -> dict[tuple[str, int], type[Event]]:

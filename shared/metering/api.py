@@ -33,10 +33,10 @@ from shared.edge import (
 from shared.events.consumer import Handler, dispatch
 from shared.events.envelope import Received
 from shared.events.publisher import Publisher, default_publisher
+from shared.events.usage import UsageBatch
 from shared.http import JsonResponse
 from shared.log import get_logger
 from shared.metering.config import metering_settings
-from shared.metering.events import UsageBatch
 from shared.metering.ingest import MAX_BODY_BYTES, check, publish_events, to_domain
 from shared.metering.store import MeteredItem, MeteringError, MeteringStore, utcnow
 

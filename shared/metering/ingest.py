@@ -22,8 +22,8 @@ from pydantic import TypeAdapter, ValidationError
 from shared.domain.meters import Event, TimePolicy, number_problem
 from shared.events.envelope import Envelope, make_event_id
 from shared.events.publisher import Publisher, RawMessage
+from shared.events.usage import UsageBatch, UsageEventIn
 from shared.log import traceparent
-from shared.metering.events import UsageBatch, UsageEventIn
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # 1,000 events of ~1-2 kB
 

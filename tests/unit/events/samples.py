@@ -18,6 +18,7 @@ from shared.domain.money import Money
 from shared.events import Event, build_message
 from shared.events.billing import LineIn, Party
 from shared.events.envelope import registered
+from shared.events.usage import UsageEventIn
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 EUR = Money(2500, "EUR")
@@ -81,6 +82,9 @@ _FIELDS: dict[str, Any] = {
     "resolved_at": T0,
     "payout_id": "po_1",
     "closed_at": T0,
+    "batch_id": "b-1",
+    "received_at": T0,
+    "events": (UsageEventIn(id="ev_1", customer="cus_1", event_name="api_call", timestamp=T0),),
 }
 # Where a contract gives a shared field name another type (a payout's line count, its amount in minor units).
 _PER_TYPE: dict[str, dict[str, Any]] = {"reconciliation.payout_closed": {"lines": 3, "amount": 3000}}
