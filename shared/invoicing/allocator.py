@@ -360,7 +360,9 @@ class NumberAllocator:
         st = self._series_for(series_id, doc_path.rsplit("/", 1)[0])
         with st.cond:
             w = st.waiting.get(doc_path)
-            if w is None:
+            if w is None or (new is None and w.event.is_set() and w.error is None and not (w.result or {}).get("seq")):
+                # A number is wanted: a waiter already settled with the stored copy of a duplicate's create
+                # (queued, not numbered yet) cannot answer it; wait afresh.
                 w = st.waiting[doc_path] = _Waiter(new=new)
                 if doc_path in st.recent and new is None:  # numbered by a batch seen before we started waiting
                     w.settle(st.recent[doc_path])
@@ -675,8 +677,11 @@ class NumberAllocator:
                 found = True
                 with st.cond:
                     w = st.waiting.get(snap.reference.path)
-                    if w is not None:
-                        w.settle(dict(snap.to_dict() or {}))
+                    stored = dict(snap.to_dict() or {})
+                    # the create's waiter takes the stored copy (its caller queues it when unnumbered);
+                    # a waiter for a number takes only a numbered one
+                    if w is not None and (w.new is not None or stored.get("seq")):
+                        w.settle(stored)
         self.stats.add(read=len(paths))
         return found
 
