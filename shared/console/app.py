@@ -315,7 +315,7 @@ class Console:
         psps = sorted({p for _, p in declines})
         svgs = [
             charts.line(
-                "Recurring revenue collected per day (paid subscription invoices, minor units)",
+                "Subscription revenue collected per day (paid subscription invoices, minor units; not MRR)",
                 labels,
                 {cur: [by_day.get(d, 0) for d in labels] for cur, by_day in sorted(revenue.items())},
             ),
@@ -338,7 +338,7 @@ class Console:
         ]
         rows = [r for r in rows if r[1] or r[2] or r[3]]
         tables = {"revenue": sorted(revenue), "declines": declines, "rows": rows}
-        return self.page("charts.html", **base, svgs=svgs, tables=tables)
+        return self.page("charts.html", **base, svgs=svgs, tables=tables, mrr=queries.current_mrr(db))
 
     def confirm(self, kind: str, args: Any, base: dict[str, Any]) -> Response:
         """The confirmation step: what will happen, to what, with the reason field; nothing changes on GET."""
