@@ -33,6 +33,8 @@ locals {
     buckets = try(f.buckets == null ? [] : tolist(f.buckets), [])
     # Reads and replays the dead letters of every subscription (the operator console; infra/dead_letters.tf).
     dead_letters = try(f.dead_letters == true, false)
+    # Reads Cloud Monitoring time series (the operator console's webhook answers; infra/metrics_readers.tf).
+    metrics_reader = try(f.metrics_reader == true, false)
   } }
 
   # One grant per (dead-letter reader, subscription): pull and ack on that subscription's "<name>-dlq".

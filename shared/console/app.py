@@ -18,7 +18,7 @@ from typing import Any
 from flask import Response
 
 from shared.console import actions as act
-from shared.console import auth, charts, queries
+from shared.console import auth, charts, monitoring, queries
 from shared.console.config import ConsoleSettings, console_settings
 from shared.domain.money import Money
 from shared.edge import EdgeError, firestore_id_problem, http_entry
@@ -83,6 +83,8 @@ class Console:
     db: Callable[[], Any] = field(default=_default_db)
     services: Callable[[], act.Services] | None = None
     settings: Callable[[], ConsoleSettings] = console_settings
+    monitoring_session: Callable[[], Any] = monitoring.default_session
+    _monitoring: Any = None
     _env: Any = None
     _services: act.Services | None = None
 
@@ -270,7 +272,40 @@ class Console:
             volume=volume,
             exceptions=queries.open_exceptions(db),
             disputes=queries.open_disputes(),
+            answers=self.webhook_answers(),
         )
+
+    def webhook_answers(self) -> dict[str, Any]:
+        """The Monitoring section: ``state`` is ``ok``, ``local`` (no Monitoring) or ``unavailable``."""
+        settings = self.settings()
+        if not settings.monitoring_url:
+            return {"state": "local"}
+        from shared.config import get_settings
+
+        end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+        try:
+            if self._monitoring is None:
+                self._monitoring = self.monitoring_session()
+            data = monitoring.webhook_answers(
+                self._monitoring, settings.monitoring_url, get_settings().project_id, end, days=30
+            )
+        except Exception as exc:  # credentials or the API: the rest of the page still renders
+            log.warning("webhook answers unavailable", extra={"error": str(exc)[:300]})
+            return {"state": "unavailable"}
+        labels = charts.days((end.date() - dt.timedelta(days=29)).isoformat(), 30)
+        rows = [
+            (psp, day, counts)
+            for psp, per_day in sorted(data["per_day"].items())
+            for day, counts in sorted(per_day.items())
+            if any(counts.values())
+        ]
+        series = {
+            f"{psp} {cls}": [data["per_day"][psp].get(d, {}).get(cls, 0) for d in labels]
+            for psp in sorted(data["per_day"])
+            for cls in ("2xx", "4xx", "5xx")
+        }
+        svg = charts.bars("Webhook answers per day, PSP and status class (Cloud Monitoring)", labels, series)
+        return {"state": "ok", "rows": rows, "totals": data["totals"], "svg": svg, "truncated": data["truncated"]}
 
     def dead_letter_view(self) -> list[dict[str, Any]]:
         from shared.events.deadletters import DLQ_SUFFIX
@@ -315,7 +350,7 @@ class Console:
         psps = sorted({p for _, p in declines})
         svgs = [
             charts.line(
-                "Recurring revenue collected per day (paid subscription invoices, minor units)",
+                "Subscription revenue collected per day (paid subscription invoices, minor units; not MRR)",
                 labels,
                 {cur: [by_day.get(d, 0) for d in labels] for cur, by_day in sorted(revenue.items())},
             ),
@@ -338,7 +373,7 @@ class Console:
         ]
         rows = [r for r in rows if r[1] or r[2] or r[3]]
         tables = {"revenue": sorted(revenue), "declines": declines, "rows": rows}
-        return self.page("charts.html", **base, svgs=svgs, tables=tables)
+        return self.page("charts.html", **base, svgs=svgs, tables=tables, mrr=queries.current_mrr(db))
 
     def confirm(self, kind: str, args: Any, base: dict[str, Any]) -> Response:
         """The confirmation step: what will happen, to what, with the reason field; nothing changes on GET."""

@@ -4,7 +4,9 @@ Why a dev identity only on the emulators: in the cloud the signed-in user comes 
 header, and a configured fallback there would let a misrouted request act as somebody. Why a CSRF secret
 is required in the cloud: tokens must verify on every instance, so a per-process random key only serves
 the single local process. Why an IAP audience is required in the cloud: the signed assertion is only worth
-checking against the one backend service (or App Engine app) it was issued for.
+checking against the one backend service (or App Engine app) it was issued for. Why Monitoring only in the
+cloud: the emulators have no Cloud Monitoring, so locally the webhook answers section says so unless
+``CONSOLE_MONITORING_URL`` points somewhere (a stub in the tests).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shared.config import ConfigError, get_settings
 from shared.console.auth import IAP_CERTS_URL
 
 DEFAULT_DEV_IDENTITY = "dev@localhost"
+MONITORING_URL = "https://monitoring.googleapis.com"
 _AUDIENCE = re.compile(r"/projects/[0-9]{1,20}/(global/backendServices/[0-9]{1,20}|apps/[a-z][a-z0-9-]{4,29})")
 
 
@@ -30,6 +33,7 @@ class ConsoleSettings:
     csrf_max_age_s: int = 8 * 3600
     iap_audience: str | None = None  # set: the user comes only from the verified X-Goog-IAP-JWT-Assertion
     iap_certs_url: str = IAP_CERTS_URL
+    monitoring_url: str | None = None  # None: no Cloud Monitoring (the emulators)
 
 
 def load_console_settings(env: Mapping[str, str] | None = None) -> ConsoleSettings:
@@ -52,6 +56,7 @@ def load_console_settings(env: Mapping[str, str] | None = None) -> ConsoleSettin
         raise ConfigError(
             "CONSOLE_IAP_AUDIENCE is /projects/<number>/global/backendServices/<id> or /projects/<number>/apps/<id>"
         )
+    monitoring = (e.get("CONSOLE_MONITORING_URL") or "").strip() or (None if on_emulators else MONITORING_URL)
     subs = tuple(s.strip() for s in (e.get("CONSOLE_DEADLETTER_SUBSCRIPTIONS") or "").split(",") if s.strip())
     return ConsoleSettings(
         dev_identity=dev,
@@ -59,6 +64,7 @@ def load_console_settings(env: Mapping[str, str] | None = None) -> ConsoleSettin
         deadletter_subscriptions=subs,
         iap_audience=audience,
         iap_certs_url=e.get("CONSOLE_IAP_CERTS_URL") or IAP_CERTS_URL,
+        monitoring_url=monitoring,
     )
 
 

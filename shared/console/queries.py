@@ -447,3 +447,38 @@ def revenue_per_day(db: Any, since: dt.datetime, limit: int = 5000) -> dict[str,
         if d.get("subscription_id") and (day := day_of(d.get("paid_at"))):
             out[str(d.get("currency"))][day] += int(d.get("total") or 0)
     return out
+
+
+def current_mrr(db: Any, limit: int = 10000) -> dict[str, Any]:
+    """MRR now per currency (minor units) over active and past-due subscriptions (rule: :mod:`.mrr`).
+
+    Bounded: at most ``limit`` subscription documents are read; ``truncated`` says the figure is partial.
+    Documents whose plan or items cannot be read are counted in ``unreadable``, not guessed.
+    """
+    from shared.console.mrr import MRR_STATUSES, subscription_mrr
+
+    query = (
+        db.collection(SUBSCRIPTIONS)
+        .where(filter=_filter("status", "in", list(MRR_STATUSES)))
+        .select(["status", "plan", "items"])
+        .limit(limit)
+    )
+    totals: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    read = unreadable = 0
+    for s in query.stream():
+        read += 1
+        try:
+            got = subscription_mrr(s.to_dict() or {})
+        except (ValueError, KeyError, TypeError):
+            unreadable += 1
+            continue
+        if got is not None:
+            totals[got[0]] += got[1]
+            counts[got[0]] += 1
+    return {
+        "totals": dict(sorted(totals.items())),
+        "counts": counts,
+        "unreadable": unreadable,
+        "truncated": read >= limit,
+    }

@@ -188,3 +188,24 @@ def test_the_payments_timeline_pages_by_ten(world: World) -> None:
     older = _get(world, html.unescape(match.group(1)))
     assert older.count("stripe charge") == 8
     assert "Older payments" not in older
+
+
+def test_charts_show_the_real_mrr_per_currency(world: World) -> None:
+    db = clients.firestore()
+
+    def sub(sub_id: str, status: str, interval: str, amount: int, quantity: int = 1) -> None:
+        line = {"description": "plan", "quantity": quantity, "unit_amount": {"amount": amount, "currency": "EUR"}}
+        plan = {"id": "p", "currency": "EUR", "interval": interval, "interval_count": 1, "lines": [line]}
+        db.collection("subscriptions").document(sub_id).set({"status": status, "plan": plan})
+
+    sub("sub_m", "active", "month", 1000, 2)  # 20.00 a month
+    sub("sub_y", "past_due", "year", 12000)  # 120.00 a year: 10.00 a month
+    sub("sub_t", "trialing", "month", 99900)  # not renewing yet: left out
+    sub("sub_c", "canceled", "month", 99900)
+    page = _get(world, "/charts")
+    mrr = page.split('<table class="mrr">')[1].split("</table>")[0]
+    assert 'data-minor="3000"' in mrr
+    assert "<td>EUR</td>" in mrr
+    assert ">2</td>" in mrr  # two subscriptions count
+    assert "1 subscription(s) could not be read" in page  # the seeded sub_1 has neither plan nor items
+    assert "not MRR" in page  # the collected-revenue chart says what it is

@@ -271,6 +271,8 @@ _PROJECT_GRANTS = {
     ("google_project_iam_member", "gcs_eventarc_publisher", "roles/pubsub.publisher"),
     # listing Pub/Sub subscriptions exists only at project level (the console's dead-letter page)
     ("google_project_iam_member", "dead_letter_lister", "roles/pubsub.viewer"),
+    # reading time series exists only at project (metrics scope) level (the console's webhook answers)
+    ("google_project_iam_member", "metrics_reader", "roles/monitoring.viewer"),
 }
 
 
@@ -368,6 +370,18 @@ def test_dead_letter_readers_get_subscriber_on_each_dlq_subscription_and_viewer_
         ("google_pubsub_subscription_iam_member", "dead_letter_subscriber"),
         ("google_project_iam_member", "dead_letter_lister"),
     }
+
+
+def test_metrics_readers_get_monitoring_viewer_only(root: dict[str, Any], raw_topology: dict[str, Any]) -> None:
+    readers = [k for k, f in raw_topology["functions"].items() if f.get("metrics_reader")]
+    assert readers == ["console"]
+    assert "f.metrics_reader" in str(locals_of(root)["functions"])
+    res = {(r.type, r.name): r.body for r in all_resources() if r.file.name == "metrics_readers.tf"}
+    grant = res[("google_project_iam_member", "metrics_reader")]
+    assert attr(grant, "role") == "roles/monitoring.viewer"
+    assert "f.metrics_reader" in attr(grant, "for_each")
+    assert "module.function[each.value].service_account_email" in attr(grant, "member")
+    assert set(res) == {("google_project_iam_member", "metrics_reader")}
 
 
 def test_only_the_webhook_function_is_public(topology: Topology) -> None:
