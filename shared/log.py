@@ -70,6 +70,17 @@ def bind(trace: tuple[str, str | None] | None = None, **labels: object) -> Itera
             _trace.reset(tok_t)
 
 
+def label(**labels: object) -> None:
+    """Add labels to the rest of the innermost :func:`bind` block (no-op outside one).
+
+    Why: some labels are known only halfway through a request (the webhook's account once its route and
+    configuration are checked), yet belong on the request's one answer line, logged by the caller.
+    """
+    current = _labels.get()
+    if isinstance(current, dict):  # a bind block's own copy; the module default is read-only
+        current.update({k: str(v) for k, v in labels.items() if v is not None})
+
+
 class CloudLoggingFormatter(logging.Formatter):
     """Render a record as one Cloud Logging JSON line; extras become top-level jsonPayload fields."""
 

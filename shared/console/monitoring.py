@@ -1,12 +1,12 @@
-"""Webhook answers per PSP and day by status class (2xx/4xx/5xx), read from Cloud Monitoring.
+"""Webhook answers per PSP, account and day by status class (2xx/4xx/5xx), read from Cloud Monitoring.
 
 Why Monitoring: requests refused before anything is archived (bad signature, wrong mode, malformed) and 5xx
 answers leave only a log line; the log-based metric ``webhook_answers`` (infra/modules/monitoring,
-``log_metrics.yaml``) counts every answer labelled by ``psp`` and ``status``. The metric has no account
-label (the answer line is logged before the account is known), so these counts are per PSP; the per-account
-view is the archived records' table. One ``projects.timeSeries.list`` call (REST v3) with ``ALIGN_SUM`` over
-24-hour periods and ``REDUCE_SUM`` grouped by psp and status; the periods end at the request time, so each
-row is the 24 hours ending at that time of day (UTC). At most :data:`MAX_PAGES` pages are read.
+``log_metrics.yaml``) counts every answer labelled by ``psp``, ``account`` and ``status``. The account label is
+set once the route's account is known to be configured (so its values stay bounded): answers refused before
+that (unknown PSP or account) count under the PSP alone. One ``projects.timeSeries.list`` call (REST v3) with
+``ALIGN_SUM`` over 24-hour periods and ``REDUCE_SUM`` grouped by psp, account and status; the periods end at the
+request time, so each row is the 24 hours ending at that time of day (UTC). At most :data:`MAX_PAGES` pages.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def request_params(project: str, end: dt.datetime, days: int, page_token: str | 
         ("aggregation.perSeriesAligner", "ALIGN_SUM"),
         ("aggregation.crossSeriesReducer", "REDUCE_SUM"),
         ("aggregation.groupByFields", "metric.label.psp"),
+        ("aggregation.groupByFields", "metric.label.account"),
         ("aggregation.groupByFields", "metric.label.status"),
         ("view", "FULL"),
     ]
@@ -52,11 +53,13 @@ def status_class(status: str) -> str:
 
 
 def tally(series: list[dict[str, Any]]) -> dict[str, dict[str, Counter[str]]]:
-    """psp -> day (the period's end date, UTC) -> Counter of status classes, from aligned time series."""
+    """``psp`` or ``psp/account`` -> day (the period's end date, UTC) -> Counter of status classes."""
     out: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for ts in series:
         labels = (ts.get("metric") or {}).get("labels") or {}
         psp = str(labels.get("psp") or "unknown")
+        if labels.get("account"):
+            psp = f"{psp}/{labels['account']}"
         cls = status_class(str(labels.get("status") or ""))
         for point in ts.get("points") or []:
             end = str((point.get("interval") or {}).get("endTime") or "")

@@ -33,7 +33,7 @@ from typing import Any
 from shared.edge import MAX_STR_BYTES, firestore_id_problem, json_too_deep, storable
 from shared.events import publish
 from shared.events.payments import OurRefs, PaymentEvent
-from shared.log import bind, get_logger
+from shared.log import bind, get_logger, label
 from shared.psp.base import MAX_BODY_BYTES, Adapter, Delivery, Notification, OutOfBounds, PspConfig, WebhookError
 from shared.psp.scrub import scrub, scrub_bytes
 from shared.webhooks import config as wh_config
@@ -141,6 +141,7 @@ class WebhookService:
             return reject(404, "account_misconfigured", str(exc))
         if cfg is None:
             return reject(404, "unknown_account", f"{adapter.name} account {account!r} is not configured")
+        label(account=cfg.account)  # a configured account only: the metric's label values stay bounded
         if content_length is not None and content_length > MAX_BODY_BYTES:
             return reject(413, "payload_too_large", f"body over {MAX_BODY_BYTES} bytes")
         if (mimetype or "").lower() not in adapter.content_types:

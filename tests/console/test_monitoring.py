@@ -18,10 +18,12 @@ from tests.console.forms import HEADERS
 from tests.console.world import CONSOLE_ROOT, SETTINGS, World
 
 
-def _series(psp: str, status: str, points: list[tuple[str, int]]) -> dict[str, Any]:
-    """One aligned series as timeSeries.list answers it (INT64 values are JSON strings)."""
+def _series(psp: str, status: str, points: list[tuple[str, int]], account: str | None = None) -> dict[str, Any]:
+    """One aligned series as timeSeries.list answers it (INT64 values are JSON strings; an answer refused
+    before its account was known has no account label)."""
+    labels = {"psp": psp, "status": status} | ({"account": account} if account else {})
     return {
-        "metric": {"type": "logging.googleapis.com/user/webhook_answers", "labels": {"psp": psp, "status": status}},
+        "metric": {"type": "logging.googleapis.com/user/webhook_answers", "labels": labels},
         "resource": {"type": "cloud_run_revision", "labels": {"project_id": "p"}},
         "metricKind": "DELTA",
         "valueType": "INT64",
@@ -58,7 +60,14 @@ def test_the_page_shows_answers_per_psp_and_day_and_asks_monitoring_exactly(
         ],
         "nextPageToken": "page2",
     }
-    second = {"timeSeries": [_series("stripe", "503", [(d2, 2)]), _series("adyen", "200", [(d1, 9)])]}
+    second = {
+        "timeSeries": [
+            _series("stripe", "503", [(d2, 2)]),
+            _series("adyen", "200", [(d1, 9)]),
+            _series("stripe", "200", [(d2, 5)], account="eu"),
+            _series("stripe", "401", [(d2, 1)], account="eu"),
+        ]
+    }
     path = f"/v3/projects/{project}/timeSeries"
     import json
 
@@ -75,6 +84,7 @@ def test_the_page_shows_answers_per_psp_and_day_and_asks_monitoring_exactly(
     assert f"adyen|{d1}|9|0|0|0" in cells
     assert f"stripe|{d1}|41|0|0|0" in cells
     assert f"stripe|{d2}|7|3|2|0" in cells
+    assert f"stripe/eu|{d2}|5|1|0|0" in cells  # per account once the account is known
     assert page.count('role="img"') >= 1
     assert "Webhook answers per day" in page
 
@@ -84,7 +94,11 @@ def test_the_page_shows_answers_per_psp_and_day_and_asks_monitoring_exactly(
     assert args["aggregation.alignmentPeriod"] == "86400s"
     assert args["aggregation.perSeriesAligner"] == "ALIGN_SUM"
     assert args["aggregation.crossSeriesReducer"] == "REDUCE_SUM"
-    assert args.getlist("aggregation.groupByFields") == ["metric.label.psp", "metric.label.status"]
+    assert args.getlist("aggregation.groupByFields") == [
+        "metric.label.psp",
+        "metric.label.account",
+        "metric.label.status",
+    ]
     start = dt.datetime.fromisoformat(args["interval.startTime"].replace("Z", "+00:00"))
     end = dt.datetime.fromisoformat(args["interval.endTime"].replace("Z", "+00:00"))
     assert end - start == dt.timedelta(days=30)

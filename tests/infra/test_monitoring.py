@@ -91,7 +91,14 @@ def test_webhook_metrics_count_every_answer_line_with_its_psp_and_status(
 
     all_answers = counted(METRICS["webhook_answers"], lines)
     assert all_answers == answers
-    assert METRICS["webhook_answers"].labels_of(all_answers[0]) == {"psp": "stripe", "status": "200"}
+    assert METRICS["webhook_answers"].labels_of(all_answers[0]) == {
+        "psp": "stripe",
+        "account": "default",
+        "status": "200",
+    }
+    # the account is a label once the route's account is known to be configured (bounded values), else absent
+    accounts = [METRICS["webhook_answers"].labels_of(ln)["account"] for ln in all_answers]
+    assert accounts == ["default", "default", "default", None, "default", None]
     assert [ln["http_status"] for ln in counted(METRICS["webhook_5xx"], lines)] == [503, 500]
     assert [METRICS["webhook_5xx"].labels_of(ln)["psp"] for ln in counted(METRICS["webhook_5xx"], lines)] == [
         "stripe",

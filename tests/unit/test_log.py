@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from shared.log import CloudLoggingFormatter, bind, parse_trace
+from shared.log import CloudLoggingFormatter, bind, label, parse_trace
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +41,18 @@ def test_labels_and_trace_are_bound_to_every_line_in_the_block() -> None:
     assert inner["logging.googleapis.com/spanId"] == "b7ad6b7169203331"
     assert "logging.googleapis.com/labels" not in after
     assert "logging.googleapis.com/trace" not in after
+
+
+def test_a_label_learned_midway_joins_the_rest_of_the_innermost_block_only() -> None:
+    label(account="ignored")  # outside any block: the module default is never changed
+    with bind(psp="stripe"):
+        before = _render("before")
+        label(account="eu")
+        answer = _render("answer")
+    after = _render("after")
+    assert before["logging.googleapis.com/labels"] == {"psp": "stripe"}
+    assert answer["logging.googleapis.com/labels"] == {"psp": "stripe", "account": "eu"}
+    assert "logging.googleapis.com/labels" not in after
 
 
 @pytest.mark.parametrize(
