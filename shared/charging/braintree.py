@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.charging.base import ChargeRejected, ChargeRequest, ChargeResult, ChargeUnavailable, declined
-from shared.charging.config import braintree_settings
+from shared.charging.config import BraintreeSettings, braintree_settings
 from shared.domain.declines import classify
 
 TIMEOUT_S = 20.0
@@ -51,37 +51,46 @@ def amount_string(req: ChargeRequest) -> str:
     return f"{req.amount.to_decimal():.{req.amount.exponent}f}"
 
 
+def gateway(cfg: BraintreeSettings, account: str, timeout_s: float = TIMEOUT_S) -> Any:
+    """The account's Braintree gateway (charging and dispute evidence share it); ``ValueError`` names what is
+    missing or wrong in the configuration. ``BRAINTREE_API_URL`` points it at a local stub in tests."""
+    if not (cfg.merchant_id and cfg.public_key and cfg.private_key):
+        raise ValueError(
+            f"BRAINTREE_MERCHANT_ID / BRAINTREE_PUBLIC_KEY / BRAINTREE_PRIVATE_KEY not set for account {account!r}"
+        )
+    import braintree
+
+    if cfg.api_url:
+        url = urllib.parse.urlsplit(cfg.api_url)
+        env = braintree.Environment("stub", url.hostname, str(url.port or 80), "", False, None)
+    elif cfg.environment in ("sandbox", "production"):
+        env = braintree.Environment.parse_environment(cfg.environment)
+    else:
+        raise ValueError(f"BRAINTREE_ENVIRONMENT must be sandbox or production, not {cfg.environment!r}")
+    return braintree.BraintreeGateway(
+        braintree.Configuration(
+            environment=env,
+            merchant_id=cfg.merchant_id,
+            public_key=cfg.public_key,
+            private_key=cfg.private_key,
+            timeout=timeout_s,
+            wrap_http_exceptions=True,  # requests' errors as Braintree's, one hierarchy to map
+        )
+    )
+
+
 class BraintreeCharger:
     psp = "braintree"
 
     def __init__(self, account: str = "default") -> None:
         cfg = braintree_settings(account)
-        if not (cfg.merchant_id and cfg.public_key and cfg.private_key):
-            raise ChargeRejected(
-                f"BRAINTREE_MERCHANT_ID / BRAINTREE_PUBLIC_KEY / BRAINTREE_PRIVATE_KEY not set for account {account!r}"
-            )
-        import braintree
-
+        try:
+            self._gateway = gateway(cfg, account)
+        except ValueError as exc:
+            raise ChargeRejected(str(exc)) from None
         self.account = account
         self.livemode = cfg.environment == "production"
         self.merchant_accounts = cfg.merchant_accounts
-        if cfg.api_url:
-            url = urllib.parse.urlsplit(cfg.api_url)
-            env = braintree.Environment("stub", url.hostname, str(url.port or 80), "", False, None)
-        elif cfg.environment in ("sandbox", "production"):
-            env = braintree.Environment.parse_environment(cfg.environment)
-        else:
-            raise ChargeRejected(f"BRAINTREE_ENVIRONMENT must be sandbox or production, not {cfg.environment!r}")
-        self._gateway = braintree.BraintreeGateway(
-            braintree.Configuration(
-                environment=env,
-                merchant_id=cfg.merchant_id,
-                public_key=cfg.public_key,
-                private_key=cfg.private_key,
-                timeout=TIMEOUT_S,
-                wrap_http_exceptions=True,  # requests' errors as Braintree's, one hierarchy to map
-            )
-        )
 
     def sale_params(self, req: ChargeRequest) -> dict[str, Any]:
         merchant_account = self.merchant_accounts.get(req.amount.currency)

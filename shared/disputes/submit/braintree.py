@@ -9,9 +9,9 @@ Settings: as :mod:`shared.charging.braintree` (``BRAINTREE_*``, ``BRAINTREE_API_
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
+from shared.charging.braintree import gateway
 from shared.charging.config import braintree_settings
 from shared.disputes.submit.base import Submission, SubmitError, Submitted, summary
 
@@ -22,28 +22,10 @@ class BraintreeSubmitter:
     psp = "braintree"
 
     def __init__(self, account: str = "default") -> None:
-        cfg = braintree_settings(account)
-        if not (cfg.merchant_id and cfg.public_key and cfg.private_key):
-            raise SubmitError(f"BRAINTREE_MERCHANT_ID / _PUBLIC_KEY / _PRIVATE_KEY not set for account {account!r}")
-        import braintree
-
-        if cfg.api_url:
-            url = urllib.parse.urlsplit(cfg.api_url)
-            env = braintree.Environment("stub", url.hostname, str(url.port or 80), "", False, None)
-        elif cfg.environment in ("sandbox", "production"):
-            env = braintree.Environment.parse_environment(cfg.environment)
-        else:
-            raise SubmitError(f"BRAINTREE_ENVIRONMENT must be sandbox or production, not {cfg.environment!r}")
-        self._gateway = braintree.BraintreeGateway(
-            braintree.Configuration(
-                environment=env,
-                merchant_id=cfg.merchant_id,
-                public_key=cfg.public_key,
-                private_key=cfg.private_key,
-                timeout=TIMEOUT_S,
-                wrap_http_exceptions=True,
-            )
-        )
+        try:
+            self._gateway = gateway(braintree_settings(account), account, TIMEOUT_S)
+        except ValueError as exc:
+            raise SubmitError(str(exc)) from None
 
     def preview(self, sub: Submission) -> dict[str, Any]:
         return {"text_evidence": [{"content": summary(sub.facts, 4000)}], "finalize": True}
