@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import threading
 import urllib.parse
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from infra.local.jsonstub import serve_json
 from shared.settlement.lines import Payout, SettlementLine
 from shared.settlement.writers import stripe_balance_transaction, stripe_payout
 
@@ -33,23 +32,11 @@ class SettlementStub:
         self._txns: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = stub.answer(self.path, self.headers.get("Authorization") or "")
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, name="settlement-stub", daemon=True).start()
+        self.server = serve_json(
+            lambda _method, path, headers, _body: self.answer(path, headers.get("Authorization") or ""),
+            "settlement-stub",
+            "GET",
+        )
 
     @property
     def url(self) -> str:

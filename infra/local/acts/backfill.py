@@ -16,19 +16,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from infra.local.acts import DemoContext
 from infra.local.acts.webhooks import tap
+from infra.local.jsonstub import serve_json
 
 if TYPE_CHECKING:
     from shared.backfill.config import BackfillSettings
@@ -51,24 +50,12 @@ class EventList:
     def __init__(self, events: Sequence[dict[str, Any]], api_key: str = API_KEY) -> None:
         self.events = sorted(events, key=lambda e: -int(e["created"]))
         self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = outer.answer(self.path, self.headers.get("Authorization") or "")
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
         self._key = api_key
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, name="stripe-event-list", daemon=True).start()
+        self.server = serve_json(
+            lambda _method, path, headers, _body: self.answer(path, headers.get("Authorization") or ""),
+            "stripe-event-list",
+            "GET",
+        )
 
     @property
     def url(self) -> str:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from infra.local.acts import DemoContext
 from infra.local.acts import renewals as r
+from infra.local.jsonstub import serve_json
 
 ORDER = 35
 TITLE = "Declines, dunning and risk: hard stops, soft recovers on the advice, a blocked charge"
@@ -30,24 +29,12 @@ class ModelStub:
 
     def __init__(self) -> None:
         self.instances: list[dict[str, Any]] = []
-        stub = self
+        self.server = serve_json(lambda _method, _path, _headers, body: self._predict(body), "risk-model-stub", "POST")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                stub.instances.extend(body.get("instances") or [])
-                out = json.dumps({"predictions": [0.97 for _ in body.get("instances") or []]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _predict(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        instances = (json.loads(raw or b"{}")).get("instances") or []
+        self.instances.extend(instances)
+        return 200, {"predictions": [0.97 for _ in instances]}
 
     @property
     def url(self) -> str:

@@ -24,12 +24,12 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 
 from infra.local.acts import DemoContext
+from infra.local.jsonstub import serve_json
 from shared.domain.money import Money
 
 ORDER = 30
@@ -46,26 +46,14 @@ class StripeStub:
         self._answers: dict[str, tuple[int, dict[str, Any]]] = {}
         self._declined: dict[str, int] = {}
         self._lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
-                status, body = stub.answer(self.path, self.headers.get("Idempotency-Key") or "", form)
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_json(
+            lambda _method, path, headers, body: self.answer(
+                path, headers.get("Idempotency-Key") or "", dict(urllib.parse.parse_qsl(body.decode()))
+            ),
+            "stripe-stub",
+            "POST",
+        )
         self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, name="stripe-stub", daemon=True).start()
 
     @property
     def url(self) -> str:
