@@ -23,30 +23,14 @@ from tests.fixtures.invoices import received
 from tests.helpers import T0
 from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_items import P1, bill, catalog, issue, sub_doc, subscribe
+from tests.integration.renewals.test_usage_billing import metered_subscription
 
 HOUR = dt.timedelta(hours=1)
 THRESHOLD = 1000  # EUR 10.00
 
 
 def _setup() -> tuple[MeteringStore, Thresholds]:
-    catalog()
-    cat = CatalogStore()
-    cat.create_product(CreateProduct(id="api", name="API calls"))
-    tiers = [{"up_to": 10, "unit_amount": "100"}, {"unit_amount": "50"}]
-    body = {"id": "api-eur", "product": "api", "currency": "EUR", "recurring": {"interval": "month"}}
-    cat.create_price(CreatePrice.model_validate(body | {"pricing": {"model": "graduated", "tiers": tiers}}))
-    subscribe("sub_thr", [("seat-eur", 1)])
-    store = MeteringStore()
-    store.create_meter(Meter(id="calls", event_name="api_call", aggregation=Aggregation.COUNT))
-    store.attach(
-        "cus_items",
-        subscription_id="sub_thr",
-        start=T0,
-        zone="UTC",
-        cadence=Cadence(Unit.MONTH),
-        items=[MeteredItem(price=cat.price("api-eur"), meter="calls")],
-        threshold=THRESHOLD,
-    )
+    store = metered_subscription("sub_thr", 1, threshold=THRESHOLD)
     return store, Thresholds(store, PubSubPublisher())
 
 

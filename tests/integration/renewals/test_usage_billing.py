@@ -21,24 +21,32 @@ def _calls(prefix: str, n: int, at: dt.datetime) -> list[Event]:
     return [Event(f"{prefix}{i}", "cus_items", "api_call", at + dt.timedelta(minutes=i)) for i in range(n)]
 
 
-def test_usage_in_arrears_with_the_fee_in_advance_after_the_grace_and_late_usage_once(env: Env) -> None:
+def metered_subscription(sub_id: str, seats: int, threshold: int | None = None) -> MeteringStore:
+    """The catalog, a subscription with ``seats`` seats and the API calls metered on a graduated EUR price
+    (10 at 1.00, then 0.50), monthly from T0 in UTC; ``threshold`` for progressive billing."""
     catalog()
     cat = CatalogStore()
     cat.create_product(CreateProduct(id="api", name="API calls"))
     tiers = [{"up_to": 10, "unit_amount": "100"}, {"unit_amount": "50"}]
     body = {"id": "api-eur", "product": "api", "currency": "EUR", "recurring": {"interval": "month"}}
     cat.create_price(CreatePrice.model_validate(body | {"pricing": {"model": "graduated", "tiers": tiers}}))
-    subscribe("sub_usage", [("seat-eur", 2)])
+    subscribe(sub_id, [("seat-eur", seats)])
     store = MeteringStore()
     store.create_meter(Meter(id="calls", event_name="api_call", aggregation=Aggregation.COUNT))
     store.attach(
         "cus_items",
-        subscription_id="sub_usage",
+        subscription_id=sub_id,
         start=T0,
         zone="UTC",
         cadence=Cadence(Unit.MONTH),
         items=[MeteredItem(price=cat.price("api-eur"), meter="calls")],
+        threshold=threshold,
     )
+    return store
+
+
+def test_usage_in_arrears_with_the_fee_in_advance_after_the_grace_and_late_usage_once(env: Env) -> None:
+    store = metered_subscription("sub_usage", 2)
     [first] = bill(env, T0)
     assert not first.charges  # no usage behind the first invoice
     issue(first, T0)
