@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import shared.metering.api as metering_api
 import shared.renewals.entry as renewals_entry
 from shared.events.consumer import Undeliverable
 from shared.renewals.messages import Tick
@@ -56,6 +57,8 @@ def consumer(function: str) -> tuple[Any, Consumer]:
     mod = entry_point(function)
     if function == "renewals":
         return mod, Consumer(function, renewals_entry.HANDLERS, frozenset(renewals_entry.TRIGGERS))
+    if function == "usage_aggregator":
+        return mod, Consumer(function, metering_api.HANDLERS)
     return mod, Consumer(function, mod.HANDLERS)
 
 
@@ -137,7 +140,7 @@ def _version_is_one(ce: Any) -> bool:
         return False
 
 
-@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink"])
+@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink", "usage_aggregator"])
 def test_no_message_is_acknowledged_and_dropped(function: str) -> None:
     mod, c = consumer(function)
     entry = getattr(mod, function)
@@ -182,7 +185,7 @@ def test_no_message_is_acknowledged_and_dropped(function: str) -> None:
     run()
 
 
-@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink"])
+@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink", "usage_aggregator"])
 def test_unsupported_versions_of_handled_types_are_refused(function: str) -> None:
     mod, c = consumer(function)
     entry = getattr(mod, function)
@@ -198,7 +201,7 @@ def test_unsupported_versions_of_handled_types_are_refused(function: str) -> Non
     run()
 
 
-@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink"])
+@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink", "usage_aggregator"])
 def test_registered_but_unhandled_types_are_acknowledged(function: str) -> None:
     mod, c = consumer(function)
     entry = getattr(mod, function)
@@ -212,7 +215,7 @@ def test_registered_but_unhandled_types_are_acknowledged(function: str) -> None:
         assert [(r.levelname, r.message) for r in logs] == [("INFO", "event type not handled here; acknowledged")]
 
 
-@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink"])
+@pytest.mark.parametrize("function", ["invoices", "renewals", "probe_sink", "usage_aggregator"])
 def test_every_handled_type_is_handled_when_valid(function: str) -> None:
     mod, c = consumer(function)
     entry = getattr(mod, function)
