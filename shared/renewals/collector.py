@@ -48,7 +48,7 @@ from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue
 from shared.renewals.payment_effect import action_item, fact_item, fact_of, outcome_of
-from shared.renewals.repository import attempt_id, attempts, subs
+from shared.renewals.repository import attempt_id, attempts, result_on_subscription, subs
 from shared.risk.gate import (
     blocked_result,
     charge_fields,
@@ -147,14 +147,17 @@ def charge(
     }
     pending_risk = start_charge(req, now, carried_risk)  # carried: no read; else the read overlaps the claim
     claimed = claims.claim(attempts().document(req.attempt_id), now, fields=record)
-    if claimed.outcome is ClaimOutcome.BUSY:
-        raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress")
-    if claimed.outcome is ClaimOutcome.DONE or claimed.taken_over:
+    if claimed.outcome is not ClaimOutcome.OWNED or claimed.taken_over:
+        # A subscription's attempt keeps "charging" on its document: its answer is on the subscription.
         stored = claimed.record or {}
         done, sub_doc = _recorded_result(stored, req.attempt_id)
+        if done is None and claimed.outcome is ClaimOutcome.BUSY:
+            raise IdempotencyAlreadyInProgressError(f"charge {req.attempt_id} in progress")
         if done is not None:
             if claimed.outcome is ClaimOutcome.OWNED:  # taken over: adopt the result found on the subscription
-                claims.complete(claimed, result=done, fields=_final_status(done))
+                kept = {"risk": done["risk"]} if done.get("risk") else {}
+                result_only = {k: v for k, v in done.items() if k != "risk"}
+                claims.complete(claimed, result=result_only, fields=_final_status(done) | kept)
             log.info("attempt already charged; re-announcing its result", extra={"attempt": attempt})
             if done["status"] in FINAL:
                 deps.publisher.publish_all(_reannouncement({**stored, **done}, sub_doc, now))
@@ -241,14 +244,19 @@ def _complete(
     if (ask := action_item(fact)) is not None:  # authentication required: the customer is asked
         items.append(ask)
 
-    def complete_attempt(writer: Any = None) -> None:
+    def complete_attempt(writer: Any = None, on_subscription: bool = False) -> None:
+        if on_subscription:
+            # The answer (with the risk decision) is stored on the subscription by the outcome's own write:
+            # one document write fewer per charge; the attempt document stays the claim, written once.
+            record_charge(risk, result.status, writer)
+            return
         # Conditioned on our claim: if our lease ran out and another delivery took the attempt over,
         # this write (and with it the whole commit) fails; the taker records the same replayed answer.
         if claims.complete(claimed, result=data, fields=_final_status(data) | charge_fields(risk), writer=writer):
             record_charge(risk, result.status, writer)  # the risk profile entry: same commit when there is one
 
     if req.subscription_id:
-        # The outcome is applied right here, in one transaction with the attempt's completion; the fact's
+        # The outcome is applied right here, in one transaction with the attempt's result; the fact's
         # push coming back later finds it applied.
         from shared.renewals.outcomes import apply
 
@@ -256,9 +264,9 @@ def _complete(
             req.subscription_id,
             outcome_of(fact, req.invoice_id, req.attempt),
             spec.get("period_start"),
-            charge=(req.attempt_id, data),
+            charge=(req.attempt_id, data | charge_fields(risk)),
             publish=False,
-            also=complete_attempt,
+            also=lambda tx, recorded: complete_attempt(tx, on_subscription=recorded),
             deps=deps,
         )
         if applied.get("event"):
@@ -281,15 +289,15 @@ def _reannouncement(
 
 
 def _recorded_result(stored: dict[str, Any], key: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The result of an attempt (stored on it; or on its subscription when the attempt holds none, or
-    only a pending one that a later fact made final), and the subscription document it was read from."""
+    """The result of an attempt (on its subscription: ``charges`` or their archive; or on the attempt: a
+    one-off invoice's, or one adopted after a takeover), and the subscription document it was read from."""
     done: dict[str, Any] | None = stored.get(ATTEMPT.result_attr)
     sub_id = stored.get("subscription_id")
     if not sub_id:
         return done, {}
     snap = subs().document(sub_id).get()
     doc = snap.to_dict() or {}
-    on_sub: dict[str, Any] | None = (doc.get("charges") or {}).get(key)
+    on_sub = result_on_subscription(doc, key)
     if on_sub is not None and (done is None or (done["status"] not in FINAL and on_sub.get("status") in FINAL)):
         done = on_sub
     return done, doc

@@ -25,6 +25,7 @@ advance it once: the second finds the period already paid.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -41,7 +42,15 @@ from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.payment_effect import action_item, charge_data, kind_of, outcome_of, settled_without_charge
-from shared.renewals.repository import attempt_id, attempts, state_fields, state_of, subs
+from shared.renewals.repository import (
+    FINAL_RESULTS,
+    attempt_id,
+    attempts,
+    charge_results,
+    state_fields,
+    state_of,
+    subs,
+)
 from shared.risk.gate import assess_fact, review_items
 
 log = get_logger(__name__)
@@ -49,6 +58,7 @@ log = get_logger(__name__)
 
 PeriodSource = dt.datetime | None | Callable[[], dt.datetime | None]
 MAX_CHARGES_KEPT = 12  # results of the latest attempts kept on the subscription (operators, duplicates)
+ARCHIVE_BATCH = 12  # results moved to the subscription's archive together (one document write per batch)
 
 
 def on_payment_fact(msg: Received[PaymentEvent], deps: Deps = DEFAULT) -> dict[str, Any]:
@@ -151,16 +161,32 @@ def _latest_attempt(invoice_id: str) -> dict[str, Any] | None:
     return max(docs, key=lambda d: int(d.get("attempt", 0))) if docs else None
 
 
-def _merge_charge(charges: dict[str, Any], key: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The new ``charges`` map, or None when it already holds this result (final beats pending)."""
+def merge_charge(
+    charges: dict[str, Any], key: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The new ``charges`` map and the results that move off it into one archive document (empty when none
+    do), or None when it already holds this result (final beats pending).
+
+    The map holds each attempt's only copy of its result (the attempt document is written once, by its
+    claim), so nothing is dropped: past ``MAX_CHARGES_KEPT + ARCHIVE_BATCH`` results the oldest
+    ``ARCHIVE_BATCH + 1`` move together, one archive write per dozen renewals instead of one per renewal.
+    The risk step's record (``risk``) stays when a later fact makes a pending result final.
+    """
     old = charges.get(key) or {}
-    if old.get("status") == data["status"] or old.get("status") in ("succeeded", "failed"):
+    if old.get("status") == data["status"] or old.get("status") in FINAL_RESULTS:
         return None
-    merged = {**charges, key: data}
-    if len(merged) > MAX_CHARGES_KEPT:
-        keep = sorted(merged, key=lambda k: str(merged[k].get("psp_created_at")))[-MAX_CHARGES_KEPT:]
-        merged = {k: merged[k] for k in keep}
-    return merged
+    merged = {**charges, key: {**({"risk": old["risk"]} if old.get("risk") else {}), **data}}
+    moved: dict[str, Any] = {}
+    if len(merged) > MAX_CHARGES_KEPT + ARCHIVE_BATCH:
+        order = sorted(merged, key=lambda k: str(merged[k].get("psp_created_at")))
+        moved = {k: merged[k] for k in order[: len(order) - MAX_CHARGES_KEPT]}
+        merged = {k: merged[k] for k in order[len(order) - MAX_CHARGES_KEPT :]}
+    return merged, moved
+
+
+def archive_id(moved: dict[str, Any]) -> str:
+    """The archive document of a batch: derived from its keys, so a retried transaction rewrites the same one."""
+    return hashlib.sha256("\n".join(sorted(moved)).encode()).hexdigest()[:24]
 
 
 def _resolve_period(state: SubState, o: Outcome, period_start: PeriodSource) -> Outcome:
@@ -192,11 +218,12 @@ def apply(
     publish: bool = True,
     reannounce: bool = True,
     settings: RenewalSettings | None = None,
-    also: Callable[[Any], None] | None = None,
+    also: Callable[[Any, bool], None] | None = None,
     deps: Deps = DEFAULT,
 ) -> dict[str, Any]:
     """Apply ``o`` (and record ``charge``) in one transaction; publish the transition after the commit.
-    ``also(transaction)`` adds the caller's own write to that commit (the collector completes its attempt).
+    ``also(transaction, recorded)`` adds the caller's own writes to that commit; ``recorded``: the
+    subscription exists, so ``charge`` is stored on it (else the collector completes its attempt document).
 
     With ``publish=False`` the caller publishes ``result["event"]`` itself (together with its own
     messages).
@@ -209,17 +236,18 @@ def apply(
     @firestore.transactional
     def txn(transaction: Any) -> tuple[str, dict[str, Any] | None]:
         snap = ref.get(transaction=transaction)
-        if also is not None:
-            also(transaction)
         doc = snap.to_dict()
+        if also is not None:
+            also(transaction, bool(doc))
         if not doc:
             return "unknown_subscription", None
         state = state_of(doc)
         update: dict[str, Any] = {}
-        if charge is not None:
-            merged = _merge_charge(dict(doc.get("charges") or {}), *charge)
-            if merged is not None:
-                update["charges"] = merged
+        if charge is not None and (merged := merge_charge(dict(doc.get("charges") or {}), *charge)) is not None:
+            update["charges"], moved = merged
+            if moved:  # the same commit: a result is never only in flight between the two documents
+                transaction.set(charge_results(subscription_id).document(archive_id(moved)), {"results": moved})
+                update["charges_archived"] = int(doc.get("charges_archived") or 0) + len(moved)
         event = None
         duplicate = o is not None and state.last_cause == o.cause
         if o is not None and not duplicate:

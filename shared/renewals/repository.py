@@ -13,7 +13,11 @@ can tell a lost RenewalDue (re-send it) from one that is durably queued or still
 
 ``charge_attempts/{invoice_id}:{attempt}``: one document per PSP call, created BEFORE the call with
 ``create()`` (an atomic precondition), so concurrent or repeated deliveries of the same invoice and
-attempt can never both charge.
+attempt can never both charge. The PSP's answer to a subscription's attempt is stored on the subscription
+(``charges``, in the write that applies the outcome: Firestore bills per document written, so the attempt
+document is written once, by its claim); the oldest results move, a dozen at a time, into one document of
+``subscriptions/{id}/charge_results``. :func:`attempt_record` reads an attempt whole from those places.
+A one-off invoice's attempt (no subscription) keeps its answer on the attempt document.
 """
 
 from __future__ import annotations
@@ -59,6 +63,54 @@ def publishes(db: Any = None) -> Any:
 
 def attempt_id(invoice_id: str, attempt: int) -> str:
     return f"{invoice_id}:{attempt}"
+
+
+CHARGE_RESULTS = "charge_results"
+FINAL_RESULTS = ("succeeded", "failed")
+
+
+def charge_results(subscription_id: str, db: Any = None) -> Any:
+    """The archive of a subscription's older charge results (one document per batch moved off ``charges``)."""
+    return subs(db).document(subscription_id).collection(CHARGE_RESULTS)
+
+
+def archived_result(subscription_id: str, key: str, db: Any = None) -> dict[str, Any] | None:
+    """An attempt's result moved off the subscription's ``charges`` (a rare lookup: late duplicates only)."""
+    for snap in charge_results(subscription_id, db).stream():
+        found: dict[str, Any] | None = ((snap.to_dict() or {}).get("results") or {}).get(key)
+        if found is not None:
+            return found
+    return None
+
+
+def result_on_subscription(doc: Mapping[str, Any], key: str, db: Any = None) -> dict[str, Any] | None:
+    """Attempt ``key``'s result as its subscription ``doc`` keeps it: in ``charges``, else in the archive."""
+    found: dict[str, Any] | None = (doc.get("charges") or {}).get(key)
+    if (found is None or found.get("status") not in FINAL_RESULTS) and doc.get("charges_archived"):
+        archived = archived_result(str(doc["id"]), key, db)
+        if archived is not None and (found is None or archived.get("status") in FINAL_RESULTS):
+            found = archived  # a late pending copy on the map never hides the final one archived
+    return found
+
+
+def attempt_record(key: str, db: Any = None) -> dict[str, Any]:
+    """Charge attempt ``key`` whole: its claim document with the result stored for it (on the attempt, or
+    on its subscription): ``claim`` ``charged`` once answered, ``status`` mirroring a final answer,
+    ``result``, and ``risk`` (the risk step's decision). Empty when the attempt was never claimed."""
+    snap = attempts(db).document(key).get()
+    doc: dict[str, Any] = snap.to_dict() or {}
+    if not doc or doc.get("result") is not None or not doc.get("subscription_id"):
+        return doc
+    sub = subs(db).document(doc["subscription_id"]).get().to_dict() or {}
+    result = result_on_subscription(sub, key, db)
+    if result is None:
+        return doc
+    out = {**doc, "claim": "charged", "result": {k: v for k, v in result.items() if k != "risk"}}
+    if result.get("status") in FINAL_RESULTS:
+        out["status"] = result["status"]
+    if result.get("risk") is not None:
+        out["risk"] = result["risk"]
+    return out
 
 
 def _dt(v: Any) -> dt.datetime | None:

@@ -235,20 +235,23 @@ def test_zero_amount_invoice_settles_the_period_without_a_charge(env: Env) -> No
 
 
 def test_late_duplicate_after_the_charges_map_was_trimmed_never_reaches_the_psp(env: Env) -> None:
-    """The attempt document holds its own result: a duplicate ``invoice.finalized`` arriving after the
-    subscription's ``charges`` map has forgotten the attempt (12 kept) re-announces, never re-charges."""
+    """No result is ever dropped: a duplicate ``invoice.finalized`` arriving after the subscription's
+    ``charges`` map has moved the attempt's result to its archive (12 kept) re-announces, never re-charges."""
+    from shared.renewals.outcomes import archive_id
+
     new_sub("sub_late")
     transitions(env)
     (due,) = bill(env)
     first = push(finalized_for(due, "inv_late"), "inv_late:finalized")
     handle_push(first)
-    attempt = repository.attempts().document("inv_late:1").get().to_dict() or {}
+    attempt = repository.attempt_record("inv_late:1")
     assert (attempt["claim"], attempt["status"], attempt["result"]["status"]) == ("charged", "succeeded", "succeeded")
     (fact_attrs, _), *_ = facts(env)
-    # The map keeps the latest 12 results; 13 later charges would push this one out. Trim it the same way.
+    # The map keeps the latest 12 results; later charges move the older ones to the archive. Move it the same way.
     charges = doc("sub_late")["charges"]
-    del charges["inv_late:1"]
-    repository.subs().document("sub_late").update({"charges": charges})
+    moved = {"inv_late:1": charges.pop("inv_late:1")}
+    repository.charge_results("sub_late").document(archive_id(moved)).set({"results": moved})
+    repository.subs().document("sub_late").update({"charges": charges, "charges_archived": 1})
     repository.attempts().document("inv_late:1").update({"lease_until": T0})  # days later: lease long over
     transitions(env)
     facts(env)

@@ -46,7 +46,7 @@ def start(env: Env, sub_id: str, method: str) -> list[tuple[dict[str, str], dict
 def records(stage: str) -> list[dict[str, Any]]:
     """Decision records: a charge's on its attempt document, a fact's in ``risk_decisions``."""
     if stage == "charge":
-        attempts = (s.to_dict() or {} for s in repository.attempts().stream())
+        attempts = (repository.attempt_record(s.id) for s in repository.attempts().stream())
         return [d["risk"] for d in attempts if "risk" in d]
     docs = (s.to_dict() or {} for s in clients.firestore().collection(RECORDS).stream())
     return [d for d in docs if d["stage"] == stage]
@@ -140,7 +140,7 @@ def test_a_block_prevents_the_psp_call(env: Env, model: Model) -> None:
     assert (failed["decline_code"], failed["category"], failed["retryable"]) == ("blocked_by_risk",) * 2 + (False,)
     (flag,) = [b for a, b in got if a["event_type"] == "risk.review_requested"]
     assert (flag["decision"], flag["stage"], flag["reasons"]) == ("block", "charge", ["model_score"])
-    attempt = repository.attempts().document("inv_sub_b:1").get().to_dict() or {}
+    attempt = repository.attempt_record("inv_sub_b:1")
     assert (attempt["status"], attempt["result"]["decline_code"]) == ("failed", "blocked_by_risk")
     assert doc("sub_b")["status"] == "unpaid"  # blocked_by_risk is hard: no retry
     (instance,) = model.requests[0]["instances"]

@@ -29,7 +29,7 @@ def profile(customer: str) -> tuple[dict[str, Any], Any]:
 
 
 def attempt(attempt_id: str) -> dict[str, Any]:
-    return repository.attempts().document(attempt_id).get().to_dict() or {}
+    return repository.attempt_record(attempt_id)  # the claim with its result (kept on the subscription)
 
 
 @pytest.fixture
