@@ -23,7 +23,7 @@ from shared.edge import firestore_id_problem
 from shared.invoicing.allocator import SERIES
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES
 from shared.reconciliation.repository import EXCEPTIONS
-from shared.renewals.repository import ATTEMPTS, SUBSCRIPTIONS
+from shared.renewals.repository import ATTEMPTS, SUBSCRIPTIONS, with_results
 from shared.scrub import scrub, scrub_value
 from shared.webhooks.store import COLLECTION as WEBHOOKS
 
@@ -222,7 +222,7 @@ def payment(db: Any, attempt_id: str) -> dict[str, Any] | None:
     doc = _get(db, ATTEMPTS, attempt_id)
     if doc is None:
         return None
-    doc = {k: v for k, v in doc.items() if k in ATTEMPT_FIELDS or k in ("_id", "customer_id")}
+    (doc,) = with_results([{k: v for k, v in doc.items() if k in ATTEMPT_FIELDS or k in ("_id", "customer_id")}], db)
     pid = doc.get("psp_payment_id")
     hooks = webhooks_of_payment(db, str(doc.get("psp") or ""), str(doc.get("account") or "default"), pid) if pid else []
     return scrub_value({**doc, "webhooks": hooks})  # type: ignore[no-any-return]
@@ -293,6 +293,7 @@ def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = Non
         party = party or next((i.get("buyer") for i in out["invoices"] if i.get("buyer")), None) or {}
         out["customer"] = {"id": customer_id, "legal_name": party.get("name"), "email": party.get("email"), **party}
     out["id"] = customer_id
+    out["payments"] = with_results(out["payments"], db, out["subscriptions"])  # their results live there
     out["more_payments"] = out["payments"][-1]["created_at"] if len(out["payments"]) == PAYMENTS_PAGE else None
     return scrub_value(out)  # type: ignore[no-any-return]
 
@@ -414,14 +415,13 @@ def renewal_outcomes(db: Any, since: dt.datetime, limit: int = 5000) -> dict[str
     query = (
         db.collection(ATTEMPTS)
         .where(filter=_filter("created_at", ">=", since))
-        .select(["created_at", "status", "psp", "category"])
+        .select(["created_at", "status", "psp", "category", "subscription_id"])
         .limit(limit)
     )
     paid: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     declines: Counter[tuple[str, str]] = Counter()
-    for s in query.stream():
-        d = s.to_dict() or {}
+    for d in with_results(_docs(query), db):  # a subscription's charge keeps its result on the subscription
         day = day_of(d.get("created_at"))
         if not day:
             continue

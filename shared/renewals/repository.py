@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared import clients
@@ -218,3 +218,32 @@ def state_fields(s: SubState) -> dict[str, Any]:
         "overdue_until": s.overdue_until,
         "due_at": due_at(s),
     }
+
+
+_SHOWN = ("psp_payment_id", "decline_code", "category")
+
+
+def with_results(
+    docs: Iterable[dict[str, Any]], db: Any = None, known: Iterable[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Attempt documents (each with its id in ``_id``, as listings read them) with what their subscriptions
+    keep for them: ``status`` mirroring a final answer, and the PSP's payment id, decline code and category.
+    ``known``: subscription documents already read; the others are read in one batch."""
+    rows = list(docs)
+    by_id = {str(d.get("id")): d for d in known}
+    need = {str(d["subscription_id"]) for d in rows if d.get("subscription_id") and d.get("status") == "claimed"}
+    if missing := sorted(need - set(by_id)):
+        for snap in _db(db).get_all([subs(db).document(i) for i in missing]):
+            if snap.exists:
+                by_id[snap.id] = snap.to_dict() or {}
+    out = []
+    for row in rows:
+        sub = by_id.get(str(row.get("subscription_id"))) if row.get("status") == "claimed" else None
+        found = result_on_subscription(sub, str(row["_id"]), db) if sub else None
+        if found is None:
+            out.append(row)
+            continue
+        shown = {k: found[k] for k in _SHOWN if found.get(k) is not None}
+        final = {"status": found["status"]} if found.get("status") in FINAL_RESULTS else {}
+        out.append({**row, **shown, **final})
+    return out

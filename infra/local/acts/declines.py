@@ -91,9 +91,12 @@ def play(ctx: DemoContext) -> None:
             when = f" next retry {nxt.isoformat()[:16]}" if nxt else ""
             last = (d.get("last_transition") or {}).get("reason")
             ctx.say(f"      {sid:<22} {status:<9} paid period {paid!s:<4} v{version} ({last}){when}")
-    attempts = db.collection("charge_attempts").stream()
+    from shared.renewals.repository import attempt_record
+
+    attempts = db.collection("charge_attempts").stream()  # each with its result (kept on its subscription)
     ctx.say("  charge attempts (decline code -> canonical category, retryable):")
-    for a in sorted((s.to_dict() or {} for s in attempts), key=lambda a: (a.get("subscription_id"), a.get("attempt"))):
+    records = (attempt_record(s.id, db) for s in attempts)
+    for a in sorted(records, key=lambda a: (a.get("subscription_id"), a.get("attempt"))):
         if a.get("subscription_id") not in ids:
             continue
         res = a.get("result") or {}
