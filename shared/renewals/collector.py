@@ -3,26 +3,31 @@
 Exactly one charge per (invoice, attempt), in three layers:
 
 1. ``charge_attempts/{invoice_id}:{attempt}`` is a claim (:mod:`shared.idempotency.claims`) created
-   BEFORE the PSP call with the attempt's spec; a concurrent delivery finds it in progress and is
-   nacked. The PSP's answer completes it: the attempt document itself holds the result (``result``,
-   ``claim = charged``), written in the same transaction that applies the outcome to the subscription,
-   so a later duplicate, however late (PSPs forget idempotency keys after about a day), never calls the
-   PSP again: it re-announces the stored fact (and the transition it caused);
-2. an attempt left "charging" by a crashed process is taken over only after its lease, with an
-   update-time precondition, so two takers cannot both proceed; a result that reached the subscription
-   meanwhile (``charges``: the PSP's webhook, or an attempt claimed before results were stored on it)
-   is adopted instead of calling the PSP;
+   BEFORE the PSP call with the attempt's spec; a concurrent delivery finds it in progress and no result
+   stored, and is nacked. The PSP's answer is stored on the subscription (``charges``, then its archive,
+   never dropped) by the write that applies the outcome: Firestore bills per document written, so the
+   answer costs no write of its own and the attempt document is written once, by its claim. A later
+   duplicate, however late (PSPs forget idempotency keys after about a day), finds that answer (the
+   claim still leased, or taken over after its lease) and never calls the PSP again: it re-announces the
+   stored fact (and the transition it caused). A one-off invoice (no subscription) completes the attempt
+   document itself (``result``, ``claim = charged``);
+2. an attempt left "charging" by a crashed process with no answer stored is taken over only after its
+   lease, with an update-time precondition, so two takers cannot both proceed; an answer that reached
+   the subscription meanwhile (the PSP's webhook) is adopted (and then stored on the attempt) instead of
+   calling the PSP;
 3. the PSP call carries the idempotency key ``renewal-{invoice_id}-{attempt}``: even the taken-over
    call gets the PSP's first answer instead of a second charge.
 
 Before the PSP call the risk step decides (:mod:`shared.risk.gate`): ``block`` fails the attempt with the
 canonical ``blocked_by_risk`` decline without calling the PSP; ``review`` charges and asks for a review. Its
 one read is made by the invoices function (the profile rides on ``invoice.finalized``); without it (an older
-message, a stale one, a retry, a model scorer) the read overlaps the claim. Its decision and profile entry
-ride on the commit that completes the attempt.
+message, a stale one, a retry, a model scorer) the read overlaps the claim. Its decision rides on the
+answer stored on the subscription, its profile entry on the same commit (3 writes per renewal charge:
+claim, subscription, risk profile).
 
-``status`` on the attempt mirrors a final answer (``succeeded``/``failed``); a pending answer leaves it
-``claimed``: its final fact comes later through the webhooks function and lands on the subscription.
+:func:`shared.renewals.repository.attempt_record` reads an attempt whole (``claim``, ``status`` mirroring a
+final answer, ``result``, ``risk``); a pending answer leaves it ``claimed``: its final fact comes later
+through the webhooks function and lands on the subscription.
 
 A synchronous answer is applied to the subscription at once and published as the canonical payment
 fact with ``idempotency_key = fact_key()``: when the webhooks function later reports the same fact it

@@ -5,7 +5,9 @@ notification), in any order, any number of times. The rules live in
 :func:`shared.domain.subscriptions.apply_payment` and are monotonic, so this layer only has to:
 
 * apply the fact to the subscription inside one transaction, together with the attempt's result in the
-  subscription's ``charges`` map (one write for both; the charge attempt document is never rewritten);
+  subscription's ``charges`` map (one write for both; the charge attempt document is never rewritten):
+  that map is the result's only copy, so the oldest results move, a dozen at a time, to one document of
+  ``subscriptions/{id}/charge_results`` in the same commit instead of being dropped;
 * find which period the charge was for (the attempt document written by the collector), read only when
   the fact is not already applied;
 * publish the resulting ``subscription.transitioned`` after the commit; a redelivery that finds the
@@ -57,7 +59,7 @@ log = get_logger(__name__)
 
 
 PeriodSource = dt.datetime | None | Callable[[], dt.datetime | None]
-MAX_CHARGES_KEPT = 12  # results of the latest attempts kept on the subscription (operators, duplicates)
+MAX_CHARGES_KEPT = 12  # latest results always on the subscription (12 to 24 kept there; older ones archived)
 ARCHIVE_BATCH = 12  # results moved to the subscription's archive together (one document write per batch)
 
 

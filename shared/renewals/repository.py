@@ -99,12 +99,13 @@ def attempt_record(key: str, db: Any = None) -> dict[str, Any]:
     ``result``, and ``risk`` (the risk step's decision). Empty when the attempt was never claimed."""
     snap = attempts(db).document(key).get()
     doc: dict[str, Any] = snap.to_dict() or {}
-    if not doc or doc.get("result") is not None or not doc.get("subscription_id"):
+    own = doc.get("result") or {}
+    if not doc or own.get("status") in FINAL_RESULTS or not doc.get("subscription_id"):
         return doc
     sub = subs(db).document(doc["subscription_id"]).get().to_dict() or {}
     result = result_on_subscription(sub, key, db)
-    if result is None:
-        return doc
+    if result is None or (own and result.get("status") not in FINAL_RESULTS):
+        return doc  # nothing newer there than the (pending) answer adopted onto the attempt
     out = {**doc, "claim": "charged", "result": {k: v for k, v in result.items() if k != "risk"}}
     if result.get("status") in FINAL_RESULTS:
         out["status"] = result["status"]
