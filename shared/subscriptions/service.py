@@ -37,7 +37,7 @@ from shared.events.billing import LineIn, RenewalDue, SubscriptionTransitioned
 from shared.log import get_logger
 from shared.renewals import lifecycle
 from shared.renewals.deps import DEFAULT, Deps
-from shared.renewals.repository import attempts, shard_of, state_fields, state_of, subs
+from shared.renewals.repository import attempts, result_on_subscription, shard_of, state_fields, state_of, subs
 from shared.subscriptions.commands import (
     ApplyDiscount,
     CancelSubscription,
@@ -392,13 +392,13 @@ class SubscriptionService:
         if with_attempts:
             from google.cloud.firestore_v1.base_query import FieldFilter
 
-            # The attempt documents are the claims; their results live on the subscription (``charges``).
-            results = doc.get("charges") or {}
+            # The attempt documents are the claims; their results live on the subscription (``charges``, the
+            # older ones in its archive).
             q = attempts(db).where(filter=FieldFilter("subscription_id", "==", sub_id))
             rows = []
             for s in q.stream():
                 a = {k: v for k, v in (s.to_dict() or {}).items() if k != "payment_method"}
-                rows.append({**a, **results.get(s.id, {})})
+                rows.append({**a, **(result_on_subscription(doc, s.id, db) or {})})
             out["attempts"] = _iso(sorted(rows, key=lambda a: (str(a.get("created_at")), int(a.get("attempt", 0)))))
         return out
 

@@ -16,6 +16,7 @@ from shared.renewals import outcomes, repository
 from shared.renewals.deps import utcnow
 from shared.renewals.entry import handle_push
 from shared.risk.gate import snapshot_for
+from shared.subscriptions.service import SubscriptionService
 from tests.helpers import T0
 from tests.integration.renewals.conftest import Env, finalized_for, new_sub, push
 from tests.integration.renewals.test_collection import bill, doc, facts, transitions
@@ -104,6 +105,8 @@ def test_results_past_the_kept_dozen_move_together_to_the_archive_and_a_late_dup
     assert set(archive["results"]) == {"inv_wa:1"} | {f"inv_later_{n}:1" for n in range(12)}
     assert sub["charges_archived"] == 13
     assert repository.attempt_record("inv_wa:1")["result"]["psp_payment_id"] == ours["psp_payment_id"]
+    (row,) = SubscriptionService().get("sub_wa", with_attempts=True)["attempts"]  # the API shows it too
+    assert (row["status"], row["psp_payment_id"]) == ("succeeded", ours["psp_payment_id"])
     # a year later, long after the PSP forgot its idempotency key: the duplicate finds the archived result
     repository.attempts().document("inv_wa:1").update({"lease_until": T0})
     calls = len(env.stripe.requests)
