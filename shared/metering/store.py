@@ -13,9 +13,11 @@ Documents (``~`` separates parts; ids never contain it):
   ``usage_billed/{customer}~{period start}``: the quantities and amounts billed for a period so far.
 
 Why this shape: an event's shard is a hash of (customer, event id), so the same id always meets its earlier
-copy in the same ``usage_ids`` document, whatever its timestamp, and a batch of 1,000 events of a customer
-writes at most ``shards`` id documents and ``shards`` totals documents (no document is written per event, none
-more than once per batch). Every write is one batch conditioned on the ``update_time`` of each document read
+copy in the same ``usage_ids`` document, whatever its timestamp, and one commit of a customer's events writes at
+most ``shards`` id documents and ``shards`` totals documents per period (no document is written per event, none
+more than once per commit). One shard by default: a large batch touches every shard anyway, so more shards only
+multiply the writes of a batch mixing customers. :meth:`MeteringStore.apply_parts` folds several deliveries (the
+aggregator's window, :mod:`shared.metering.window`) in one commit per customer. Every write is one batch conditioned on the ``update_time`` of each document read
 (or ``create`` for a new one), retried by the one compare-and-set policy: concurrent or redelivered batches
 touching the same shard serialise, and an id is applied exactly once.
 """
