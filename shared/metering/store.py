@@ -17,9 +17,10 @@ copy in the same ``usage_ids`` document, whatever its timestamp, and one commit 
 most ``shards`` id documents and ``shards`` totals documents per period (no document is written per event, none
 more than once per commit). One shard by default: a large batch touches every shard anyway, so more shards only
 multiply the writes of a batch mixing customers. :meth:`MeteringStore.apply_parts` folds several deliveries (the
-aggregator's window, :mod:`shared.metering.window`) in one commit per customer. Every write is one batch conditioned on the ``update_time`` of each document read
-(or ``create`` for a new one), retried by the one compare-and-set policy: concurrent or redelivered batches
-touching the same shard serialise, and an id is applied exactly once.
+aggregator's window, :mod:`shared.metering.window`) in one commit per customer. Every write is one batch
+conditioned on the ``update_time`` of each document read (or ``create`` for a new one), retried by the one
+compare-and-set policy: concurrent or redelivered batches touching the same shard serialise, and an id is applied
+exactly once.
 """
 
 from __future__ import annotations
