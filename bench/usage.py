@@ -4,9 +4,11 @@ Ingestion: the usage endpoint's handler (edge checks, a result per event, one Pu
 for the ack) against a bare handler that only validates the same JSON (the same Flask request, the project's one
 JSON loader ``shared.edge.loads``, the same event model) and publishes it as one message; batches of 100 and
 1,000 events, rounds alternated in one run; ratio = ours / bare events/s.
-Aggregation: the aggregator's fold (dedup + shard totals on Firestore) of the published batches: events/s,
-Firestore reads and writes per 1,000 events (counted at the client, ``shared.usage``). Cost per million events
-ingested and aggregated at the list prices of ``bench/_cost.py`` (compute = measured CPU seconds).
+Aggregation: the aggregator's fold (dedup + totals on Firestore) of batches of 1,000 events with 1 and with 10
+customers per batch, delivered one at a time and ``BENCH_USAGE_CONCURRENCY`` (10) at once on one instance (they
+join its window), cases alternated per round: events/s, Firestore reads and writes per 1,000 events (counted at
+the client, ``shared.usage``), CPU per event. Cost per million events ingested and aggregated at the list prices of
+``bench/_cost.py`` (compute = measured CPU seconds), for the worst case (10 customers, one delivery at a time).
 Reuses running emulators (FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST) or starts its own; prints, asserts nothing.
 """
 
@@ -23,13 +25,15 @@ from typing import Any
 ROUNDS = int(os.environ.get("BENCH_USAGE_ROUNDS", "4"))
 EVENTS_PER_ROUND = int(os.environ.get("BENCH_USAGE_EVENTS", "10000"))
 CUSTOMERS_PER_BATCH = int(os.environ.get("BENCH_USAGE_CUSTOMERS", "1"))
+CONCURRENCY = int(os.environ.get("BENCH_USAGE_CONCURRENCY", "10"))  # concurrent deliveries on one instance
+CUSTOMERS = 50  # the batches cycle through this many customers
 
 
-def _body(n: int, batch: int, now: dt.datetime) -> bytes:
+def _body(n: int, batch: int, now: dt.datetime, customers: int = CUSTOMERS_PER_BATCH) -> bytes:
     events = [
         {
             "id": f"b{batch}-e{i}-{uuid.uuid4().hex[:8]}",
-            "customer": f"cus-{(batch * CUSTOMERS_PER_BATCH + i % CUSTOMERS_PER_BATCH) % 50}",
+            "customer": f"cus-{(batch * customers + i % customers) % CUSTOMERS}",
             "event_name": "api_call",
             "timestamp": (now - dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
             "properties": {"bytes": 1000 + i, "region": ["eu", "us"][i % 2], "user": f"u{i % 37}"},
@@ -81,13 +85,12 @@ def _run() -> None:
     from pydantic import TypeAdapter
 
     from bench._cost import FS_READ, FS_WRITE, GIB_S, PUBSUB_MIN_BYTES, PUBSUB_PER_BYTE, REQUEST, VCPU_S
-    from shared import usage
     from shared.config import get_settings
     from shared.domain.meters import Aggregation, Meter
     from shared.edge import loads, read_body
     from shared.events.publisher import PubSubPublisher, RawMessage
     from shared.events.usage import UsageBatch, UsageEventIn
-    from shared.metering.api import UsageService, handle, on_batch
+    from shared.metering.api import UsageService, handle
     from shared.metering.store import MeteringStore
 
     project = get_settings().project_id
@@ -139,7 +142,7 @@ def _run() -> None:
                 wall, cpu_s = time.perf_counter() - t0, time.thread_time() - c0
                 rates[who].append(size * n_batches / wall)
                 cpu[who] += cpu_s
-                if who == "ours" and size == 1000:
+                if who == "ours" and size == 1000 and len(published) < 5:
                     published += [
                         UsageBatch(
                             batch_id=f"b{r}-{i}",
@@ -159,22 +162,8 @@ def _run() -> None:
     ingest_cpu_per_event = cpu["ours"] / total  # of the 1,000-event batches
     msg_bytes = statistics.mean(len(b.model_dump_json()) for b in published[:5])
 
-    class _Msg:
-        def __init__(self, ev: UsageBatch) -> None:
-            self.event = ev
-
-    events = sum(len(b.events) for b in published)
-    with usage.track() as u:
-        c0, t0 = time.thread_time(), time.perf_counter()
-        for b in published:
-            on_batch(_Msg(b), svc.store)  # type: ignore[arg-type]
-        wall, agg_cpu = time.perf_counter() - t0, time.thread_time() - c0
-    reads, writes = u.reads, u.writes
-    print(
-        f"aggregate: {events} events in batches of 1,000 ({CUSTOMERS_PER_BATCH} customer(s) per batch): "
-        f"{events / wall:.0f} ev/s; {1000 * writes / events:.1f} writes and {1000 * reads / events:.1f} reads "
-        f"per 1,000 events; CPU {1e6 * agg_cpu / events:.1f} us/event"
-    )
+    agg = _aggregate(svc.store, now)
+    reads, writes, events, agg_cpu = agg[(10, 1)]  # the worst case: 10 customers per batch, one delivery at a time
     # cost per million events: per 1,000-event batch one HTTP request, one message published and pushed once,
     # one aggregator delivery; Firestore as counted; compute = CPU seconds at 512 MiB / 0.333 vCPU.
     batches = 1e6 / 1000
@@ -192,6 +181,79 @@ def _run() -> None:
         + ", ".join(f"{k} ${v:.3f}" for k, v in cost.items())
         + f"; message {msg_bytes / 1000:.0f} kB per 1,000 events)"
     )
+
+
+def _aggregate(store: Any, now: dt.datetime) -> dict[tuple[int, int], tuple[int, int, int, float]]:
+    """The aggregator's fold of batches of 1,000 events with 1 or 10 customers per batch, delivered one at a time
+    or ``CONCURRENCY`` at once on one instance (its window: ``shared.metering.window``), rounds alternated; per
+    case prints events/s, writes and reads per 1,000 events, process CPU per event; returns the counts."""
+    import concurrent.futures
+    import contextvars
+
+    from shared import usage
+    from shared.events.publisher import PubSubPublisher
+    from shared.events.usage import UsageBatch, UsageEventIn
+    from shared.metering.api import on_batch, usage_window
+    from shared.metering.config import metering_settings
+
+    class _Msg:
+        def __init__(self, ev: UsageBatch) -> None:
+            self.event = ev
+
+    window = usage_window(store, PubSubPublisher())
+    n_batches = max(1, EVENTS_PER_ROUND // 1000)
+    acc: dict[tuple[int, int], list[float]] = {}
+    rates: dict[tuple[int, int], list[float]] = {}
+    seq = 0
+    for r in range(ROUNDS):
+        cases = [(c, k) for c in (1, 10) for k in (1, CONCURRENCY)]
+        for customers, conc in cases if r % 2 == 0 else cases[::-1]:
+            msgs = []
+            for _ in range(n_batches):
+                seq += 1
+                evs = json.loads(_body(1000, 50_000 + seq, now, customers))["events"]
+                msgs.append(
+                    _Msg(
+                        UsageBatch(
+                            batch_id=f"agg-{seq}",
+                            received_at=now,
+                            events=tuple(UsageEventIn.model_validate(e) for e in evs),
+                        )
+                    )
+                )
+            with usage.track() as u:
+                c0, t0 = time.process_time(), time.perf_counter()
+                if conc == 1:
+                    for m in msgs:
+                        on_batch(m, store)  # type: ignore[arg-type]
+                else:
+                    with concurrent.futures.ThreadPoolExecutor(conc) as pool:
+                        futs = [
+                            pool.submit(contextvars.copy_context().run, on_batch, m, window=window)  # type: ignore[arg-type]
+                            for m in msgs
+                        ]
+                        for f in futs:
+                            f.result()
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            n = 1000 * n_batches
+            tot = acc.setdefault((customers, conc), [0, 0, 0, 0.0])
+            tot[0], tot[1], tot[2], tot[3] = tot[0] + u.reads, tot[1] + u.writes, tot[2] + n, tot[3] + cpu
+            rates.setdefault((customers, conc), []).append(n / wall)
+    cfg = metering_settings()
+    print(
+        f"aggregate (USAGE_SHARDS {cfg.shards}, window {cfg.coalesce_ms} ms / {cfg.coalesce_max_events} events; "
+        f"{CUSTOMERS} customers in turn; {ROUNDS} alternating rounds of {EVENTS_PER_ROUND} events per case):"
+    )
+    out: dict[tuple[int, int], tuple[int, int, int, float]] = {}
+    for (customers, conc), (reads, writes, events, cpu) in sorted(acc.items()):
+        print(
+            f"  {customers:>2} customer(s) per batch, {conc:>2} concurrent deliveries: "
+            f"{statistics.median(rates[(customers, conc)]):6.0f} ev/s; {1000 * writes / events:5.1f} writes and "
+            f"{1000 * reads / events:5.1f} reads per 1,000 events; CPU {1e6 * cpu / events:5.1f} us/event"
+        )
+        out[(customers, conc)] = (int(reads), int(writes), int(events), float(cpu))
+    print(f"  windows {window.stats.windows} for {window.stats.parts} concurrent deliveries")
+    return out
 
 
 if __name__ == "__main__":

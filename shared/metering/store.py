@@ -13,19 +13,24 @@ Documents (``~`` separates parts; ids never contain it):
   ``usage_billed/{customer}~{period start}``: the quantities and amounts billed for a period so far.
 
 Why this shape: an event's shard is a hash of (customer, event id), so the same id always meets its earlier
-copy in the same ``usage_ids`` document, whatever its timestamp, and a batch of 1,000 events of a customer
-writes at most ``shards`` id documents and ``shards`` totals documents (no document is written per event, none
-more than once per batch). Every write is one batch conditioned on the ``update_time`` of each document read
-(or ``create`` for a new one), retried by the one compare-and-set policy: concurrent or redelivered batches
-touching the same shard serialise, and an id is applied exactly once.
+copy in the same ``usage_ids`` document, whatever its timestamp, and one commit of a customer's events writes at
+most ``shards`` id documents and ``shards`` totals documents per period (no document is written per event, none
+more than once per commit). One shard by default: a large batch touches every shard anyway, so more shards only
+multiply the writes of a batch mixing customers. :meth:`MeteringStore.apply_parts` folds several deliveries (the
+aggregator's window, :mod:`shared.metering.window`) in one commit per customer. Every write is one batch
+conditioned on the ``update_time`` of each document read (or ``create`` for a new one), retried by the one
+compare-and-set policy: concurrent or redelivered batches touching the same shard serialise, and an id is applied
+exactly once.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -61,6 +66,7 @@ log = get_logger(__name__)
 METERS, CALENDARS, IDS, TOTALS = "meters", "usage_calendars", "usage_ids", "usage_totals"
 CLOSES, BILLED, THRESHOLDS = "usage_closes", "usage_billed", "usage_thresholds"
 METER_CACHE_S = 30.0
+APPLY_THREADS = 8  # customers of one window committed side by side
 
 
 def utcnow() -> dt.datetime:
@@ -123,6 +129,15 @@ class Applied:
     applied: int = 0
     duplicates: int = 0
     late: int = 0
+    writes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Folded:
+    """What one customer's commit applied: the digests folded, those that fell in closed periods, the writes."""
+
+    fresh: frozenset[bytes] = frozenset()
+    late: frozenset[bytes] = frozenset()
     writes: int = 0
 
 
@@ -222,20 +237,49 @@ class MeteringStore:
     # -- aggregation --------------------------------------------------------------------------------
     def apply(self, events: Sequence[Event]) -> Applied:
         """Fold a batch of validated events: per customer, one conditional batch write (see the module doc)."""
+        return self.apply_parts([events])[0]
+
+    def apply_parts(self, parts: Sequence[Sequence[Event]]) -> list[Applied]:
+        """Fold several deliveries' events together (a window, :mod:`shared.metering.window`): per customer ONE
+        conditional batch write for all of them; each part gets its own counts (an id in two parts is applied
+        in the first), and the window's ``writes`` are reported on the first part (the sum stays exact)."""
         by_customer: dict[str, list[Event]] = {}
-        for e in events:
-            by_customer.setdefault(e.customer, []).append(e)
+        for part in parts:
+            for e in part:
+                by_customer.setdefault(e.customer, []).append(e)
+        if not by_customer:
+            return [Applied() for _ in parts]
         meters = self.meters()
-        out = Applied()
-        for customer, evs in by_customer.items():
-            step = functools.partial(self._apply_customer, customer, evs, meters)
-            r = retry_on_contention(step, what=f"usage {customer}")
-            out = Applied(
-                out.applied + r.applied, out.duplicates + r.duplicates, out.late + r.late, out.writes + r.writes
-            )
+
+        def one(customer: str) -> _Folded:
+            step = functools.partial(self._apply_customer, customer, by_customer[customer], meters)
+            return retry_on_contention(step, what=f"usage {customer}")
+
+        customers = sorted(by_customer)
+        if len(customers) == 1:
+            folded = [one(customers[0])]
+        else:  # customers never share a document: their commits run side by side (in this delivery's context)
+            with ThreadPoolExecutor(min(len(customers), APPLY_THREADS)) as pool:
+                futures = [pool.submit(contextvars.copy_context().run, one, c) for c in customers]
+                folded = [f.result() for f in futures]
+        fresh: set[bytes] = set().union(*(f.fresh for f in folded))
+        late: set[bytes] = set().union(*(f.late for f in folded))
+        writes = sum(f.writes for f in folded)
+        out: list[Applied] = []
+        for i, part in enumerate(parts):
+            applied = dup = n_late = 0
+            for e in part:
+                d = e.digest()
+                if d in fresh:
+                    fresh.discard(d)  # a later copy, in this part or another, is a duplicate
+                    applied += 1
+                    n_late += d in late
+                else:
+                    dup += 1
+            out.append(Applied(applied, dup, n_late, writes if i == 0 else 0))
         return out
 
-    def _apply_customer(self, customer: str, events: Sequence[Event], meters: Sequence[Meter]) -> Applied:
+    def _apply_customer(self, customer: str, events: Sequence[Event], meters: Sequence[Meter]) -> _Folded:
         from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
 
         cfg, now, db = self.deps.settings(), self.deps.clock(), self.deps.db()
@@ -252,24 +296,22 @@ class MeteringStore:
         seen = self._seen(customer, id_docs, now)
         fresh: dict[int, list[bytes]] = {}
         by_total: dict[tuple[str, int], list[Event]] = {}
-        dup = 0
         for e, d, pk in placed:
             if d in seen:
-                dup += 1
                 continue
             seen.add(d)
             s = shard_of(d, cfg.shards)
             fresh.setdefault(s, []).append(d)
             by_total.setdefault((pk, s), []).append(e)
         if not fresh:
-            return Applied(duplicates=dup)
+            return _Folded()
         batch = db.batch()
         writes = sum(
             self._write_ids(batch, customer, s, ref=id_refs[s], snap=id_docs[s], new=new, now=now)
             for s, new in fresh.items()
         )
         late_keys: set[str] = set()
-        late = 0
+        late: set[bytes] = set()
         for (pk, s), evs in by_total.items():
             ref = tot_refs[(pk, s)]
             snap = snaps[ref.path]
@@ -280,7 +322,7 @@ class MeteringStore:
             }
             if doc.get("closed_at") is not None:
                 late_keys.add(pk)
-                late += len(evs)
+                late.update(e.digest() for e in evs)
             if snap.exists:
                 batch.update(ref, fields, option=precondition(snap.update_time))
             else:
@@ -296,7 +338,7 @@ class MeteringStore:
             batch.commit()
         except (AlreadyExists, Conflict, NotFound):
             raise Stale from None  # created or deleted since the read: decide again
-        return Applied(applied=sum(len(v) for v in fresh.values()), duplicates=dup, late=late, writes=writes)
+        return _Folded(frozenset(d for v in fresh.values() for d in v), frozenset(late), writes)
 
     def _seen(self, customer: str, id_docs: dict[int, Any], now: dt.datetime) -> set[bytes]:
         """Every digest already applied to these shards: the current blobs and their live full pages."""
