@@ -6,34 +6,16 @@ import io
 import json
 import threading
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from shared import clients, usage
-from shared.config import get_settings, reset_settings
 from shared.domain.money import Money
 from shared.invoicing import pdf, storage
-from shared.invoicing.allocator import NumberAllocator
 from shared.invoicing.repository import FACTS, INVOICES, document_view, invoice_id_for
-from shared.invoicing.service import InvoiceService
 from tests.fixtures.invoices import due_msg, fact_msg, paid, renewal
-from tests.helpers import T0
 from tests.integration.invoices.conftest import Env
-
-
-@pytest.fixture
-def metered(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    monkeypatch.setenv("USAGE_METERING", "1")
-    reset_settings()
-    db = clients.firestore()
-    cfg = get_settings()
-    storage._ensure_bucket(cfg.project_id, cfg.invoice_bucket, True)  # local-only bucket creation: not counted
-    env.svc = InvoiceService(db=db, allocator=NumberAllocator(db), clock=lambda: T0)
-    yield env
-    reset_settings()
-    usage._background.drain()
 
 
 def _counts(u: usage.Usage) -> tuple[int, int, int, int]:
@@ -108,7 +90,7 @@ def test_concurrent_documents_share_one_archive_object(env: Env) -> None:
 
 
 def test_a_failed_archive_write_fails_every_member(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    def down(name: str, data: bytes, content_type: str = "application/pdf") -> Any:
+    def down(name: str, data: bytes, content_type: str = "application/pdf", **kw: Any) -> Any:
         raise RuntimeError("storage unavailable")
 
     monkeypatch.setattr(storage, "put_once", down)

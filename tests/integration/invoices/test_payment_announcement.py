@@ -3,27 +3,16 @@ a redelivery and a duplicate on another instance do (same event id every time, t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from shared import usage
-from shared.config import reset_settings
 from shared.domain.money import Money
 from shared.events import Event
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from tests.fixtures.invoices import due_msg, fact_msg, paid, renewal
 from tests.integration.invoices.conftest import Env
-
-
-@pytest.fixture
-def metered(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    monkeypatch.setenv("USAGE_METERING", "1")
-    reset_settings()
-    yield env
-    reset_settings()
-    usage._background.drain()
 
 
 class _DiesOnPublish:
