@@ -4,9 +4,12 @@ charged back); each applied once, in PSP order, once the invoice has its number.
 
 Common path (the invoice is numbered, the usual case for a charge of ours): ONE conditional write on the
 invoice applies the fact and records its ``event_id`` in ``facts_applied`` (which is what makes a
-redelivery a no-op), after one read; no separate fact document. ``invoice.paid`` is then published once
-(the publish-once helper records it after publishing: one more write, which a crash between the two
-turns into the same event id published again).
+redelivery change nothing), after one read; no separate fact document. A payment's write also records
+``paid`` as announced and names the fact that owns the announcement (``paid_fact``); ``invoice.paid`` is
+published after it, and every delivery of that fact publishes it again with the same event id unless this
+process already published it (``Deps.publish_again``): a crash between the write and the publish is healed
+by the redelivery, with no second write after publishing. Other deliveries (a RenewalDue re-sent, another
+fact, an operator) see ``paid`` recorded and publish nothing.
 
 A fact that overtakes its invoice's numbering (or even its draft) is recorded first under
 ``invoices/{id}/facts/{event_id}`` and applied by the finalization (which queries the unapplied facts
@@ -50,6 +53,7 @@ from shared.log import bind, get_logger
 log = get_logger(__name__)
 
 APPLIED = "facts_applied"  # event ids of the facts applied to the invoice (their redeliveries change nothing)
+PAID_FACT = "paid_fact"  # the payment fact whose deliveries publish invoice.paid (recorded with the payment)
 
 
 def paid_fields(d: dict[str, Any], ev: PaymentSucceeded) -> dict[str, Any] | None:
@@ -122,7 +126,7 @@ class PaymentFacts:
             ref = self._invoice(invoice_id)
             done = self._apply(ref, fact_id, ev)
             if done is not None:
-                return self._announce_paid(ref, done)
+                return self._announce_paid(ref, done, fact_id=fact_id)
             try:
                 ref.collection(FACTS).document(fact_id).create(
                     {
@@ -191,8 +195,12 @@ class PaymentFacts:
                 fields = dispute_fields(d, ev)
             if fields is None:
                 return None
+            update = {**fields, APPLIED: fs.ArrayUnion([fact_id])}
+            if isinstance(ev, PaymentSucceeded) and fact_ref is None:  # announced by this fact's deliveries
+                fields = {**fields, PAID_FACT: fact_id, "published": [*d.get("published", []), "paid"]}
+                update.update({PAID_FACT: fact_id, "published": fs.ArrayUnion(["paid"])})
             seen["fields"] = fields
-            return {**fields, APPLIED: fs.ArrayUnion([fact_id])}
+            return update
 
         cas_update(self.deps.db, ref, change)
         if "doc" not in seen:
@@ -219,13 +227,28 @@ class PaymentFacts:
             }
         )
 
-    def _announce_paid(self, ref: Any, doc: dict[str, Any]) -> dict[str, Any]:
-        """Publish ``invoice.paid`` once the invoice is paid, whoever paid it (same key, same event id)."""
+    def _announce_paid(self, ref: Any, doc: dict[str, Any], fact_id: str | None = None) -> dict[str, Any]:
+        """Publish ``invoice.paid`` once the invoice is paid, whoever paid it (same key, same event id).
+
+        ``fact_id``: the fact this delivery carries; when it is the one that paid the invoice on the common
+        path (``paid_fact``), ``paid`` was recorded with the payment and this delivery publishes it (again).
+        """
         if doc.get("status") == dom.Status.PAID:
             key = f"{doc['invoice_id']}:paid"
-            doc = self.deps.publish_once(
-                ref, doc, "paid", event=lambda: paid_event(doc), key=key, at=doc["paid_at"], routing=paid_routing(doc)
-            )
+            if fact_id is not None and doc.get(PAID_FACT) == fact_id:
+                self.deps.publish_again(
+                    event=lambda: paid_event(doc), key=key, at=doc["paid_at"], routing=paid_routing(doc)
+                )
+            else:
+                doc = self.deps.publish_once(
+                    ref,
+                    doc,
+                    "paid",
+                    event=lambda: paid_event(doc),
+                    key=key,
+                    at=doc["paid_at"],
+                    routing=paid_routing(doc),
+                )
         return {"invoice_id": doc.get("invoice_id"), "status": doc.get("status"), "disputed": bool(doc.get("disputed"))}
 
     # -- refunds and credit notes -------------------------------------------------------------------

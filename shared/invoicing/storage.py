@@ -3,7 +3,8 @@
 A legal document, once issued, must not change. Objects are uploaded with ``if_generation_match=0``
 (create-only: Cloud Storage answers 412 when the name exists) into the invoice bucket, whose retention
 policy (Terraform, lockable) forbids deleting or replacing them. The local storage emulator ignores
-generation preconditions, so an existence check comes first as well; either way, when the object is
+generation preconditions, so an existence check comes first as well (not for an archive: its name carries
+the digest of its bytes, so what is there is what would be written); either way, when the object is
 already there its stored bytes win and their hash is what the caller records.
 
 Why archives: one object write per invoice (Class A, $5 per million) cost a third of the whole renewal
@@ -67,15 +68,23 @@ def _ensure_bucket(project: str, bucket: str, on_emulator: bool) -> None:
             pass
 
 
-def put_once(name: str, data: bytes, content_type: str = "application/pdf") -> Stored:
-    """Store ``data`` at ``name`` unless an object is there already; report what is stored."""
+def put_once(
+    name: str, data: bytes, content_type: str = "application/pdf", *, content_addressed: bool = False
+) -> Stored:
+    """Store ``data`` at ``name`` unless an object is there already; report what is stored.
+
+    ``content_addressed``: ``name`` carries the digest of ``data`` (an archive), so an object already there
+    holds these very bytes: no existence check first (a Class B operation per object). In the cloud the
+    create-only precondition still refuses a second write (412: the stored bytes are read back); the local
+    emulator, which ignores it, rewrites the identical bytes.
+    """
     from google.api_core.exceptions import PreconditionFailed
 
     s = get_settings()
     _ensure_bucket(s.project_id, s.invoice_bucket, bool(s.storage_emulator_host))
     blob = clients.storage().bucket(s.invoice_bucket).blob(name)
     uri = f"gs://{s.invoice_bucket}/{name}"
-    if not blob.exists():
+    if content_addressed or not blob.exists():
         try:
             blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
         except PreconditionFailed:
@@ -125,7 +134,7 @@ def store_archive(series_id: str, members: dict[str, bytes]) -> dict[str, Stored
     """
     packed = pack(members)
     name = archive_name(series_id, members, packed)
-    stored = put_once(name, packed, content_type="application/zip")
+    stored = put_once(name, packed, content_type="application/zip", content_addressed=True)
     data = packed
     if not stored.created and stored.sha256 != sha256(packed):
         data = _download(stored.uri)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from shared import clients
+from shared import clients, usage
+from shared.config import get_settings, reset_settings
+from shared.invoicing import storage
 from shared.invoicing.allocator import NumberAllocator
 from shared.invoicing.service import InvoiceService
 from tests.conftest import Gcp
@@ -42,3 +45,17 @@ def env(gcp: Gcp) -> Env:
     db = clients.firestore()
     # The tests' clock: issue dates inside 2026, so series ids and numbers are known whatever today's date.
     return Env(gcp, InvoiceService(db=db, allocator=NumberAllocator(db), clock=lambda: T0), sub)
+
+
+@pytest.fixture
+def metered(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """``env`` with the usage counters on (``shared.usage``): what a delivery costs at the ports."""
+    monkeypatch.setenv("USAGE_METERING", "1")
+    reset_settings()
+    db = clients.firestore()
+    cfg = get_settings()
+    storage._ensure_bucket(cfg.project_id, cfg.invoice_bucket, True)  # local-only bucket creation: not counted
+    env.svc = InvoiceService(db=db, allocator=NumberAllocator(db), clock=lambda: T0)
+    yield env
+    reset_settings()
+    usage._background.drain()

@@ -119,11 +119,11 @@ def test_crash_after_the_counter_commit_leaves_no_gap(env: Env, monkeypatch: pyt
     real_put = storage.put_once
     crashes = {"n": 0}
 
-    def crash_once(name: str, data: bytes, content_type: str = "application/pdf") -> Any:
+    def crash_once(name: str, data: bytes, content_type: str = "application/pdf", **kw: Any) -> Any:
         if crashes["n"] == 0:
             crashes["n"] += 1
             raise RuntimeError("simulated crash after the counter commit")
-        return real_put(name, data, content_type)
+        return real_put(name, data, content_type, **kw)
 
     monkeypatch.setattr(storage, "put_once", crash_once)
     with pytest.raises(RuntimeError, match="simulated crash"):
