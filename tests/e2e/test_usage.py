@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import requests
 
+from infra.local.acts import DemoContext
+from infra.local.acts import usage as act
 from infra.local.stack import Stack
 from shared.domain.calendar import Cadence, Unit
 from shared.domain.catalog import Price
@@ -62,3 +65,22 @@ def test_batches_through_the_stack_are_counted_once_and_rated(stack_env: Stack) 
     assert got is not None
     assert [(i["group"], i["amount"]["amount"]) for i in got["items"]] == [("eu", 1985), ("us", 1995)]
     assert got["estimated_amount"] == {"amount": 3980, "currency": "EUR"}
+
+
+def test_the_usage_act_ends_with_one_final_invoice_after_the_grace(stack_env: Stack, tmp_path: Path) -> None:
+    """The demo act through the stack: the renewals after the grace, the late adjustment, and the mid-period cancel
+    billed on a final invoice (the act itself checks that nothing is invoiced before the grace has run)."""
+    ctx = DemoContext(stack=stack_env, output_dir=tmp_path)
+    act.play(ctx)
+    invoices = ctx.facts["usage"]["invoices"]
+    assert [d.get("billing_reason") for d in invoices] == [
+        "subscription_create",
+        "subscription_cycle",
+        "subscription_cycle",
+        "subscription_final",
+    ]
+    final = invoices[-1]
+    assert final["request_id"].endswith(":final")
+    assert [(ln["quantity"], ln["amount"]) for ln in final["lines"]] == [("40", 20)]  # 40 calls at 0.5 ct
+    docs = [d for d in ctx.facts["usage"]["invoices"] if d["subscription_id"] == ctx.facts["usage"]["subscription"]]
+    assert len({d["invoice_id"] for d in docs}) == 4
