@@ -128,8 +128,8 @@ def _final_lines(
     customer = doc["metered"]["customer"]
     cal = store.calendar(customer)
     end = _ended_at(p)
-    if cal is None or end <= cal.schedule.boundary(0):
-        return ()  # ended before its usage calendar began
+    if cal is None or cal.subscription_id != doc.get("id") or end <= cal.schedule.boundary(0):
+        return ()  # the customer's usage is billed by another subscription now, or this one ended before it began
     last = cal.schedule.period_at(end - _US)
     first = cal.schedule.period_at(max(p.period.start, cal.schedule.boundary(0)))
     earlier: list[Period] = [

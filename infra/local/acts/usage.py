@@ -131,8 +131,8 @@ def play(ctx: DemoContext) -> None:
     inv = wait_invoices([sid], 3)[-1]
     adj = [x for x in inv["lines"] if x["description"].startswith("Late")]
     ctx.say(f"  5 late events (period already invoiced) -> next invoice {inv['number']}: {adj[0]['description'][:80]}")
-    final = _final(ctx, store, cal, tag, subs)
-    ctx.facts["usage"] = {"subscription": sid, "invoices": [*wait_invoices([sid], 3), final]}
+    _final(ctx, store, cal, tag, subs)
+    ctx.facts["usage"] = {"subscription": sid, "invoices": wait_invoices([sid], 4)}
 
 
 def _final(ctx: DemoContext, store: Any, cal: Any, tag: str, subs: str) -> dict[str, Any]:

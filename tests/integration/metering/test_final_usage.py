@@ -190,3 +190,23 @@ def test_the_billing_reason_of_every_kind_of_invoice(env: Env) -> None:
 
 def _requests(env: Env) -> list[RenewalDue]:
     return [RenewalDue.model_validate(b) for a, b in env.pull("renewals-due") if a["event_type"] == "renewal.due"]
+
+
+def test_a_subscription_whose_customer_usage_moved_to_another_ends_without_closing_it(env: Env) -> None:
+    from shared.domain.calendar import Cadence, Unit
+
+    store = metered_subscription("sub_old", 1)
+    [first] = bill(env, T0)
+    _pay(issue(first, T0), T0)
+    store.apply(_calls("a", 5, T0 + 3 * DAY))
+    cal = store.calendar("cus_items")
+    assert cal is not None
+    month = Cadence(Unit.MONTH)
+    store.attach("cus_items", subscription_id="sub_new", start=T0, zone="UTC", cadence=month, items=cal.items)
+    end = T0 + 10 * DAY
+    _cancel("sub_old", end, at_period_end=False)
+    assert bill(env, end + HOUR) == []  # the usage is the new subscription's to bill
+    after = store.calendar("cus_items")
+    assert after is not None
+    assert (after.subscription_id, after.ended_at) == ("sub_new", None)
+    assert store.current_usage("cus_items", at=end)["items"][0]["quantity"] == "5"
