@@ -66,7 +66,7 @@ def test_cancel_at_period_end_happens_at_the_boundary_and_its_final_invoice_afte
     assert billing.deferred(METERED, d.change.state, later, P1 + HOUR) is later  # the grace has passed
     assert later.change.state.billing is not None
     assert later.change.state.billing.request_id == f"s:{P1.isoformat().replace('+00:00', 'Z')}:final"
-    assert billing.deferred({**METERED, "usage_final": {"amount": 0}}, s, p, P1) is p  # nothing owed: the domain decides
+    assert billing.deferred({**METERED, "usage_final": {"amount": 0}}, s, p, P1) is p  # nothing owed: as decided
 
 
 def test_an_end_without_a_recorded_instant_records_it_so_the_final_request_id_is_stable() -> None:
