@@ -16,9 +16,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.domain.discounts import AppliedDiscount
 from shared.domain.money import Money
 from shared.domain.pricing import ChargeLine
+from shared.domain.subscriptions import FINAL_SUFFIX
 from shared.events.envelope import Event, register
 
 CollectionMethod = Literal["charge_automatically", "send_invoice"]
+# Why an invoice was issued (Stripe's vocabulary): a subscription's first period, a later period, a usage threshold
+# crossed mid-period (progressive billing), the final invoice of an ended subscription, or an operator's one-off.
+BillingReason = Literal[
+    "subscription_create", "subscription_cycle", "subscription_threshold", "subscription_final", "manual"
+]
+THRESHOLD_PREFIX = "threshold:"  # request ids of threshold invoices (shared.metering.thresholds)
+
+
+def billing_reason_of(request_id: str, subscription_id: str | None, period_index: int | None = None) -> BillingReason:
+    """The reason of a request that does not carry one (published before the field existed): from its request id."""
+    if request_id.startswith(THRESHOLD_PREFIX):
+        return "subscription_threshold"
+    if subscription_id is None:
+        return "manual"
+    if request_id.endswith(FINAL_SUFFIX):
+        return "subscription_final"
+    return "subscription_create" if period_index == 0 else "subscription_cycle"
 
 
 class _Model(BaseModel):
@@ -106,6 +124,14 @@ class RenewalDue(Event):
     period_index: int | None = Field(default=None, ge=0, description="which period of the subscription (discounts)")
     due_at: dt.datetime | None = Field(default=None, description="send_invoice: when the invoice is due")
     apply_credit: bool = Field(default=False, description="pay from the customer's credit balance at finalization")
+    billing_reason: BillingReason | None = Field(
+        default=None, description="why this invoice is issued; absent (older producers): derived, see `reason`"
+    )
+
+    @property
+    def reason(self) -> BillingReason:
+        """``billing_reason``, or for an older message without it, derived from the request id."""
+        return self.billing_reason or billing_reason_of(self.request_id, self.subscription_id, self.period_index)
 
     @model_validator(mode="after")
     def _something_to_bill(self) -> RenewalDue:
@@ -152,6 +178,9 @@ class InvoiceFinalized(_InvoiceFact):
     credit_applied: Money | None = Field(default=None, description="paid from the customer's credit balance")
     risk: RiskSnapshot | None = Field(
         default=None, description="auto-collect: the customer's risk profile at finalization (absent: read it)"
+    )
+    billing_reason: BillingReason | None = Field(
+        default=None, description="why the invoice was issued (absent from older producers: see the request id)"
     )
 
 

@@ -163,6 +163,7 @@ def build_invoice_doc(
         "kind": "invoice",
         "invoice_id": invoice_id,
         "request_id": ev.request_id,
+        "billing_reason": ev.reason,
         "request_hash": request_hash,
         "subscription_id": ev.subscription_id,
         "seller_entity": ev.seller_entity,

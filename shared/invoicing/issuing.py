@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from shared.domain import invoices as dom
 from shared.domain.money import Money
 from shared.events import Received
-from shared.events.billing import InvoiceFinalized, RenewalDue, RiskSnapshot
+from shared.events.billing import InvoiceFinalized, RenewalDue, RiskSnapshot, billing_reason_of
 from shared.idempotency import payload_hash
 from shared.invoicing import pdf as pdfmod
 from shared.invoicing import storage
@@ -160,7 +160,8 @@ class IssueInvoices:
         write. A redelivery gets the stored invoice (numbered now if it was not).
         """
         ref = self.deps.db.collection(INVOICES).document(invoice_id)
-        request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt"}))
+        # The billing reason labels the request id (older requests lack it): not part of the content compared.
+        request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt", "billing_reason"}))
         doc = build_invoice_doc(ev, invoice_id, seller(ev.seller_entity), self.deps.clock(), request_hash)
         doc = self.apply_credit(invoice_id, doc, stored=False)
         doc = self.documents.create_numbered(ref, doc, dom.Status.OPEN.value)
@@ -176,7 +177,7 @@ class IssueInvoices:
         from google.api_core.exceptions import AlreadyExists, Conflict
 
         ref = self.deps.db.collection(INVOICES).document(invoice_id)
-        request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt"}))
+        request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt", "billing_reason"}))
         doc = build_invoice_doc(ev, invoice_id, seller(ev.seller_entity), self.deps.clock(), request_hash)
         try:
             ref.create(doc)
@@ -259,4 +260,6 @@ def finalized_event(doc: dict[str, Any], risk: dict[str, Any] | None = None) -> 
         discount=money(doc, "discount") if "discount" in doc else None,
         credit_applied=money(doc, "credit_applied") if "credit_applied" in doc else None,
         risk=RiskSnapshot.model_validate(risk) if risk is not None else None,
+        billing_reason=doc.get("billing_reason")
+        or billing_reason_of(doc["request_id"], doc.get("subscription_id"), doc.get("period_index")),
     )

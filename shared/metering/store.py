@@ -108,6 +108,8 @@ class Calendar(Frozen):
     late: tuple[str, ...] = ()  # closed periods with events folded since: adjusted by the next close
     late_seq: int = 0  # bumped with each late write, so a concurrent close always sees a changed document
     threshold: int | None = Field(default=None, gt=0)  # progressive billing (shared.metering.thresholds), minor units
+    ended_at: dt.datetime | None = None  # the subscription ended and its final usage close ran (nothing closes after)
+    final_request: str | None = None  # the request id of that final close
 
     @property
     def schedule(self) -> Schedule:
@@ -386,22 +388,29 @@ class MeteringStore:
         return [self._col(TOTALS).document(f"{customer}~{pk}~{s}") for s in range(self.deps.settings().shards)]
 
     def current_usage(self, customer: str, at: dt.datetime | None = None) -> dict[str, Any]:
-        """Running totals and the estimated amount of the period open at ``at`` (rated like the close rates it)."""
+        """Running totals and the estimated amount of the period open at ``at`` (rated like the close rates it).
+
+        Per line and in total: ``threshold_billed``, what threshold invoices already billed of the period, and
+        ``remaining``, what the period's final invoice will bill for it (the full amount less the credit the close
+        gives, :func:`threshold_credit`). After the subscription's final close: ``ended_at`` and ``late_unbilled``,
+        the late usage counted since but billed by no invoice (see the README).
+        """
         cal = self.calendar(customer)
         if cal is None:
             raise MeteringError(404, "no_metered_subscription", customer)
         period = cal.schedule.period_at(at or self.deps.clock())
+        pk = period_key(period)
         totals = self.period_totals(customer, period)
-        lines = usage_lines(cal, {it.meter: self.meter(it.meter) for it in cal.items}, totals)
+        meters = {it.meter: self.meter(it.meter) for it in cal.items}
+        lines = usage_lines(cal, meters, totals)
+        early = self._threshold_lines(customer, pk)
         currency = cal.items[0].price.currency
-        amount = sum((r.amount for _, r in lines), Money.zero(currency))
-        return {
-            "object": "usage",
-            "customer": customer,
-            "subscription_id": cal.subscription_id,
-            "period_start": _iso(period.start),
-            "period_end": _iso(period.end),
-            "items": [
+        items, billed_total, remaining_total = [], 0, 0
+        for (meter_id, group), r in lines:
+            billed = int(early.get(f"{r.price_id}|{meter_id}|{group}", {}).get("amount", 0))
+            remaining = r.amount.amount - threshold_credit(billed, r.amount.amount)
+            billed_total, remaining_total = billed_total + billed, remaining_total + remaining
+            items.append(
                 {
                     "meter": meter_id,
                     "group": group,
@@ -410,31 +419,88 @@ class MeteringStore:
                     "model": r.model,
                     "tiers": [t.model_dump(mode="json") for t in r.tiers],
                     "amount": r.amount.as_dict(),
+                    "threshold_billed": Money(billed, currency).as_dict(),
+                    "remaining": Money(remaining, currency).as_dict(),
                 }
-                for (meter_id, group), r in lines
-            ],
+            )
+        amount = sum((r.amount for _, r in lines), Money.zero(currency))
+        out: dict[str, Any] = {
+            "object": "usage",
+            "customer": customer,
+            "subscription_id": cal.subscription_id,
+            "period_start": _iso(period.start),
+            "period_end": _iso(period.end),
+            "items": items,
             "estimated_amount": amount.as_dict(),
+            "threshold_billed": Money(billed_total, currency).as_dict(),
+            "remaining_amount": Money(remaining_total, currency).as_dict(),
         }
+        if cal.ended_at is not None:
+            out |= {"ended_at": _iso(cal.ended_at), "late_unbilled": self.late_unbilled(cal, meters)}
+        return out
+
+    def _threshold_lines(self, customer: str, pk: str) -> dict[str, Any]:
+        """What threshold invoices billed of the period so far, per line (none once the period is closed)."""
+        snap = self._col(THRESHOLDS).document(f"{customer}~{pk}").get()
+        doc = (snap.to_dict() or {}) if snap.exists else {}
+        return {} if doc.get("closed_at") is not None else dict(doc.get("lines", {}))
+
+    def late_unbilled(self, cal: Calendar, meters: dict[str, Meter]) -> list[dict[str, Any]]:
+        """The adjustments a close would bill for the late periods of an ended subscription (read only)."""
+        out = []
+        for key in cal.late:
+            totals = merge_totals(
+                totals_from_doc((s.to_dict() or {}).get("partials"))
+                for s in self.deps.db().get_all(self._total_refs(cal.customer, key))
+                if s.exists
+            )
+            billed_snap = self._col(BILLED).document(f"{cal.customer}~{key}").get()
+            billed = (billed_snap.to_dict() or {}).get("lines", {}) if billed_snap.exists else {}
+            p = cal.schedule.period_at(parse_period_key(key))
+            lines, _ = _bill(cal, meters, totals, billed, p)
+            out.append(
+                {
+                    "period_start": _iso(p.start),
+                    "lines": [{"description": ln.description, "amount": ln.amount.as_dict()} for ln in lines],
+                    "amount": sum((ln.amount for ln in lines), Money.zero(cal.items[0].price.currency)).as_dict(),
+                }
+            )
+        return out
 
     # -- closing a period -----------------------------------------------------------------------------
     def close(
-        self, customer: str, period: Period, request_id: str, *, now: dt.datetime | None = None
+        self,
+        customer: str,
+        period: Period,
+        request_id: str,
+        *,
+        now: dt.datetime | None = None,
+        ended_at: dt.datetime | None = None,
+        earlier: Sequence[Period] = (),
     ) -> tuple[ChargeLine, ...]:
         """The usage lines of ``period`` plus adjustments for late events of earlier closed periods, once.
 
         Refused (409 ``grace_running``) before ``period.end + grace``. A repeated close with the same
         ``request_id`` answers the same lines; the totals documents of ``period`` are marked closed in the same
         commit, so an event folded afterwards is late and lands on the next close as an adjustment, exactly once.
+
+        The final close of an ended subscription (``ended_at``, :mod:`shared.metering.billing`) may run before the
+        period's natural end: from ``ended_at + grace`` (a cancel mid-period). ``earlier`` periods not closed yet
+        (left while the subscription was unpaid) are closed with it, and the calendar records the end.
         """
         cfg = self.deps.settings()
         now = now or self.deps.clock()
-        if now < period.end + cfg.grace:
-            raise MeteringError(
-                409, "grace_running", f"usage of the period can be closed from {_iso(period.end + cfg.grace)}"
-            )
-        return retry_on_contention(lambda: self._close(customer, period, request_id), what=f"usage close {customer}")
+        end = min(period.end, ended_at) if ended_at is not None else period.end
+        if now < end + cfg.grace:
+            raise MeteringError(409, "grace_running", f"usage of the period can be closed from {_iso(end + cfg.grace)}")
+        periods = sorted({period_key(p) for p in (*earlier, period)})
+        return retry_on_contention(
+            lambda: self._close(customer, periods, request_id, ended_at), what=f"usage close {customer}"
+        )
 
-    def _close(self, customer: str, period: Period, request_id: str) -> tuple[ChargeLine, ...]:
+    def _close(
+        self, customer: str, fresh: list[str], request_id: str, ended_at: dt.datetime | None
+    ) -> tuple[ChargeLine, ...]:
         from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
 
         db, now = self.deps.db(), self.deps.clock()
@@ -447,10 +513,10 @@ class MeteringStore:
         if cal is None:
             raise MeteringError(404, "no_metered_subscription", customer)
         meters = {it.meter: self.meter(it.meter) for it in cal.items}
-        pk = period_key(period)
+        pk = fresh[-1]
         batch = db.batch()
         lines: list[ChargeLine] = []
-        for key in [k for k in cal.late if k < pk] + [pk]:
+        for key in sorted({k for k in cal.late if k < pk} | set(fresh)):
             refs = self._total_refs(customer, key)
             snaps = list(db.get_all(refs))
             totals = merge_totals(totals_from_doc((s.to_dict() or {}).get("partials")) for s in snaps if s.exists)
@@ -461,9 +527,10 @@ class MeteringStore:
             lines += new
             doc = {"customer": customer, "period": key, "lines": {**billed, **now_billed}, "updated_at": now}
             batch.set(billed_ref, doc)
-            if key == pk:  # the usage billed early by threshold invoices is credited, once (shared.metering.thresholds)
+            if key in fresh:
+                # The usage billed early by threshold invoices is credited, once (shared.metering.thresholds), and
+                # an event folded into these totals from now on is late (the aggregator reads closed_at).
                 lines += self._credit_thresholds(batch, cal, customer, key, full=now_billed, now=now)
-            if key == pk:  # an event folded into these from now on is late (the aggregator reads closed_at)
                 for ref, snap in zip(refs, snaps, strict=True):
                     if snap.exists:
                         batch.update(ref, {"closed_at": now}, option=precondition(snap.update_time))
@@ -473,7 +540,10 @@ class MeteringStore:
                         batch.create(ref, {"customer": customer, "period": key, "shard": shard, **empty})
         dumped = [x.model_dump(mode="json") for x in lines]
         batch.create(close_ref, {"customer": customer, "period": pk, "lines": dumped, "created_at": now})
-        batch.update(cal_ref, {"late": [k for k in cal.late if k > pk]}, option=precondition(cal_snap.update_time))
+        cal_fields: dict[str, Any] = {"late": [k for k in cal.late if k > pk]}
+        if ended_at is not None:  # the final close: later events are counted and reported, never billed (README)
+            cal_fields |= {"ended_at": ended_at, "final_request": request_id}
+        batch.update(cal_ref, cal_fields, option=precondition(cal_snap.update_time))
         try:
             batch.commit()
         except (AlreadyExists, Conflict, NotFound):
@@ -491,12 +561,14 @@ class MeteringStore:
         ref = self._col(THRESHOLDS).document(f"{customer}~{pk}")
         snap = ref.get()
         doc = (snap.to_dict() or {}) if snap.exists else {}
+        if doc.get("closed_at") is not None:
+            return []  # credited by the close that closed it (a final close catching up on a closed period)
         early: dict[str, Any] = doc.get("lines", {})
         p = cal.schedule.period_at(parse_period_key(pk))
         currency = cal.items[0].price.currency
         credits, credited = [], 0
         for k, billed in sorted(early.items()):
-            amount = min(int(billed["amount"]), max(int(full.get(k, {}).get("amount", 0)), 0))
+            amount = threshold_credit(int(billed["amount"]), int(full.get(k, {}).get("amount", 0)))
             if amount <= 0:
                 continue
             price_id, meter_id, group = k.split("|", 2)
@@ -523,6 +595,13 @@ class MeteringStore:
         elif cal.threshold:  # no threshold invoice after the close
             batch.create(ref, {"customer": customer, "period": pk, "index": 0, "lines": {}, "invoices": [], **fields})
         return credits
+
+
+def threshold_credit(early: int, full: int) -> int:
+    """The credit of a line's threshold billing on the final invoice: what was billed early, capped at the line's
+    full amount (a ``latest`` or ``max`` meter can fall: the usage total is never negative). The current usage API
+    shows ``full - credit`` as what the close will bill, by this very function."""
+    return max(min(early, max(full, 0)), 0)
 
 
 def _bill(

@@ -29,7 +29,7 @@ from shared.domain.meters import Event, Rated, threshold_crossed
 from shared.domain.money import Money
 from shared.domain.pricing import ChargeLine
 from shared.domain.subscriptions import invoice_due_at
-from shared.events.billing import Party, PaymentMethodRef, RenewalDue
+from shared.events.billing import THRESHOLD_PREFIX, Party, PaymentMethodRef, RenewalDue
 from shared.events.publisher import Publisher, default_publisher
 from shared.idempotency import retry_on_contention
 from shared.idempotency.cas import Stale, precondition
@@ -45,7 +45,7 @@ from shared.metering.store import (
 )
 
 log = get_logger(__name__)
-PREFIX = "threshold:"
+PREFIX = THRESHOLD_PREFIX
 
 
 def request_id(subscription_id: str, pk: str, index: int) -> str:
@@ -85,7 +85,7 @@ class Thresholds:
         out: list[str] = []
         for customer in sorted({e.customer for e in events}):
             cal = self.store.calendar(customer)
-            if cal is None or not cal.threshold:  # no progressive billing: no read beyond the calendar
+            if cal is None or not cal.threshold or cal.ended_at is not None:  # none (or ended): no further read
                 continue
             periods = {
                 period_key(p): p
@@ -122,7 +122,7 @@ class Thresholds:
         invoices = list(doc.get("invoices", []))
         pending = [e for e in invoices if not e.get("published")]
         cal = _calendar(self.store._col("usage_calendars").document(customer).get())
-        if doc.get("closed_at") is not None or cal is None or not cal.threshold:
+        if doc.get("closed_at") is not None or cal is None or not cal.threshold or cal.ended_at is not None:
             return pending
         meters = {it.meter: self.store.meter(it.meter) for it in cal.items}
         rated = usage_lines(cal, meters, self.store.period_totals(customer, period))
@@ -189,4 +189,5 @@ class Thresholds:
             collection=sub.get("collection", "charge_automatically"),
             payment_method=PaymentMethodRef.model_validate(pm) if pm else None,
             due_at=invoice_due_at(entry["crossed_at"], int(days)) if days is not None else None,
+            billing_reason="subscription_threshold",
         )

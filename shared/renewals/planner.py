@@ -42,8 +42,8 @@ from typing import Any
 from shared.domain.catalog import Price
 from shared.domain.discounts import AppliedDiscount
 from shared.domain.pricing import ChargeLine, Item, item_lines
-from shared.domain.subscriptions import Change, RenewalDecision, decide_renewal, invoice_due_at
-from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
+from shared.domain.subscriptions import RenewalDecision, decide_renewal, invoice_due_at
+from shared.events.billing import BillingReason, LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.events.publisher import RawMessage
 from shared.log import bind, get_logger
@@ -245,7 +245,7 @@ def claim(
         return "none", []
     record = record or PublishRecord()  # unopened: a lone claim is re-sent after the window, as if lost
     state = state_of(doc)
-    p = _decide(doc, state, now, cfg)
+    p, due, usage_fields = _priced(doc, state, _decide(doc, state, now, cfg), now)
     if p.kind == "republish" and state.billing is not None:
         status = record.status(doc.get("publish_batch"))
         if status == "publishing":
@@ -265,9 +265,9 @@ def claim(
         if doc.get("due_at") != fields["due_at"]:
             update["due_at"] = fields["due_at"]
     else:
-        update |= fields
-        if p.kind == "bill":
-            update["renewal_due"] = usage_billing.with_usage(doc, p, renewal_due(doc, p), now).model_dump(mode="json")
+        update |= fields | usage_fields
+        if due is not None:  # a bill
+            update["renewal_due"] = due.model_dump(mode="json")
             update["pending_lines"] = []
             update["pending_charges"] = []
         if p.change.transition is not None:
@@ -296,6 +296,16 @@ def claim(
     return p.kind, items
 
 
+def _priced(
+    doc: dict[str, Any], state: Any, p: RenewalDecision, now: dt.datetime
+) -> tuple[RenewalDecision, RenewalDue | None, dict[str, Any]]:
+    """A ``bill`` with its request, through the usage hook (which may turn a final invoice with nothing to bill
+    into a plain end), and the fields the hook writes with the claim."""
+    if p.kind != "bill":
+        return p, None, {}
+    return usage_billing.with_usage(doc, state, p, functools.partial(renewal_due, doc), now)
+
+
 def _decide(doc: dict[str, Any], state: Any, now: dt.datetime, cfg: RenewalSettings) -> RenewalDecision:
     """The account's dunning policy decides the final status and how long an invoice may stay overdue."""
     policy = cfg.dunning_for((doc.get("payment_method") or {}).get("account"))
@@ -306,15 +316,22 @@ def _decide(doc: dict[str, Any], state: Any, now: dt.datetime, cfg: RenewalSetti
         final_status=policy.final_status,
         overdue_grace=dt.timedelta(days=policy.retry_days[-1] if policy.retry_days else 0),
     )
-    if decision.kind == "bill" and usage_billing.waiting(doc, decision, now):
-        return RenewalDecision("none", Change(state))  # usage grace: still due; a later tick bills it with usage
-    return decision
+    return usage_billing.deferred(doc, state, decision, now)  # usage grace: still due, a later tick bills it
 
 
-def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
-    """The invoice request for the claimed period: plan lines plus pending proration lines."""
+def billing_reason(p: RenewalDecision) -> BillingReason:
+    """Stripe's vocabulary: the first period's invoice, a period's, or the final one of an ended subscription."""
+    b = p.change.state.billing
+    if p.final:
+        return "subscription_final"
+    return "subscription_create" if b is not None and b.index == 0 else "subscription_cycle"
+
+
+def renewal_due(doc: dict[str, Any], p: RenewalDecision, usage: tuple[ChargeLine, ...] = ()) -> RenewalDue:
+    """The invoice request for the claimed period: plan lines plus pending proration lines (plus ``usage``, the
+    lines of :mod:`shared.metering.billing`, for a subscription with items)."""
     if doc.get("items"):
-        return items_renewal_due(doc, p)
+        return items_renewal_due(doc, p, usage)
     assert p.period is not None
     state = p.change.state
     assert state.billing is not None
@@ -344,10 +361,11 @@ def renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
         lines=tuple(lines),
         collection=doc.get("collection", "charge_automatically"),
         payment_method=PaymentMethodRef.model_validate(pm) if pm else None,
+        billing_reason=billing_reason(p),
     )
 
 
-def items_renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
+def items_renewal_due(doc: dict[str, Any], p: RenewalDecision, usage: tuple[ChargeLine, ...] = ()) -> RenewalDue:
     """The request of a subscription with items: each item's price snapshot and quantity, the waiting proration
         charges, and the discounts in force for the period's index (a repeating coupon drops out after N periods).
 
@@ -372,11 +390,12 @@ def items_renewal_due(doc: dict[str, Any], p: RenewalDecision) -> RenewalDue:
         customer=Party.model_validate(doc["customer"]),
         currency=doc["currency"],
         items=() if p.final else item_lines(items, p.period),
-        charges=tuple(ChargeLine.model_validate(c) for c in doc.get("pending_charges") or []),
+        charges=(*(ChargeLine.model_validate(c) for c in doc.get("pending_charges") or []), *usage),
         discounts=tuple(d for d in discounts if d.active_for(b.index)),
         period_index=b.index,
         due_at=invoice_due_at(b.start, int(days)) if days is not None else None,
         apply_credit=True,
         collection=doc.get("collection", "charge_automatically"),
         payment_method=PaymentMethodRef.model_validate(pm) if pm else None,
+        billing_reason=billing_reason(p),
     )

@@ -30,6 +30,7 @@ from typing import Any
 from shared import clients
 from shared.domain.calendar import Anchor, Cadence, Schedule, Unit
 from shared.domain.subscriptions import Billing, Dunning, SubState, due_at
+from shared.metering.billing import owes_usage
 
 SUBSCRIPTIONS = "subscriptions"
 ATTEMPTS = "charge_attempts"
@@ -174,7 +175,8 @@ def state_of(doc: Mapping[str, Any]) -> SubState:
         cancel_at_period_end=bool(doc.get("cancel_at_period_end", False)),
         canceled_at=_dt(doc.get("canceled_at")),
         last_cause=doc.get("last_cause"),
-        has_pending=bool(doc.get("pending_lines") or doc.get("pending_charges")),
+        # Proration lines, or the usage a metered subscription owes in arrears until its final close.
+        has_pending=bool(doc.get("pending_lines") or doc.get("pending_charges") or owes_usage(doc)),
         collection=doc.get("collection") or "charge_automatically",
         days_until_due=doc.get("days_until_due"),
         open_due=tuple((int(x["index"]), _req_dt(x["due"])) for x in doc.get("open_due") or []),

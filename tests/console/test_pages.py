@@ -142,6 +142,11 @@ def test_invoice_page_offers_the_actions_of_its_state(world: World) -> None:
     assert "no invoice" in _get(world, "/invoices/in_missing", 404)
 
 
+def test_invoice_page_shows_the_billing_reason(world: World) -> None:
+    page = _get(world, f"/invoices/{world.invoices[0]}")
+    assert "<dt>Billing reason</dt><dd>subscription cycle</dd>" in page  # derived: a period of a subscription
+
+
 def test_charts_are_server_rendered_svg_with_their_numbers(world: World) -> None:
     page = _get(world, "/charts")
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg"') == 4

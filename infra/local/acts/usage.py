@@ -1,6 +1,7 @@
 """Act 94: usage-based billing: a meter, a batch of events through the usage endpoint, the aggregator, the
-current usage, then the renewal invoice with the fee in advance and the usage in arrears after the grace, and a
-late event billed on the next invoice as an adjustment.
+current usage, then the renewal invoice with the fee in advance and the usage in arrears after the grace, a
+late event billed on the next invoice as an adjustment, and the subscription canceled mid-period: its last
+usage on a final invoice after the grace.
 
 The subscription starts two days ago (wall clock) so the events' timestamps are inside the accepted horizon;
 the test clock of the ticks then moves past the period's end.
@@ -130,6 +131,35 @@ def play(ctx: DemoContext) -> None:
     inv = wait_invoices([sid], 3)[-1]
     adj = [x for x in inv["lines"] if x["description"].startswith("Late")]
     ctx.say(f"  5 late events (period already invoiced) -> next invoice {inv['number']}: {adj[0]['description'][:80]}")
+    _final(ctx, store, cal, tag, subs)
+    ctx.facts["usage"] = {"subscription": sid, "invoices": wait_invoices([sid], 4)}
+
+
+def _final(ctx: DemoContext, store: Any, cal: Any, tag: str, subs: str) -> dict[str, Any]:
+    """Cancel mid-period (test clock): the usage up to the cancel goes on a final invoice once the grace has run.
+
+    The events of that period are ahead of the wall clock (the endpoint would refuse them as in the future):
+    they are folded straight into the store, as the aggregator folds a batch.
+    """
+    from shared.domain.meters import Event
+
+    sid = f"{tag}-sub"
+    p2 = cal.schedule.period(2)
+    at = p2.start + dt.timedelta(days=3)
+    calls = [Event(f"fin{i}", f"{tag}-cus", "api_call", p2.start + dt.timedelta(days=1, seconds=i)) for i in range(40)]
+    store.apply(calls)
+    status, _ = post(f"{subs}/{sid}/cancel", {"at_period_end": False, "at": at.isoformat()})
+    ctx.say(f"  40 calls, then canceled at {at:%Y-%m-%d %H:%M}Z (mid-period): HTTP {status}")
+    tick(at + dt.timedelta(minutes=30))
+    time.sleep(2)
+    if len(wait_invoices([sid], 3)) != 3:
+        raise RuntimeError("the final invoice was issued before the usage grace ran out")
+    tick(at + dt.timedelta(hours=1))
+    inv = wait_invoices([sid], 4)[-1]
+    for line in inv["lines"]:
+        ctx.say(f"    {line['description'][:90]:90} {line['amount'] / 100:>8.2f}")
+    ctx.say(f"  final invoice {inv['number']} ({inv.get('billing_reason')}): total {inv['total'] / 100:.2f} EUR")
+    return dict(inv)
 
 
 def _wait_late(store: Any, customer: str, timeout_s: float = 60.0) -> None:
