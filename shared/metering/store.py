@@ -180,9 +180,13 @@ class MeteringStore:
             raise MeteringError(404, "meter_not_found", meter_id)
         return _meter(snap.to_dict() or {})
 
-    def meters(self) -> tuple[Meter, ...]:
-        """Every meter, cached for :data:`METER_CACHE_S` (a new meter counts the events aggregated after that)."""
-        if time.monotonic() - self._cache.at > METER_CACHE_S:
+    def meters(self, names: Iterable[str] = ()) -> tuple[Meter, ...]:
+        """Every meter, cached for :data:`METER_CACHE_S`; read again at once when one of ``names`` (a batch's event
+        names) has no meter in the cache, so a meter created anywhere counts every event aggregated after its
+        creation, not only those after another instance's cache expired (a name no meter uses costs one read of
+        the meters per batch: producers sending usage nothing meters are misconfigured)."""
+        known = {m.event_name for m in self._cache.meters}
+        if time.monotonic() - self._cache.at > METER_CACHE_S or not known.issuperset(names):
             docs = self._col(METERS).stream()
             ms = [
                 Meter.model_validate({k: v for k, v in (d.to_dict() or {}).items() if k != "created_at"}) for d in docs
@@ -251,7 +255,7 @@ class MeteringStore:
                 by_customer.setdefault(e.customer, []).append(e)
         if not by_customer:
             return [Applied() for _ in parts]
-        meters = self.meters()
+        meters = self.meters({e.name for evs in by_customer.values() for e in evs})
 
         def one(customer: str) -> _Folded:
             step = functools.partial(self._apply_customer, customer, by_customer[customer], meters)

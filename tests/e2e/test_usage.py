@@ -5,7 +5,6 @@ covered on the emulators (tests/integration/renewals/test_usage_billing.py) and 
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from infra.local.acts import usage as act
 from infra.local.stack import Stack
 from shared.domain.calendar import Cadence, Unit
 from shared.domain.catalog import Price
-from shared.metering.store import METER_CACHE_S, MeteredItem, MeteringStore
+from shared.metering.store import MeteredItem, MeteringStore
 from tests.helpers import wait_for
 
 
@@ -71,9 +70,6 @@ def test_batches_through_the_stack_are_counted_once_and_rated(stack_env: Stack) 
 def test_the_usage_act_ends_with_one_final_invoice_after_the_grace(stack_env: Stack, tmp_path: Path) -> None:
     """The demo act through the stack: the renewals after the grace, the late adjustment, and the mid-period cancel
     billed on a final invoice (the act itself checks that nothing is invoiced before the grace has run)."""
-    # The aggregator caches the meters for METER_CACHE_S: a meter created within that time after another test's
-    # batch would miss the act's first events (documented: a new meter counts the events aggregated after that).
-    time.sleep(METER_CACHE_S + 1)
     ctx = DemoContext(stack=stack_env, output_dir=tmp_path)
     act.play(ctx)
     invoices = ctx.facts["usage"]["invoices"]

@@ -17,7 +17,7 @@ from shared.domain.calendar import Cadence, Unit
 from shared.domain.catalog import Price
 from shared.domain.meters import Event, Meter, quantities
 from shared.metering.config import MeteringSettings
-from shared.metering.store import MeteredItem, MeteringDeps, MeteringError, MeteringStore
+from shared.metering.store import DEFAULT_SCHEDULE, MeteredItem, MeteringDeps, MeteringError, MeteringStore
 from tests.conftest import Gcp
 from tests.unit.metering.test_meters import METERS, recompute
 
@@ -241,3 +241,18 @@ def test_every_period_is_billed_exactly_its_final_usage_whatever_arrives_late(
     for k in range(3):
         unique = {e.id for e, kk, _ in deliveries if kk == k}
         assert billed.get(k, 0) == rate(PRICE, Decimal(len(unique))).amount.amount, k
+
+
+def test_a_meter_created_on_another_instance_counts_the_events_aggregated_after_it(gcp: Gcp) -> None:
+    """An instance whose meter cache is fresh still counts a meter created elsewhere a moment ago: an event name
+    no cached meter uses makes it read the meters again (before, such events went uncounted for up to 30 s)."""
+    aggregator, api = _store(), _store()  # two instances: separate caches
+    calls = Meter(id="calls", event_name="api_call", aggregation="count")
+    _setup(api, [calls])
+    t = START + dt.timedelta(days=1)
+    aggregator.apply([Event(id="a1", customer="cus", name="api_call", timestamp=t, properties={})])
+    _setup(api, [Meter(id="uploads", event_name="upload", aggregation="count")])  # after the cache was filled
+    aggregator.apply([Event(id=f"u{i}", customer="cus", name="upload", timestamp=t, properties={}) for i in range(3)])
+    period = DEFAULT_SCHEDULE.period_at(t)  # no metered subscription: UTC calendar months
+    uploads = aggregator.meter("uploads")
+    assert quantities(uploads, aggregator.period_totals("cus", period)) == {"": Decimal(3)}
