@@ -35,7 +35,7 @@ def seed(project: str) -> None:
     reset_settings()
     from google.cloud import pubsub_v1
 
-    from tests.console.world import issue_invoices, seed_payments, seed_subscription
+    from tests.fixtures.console_world import issue_invoices, seed_payments, seed_subscription
 
     pub = pubsub_v1.PublisherClient()
     pub.create_topic(name=pub.topic_path(project, "invoice-events"))

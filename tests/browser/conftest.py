@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gcp
-from tests.console.world import ROOT, SETTINGS, USER, World, build_world
+from tests.fixtures.console_world import ROOT, SETTINGS, USER, World, build_world
 
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared import clients
 from tests.browser.conftest import Served, shot
-from tests.console.world import seed_dead_letter
+from tests.fixtures.console_world import seed_dead_letter
 from tests.helpers import drain_messages
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag:DeprecationWarning")

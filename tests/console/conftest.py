@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Gcp
-from tests.console.world import World, build_world
+from tests.fixtures.console_world import World, build_world
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

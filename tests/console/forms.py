@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.console.world import USER
+from tests.fixtures.console_world import USER
 
 HEADERS = {"X-Goog-Authenticated-User-Email": f"accounts.google.com:{USER}"}
 _INPUT = re.compile(

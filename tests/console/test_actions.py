@@ -8,7 +8,7 @@ import pytest
 
 from shared import clients
 from tests.console.forms import FORM, HEADERS, audit_entries, confirm_form, post
-from tests.console.world import USER, World, seed_dead_letter
+from tests.fixtures.console_world import USER, World, seed_dead_letter
 from tests.helpers import drain_messages
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag:DeprecationWarning")

@@ -20,7 +20,7 @@ from pytest_httpserver import HTTPServer
 from shared import clients
 from shared.console import auth
 from tests.console.forms import audit_entries, confirm_form, post
-from tests.console.world import SETTINGS, World
+from tests.fixtures.console_world import SETTINGS, World
 
 AUDIENCE = "/projects/123456789/global/backendServices/987654321"
 Mint = Callable[..., str]

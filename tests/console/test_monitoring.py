@@ -15,7 +15,7 @@ from shared.console.app import flask_app
 from shared.console.config import load_console_settings
 from shared.console.monitoring import status_class
 from tests.console.forms import HEADERS
-from tests.console.world import CONSOLE_ROOT, SETTINGS, World
+from tests.fixtures.console_world import CONSOLE_ROOT, SETTINGS, World
 
 
 def _series(psp: str, status: str, points: list[tuple[str, int]], account: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from shared.console.config import ConsoleSettings
 from shared.webhooks.store import record_id
 from tests.card_data import leaks
 from tests.console.forms import HEADERS
-from tests.console.world import World
+from tests.fixtures.console_world import World
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag:DeprecationWarning")
 
@@ -87,7 +87,7 @@ def test_the_customer_page_costs_a_fixed_number_of_queries_whatever_the_payments
 
     from google.cloud.firestore_v1.query import Query
 
-    from tests.console.world import seed_payments
+    from tests.fixtures.console_world import seed_payments
 
     def count(url: str) -> int:
         with mock.patch.object(Query, "stream", autospec=True, side_effect=Query.stream) as stream:
@@ -183,7 +183,7 @@ def test_the_payments_timeline_pages_by_ten(world: World) -> None:
     import html
     import re
 
-    from tests.console.world import seed_payments
+    from tests.fixtures.console_world import seed_payments
 
     seed_payments("cus_fr", [f"in_more{i}" for i in range(15)], 1)
     first = _get(world, "/customers/cus_fr")

@@ -1,3 +1,4 @@
-"""The renewals environment (topics with pull subscriptions, a PSP stub) for the threshold tests."""
+"""The renewals environment (topics with pull subscriptions, a PSP stub) for the threshold and final-usage tests:
+defined once in tests.fixtures.renewals."""
 
-from tests.integration.renewals.conftest import env  # noqa: F401
+from tests.fixtures.renewals import env  # noqa: F401

@@ -18,8 +18,8 @@ from shared.renewals.config import renewal_settings
 from shared.subscriptions.commands import CancelSubscription
 from shared.subscriptions.service import SubscriptionService
 from tests.fixtures.invoices import received
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_items import P1, P2, bill, issue, sub_doc
 from tests.integration.renewals.test_usage_billing import _calls, metered_subscription
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shared.domain.calendar import Cadence, Unit
 from shared.domain.catalog import Price
-from shared.domain.meters import Event, Meter, quantities
+from shared.domain.meters import Aggregation, Event, Meter, quantities
 from shared.metering.config import MeteringSettings
 from shared.metering.store import DEFAULT_SCHEDULE, MeteredItem, MeteringDeps, MeteringError, MeteringStore
 from tests.conftest import Gcp
@@ -247,11 +247,11 @@ def test_a_meter_created_on_another_instance_counts_the_events_aggregated_after_
     """An instance whose meter cache is fresh still counts a meter created elsewhere a moment ago: an event name
     no cached meter uses makes it read the meters again (before, such events went uncounted for up to 30 s)."""
     aggregator, api = _store(), _store()  # two instances: separate caches
-    calls = Meter(id="calls", event_name="api_call", aggregation="count")
+    calls = Meter(id="calls", event_name="api_call", aggregation=Aggregation.COUNT)
     _setup(api, [calls])
     t = START + dt.timedelta(days=1)
     aggregator.apply([Event(id="a1", customer="cus", name="api_call", timestamp=t, properties={})])
-    _setup(api, [Meter(id="uploads", event_name="upload", aggregation="count")])  # after the cache was filled
+    _setup(api, [Meter(id="uploads", event_name="upload", aggregation=Aggregation.COUNT)])  # after the cache was filled
     aggregator.apply([Event(id=f"u{i}", customer="cus", name="upload", timestamp=t, properties={}) for i in range(3)])
     period = DEFAULT_SCHEDULE.period_at(t)  # no metered subscription: UTC calendar months
     uploads = aggregator.meter("uploads")

@@ -20,8 +20,8 @@ from shared.metering.store import THRESHOLDS, MeteredItem, MeteringStore, period
 from shared.metering.thresholds import Thresholds, is_threshold_request
 from shared.renewals import outcomes
 from tests.fixtures.invoices import received
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_items import P1, bill, catalog, issue, sub_doc, subscribe
 from tests.integration.renewals.test_usage_billing import metered_subscription
 
@@ -128,7 +128,7 @@ def test_an_auto_collected_threshold_invoice_is_charged_once_and_leaves_the_peri
     from shared.events.payments import OurRefs, PaymentSucceeded
     from shared.renewals import repository
     from shared.renewals.entry import handle_push
-    from tests.integration.renewals.conftest import push
+    from tests.fixtures.renewals import push
 
     catalog()
     cat = CatalogStore()

@@ -12,8 +12,8 @@ from shared.domain.meters import Event
 from shared.events.billing import RenewalDue
 from shared.events.publisher import PubSubPublisher
 from shared.metering.api import usage_window
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_items import bill, issue
 from tests.integration.renewals.test_usage_billing import metered_subscription
 

@@ -11,8 +11,8 @@ import pytest
 from shared.renewals import planner
 from shared.renewals.config import renewal_settings
 from shared.subscriptions.api import handle
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 
 APP = flask.Flask(__name__)
 EUR_1 = {"amount": 1, "currency": "EUR"}

@@ -17,7 +17,7 @@ from shared.renewals.deps import Deps
 from shared.renewals.repository import subs
 from shared.subscriptions.api import DEFAULT_SERVICE, handle
 from shared.subscriptions.service import SubscriptionService
-from tests.integration.renewals.conftest import Env
+from tests.fixtures.renewals import Env
 from tests.integration.renewals.test_api import create_body
 
 APP = flask.Flask(__name__)

@@ -4,8 +4,8 @@ PSP and decline code, and the first attempt's lateness (the renewals billed-on-t
 from __future__ import annotations
 
 from shared.renewals.entry import handle_push
+from tests.fixtures.renewals import Env, finalized_for, new_sub, push
 from tests.infra.monitoring import counted, log_metrics
-from tests.integration.renewals.conftest import Env, finalized_for, new_sub, push
 from tests.integration.renewals.test_collection import bill
 from tests.logcapture import captured_lines
 

@@ -17,8 +17,8 @@ from shared.renewals.deps import utcnow
 from shared.renewals.entry import handle_push
 from shared.risk.gate import snapshot_for
 from shared.subscriptions.service import SubscriptionService
+from tests.fixtures.renewals import Env, finalized_for, new_sub, push
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env, finalized_for, new_sub, push
 from tests.integration.renewals.test_collection import bill, doc, facts, transitions
 
 

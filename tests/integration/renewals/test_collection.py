@@ -16,8 +16,8 @@ from shared.renewals.config import renewal_settings
 from shared.renewals.deps import Deps
 from shared.renewals.entry import handle_push
 from shared.renewals.messages import ChargeRetryDue
+from tests.fixtures.renewals import Env, Interrupted, deliver_until_acked, finalized_for, new_sub, push
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env, Interrupted, deliver_until_acked, finalized_for, new_sub, push
 
 
 def bill(env: Env, now: dt.datetime = T0) -> list[RenewalDue]:

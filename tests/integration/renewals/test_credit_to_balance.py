@@ -14,10 +14,10 @@ from shared.billing.credit import ENTRIES, CreateCreditNote, CreditStore
 from shared.billing.customers import COLLECTION as CUSTOMERS
 from shared.domain.money import Money
 from shared.invoicing.repository import CREDIT_NOTES, INVOICES
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
 from tests.integration.billing.conftest import Client
 from tests.integration.billing.test_openapi_and_edge import _validate
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_items import P1, bill, catalog, invoices_at, issue, subscribe
 
 

@@ -19,8 +19,8 @@ from shared.renewals.config import renewal_settings
 from shared.renewals.entry import handle_push
 from shared.renewals.messages import ChargeRetryDue
 from shared.risk.step import PROFILES, RECORDS
+from tests.fixtures.renewals import Env, deliver_until_acked, finalized_for, new_sub, push
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env, deliver_until_acked, finalized_for, new_sub, push
 from tests.integration.renewals.test_collection import bill, deliver_facts, doc
 
 DAY = dt.timedelta(days=1)

@@ -26,8 +26,8 @@ from shared.renewals.config import renewal_settings
 from shared.subscriptions.commands import ApplyDiscount, ChangeItems, CreateItemsSubscription
 from shared.subscriptions.service import ServiceError, SubscriptionService
 from tests.fixtures.invoices import due_msg, received
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 
 MONTHLY = {"interval": "month", "interval_count": 1}
 P1 = dt.datetime(2026, 2, 28, 9, 0, tzinfo=dt.UTC)  # period boundaries of a subscription anchored at T0 (UTC)
@@ -333,7 +333,7 @@ def test_migration_of_a_plan_subscription_keeps_renewing_with_the_same_amounts(e
 
     from shared.ops.subscriptions import main
     from shared.subscriptions.commands import ChangePlan, PlanIn
-    from tests.integration.renewals.conftest import new_sub
+    from tests.fixtures.renewals import new_sub
 
     new_sub("sub_old", amount=1000)
     (first,) = bill(env, T0)

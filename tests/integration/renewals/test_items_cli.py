@@ -10,8 +10,8 @@ import pytest
 
 from shared.billing.coupons import CouponStore
 from shared.subscriptions.service import SubscriptionService
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_api import call
 from tests.integration.renewals.test_items import catalog, subscribe
 

@@ -9,9 +9,9 @@ from shared.domain.money import Money
 from shared.events.billing import InvoicePaid
 from shared.renewals import outcomes
 from tests.fixtures.invoices import received
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
 from tests.integration.billing.conftest import Client, customer_body
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_items import P1, bill, catalog, issue, sub_doc, subscribe
 
 STRIPE = {

@@ -11,8 +11,8 @@ from typing import Any
 
 from shared.billing.coupons import CouponStore, CreateCoupon, CreatePromotionCode
 from shared.billing.customers import CreateCustomer, CustomerStore
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_api import call
 from tests.integration.renewals.test_items import bill, catalog, issue
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.ops.subscriptions import main
 from shared.renewals.entry import handle_push
-from tests.integration.renewals.conftest import Env, tick_push
+from tests.fixtures.renewals import Env, tick_push
 
 
 def run(*argv: str) -> tuple[int, Any]:

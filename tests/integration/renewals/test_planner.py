@@ -11,8 +11,8 @@ from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.entry import handle_push
+from tests.fixtures.renewals import Env, Interrupted, new_sub, tick_push
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env, Interrupted, new_sub, tick_push
 
 
 def run_all_shards(now: dt.datetime, deps: Deps = DEFAULT) -> None:

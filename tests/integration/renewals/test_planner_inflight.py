@@ -10,8 +10,8 @@ import pytest
 from shared.renewals import planner, repository
 from shared.renewals.config import renewal_settings
 from shared.renewals.deps import Deps
+from tests.fixtures.renewals import DyingFirestore, Env, Interrupted, new_sub
 from tests.helpers import T0
-from tests.integration.renewals.conftest import DyingFirestore, Env, Interrupted, new_sub
 from tests.integration.renewals.test_planner import dues, run_all_shards
 
 DUE = "sub_f:2026-01-31T09:00:00Z"

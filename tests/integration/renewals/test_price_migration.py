@@ -11,8 +11,8 @@ import io
 import json
 
 from shared.billing.catalog import CatalogStore, CreatePrice
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_api import call
 from tests.integration.renewals.test_items import MONTHLY, P1, P2, bill, catalog, issue, sub_doc, subscribe
 

@@ -32,7 +32,7 @@ from shared.renewals.entry import handle_push
 from shared.renewals.messages import ChargeRetryDue
 from shared.subscriptions import commands
 from shared.subscriptions.service import SubscriptionService
-from tests.integration.renewals.conftest import Env, push
+from tests.fixtures.renewals import Env, push
 
 UTC = dt.UTC
 

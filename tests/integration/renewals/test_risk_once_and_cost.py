@@ -18,7 +18,7 @@ from shared.renewals.deps import utcnow
 from shared.renewals.entry import handle_push
 from shared.risk.base import Decision
 from shared.risk.step import PROFILES, RECORDS, ProfileRead, entry_key
-from tests.integration.renewals.conftest import Env, deliver_until_acked, finalized_for, new_sub, push
+from tests.fixtures.renewals import Env, deliver_until_acked, finalized_for, new_sub, push
 from tests.integration.renewals.test_collection import bill, facts
 from tests.integration.renewals.test_declines_and_risk import Model, model  # noqa: F401 (fixture)
 

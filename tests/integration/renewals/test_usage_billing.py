@@ -10,8 +10,8 @@ from shared.domain.calendar import Cadence, Unit
 from shared.domain.meters import Aggregation, Event, Meter
 from shared.domain.pricing import LineKind
 from shared.metering.store import MeteredItem, MeteringStore
+from tests.fixtures.renewals import Env
 from tests.helpers import T0
-from tests.integration.renewals.conftest import Env
 from tests.integration.renewals.test_items import P1, P2, bill, catalog, issue, subscribe
 
 HOUR = dt.timedelta(hours=1)
