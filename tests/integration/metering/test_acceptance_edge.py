@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import json
 import threading
+from decimal import Decimal
 from typing import Any
 from unittest.mock import ANY
 
@@ -177,9 +178,16 @@ def _catalog() -> None:
         ("usd", "USD", {"interval": "month"}),
         ("once", "EUR", None),
         ("yearly", "EUR", {"interval": "year"}),
+        ("archived", "EUR", {"interval": "month"}),
     ]:
-        body = {"id": pid, "product": "api", "currency": currency, "pricing": {"model": "per_unit", "unit_amount": "2"}}
-        cat.create_price(CreatePrice.model_validate(body | ({"recurring": recurring} if recurring else {})))
+        body: dict[str, Any] = {
+            "id": pid,
+            "product": "api",
+            "currency": currency,
+            "pricing": {"model": "per_unit", "unit_amount": "2"},
+        }
+        body |= {"active": pid != "archived"} | ({"recurring": recurring} if recurring else {})
+        cat.create_price(CreatePrice.model_validate(body))
 
 
 def test_a_metered_subscription_one_invoice_cannot_bill_is_refused_with_a_code(gcp: Gcp) -> None:
@@ -192,6 +200,7 @@ def test_a_metered_subscription_one_invoice_cannot_bill_is_refused_with_a_code(g
         ([{"price": "eur", "meter": "calls"}, {"price": "usd", "meter": "bytes"}], "currency_mismatch"),
         ([{"price": "once", "meter": "calls"}], "price_not_recurring"),
         ([{"price": "yearly", "meter": "calls"}], "interval_mismatch"),
+        ([{"price": "archived", "meter": "calls"}], "price_inactive"),
         ([{"price": "eur", "meter": "calls"}, {"price": "eur2", "meter": "calls"}], "duplicate_meter"),
         ([{"price": "nope", "meter": "calls"}], "unknown_price"),
         ([{"price": "eur", "meter": "nope"}], "unknown_meter"),
@@ -332,3 +341,87 @@ def test_the_consumer_nacks_what_it_cannot_read_and_counts_redeliveries_once(gcp
     for t in threads:
         t.join()
     assert quantities(svc.store.meter("calls"), svc.store.period_totals("cus", NOV)) == {"": 9}
+
+
+# -- the estimate is what the close bills, for every aggregation and every price model --------------------------
+
+PRICING: list[dict[str, Any]] = [
+    {"model": "per_unit", "unit_amount": "0.37"},
+    {"model": "package", "package_size": 7, "package_amount": "250"},
+    {"model": "graduated", "tiers": [{"up_to": 5, "unit_amount": "100", "flat_amount": "9"}, {"unit_amount": "1.5"}]},
+    {
+        "model": "volume",
+        "tiers": [{"up_to": 5, "unit_amount": "100"}, {"up_to": 50, "unit_amount": "3"}, {"unit_amount": "0.01"}],
+    },
+]
+
+
+@pytest.mark.parametrize("shift", range(len(PRICING)))
+def test_the_estimate_is_what_the_close_bills_for_every_aggregation_and_price_model(gcp: Gcp, shift: int) -> None:
+    import concurrent.futures
+    import random
+
+    from shared.domain.calendar import Cadence, Unit
+    from shared.domain.catalog import Price
+    from shared.domain.meters import Event
+    from shared.metering.store import MeteredItem
+    from tests.unit.metering.test_meters import METERS, recompute
+
+    start = dt.datetime(2026, 10, 31, 23, tzinfo=dt.UTC)  # midnight in Berlin, a DST change inside the period
+    clock = [start + dt.timedelta(days=3)]
+    cfg = MeteringSettings(shards=3, grace_s=3600)
+    store = MeteringStore(MeteringDeps(clock=lambda: clock[0], settings=lambda: cfg))
+    for meter in METERS:
+        store.create_meter(meter)
+    items = [
+        MeteredItem(
+            price=Price.model_validate(
+                {
+                    "id": f"p_{m.id}",
+                    "product_id": "api",
+                    "currency": "EUR",
+                    "recurring": {"interval": "month"},
+                    "pricing": PRICING[(i + shift) % len(PRICING)],
+                }
+            ),
+            meter=m.id,
+        )
+        for i, m in enumerate(METERS)
+    ]
+    store.attach(
+        "cus", subscription_id="s", start=start, zone="Europe/Berlin", cadence=Cadence(Unit.MONTH), items=items
+    )
+    rnd = random.Random(shift)
+    events = [
+        Event(
+            id=f"e{i}",
+            customer="cus",
+            name=rnd.choice(["api_call", "storage"]),
+            timestamp=start + dt.timedelta(seconds=rnd.randrange(0, 29 * 86400)),
+            properties={
+                "bytes": rnd.randrange(0, 40),
+                "gb": f"{rnd.randrange(0, 90)}.{rnd.randrange(0, 1000):03d}",
+                "region": rnd.choice(["eu-west", "eu-north", "us-east"]),
+                "user": f"u{rnd.randrange(0, 12)}",
+            },
+        )
+        for i in range(240)
+    ]
+    sent = events + rnd.sample(events, 60)  # duplicates
+    rnd.shuffle(sent)  # out of order
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # in parallel
+        list(pool.map(store.apply, [sent[i : i + 50] for i in range(0, len(sent), 50)]))
+    usage = store.current_usage("cus")
+    expected = {
+        (m.id, g): max(q, Decimal(0)) for m in METERS for g, q in (recompute(m, events) or {"": Decimal(0)}).items()
+    }
+    assert {(i["meter"], i["group"]): Decimal(i["quantity"]) for i in usage["items"]} == expected
+    cal = store.calendar("cus")
+    assert cal is not None
+    period = cal.schedule.period(0)
+    clock[0] = period.end + dt.timedelta(hours=1)
+    lines = store.close("cus", period, "s:p1")
+    assert sorted((x.quantity, x.amount.amount) for x in lines) == sorted(
+        (Decimal(i["quantity"]), i["amount"]["amount"]) for i in usage["items"]
+    )
+    assert sum(x.amount.amount for x in lines) == usage["estimated_amount"]["amount"] > 0
