@@ -425,3 +425,22 @@ def test_the_estimate_is_what_the_close_bills_for_every_aggregation_and_price_mo
         (Decimal(i["quantity"]), i["amount"]["amount"]) for i in usage["items"]
     )
     assert sum(x.amount.amount for x in lines) == usage["estimated_amount"]["amount"] > 0
+
+
+def test_an_internal_producer_batch_over_1000_events_goes_out_within_the_contract(gcp: Gcp) -> None:
+    from shared.events.usage import UsageEventIn
+    from shared.metering.ingest import publish_events
+
+    gcp.topic("usage-events")
+    pull = gcp.pull_subscription("usage-events")
+    svc = _svc()
+    assert call(svc, "POST", "/meters", {"id": "calls", "event_name": "api_call", "aggregation": "count"})[0] == 201
+    events = [UsageEventIn.model_validate(_ev(i)) for i in range(2500)]
+    publish_events(events, svc.publisher, NOW)
+    with pytest.raises(ValueError, match="at least one event"):
+        publish_events([], svc.publisher, NOW)
+    messages = drain_messages(pull)
+    assert sorted(len(json.loads(m.data)["events"]) for m in messages) == [500, 1000, 1000]
+    for m in messages:  # none is dead-lettered: every event counts
+        _push(m.data, dict(m.attributes), m.message_id)
+    assert quantities(svc.store.meter("calls"), svc.store.period_totals("cus", NOV)) == {"": 2500}
