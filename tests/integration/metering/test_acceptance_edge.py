@@ -444,3 +444,19 @@ def test_an_internal_producer_batch_over_1000_events_goes_out_within_the_contrac
     for m in messages:  # none is dead-lettered: every event counts
         _push(m.data, dict(m.attributes), m.message_id)
     assert quantities(svc.store.meter("calls"), svc.store.period_totals("cus", NOV)) == {"": 2500}
+
+
+def test_any_string_a_property_may_hold_is_a_group_and_a_unique_value(gcp: Gcp) -> None:
+    gcp.topic("usage-events")
+    pull = gcp.pull_subscription("usage-events")
+    svc = _svc()
+    meter = {"id": "users", "event_name": "e", "aggregation": "unique_count", "property": "u", "group_by": "g"}
+    assert call(svc, "POST", "/meters", meter)[0] == 201
+    odd = ["", "\x00", "a\x00b", "\u2603", "\U0001f600", "x" * 256, "__x__", ".", "..", "a/b", "a~b", "`", " ", "1"]
+    events = [_ev(i, event_name="e", properties={"g": s, "u": s}) for i, s in enumerate(odd)]
+    events.append(_ev("int", event_name="e", properties={"g": 1, "u": 1}))  # the int 1 is the string "1"
+    assert call(svc, "POST", "/events", {"events": events})[1]["accepted"] == len(events)
+    for m in drain_messages(pull):
+        _push(m.data, dict(m.attributes), m.message_id)
+    got = quantities(svc.store.meter("users"), svc.store.period_totals("cus", NOV))
+    assert got == dict.fromkeys(odd, 1)  # group "1" holds the int and the string: one unique value
