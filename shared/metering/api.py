@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from shared.domain.calendar import Unit
 from shared.domain.meters import Event, Meter
+from shared.domain.pricing import PricingError
 from shared.edge import (
     BoundedDatetime,
     EdgeError,
@@ -100,7 +101,10 @@ def handle(request: Any, service: UsageService | None = None) -> JsonResponse:
             _method(request, "GET")
             customer = _id(m["id"])
             at = _at(request.args.get("at")) if metering_settings_allow_clock() else None
-            return JsonResponse(svc.store.current_usage(customer, at))
+            try:
+                return JsonResponse(svc.store.current_usage(customer, at))
+            except PricingError as exc:  # a sum beyond the 10^12 units a line prices: say so, never a 500
+                raise EdgeError(422, "usage_out_of_bounds", str(exc)) from None
         if m := _ATTACH.match(path):
             _method(request, "PUT")
             return JsonResponse(attach(_id(m["id"]), json_body(request, AttachIn), svc))

@@ -460,3 +460,21 @@ def test_any_string_a_property_may_hold_is_a_group_and_a_unique_value(gcp: Gcp) 
         _push(m.data, dict(m.attributes), m.message_id)
     got = quantities(svc.store.meter("users"), svc.store.period_totals("cus", NOV))
     assert got == dict.fromkeys(odd, 1)  # group "1" holds the int and the string: one unique value
+
+
+def test_a_usage_quantity_beyond_what_a_line_can_price_is_a_precise_4xx(gcp: Gcp) -> None:
+    _catalog()
+    gcp.topic("usage-events")
+    pull = gcp.pull_subscription("usage-events")
+    svc = _svc()
+    meter = {"id": "bytes", "event_name": "api_call", "aggregation": "sum", "property": "b"}
+    assert call(svc, "POST", "/meters", meter)[0] == 201
+    body: dict[str, Any] = {"subscription_id": "s", "start_at": "2026-11-15T08:00:00+01:00", "zone": "Europe/Paris"}
+    body |= {"items": [{"price": "eur", "meter": "bytes"}]}
+    assert call(svc, "PUT", "/customers/cus/metered_subscription", body)[0] == 200
+    events = [_ev(i, properties={"b": 10**12}) for i in range(2)]  # each within bounds, their sum is not
+    assert call(svc, "POST", "/events", {"events": events})[1]["accepted"] == 2
+    for m in drain_messages(pull):
+        _push(m.data, dict(m.attributes), m.message_id)
+    status, answer = call(svc, "GET", "/customers/cus/usage")
+    assert (status, answer["error"]) == (422, "usage_out_of_bounds")
