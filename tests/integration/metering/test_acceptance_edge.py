@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import json
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from unittest.mock import ANY
@@ -33,9 +34,13 @@ NOV = Period(0, dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 1
 
 
 @pytest.fixture(autouse=True)
-def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The push handler's own service (its meter cache) starts afresh in each test's project."""
+def _clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The push handler's own service (its meter cache) starts afresh in each test's project, and is left afresh
+    for the next test module."""
     monkeypatch.setattr("shared.metering.api.utcnow", lambda: NOW)
+    default_service.cache_clear()
+    default_window.cache_clear()
+    yield
     default_service.cache_clear()
     default_window.cache_clear()
 
