@@ -24,9 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -39,6 +40,7 @@ SCALE = 10**12  # sum/max/latest values are ints of 10^-12 units
 MAX_VALUE = 10**12
 MAX_FILTERS = 10
 MAX_FILTER_VALUES = 20
+MAX_FILTER_VALUE_CHARS = 256  # a string property holds at most 256 characters: a longer value never matches
 DIGEST_BYTES = 12  # 96-bit event-id digests: a collision among 10^9 ids of one customer has odds below 10^-10
 
 
@@ -74,27 +76,53 @@ class Meter(Frozen):
         for k, values in self.filters.items():
             if not 1 <= len(k) <= 64 or not 1 <= len(values) <= MAX_FILTER_VALUES:
                 raise ValueError("a filter is a property name (1-64 chars) with 1-20 allowed values")
+            if (k.startswith("__") and k.endswith("__")) or not _encodable(k, *values):
+                raise ValueError(f"filter {k[:64]!r}: a property name not of the form __x__, in valid UTF-8")
+            if any(len(v) > MAX_FILTER_VALUE_CHARS for v in values):
+                raise ValueError(f"filter {k}: values are at most {MAX_FILTER_VALUE_CHARS} characters (as properties)")
         return self
 
 
+def _encodable(*texts: str) -> bool:
+    """Firestore stores UTF-8: a lone surrogate (a JSON ``\\ud800`` escape) cannot be stored nor matched."""
+    try:
+        for t in texts:
+            t.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?", re.ASCII)
+
+
 def parse_number(value: object) -> int | None:
-    """``value`` in 10^-12 units, or None when it is no acceptable number (floats and bools are not)."""
+    """``value`` in 10^-12 units, or None when it is no acceptable number (floats and bools are not).
+
+    A string is ASCII decimal notation only (``Decimal`` would also take "1_000", " 5 ", "NaN" and non-ASCII
+    digits), and exact: computed on integers, so a value with more than 12 significant decimal places is refused
+    rather than rounded to the 28 digits of a ``Decimal`` context."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value * SCALE if abs(value) <= MAX_VALUE else None
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > 40 or not _DECIMAL.fullmatch(value):
         return None
-    try:
-        d = Decimal(value)
-    except InvalidOperation:
+    mantissa, _, exp = value.lower().partition("e")
+    neg = mantissa.startswith("-")
+    whole, _, frac = mantissa.lstrip("+-").partition(".")
+    digits, shift = int(whole + frac or "0"), int(exp or "0") - len(frac) + 12
+    if shift >= 0:
+        if shift > 40:
+            return None if digits else 0
+        scaled: int = digits * pow(10, shift)
+    else:
+        scaled, r = divmod(digits, pow(10, -shift))
+        if r:
+            return None  # more than 12 decimal places
+    if scaled > MAX_VALUE * SCALE:
         return None
-    if not d.is_finite() or abs(d) > MAX_VALUE:
-        return None
-    scaled = d.scaleb(12)
-    if scaled != scaled.to_integral_value():
-        return None  # more than 12 decimal places
-    return int(scaled)
+    return -scaled if neg else scaled
 
 
 def number_problem(value: object) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
@@ -37,5 +36,5 @@ class UsageBatch(Event):
     TOPIC: ClassVar[str] = "usage-events"
 
     batch_id: str = Field(min_length=1, max_length=128)
-    received_at: dt.datetime
+    received_at: BoundedDatetime  # aware: the aggregator re-checks event times against it (naive -> dead-letter)
     events: tuple[UsageEventIn, ...] = Field(min_length=1, max_length=1000)

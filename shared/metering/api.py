@@ -21,10 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from shared.domain.calendar import Unit
 from shared.domain.meters import Event, Meter
+from shared.domain.pricing import PricingError
 from shared.edge import (
     BoundedDatetime,
     EdgeError,
     FirestoreId,
+    datetime_problem,
     firestore_id_problem,
     http_entry,
     json_body,
@@ -97,10 +99,12 @@ def handle(request: Any, service: UsageService | None = None) -> JsonResponse:
             return ingest(request, svc)
         if m := _USAGE.match(path):
             _method(request, "GET")
-            at = None
-            if (raw := request.args.get("at")) and metering_settings_allow_clock():
-                at = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            return JsonResponse(svc.store.current_usage(_id(m["id"]), at))
+            customer = _id(m["id"])
+            at = _at(request.args.get("at")) if metering_settings_allow_clock() else None
+            try:
+                return JsonResponse(svc.store.current_usage(customer, at))
+            except PricingError as exc:  # a sum beyond the 10^12 units a line prices: say so, never a 500
+                raise EdgeError(422, "usage_out_of_bounds", str(exc)) from None
         if m := _ATTACH.match(path):
             _method(request, "PUT")
             return JsonResponse(attach(_id(m["id"]), json_body(request, AttachIn), svc))
@@ -120,15 +124,34 @@ def handle(request: Any, service: UsageService | None = None) -> JsonResponse:
     raise EdgeError(404, "not_found", "no such route")
 
 
+def _at(raw: str | None) -> dt.datetime | None:
+    """The test clock ``at``: an aware instant within the platform's bounds, else 400 (never a 500)."""
+    if not raw:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise EdgeError(400, "invalid_at", "at is an RFC 3339 instant") from None
+    if problem := datetime_problem(at):
+        raise EdgeError(400, "invalid_at", f"at {problem}")
+    return at
+
+
 def attach(customer: str, body: AttachIn, svc: UsageService) -> dict[str, Any]:
-    """422 for an unknown zone, price or meter; the prices are snapshotted (an invoice names what was sold)."""
+    """422 for an unknown zone, price or meter, and for items one invoice cannot bill: a one-off or inactive
+    price, a price renewing on another cadence, prices in several currencies, a meter twice (its lines would
+    share one key). The prices are snapshotted (an invoice names what was sold)."""
     from shared.billing.catalog import CatalogStore
     from shared.billing.deps import BillingError
     from shared.domain.calendar import Cadence, CalendarError, zone
 
+    meters = [i.meter for i in body.items]
+    if len(set(meters)) < len(meters):
+        raise EdgeError(422, "duplicate_meter", "each meter is billed by one item")
     try:
         zone(body.zone)
         items = [MeteredItem(price=CatalogStore().price(i.price), meter=i.meter) for i in body.items]
+        _billable(items, body)
         cal = svc.store.attach(
             customer,
             subscription_id=body.subscription_id,
@@ -145,6 +168,19 @@ def attach(customer: str, body: AttachIn, svc: UsageService) -> dict[str, Any]:
     except MeteringError as exc:
         raise EdgeError(422, "unknown_meter", exc.detail) from None
     return cal.model_dump(mode="json")
+
+
+def _billable(items: Sequence[MeteredItem], body: AttachIn) -> None:
+    for it in items:
+        p, rec = it.price, it.price.recurring
+        if not p.active:
+            raise EdgeError(422, "price_inactive", f"price {p.id} is archived")
+        if rec is None:
+            raise EdgeError(422, "price_not_recurring", f"price {p.id} is one-off; usage is billed per period")
+        if (rec.interval, rec.interval_count) != (body.interval, body.interval_count):
+            raise EdgeError(422, "interval_mismatch", f"price {p.id} renews on another cadence than the subscription")
+    if len({it.price.currency for it in items}) > 1:
+        raise EdgeError(422, "currency_mismatch", "every metered item of a subscription is in one currency")
 
 
 def metering_settings_allow_clock() -> bool:

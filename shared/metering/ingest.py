@@ -26,6 +26,7 @@ from shared.events.usage import UsageBatch, UsageEventIn
 from shared.log import traceparent
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # 1,000 events of ~1-2 kB
+MAX_BATCH_EVENTS = 1000  # UsageBatch.events' bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,9 @@ def publish_events(
 
     ``body``: the request's raw ``{"events": [...]}`` when every event of it was accepted; the message is then
     that very JSON with the batch fields put in front (no second serialisation of 1,000 events). The batch id
-    is random: deduplication is by event id, so a retried request needs no stable message id.
+    is random: deduplication is by event id, so a retried request needs no stable message id. An internal
+    producer's batch of more than 1,000 events goes out as several messages (each within the contract); an
+    empty one is a ``ValueError`` (a message with no event would only be dead-lettered).
     """
     bid = uuid.uuid4().hex
     if body is not None:
@@ -124,11 +127,18 @@ def publish_events(
             producer=_producer(),
         )
         return publisher.publish_raw([RawMessage(UsageBatch.TOPIC, data, env.attributes())])[0]
-    return publisher.publish(
-        UsageBatch.model_construct(batch_id=bid, received_at=now, events=tuple(events)),  # each event validated
-        idempotency_key=bid,
-        occurred_at=now,
-    )
+    if not events:
+        raise ValueError("a usage batch holds at least one event")
+    last = ""
+    for i in range(0, len(events), MAX_BATCH_EVENTS):  # the contract's bound: a bigger message would dead-letter
+        chunk = tuple(events[i : i + MAX_BATCH_EVENTS])
+        cid = bid if i == 0 else uuid.uuid4().hex
+        last = publisher.publish(
+            UsageBatch.model_construct(batch_id=cid, received_at=now, events=chunk),  # each event validated
+            idempotency_key=cid,
+            occurred_at=now,
+        )
+    return last
 
 
 def _rfc3339(t: dt.datetime) -> str:
