@@ -83,6 +83,7 @@ class PublishRecord:
         self.deps = deps
         self.id = uuid.uuid4().hex
         self.opened = False
+        self.failed = False  # a claim of this invocation raised: close "failed" so later ticks re-send
         self._known: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -169,7 +170,7 @@ def run_shard(shard: int, now: dt.datetime, cfg: RenewalSettings, deps: Deps = D
         except Exception:  # the lease runs out anyway
             log.warning("publish record left to its lease", extra={"record": record.id})
         raise
-    record.close("acked")
+    record.close("failed" if record.failed else "acked")
     log.info("shard planned", extra={"shard": shard, "now": now.isoformat(), **counts})
     return counts
 
@@ -214,6 +215,18 @@ def _claim_one(
         # wins, and if it failed too the document is still due for the next tick.
         log.warning("claim contended; left to the concurrent tick", extra={"doc": snap.id, "error": str(exc)})
         return "contended", []
+    except Exception as exc:
+        # One subscription the planner cannot price or claim (a usage total beyond what a line prices, a
+        # document an older release wrote, an outage of a dependency) must not stop the billing of every
+        # other one behind it in the shard: it stays due and is tried again at each tick, the error is
+        # logged for the on-call (an ERROR line with the subscription and the cause's class), and the
+        # invocation's record closes "failed", so anything it claimed but did not publish is re-sent.
+        record.failed = True
+        log.error(
+            "renewal planning failed; the subscription stays due",
+            extra={"doc": snap.id, "error_class": type(exc).__name__},
+        )
+        return "failed", []
 
 
 @functools.cache

@@ -99,3 +99,28 @@ def test_due_at_and_shard_are_stored_for_the_index(env: Env) -> None:
     doc = repository.subs().document("sub_idx").get().to_dict()
     assert doc["due_at"] == T0 + dt.timedelta(seconds=renewal_settings().republish_s)  # the republish deadline
     assert doc["billing"]["request_id"] == "sub_idx:2026-01-31T09:00:00Z"
+
+
+def test_a_subscription_that_cannot_be_planned_does_not_stop_the_others(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poison subscription (here: pricing raises, as a usage total beyond what a line prices does) is logged
+    and left due; every other one in its shard is billed, and it is billed once fixed, exactly once."""
+    for i in range(6):
+        new_sub(f"sub_p{i}")
+    real = planner._priced
+
+    def poisoned(doc: dict[str, object], state: object, p: object, now: dt.datetime) -> object:
+        if doc.get("id") == "sub_p3":
+            raise ValueError("usage beyond what a line prices")
+        return real(doc, state, p, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planner, "_priced", poisoned)
+    run_all_shards(T0)
+    assert dues(env) == sorted(f"sub_p{i}:2026-01-31T09:00:00Z" for i in range(6) if i != 3)
+    assert repository.subs().document("sub_p3").get().to_dict()["due_at"] <= T0  # still due, nothing written
+    monkeypatch.setattr(planner, "_priced", real)
+    run_all_shards(T0 + dt.timedelta(minutes=1))
+    assert dues(env) == ["sub_p3:2026-01-31T09:00:00Z"]
+    run_all_shards(T0 + dt.timedelta(minutes=2))
+    assert dues(env) == []
