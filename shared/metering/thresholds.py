@@ -27,7 +27,7 @@ from typing import Any
 from shared.domain.calendar import Period
 from shared.domain.meters import Event, Rated, threshold_crossed
 from shared.domain.money import Money
-from shared.domain.pricing import ChargeLine
+from shared.domain.pricing import ChargeLine, PricingError
 from shared.domain.subscriptions import invoice_due_at
 from shared.events.billing import THRESHOLD_PREFIX, Party, PaymentMethodRef, RenewalDue
 from shared.events.publisher import Publisher, default_publisher
@@ -92,7 +92,17 @@ class Thresholds:
                 for p in (cal.schedule.period_at(e.timestamp) for e in events if e.customer == customer)
             }
             for pk in sorted(periods):
-                out += self.check(customer, periods[pk])
+                try:
+                    out += self.check(customer, periods[pk])
+                except PricingError as exc:
+                    # A usage total beyond what a line prices (e.g. a sum of bytes past 10^12 units): no
+                    # threshold can be billed for it, and the events are counted already, so redelivering the
+                    # batch would only end in the dead-letter topic. Logged for the on-call; the period's close
+                    # refuses it too (the planner logs it and leaves that renewal due): meter a coarser unit.
+                    log.error(
+                        "usage threshold not checked: usage beyond what a line prices",
+                        extra={"customer": customer, "period": pk, "error": str(exc)[:200]},
+                    )
         return out
 
     def check(self, customer: str, period: Period) -> list[str]:

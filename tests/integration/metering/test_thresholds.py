@@ -181,3 +181,22 @@ def test_an_auto_collected_threshold_invoice_is_charged_once_and_leaves_the_peri
     )
     handle_push(push(fact, fact.fact_key()))
     assert _period_fields(sub_doc("sub_auto")) == before  # neither the charge nor its fact moved the period
+
+
+def test_usage_a_line_cannot_price_is_logged_not_redelivered_forever(env: Env, monkeypatch: Any) -> None:
+    """A total beyond what a line prices cannot cross a threshold: the batch (already counted) is answered and
+    the error logged, instead of a nack that would only end in the dead-letter topic."""
+    from shared.domain.pricing import PricingError
+
+    store, thresholds = _setup()
+    [first] = bill(env, T0)
+    issue(first, T0)
+    batch = _calls("big", 3, T0 + dt.timedelta(days=3))
+    store.apply(batch)
+
+    def beyond(customer: str, period: Any) -> list[str]:
+        raise PricingError("quantity beyond 10^12 units")
+
+    monkeypatch.setattr(thresholds, "check", beyond)
+    assert thresholds.after_batch(batch) == []
+    assert _requests(env) == []
