@@ -155,9 +155,16 @@ _SCALARS = frozenset({str, bool, type(None)})
 def _first_problem(value: Any) -> tuple[list[Any], str] | None:
     """``(keys from the value up, problem)`` of the first unstorable value, or None (see :func:`storable`)."""
     t = type(value)
-    # The common cases first (a string of at most 256 characters has at most 1,024 UTF-8 bytes); subclasses
-    # and longer strings take the full chain below.
+    # The common exact types first (a string of at most 256 characters has at most 1,024 UTF-8 bytes);
+    # subclasses, longer strings and containers take the full chain below.
     if t in _SCALARS and (t is not str or len(value) * 4 <= MAX_STR_BYTES):
+        return None
+    if isinstance(value, BaseModel):  # before Money etc.: a model is none of them (Money is a dataclass)
+        for k in type(value).model_fields:
+            found = _first_problem(getattr(value, k))
+            if found is not None:
+                found[0].append(k)
+                return found
         return None
     if isinstance(value, Money):
         try:
@@ -174,10 +181,8 @@ def _first_problem(value: Any) -> tuple[list[Any], str] | None:
         return ([], f"time {problem}") if problem else None
     if isinstance(value, str):
         return None if len(value.encode("utf-8", "surrogatepass")) <= MAX_STR_BYTES else ([], "string too long")
-    if isinstance(value, BaseModel):
-        items: Any = ((k, getattr(value, k)) for k in type(value).model_fields)
-    elif isinstance(value, Mapping):
-        items = value.items()
+    if isinstance(value, Mapping):
+        items: Any = value.items()
     elif isinstance(value, list | tuple):
         items = enumerate(value)
     else:

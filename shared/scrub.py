@@ -344,13 +344,14 @@ def _may_hold_card_data(text: str) -> bool:
     # Backslash escapes, entities and form fields (base64 values) may hide a run from the search.
     if "\\" in text or "&" in text or "=" in text:
         return True
-    # Past that, digits are plain and separators are characters: a PAN run lies inside a stretch of digits
-    # and separators holding 13 digits or more. Shorter stretches (our invoice numbers ``INV-2026-000123``,
-    # dates) hold no run the PAN rule would look at (``_mask_pans`` skips runs under 13 digits).
+    # Past that, digits are plain and separators are characters: a PAN run starts at a digit not glued to a
+    # word (as in ``_FIRST``) and lies inside a stretch of digits and separators holding 13 digits or more.
+    # Shorter stretches (our invoice numbers ``INV-2026-000123``, dates) hold no run the PAN rule would look
+    # at (``_mask_pans`` skips runs under 13 digits), nor do digits glued to an id (``evt_0953856375754a``).
     return any(sum(map(m.group().count, "0123456789")) >= 13 for m in _DIGIT_STRETCH.finditer(text))
 
 
-_DIGIT_STRETCH = re.compile(r"[0-9][0-9 \u00a0./+-]{12,}")  # from a digit on, at least 13 characters
+_DIGIT_STRETCH = re.compile(r"(?<![0-9A-Za-z_])[0-9][0-9 \u00a0./+-]{12,}")  # at least 13 characters
 
 
 def scrub_text(text: str) -> str:

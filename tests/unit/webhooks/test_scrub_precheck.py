@@ -81,6 +81,7 @@ PIECES = st.sampled_from(
 @example('{"n":"4242\\/4242\\/4242\\/4242","id":"x1y2z3"}')  # JSON-escaped "/" between groups
 @example("INV-2026-000123 4111 1111 1111 1111")  # a short run, then a PAN in the same stretch
 @example("2026-000123-4111111111111111 1 2 3")  # a PAN glued to a short run by separators
+@example("evt_0953856375754a x4111111111111111-4111111111111111")  # glued digits, then a PAN after a separator
 def test_same_output_as_running_every_rule(text: str) -> None:
     with pytest.MonkeyPatch.context() as mp:
         expected = _reference(text, mp)
