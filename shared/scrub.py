@@ -241,11 +241,9 @@ _QUOTED_KEYS = tuple(
 _CVC_STEMS = ("cvc", "cvv", "cvn", "cvd", "cv2", "csc", "cid", "secur", "verif")
 
 
-_CVC_HINT = re.compile("|".join(_CVC_STEMS), re.IGNORECASE)  # one pass (was: lower-case copy, nine scans)
-
-
 def _cvc_hint(text: str) -> bool:
-    return _CVC_HINT.search(text) is not None
+    low = text.lower()
+    return any(stem in low for stem in _CVC_STEMS)
 
 
 _XML_ELEMENT = re.compile(r"<((?:[\w.-]+:)?([\w.-]+))(\s[^<>]*)?>([^<]+)</\1\s*>")
@@ -348,10 +346,17 @@ def _may_hold_card_data(text: str) -> bool:
     # word (as in ``_FIRST``) and lies inside a stretch of digits and separators holding 13 digits or more.
     # Shorter stretches (our invoice numbers ``INV-2026-000123``, dates) hold no run the PAN rule would look
     # at (``_mask_pans`` skips runs under 13 digits), nor do digits glued to an id (``evt_0953856375754a``).
-    return any(sum(map(m.group().count, "0123456789")) >= 13 for m in _DIGIT_STRETCH.finditer(text))
+    for m in _DIGIT_STRETCH.finditer(text):
+        stretch = m.group()
+        if m.start() and _GLUE.match(text, m.start() - 1):  # its first digits are glued: no run starts there
+            stretch = stretch.lstrip("0123456789")
+        if sum(map(stretch.count, "0123456789")) >= 13:
+            return True
+    return False
 
 
-_DIGIT_STRETCH = re.compile(r"(?<![0-9A-Za-z_])[0-9][0-9 \u00a0./+-]{12,}")  # at least 13 characters
+_DIGIT_STRETCH = re.compile(r"[0-9][0-9 \u00a0./+-]{12,}")  # at least 13 characters; a leading set scans fast
+_GLUE = re.compile(r"[0-9A-Za-z_]")
 
 
 def scrub_text(text: str) -> str:
