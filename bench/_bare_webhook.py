@@ -8,12 +8,17 @@ Its messages carry the same envelope attributes as a canonical event (same names
 publish costs what ours costs, but go to a topic of their own (``bench-bare-events``) under the type
 ``bench.bare``: the body is not a canonical event, and on ``payment-events`` consumers would
 dead-letter it.
+
+Its ``create()`` goes through the client library, as a function written without our raw encoder would;
+``BENCH_BARE_RAW=1`` sends it through the webhook's own raw encoder (``shared.webhooks.rawfs``) instead,
+to see how much of the ratio that encoder accounts for (a stricter floor: the cheapest create we know).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 
 import functions_framework
 from flask import Request, Response
@@ -21,16 +26,20 @@ from flask import Request, Response
 from shared import clients
 from shared.config import get_settings
 from shared.events.envelope import make_event_id
+from shared.webhooks import rawfs
 
 TOPIC = "bench-bare-events"
 EVENT_TYPE = "bench.bare"
+RAW_CREATE = os.environ.get("BENCH_BARE_RAW") == "1"
 
 
 @functions_framework.http
 def bare(request: Request) -> Response:
     body = request.get_data()
     key = hashlib.sha256(body).hexdigest()
-    clients.firestore().collection("bare_webhooks").document(key).create({"raw": body.decode(errors="replace")})
+    db = clients.firestore()
+    ref = rawfs.document(db, "bare_webhooks", key) if RAW_CREATE else db.collection("bare_webhooks").document(key)
+    ref.create({"raw": body.decode(errors="replace")})
     settings = get_settings()
     attrs = {
         "event_type": EVENT_TYPE,

@@ -13,6 +13,10 @@ the side that goes first alternating from round to round (ABBA...), so a trend i
 hits both sides alike. Printed: n, the median of the per-round ratios with its quartiles and range, how
 many rounds reached the goal, the pooled ratio (all requests over all wall time, per side), the
 function's CPU per request (its whole process tree, from /proc) and the load average around each round.
+
+Before/after in one run: ``BENCH_ENDPOINT_FORMER=<directory of a checkout of the former code>`` adds a third
+side, that checkout's webhooks function (same emulators, same load); the order of the three sides rotates
+from round to round, and its ratios and CPU are printed next to ours.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ ROUNDS = int(os.environ.get("BENCH_ENDPOINT_ROUNDS", "12"))
 GOAL = 0.9
 CONCURRENCY = int(os.environ.get("BENCH_ENDPOINT_CONCURRENCY", "8"))
 SECRET = "whsec_bench_not_a_secret"
+FORMER = os.environ.get("BENCH_ENDPOINT_FORMER", "")
 
 
 def _local(var: str) -> str | None:
@@ -146,10 +151,15 @@ def main() -> None:
             PublisherClient().create_topic(name=f"projects/{project}/topics/{topic}")
         exe = str(Path(sys.executable).with_name("functions-framework"))
         fns = {}
-        for name, source, target in (
-            ("webhooks", ROOT / "functions" / "webhooks" / "main.py", "webhooks"),
-            ("bare", ROOT / "bench" / "_bare_webhook.py", "bare"),
-        ):
+        sides = [
+            ("webhooks", ROOT / "functions" / "webhooks" / "main.py", "webhooks", ROOT),
+            ("bare", ROOT / "bench" / "_bare_webhook.py", "bare", ROOT),
+        ]
+        if FORMER:
+            former = Path(FORMER).resolve()
+            sides.append(("former", former / "functions" / "webhooks" / "main.py", "webhooks", former))
+        procs = {}
+        for name, source, target, root in sides:
             port = em.free_port()
             p = em.ManagedProcess(
                 f"bench-{name}",
@@ -158,23 +168,29 @@ def main() -> None:
                 port,
                 None,
                 log_dir / f"{name}.log",
-                env,
+                {**env, "PYTHONPATH": str(root)},
             )
             started.append(p)
+            procs[name] = p
             fns[name] = f"http://127.0.0.1:{port}"
-        em.start_all(started[-2:])
-        # Warm both (first client creation, imports), then measure alternately to share any noise.
-        _load(fns["webhooks"] + "/stripe", _bodies(40))
-        _load(fns["bare"], _bodies(40))
-        # Alternate short rounds so that load from anything else on the machine hits both sides alike.
-        samples: dict[str, list[tuple[float, list[float], int]]] = {"bare": [], "webhooks": []}
-        walls = {"bare": 0.0, "webhooks": 0.0}
-        cpu = {"bare": 0.0, "webhooks": 0.0}
-        pgids = {"webhooks": started[-2].proc.pid, "bare": started[-1].proc.pid}  # type: ignore[union-attr]
-        urls = {"bare": fns["bare"], "webhooks": fns["webhooks"] + "/stripe"}
+        em.start_all(list(procs.values()))
+        urls = {name: fns[name] + ("" if name == "bare" else "/stripe") for name in fns}
+        # Warm every side (first client creation, imports), then measure alternately to share any noise.
+        for url in urls.values():
+            _load(url, _bodies(40))
+        # Alternate short rounds so that load from anything else on the machine hits every side alike.
+        names = ["bare", "webhooks", *(["former"] if FORMER else [])]
+        samples: dict[str, list[tuple[float, list[float], int]]] = {name: [] for name in names}
+        walls = dict.fromkeys(names, 0.0)
+        cpu = dict.fromkeys(names, 0.0)
+        pgids = {name: p.proc.pid for name, p in procs.items()}  # type: ignore[union-attr]
         loads: list[float] = []
         for r in range(ROUNDS):
-            order = ("bare", "webhooks") if r % 2 == 0 else ("webhooks", "bare")
+            order: tuple[str, ...]
+            if len(names) == 2:
+                order = ("bare", "webhooks") if r % 2 == 0 else ("webhooks", "bare")
+            else:  # rotate, so that each side goes first, second and third equally often
+                order = tuple(names[(r + i) % len(names)] for i in range(len(names)))
             loads.append(_load1())
             for name in order:
                 c0 = _cpu_s(pgids[name])
@@ -184,7 +200,8 @@ def main() -> None:
                 samples[name].append((REQUESTS / wall, lat, bad))
         loads.append(_load1())
         _report(samples, walls, cpu, loads)
-        print(f"  final states: {_final_states(ROUNDS * REQUESTS + 40)}; load average {_loadavg()}")
+        sent = (ROUNDS * REQUESTS + 40) * (2 if FORMER else 1)  # both webhooks sides write to one project
+        print(f"  final states: {_final_states(sent)}; load average {_loadavg()}")
     finally:
         em.stop_all(started)
 
@@ -197,38 +214,43 @@ def _report(
 ) -> None:
     n = len(samples["bare"])
     print(
-        f"n = {n} paired rounds (first side alternating) of {REQUESTS} distinct signed Stripe webhooks, "
+        f"n = {n} rounds ({len(samples)} sides, order alternating) of {REQUESTS} distinct signed Stripe webhooks, "
         f"{CONCURRENCY} concurrent clients, emulators on 127.0.0.1; 1-min load average during the run "
         f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} cores"
     )
+    labels = {
+        "bare": "bare create+publish (baseline)",
+        "webhooks": "webhooks function /stripe",
+        "former": "former webhooks function",
+    }
     figures = {}
     for name, rounds in samples.items():
         lat = sorted(x for _, r, _ in rounds for x in r)
         tput = statistics.median(t for t, _, _ in rounds)
         figures[name] = (tput, _pct(lat, 0.5), _pct(lat, 0.99), sum(b for _, _, b in rounds))
-        label = "bare create+publish (baseline)" if name == "bare" else "webhooks function /stripe"
         tput, p50, p99, bad = figures[name]
         per_req = cpu[name] / (n * REQUESTS) * 1000
         print(
-            f"  {label:<32} {tput:7.1f} req/s median   p50 {p50 * 1000:6.1f} ms   p99 {p99 * 1000:6.1f} ms   "
+            f"  {labels[name]:<32} {tput:7.1f} req/s median   p50 {p50 * 1000:6.1f} ms   p99 {p99 * 1000:6.1f} ms   "
             f"function CPU {per_req:5.2f} ms/req   non-200 {bad}"
         )
     for name, rounds in samples.items():
         print(f"  {name} req/s per round: {', '.join(f'{t:.1f}' for t, _, _ in rounds)}")
-    ratios = [w[0] / b[0] for w, b in zip(samples["webhooks"], samples["bare"], strict=True)]
-    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if n > 1 else (ratios[0],) * 3
-    reached = sum(r >= GOAL for r in ratios)
-    print(
-        f"  throughput ratio webhooks / baseline: median {statistics.median(ratios):.2f} of n={n} rounds, "
-        f"quartiles {q1:.2f}-{q3:.2f}, range {min(ratios):.2f}-{max(ratios):.2f}; {reached}/{n} rounds >= {GOAL}; "
-        f"pooled {walls['bare'] / walls['webhooks']:.2f} (goal >= {GOAL})"
-    )
-    print(f"  per-round ratios: {', '.join(f'{r:.2f}' for r in ratios)}")
-    print(
-        f"  p50 ratio {figures['webhooks'][1] / figures['bare'][1]:.2f}, "
-        f"p99 ratio {figures['webhooks'][2] / figures['bare'][2]:.2f} (latency, lower is better); "
-        f"CPU ratio {cpu['webhooks'] / cpu['bare']:.2f}"
-    )
+    for name in [k for k in ("webhooks", "former") if k in samples]:
+        ratios = [w[0] / b[0] for w, b in zip(samples[name], samples["bare"], strict=True)]
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if n > 1 else (ratios[0],) * 3
+        reached = sum(r >= GOAL for r in ratios)
+        print(
+            f"  throughput ratio {name} / baseline: median {statistics.median(ratios):.2f} of n={n} rounds, "
+            f"quartiles {q1:.2f}-{q3:.2f}, range {min(ratios):.2f}-{max(ratios):.2f}; {reached}/{n} rounds >= "
+            f"{GOAL}; pooled {walls['bare'] / walls[name]:.2f} (goal >= {GOAL})"
+        )
+        print(f"  per-round ratios: {', '.join(f'{r:.2f}' for r in ratios)}")
+        print(
+            f"  p50 ratio {figures[name][1] / figures['bare'][1]:.2f}, "
+            f"p99 ratio {figures[name][2] / figures['bare'][2]:.2f} (latency, lower is better); "
+            f"CPU ratio {cpu[name] / cpu['bare']:.2f}"
+        )
 
 
 def _load1() -> float:

@@ -326,9 +326,10 @@ def _may_hold_card_data(text: str) -> bool:
     """Cheap pre-check: a PAN needs 13 digits, an IBAN 15 characters, a CVC a field name.
 
     Thirteen digits scattered over ids and timestamps (a typical PSP payload: hex and base-62 ids glued
-    to letters) are no PAN unless they form a candidate run of the PAN rule, which one C-speed search
-    tells; only then (or when escapes, entities, forms or base64 could hide digits) do the full rules run,
-    with their JSON parse and value walk. The outcome is the same as running them: nothing to mask.
+    to letters) are no PAN unless they form a candidate run of the PAN rule with 13 digits or more, which
+    a C-speed search tells; only then (or when escapes, entities, forms or base64 could hide digits) do the
+    full rules run, with their JSON parse and value walk. The outcome is the same as running them: nothing
+    to mask.
     """
     if _cvc_hint(text) or "\\u" in text or "&#" in text or "%" in text:
         return True  # escapes may hide digits or names: let the full rules look
@@ -339,7 +340,23 @@ def _may_hold_card_data(text: str) -> bool:
     if sum(map(text.count, "0123456789")) < 13:
         return False
     # Backslash escapes, entities and form fields (base64 values) may hide a run from the search.
-    return "\\" in text or "&" in text or "=" in text or _RUN.search(text) is not None
+    if "\\" in text or "&" in text or "=" in text:
+        return True
+    # Past that, digits are plain and separators are characters: a PAN run starts at a digit not glued to a
+    # word (as in ``_FIRST``) and lies inside a stretch of digits and separators holding 13 digits or more.
+    # Shorter stretches (our invoice numbers ``INV-2026-000123``, dates) hold no run the PAN rule would look
+    # at (``_mask_pans`` skips runs under 13 digits), nor do digits glued to an id (``evt_0953856375754a``).
+    for m in _DIGIT_STRETCH.finditer(text):
+        stretch = m.group()
+        if m.start() and _GLUE.match(text, m.start() - 1):  # its first digits are glued: no run starts there
+            stretch = stretch.lstrip("0123456789")
+        if sum(map(stretch.count, "0123456789")) >= 13:
+            return True
+    return False
+
+
+_DIGIT_STRETCH = re.compile(r"[0-9][0-9 \u00a0./+-]{12,}")  # at least 13 characters; a leading set scans fast
+_GLUE = re.compile(r"[0-9A-Za-z_]")
 
 
 def scrub_text(text: str) -> str:

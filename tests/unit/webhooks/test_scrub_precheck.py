@@ -79,6 +79,9 @@ PIECES = st.sampled_from(
 @given(st.lists(PIECES, max_size=40).map("".join))
 @example("bt_payload=NDI0MjQyNDI0MjQyNDI0Mg==&id=evt_1a2b3c4d5e6f7a8b9c0d1e2f3a")  # base64 PAN, digits scattered
 @example('{"n":"4242\\/4242\\/4242\\/4242","id":"x1y2z3"}')  # JSON-escaped "/" between groups
+@example("INV-2026-000123 4111 1111 1111 1111")  # a short run, then a PAN in the same stretch
+@example("2026-000123-4111111111111111 1 2 3")  # a PAN glued to a short run by separators
+@example("evt_0953856375754a x4111111111111111-4111111111111111")  # glued digits, then a PAN after a separator
 def test_same_output_as_running_every_rule(text: str) -> None:
     with pytest.MonkeyPatch.context() as mp:
         expected = _reference(text, mp)
@@ -113,3 +116,23 @@ def test_a_payload_of_ids_and_timestamps_is_not_parsed(monkeypatch: pytest.Monke
     with pytest.raises(AssertionError, match="parsed"):
         scrub(card)
     assert re.search(r"\d{13}", card)
+
+
+def test_a_payload_with_our_invoice_number_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our invoice numbers (``INV-2026-000123``) are candidate runs of the PAN rule, but of 10 digits: the
+    rule skips them, so the pre-check must not send such a payload through the full rules either."""
+    payload = json.dumps(
+        {
+            "id": "evt_3Pm0aXJ2eZvKYlo21a4Jx8Qk",
+            "created": 1733300000,
+            "data": {"object": {"id": "pi_3Pm0aXJ2eZvKYlo21uE2hG4m", "metadata": {"invoice_id": "INV-2026-000123"}}},
+        }
+    )
+
+    def no_parse(text: str) -> None:
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(scrub_module, "_scrub_json", no_parse)
+    assert scrub(payload) == payload
+    with pytest.raises(AssertionError, match="parsed"):
+        scrub(payload.replace("INV-2026-000123", "INV-2026-4111 1111 1111 1111"))
