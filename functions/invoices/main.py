@@ -1,18 +1,25 @@
 """Invoices: push consumer of ``renewals-due`` and ``payment-events``; logic in shared.invoicing."""
 
+from __future__ import annotations
+
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 
 from shared.events.consumer import dispatch
-from shared.invoicing.service import InvoiceService
 from shared.usage import metered
+
+if TYPE_CHECKING:
+    from shared.invoicing.service import InvoiceService
 
 
 @functools.cache
 def _service() -> InvoiceService:
     # One per instance: its allocator coordinates the concurrent requests this instance serves.
+    # Imported and built on the first request, not at start (cold start; see README).
+    from shared.invoicing.service import InvoiceService
+
     return InvoiceService()
 
 
