@@ -16,16 +16,23 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shared.billing.credit import ENTRIES as BALANCE_ENTRIES
-from shared.billing.customers import COLLECTION as CUSTOMERS
-from shared.disputes.service import COLLECTION as DISPUTES
 from shared.edge import firestore_id_problem
-from shared.invoicing.allocator import SERIES
-from shared.invoicing.repository import CREDIT_NOTES, INVOICES
-from shared.reconciliation.repository import EXCEPTIONS
-from shared.renewals.repository import ATTEMPTS, SUBSCRIPTIONS
 from shared.scrub import scrub, scrub_value
-from shared.webhooks.store import COLLECTION as WEBHOOKS
+
+# The collections read here, named as their owners name them. Literals, not imports: importing the billing,
+# disputes, invoicing, reconciliation, renewals and webhooks modules for a string cost a cold console about
+# 200 ms of CPU before its first page (README, cold start). tests/unit/console/test_cold_imports.py checks
+# each against its owner's constant.
+BALANCE_ENTRIES = "balance_entries"  # shared.billing.credit.ENTRIES
+CUSTOMERS = "customers"  # shared.billing.customers.COLLECTION
+DISPUTES = "disputes"  # shared.disputes.service.COLLECTION
+SERIES = "number_series"  # shared.invoicing.allocator.SERIES
+CREDIT_NOTES = "credit_notes"  # shared.invoicing.repository.CREDIT_NOTES
+INVOICES = "invoices"  # shared.invoicing.repository.INVOICES
+EXCEPTIONS = "recon_exceptions"  # shared.reconciliation.repository.EXCEPTIONS
+ATTEMPTS = "charge_attempts"  # shared.renewals.repository.ATTEMPTS
+SUBSCRIPTIONS = "subscriptions"  # shared.renewals.repository.SUBSCRIPTIONS
+WEBHOOKS = "webhook_events"  # shared.webhooks.store.COLLECTION
 
 USAGE = "usage_records"  # written by metered billing once it lands; "none" until then
 PAGE = 25
