@@ -7,8 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import functions_framework
 
+from shared.events import payments as _payment_contracts  # noqa: F401
 from shared.events.consumer import dispatch
 from shared.usage import metered
+
+# The payment contracts are registered at start: a payment fact parsed before the service is built would
+# otherwise make the registry load every contract module (billing's, with the catalog behind them).
 
 if TYPE_CHECKING:
     from shared.invoicing.service import InvoiceService

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import T0
+
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py"))
 
@@ -96,6 +98,30 @@ def test_the_invoices_service_built_for_a_payment_fact_loads_no_pdf_billing_api_
     assert "shared.invoicing.payments" in loaded
     heavy = ("fpdf", "shared.billing", "shared.invoicing.documents", "shared.events.billing", "shared.domain.catalog")
     assert _hits(loaded, heavy) == []
+
+
+def test_a_cold_invoices_function_parses_a_payment_fact_without_loading_the_other_contracts() -> None:
+    """Its first message is parsed before the service exists: the payment contracts must be registered by then."""
+    from shared.domain.money import Money
+    from shared.events import build_message
+    from shared.events.payments import OurRefs, PaymentSucceeded
+
+    fact = PaymentSucceeded(
+        psp="stripe",
+        psp_payment_id="pi_cold",
+        livemode=False,
+        amount=Money(2900, "EUR"),
+        refs=OurRefs(invoice_id="INV-COLD"),
+        psp_created_at=T0,
+    )
+    data, attrs = build_message(fact, idempotency_key=fact.fact_key(), occurred_at=T0)
+    loaded = _loaded(
+        "invoices",
+        "from shared.events import parse_message\n"
+        f"assert parse_message({data!r}, {attrs!r}, 'm1').event.psp_payment_id == 'pi_cold'",
+    )
+    assert "shared.events.payments" in loaded
+    assert _hits(loaded, ("shared.events.billing", "shared.events.disputes", "shared.events.usage")) == []
 
 
 def test_the_lazy_names_still_resolve_to_the_real_code() -> None:
