@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 
@@ -10,19 +11,17 @@ import bench
 
 
 def main(argv: list[str]) -> int:
-    modules = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
-    # Words after a benchmark that name no benchmark are its arguments (python -m bench cold_start invoices).
-    runs: list[tuple[str, list[str]]] = []
-    for word in argv:
-        if word in modules or not runs:
-            runs.append((word, []))
-        else:
-            runs[-1][1].append(word)
-    for name, args in runs or [(m, []) for m in modules]:
+    names = argv or sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    while names:
+        name, names = names[0], names[1:]
         mod = importlib.import_module(f"bench.{name}")
         if hasattr(mod, "main"):
             print(f"### bench.{name}", flush=True)
-            mod.main(args) if args else mod.main()
+            if argv and inspect.signature(mod.main).parameters:  # it takes names: the rest of the words are its own
+                mod.main(names)  # (python -m bench cold_start invoices reconciliation)
+                names = []
+            else:
+                mod.main()
             print(flush=True)
     return 0
 
