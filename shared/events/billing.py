@@ -22,7 +22,8 @@ CollectionMethod = Literal["charge_automatically", "send_invoice"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: validators are built on first use, not at import (cold start, README).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Party(_Model):
