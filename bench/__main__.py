@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 
@@ -11,11 +12,16 @@ import bench
 
 def main(argv: list[str]) -> int:
     names = argv or sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
-    for name in names:
+    while names:
+        name, names = names[0], names[1:]
         mod = importlib.import_module(f"bench.{name}")
         if hasattr(mod, "main"):
             print(f"### bench.{name}", flush=True)
-            mod.main()
+            if argv and inspect.signature(mod.main).parameters:  # it takes names: the rest of the words are its own
+                mod.main(names)  # (python -m bench cold_start invoices reconciliation)
+                names = []
+            else:
+                mod.main()
             print(flush=True)
     return 0
 

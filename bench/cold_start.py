@@ -20,7 +20,8 @@ CPU time (user + system) the process tree used until its first answer, which the
 disturbs far less than wall time; plus the load average around the run.
 
     python -m bench cold_start                 # needs the emulators: FIRESTORE/PUBSUB/STORAGE_EMULATOR_HOST
-    BENCH_COLD_RUNS=9 python -m bench.cold_start webhooks
+    BENCH_COLD_RUNS=9 python -m bench cold_start webhooks invoices
+    BENCH_COLD_FORMER=main python -m bench cold_start invoices   # former code / current / bare, rotating
 """
 
 from __future__ import annotations
@@ -346,54 +347,87 @@ def _quartiles(xs: Sequence[float]) -> tuple[float, float]:
     return q1, q3
 
 
+def former_tree(ref: str, out: Path) -> Path:
+    """The repository as of git ``ref`` (``git archive``), to build the former code's bundles from."""
+    dest = out / "former-src"
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def _summary(label: str, ours: Sequence[Start], base: Sequence[Start]) -> tuple[str, float]:
+    """One side against the baseline: median and range of wall times, ratio of medians, per-pair ratios, CPU."""
+    o, b = statistics.median(s.wall_s for s in ours), statistics.median(s.wall_s for s in base)
+    pairs = [x.wall_s / y.wall_s for x, y in zip(ours, base, strict=True)]
+    q1, q3 = _quartiles(pairs)
+    oc, bc = statistics.median(s.cpu_s for s in ours), statistics.median(s.cpu_s for s in base)
+    text = (
+        f"  {label:<8} {o * 1000:6.0f} ms ({min(s.wall_s for s in ours) * 1000:.0f}-"
+        f"{max(s.wall_s for s in ours) * 1000:.0f})   ratio {o / b:.2f}   pairs median {statistics.median(pairs):.2f} "
+        f"(quartiles {q1:.2f}-{q3:.2f}, {sum(p <= GOAL for p in pairs)}/{len(pairs)} <= {GOAL})   "
+        f"CPU {oc * 1000:.0f} ms (ratio {oc / bc:.2f})"
+    )
+    return text, o / b
+
+
 def main(names: Sequence[str] = ()) -> None:
-    """Every function of the topology, or the ones named."""
-    from infra.bundle import build
+    """Every function of the topology, or the ones named.
+
+    ``BENCH_COLD_FORMER=<git ref>`` adds a third side, the same functions built from that commit: former
+    code, current code and the bare function then start in rotating order in the same run, so a change is
+    measured against the same load (``BENCH_COLD_FORMER=HEAD~3 python -m bench cold_start invoices``).
+    """
+    from infra.bundle import build, build_one
     from infra.local.topology import load
 
     emulator_env()
     # A terminated bench must still stop its functions-framework processes (the finally in serving()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     functions = load().functions
+    former_ref = os.environ.get("BENCH_COLD_FORMER")
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
         out = Path(tmp)
         folders = {f.name: f for f in build(names or None, out / "build")}
-        for folder in folders.values():
+        former: dict[str, Path] = {}
+        if former_ref:
+            src = former_tree(former_ref, out)
+            former = {k: build_one(k, out / "former", root=src) for k in folders}
+        for folder in [*folders.values(), *former.values()]:
             _compile(folder)
+        sides = ["current", "bare"] + (["former"] if former else [])
         print(
-            f"n = {RUNS} paired runs per function (first side alternating); process start -> first request "
-            f"answered; baseline = bare function importing the same client libraries; {os.cpu_count()} cores"
+            f"n = {RUNS} rounds per function ({', '.join(sides)}; the order rotating each round); process start -> "
+            f"first request answered; baseline = bare function importing the same client libraries; "
+            f"{os.cpu_count()} cores" + (f"; former = {former_ref}" if former_ref else "")
         )
         worst = 0.0
         loads = [_load1()]
         for key, folder in folders.items():
             fn = functions[key]
             bare = _compile(baseline_folder(out, key, fn.signature_type))
-            ours: list[Start] = []
-            base: list[Start] = []
+            starts: dict[str, list[Start]] = {side: [] for side in sides}
+            where = {"current": folder, "former": former.get(key, folder)}
             for r in range(RUNS):
-                if r % 2 == 0:
-                    ours.append(cold_start(folder, key, fn.entry_point, fn.signature_type))
-                    base.append(baseline(bare, key, fn.signature_type))
-                else:
-                    base.append(baseline(bare, key, fn.signature_type))
-                    ours.append(cold_start(folder, key, fn.entry_point, fn.signature_type))
+                for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
+                    if side == "bare":
+                        starts[side].append(baseline(bare, key, fn.signature_type))
+                    else:
+                        starts[side].append(cold_start(where[side], key, fn.entry_point, fn.signature_type))
                 loads.append(_load1())
-            o, b = statistics.median(s.wall_s for s in ours), statistics.median(s.wall_s for s in base)
-            pairs = [x.wall_s / y.wall_s for x, y in zip(ours, base, strict=True)]
-            q1, q3 = _quartiles(pairs)
-            oc, bc = statistics.median(s.cpu_s for s in ours), statistics.median(s.cpu_s for s in base)
-            worst = max(worst, o / b)
+            base = starts["bare"]
+            b, bc = statistics.median(s.wall_s for s in base), statistics.median(s.cpu_s for s in base)
             libs = "+".join(CLIENT_LIBRARIES.get(key, DEFAULT_LIBRARIES))
             print(
-                f"{key:<14} {o * 1000:6.0f} ms ({min(s.wall_s for s in ours) * 1000:.0f}-"
-                f"{max(s.wall_s for s in ours) * 1000:.0f})   baseline ({libs}) {b * 1000:6.0f} ms "
-                f"({min(s.wall_s for s in base) * 1000:.0f}-{max(s.wall_s for s in base) * 1000:.0f})   "
-                f"ratio {o / b:.2f}   pairs median {statistics.median(pairs):.2f} (quartiles {q1:.2f}-{q3:.2f}, "
-                f"{sum(p <= GOAL for p in pairs)}/{len(pairs)} <= {GOAL})   CPU {oc * 1000:.0f} vs {bc * 1000:.0f} ms "
-                f"(ratio {oc / bc:.2f})",
+                f"{key:<14} baseline ({libs}) {b * 1000:.0f} ms ({min(s.wall_s for s in base) * 1000:.0f}-"
+                f"{max(s.wall_s for s in base) * 1000:.0f}), CPU {bc * 1000:.0f} ms",
                 flush=True,
             )
+            for side in [s for s in ("former", "current") if s in starts]:
+                text, ratio = _summary(side, starts[side], base)
+                print(text, flush=True)
+                if side == "current":
+                    worst = max(worst, ratio)
         print(
             f"worst ratio of medians {worst:.2f} (goal <= {GOAL}); 1-min load average during the run "
             f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f})"

@@ -1,18 +1,29 @@
 """Invoices: push consumer of ``renewals-due`` and ``payment-events``; logic in shared.invoicing."""
 
+from __future__ import annotations
+
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 
+from shared.events import payments as _payment_contracts  # noqa: F401
 from shared.events.consumer import dispatch
-from shared.invoicing.service import InvoiceService
 from shared.usage import metered
+
+# The payment contracts are registered at start: a payment fact parsed before the service is built would
+# otherwise make the registry load every contract module (billing's, with the catalog behind them).
+
+if TYPE_CHECKING:
+    from shared.invoicing.service import InvoiceService
 
 
 @functools.cache
 def _service() -> InvoiceService:
     # One per instance: its allocator coordinates the concurrent requests this instance serves.
+    # Imported and built on the first request, not at start (cold start; see README).
+    from shared.invoicing.service import InvoiceService
+
     return InvoiceService()
 
 

@@ -42,7 +42,6 @@ from shared.billing.pagination import Page, page_request
 from shared.edge import EdgeError, firestore_id_problem, json_body
 from shared.http import JsonResponse
 
-PREFIXES = ("customers", "products", "prices", "coupons", "promotion_codes", "invoices", "openapi.json")
 MAX_PATH_CHARS = 512
 
 
@@ -390,10 +389,6 @@ def openapi_document() -> dict[str, Any]:
     from shared.billing.openapi import document
 
     return document()
-
-
-def is_billing_path(path: str) -> bool:
-    return path.strip("/").split("/", 1)[0] in PREFIXES
 
 
 def _match(method: str, path: str) -> tuple[Route, dict[str, str]]:

@@ -16,16 +16,23 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shared.billing.credit import ENTRIES as BALANCE_ENTRIES
-from shared.billing.customers import COLLECTION as CUSTOMERS
-from shared.disputes.service import COLLECTION as DISPUTES
 from shared.edge import firestore_id_problem
-from shared.invoicing.allocator import SERIES
-from shared.invoicing.repository import CREDIT_NOTES, INVOICES
-from shared.reconciliation.repository import EXCEPTIONS
-from shared.renewals.repository import ATTEMPTS, SUBSCRIPTIONS, with_results
 from shared.scrub import scrub, scrub_value
-from shared.webhooks.store import COLLECTION as WEBHOOKS
+
+# The collections read here, named as their owners name them. Literals, not imports: importing the billing,
+# disputes, invoicing, reconciliation, renewals and webhooks modules for a string cost a cold console about
+# 200 ms of CPU before its first page (README, cold start). tests/unit/console/test_cold_imports.py checks
+# each against its owner's constant.
+BALANCE_ENTRIES = "balance_entries"  # shared.billing.credit.ENTRIES
+CUSTOMERS = "customers"  # shared.billing.customers.COLLECTION
+DISPUTES = "disputes"  # shared.disputes.service.COLLECTION
+SERIES = "number_series"  # shared.invoicing.allocator.SERIES
+CREDIT_NOTES = "credit_notes"  # shared.invoicing.repository.CREDIT_NOTES
+INVOICES = "invoices"  # shared.invoicing.repository.INVOICES
+EXCEPTIONS = "recon_exceptions"  # shared.reconciliation.repository.EXCEPTIONS
+ATTEMPTS = "charge_attempts"  # shared.renewals.repository.ATTEMPTS
+SUBSCRIPTIONS = "subscriptions"  # shared.renewals.repository.SUBSCRIPTIONS
+WEBHOOKS = "webhook_events"  # shared.webhooks.store.COLLECTION
 
 USAGE = "usage_records"  # written by metered billing once it lands; "none" until then
 PAGE = 25
@@ -222,6 +229,8 @@ def payment(db: Any, attempt_id: str) -> dict[str, Any] | None:
     doc = _get(db, ATTEMPTS, attempt_id)
     if doc is None:
         return None
+    from shared.renewals.repository import with_results  # loaded with the first payment page (cold start)
+
     (doc,) = with_results([{k: v for k, v in doc.items() if k in ATTEMPT_FIELDS or k in ("_id", "customer_id")}], db)
     pid = doc.get("psp_payment_id")
     hooks = webhooks_of_payment(db, str(doc.get("psp") or ""), str(doc.get("account") or "default"), pid) if pid else []
@@ -293,6 +302,8 @@ def customer_page(db: Any, customer_id: str, *, before: dt.datetime | None = Non
         party = party or next((i.get("buyer") for i in out["invoices"] if i.get("buyer")), None) or {}
         out["customer"] = {"id": customer_id, "legal_name": party.get("name"), "email": party.get("email"), **party}
     out["id"] = customer_id
+    from shared.renewals.repository import with_results
+
     out["payments"] = with_results(out["payments"], db, out["subscriptions"])  # their results live there
     out["more_payments"] = out["payments"][-1]["created_at"] if len(out["payments"]) == PAYMENTS_PAGE else None
     return scrub_value(out)  # type: ignore[no-any-return]
@@ -421,6 +432,8 @@ def renewal_outcomes(db: Any, since: dt.datetime, limit: int = 5000) -> dict[str
     paid: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     declines: Counter[tuple[str, str]] = Counter()
+    from shared.renewals.repository import with_results
+
     for d in with_results(_docs(query), db):  # a subscription's charge keeps its result on the subscription
         day = day_of(d.get("created_at"))
         if not day:

@@ -86,7 +86,8 @@ DecimalAmount = Annotated[Decimal, BeforeValidator(_non_negative), PlainSerializ
 class Frozen(BaseModel):
     """Base of every catalog/billing value: immutable, unknown fields refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: validators are built on first use, not at import (cold start, README).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class TaxBehavior(enum.StrEnum):

@@ -40,7 +40,8 @@ def billing_reason_of(request_id: str, subscription_id: str | None, period_index
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: validators are built on first use, not at import (cold start, README).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Party(_Model):

@@ -26,21 +26,23 @@ not paid. A paid, void or uncollectible invoice is not re-announced.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.domain import invoices as dom
 from shared.domain.money import Money
 from shared.events import Received
-from shared.events.billing import InvoiceFinalized, RenewalDue, RiskSnapshot, billing_reason_of
 from shared.idempotency import payload_hash
 from shared.invoicing import pdf as pdfmod
 from shared.invoicing import storage
 from shared.invoicing.allocator import QUEUE
 from shared.invoicing.deps import Deps
-from shared.invoicing.documents import build_invoice_doc, pending
 from shared.invoicing.entities import seller
 from shared.invoicing.repository import INVOICES, document_view, invoice_id_for, money
 from shared.log import bind, get_logger
+
+if TYPE_CHECKING:  # cold start: the billing contracts and document builders load when an invoice is issued
+    from shared.billing.credit import CreditStore
+    from shared.events.billing import InvoiceFinalized, RenewalDue
 
 log = get_logger(__name__)
 
@@ -58,6 +60,8 @@ class Documents:
             raise LookupError(f"{ref.path} does not exist")
         if doc.get("seq"):
             return dict(doc)
+        from shared.invoicing.documents import pending
+
         alloc = self.deps.alloc
         if doc.get(QUEUE) != doc["series_id"]:  # queued with the draft; older documents are queued now
             alloc.enqueue(doc["series_id"], pending(ref.path, doc, status_after))
@@ -98,14 +102,18 @@ class _BillingLedger:
     """The billing credit store on the invoices function's Firestore and clock; no customer record, no credit."""
 
     def __init__(self, deps: Deps) -> None:
-        from shared.billing.credit import CreditStore
-        from shared.billing.deps import BillingDeps
-
-        self._store = CreditStore(BillingDeps(db=lambda: deps.db, clock=deps.clock))
+        self._deps = deps
+        self._store: CreditStore | None = None  # built on first use: a payment fact never loads the billing API
 
     def apply_credit(self, customer_id: str, invoice_id: str, amount_due: Money) -> Money:
         from shared.billing.deps import BillingError
 
+        if self._store is None:
+            from shared.billing.credit import CreditStore
+            from shared.billing.deps import BillingDeps
+
+            deps = self._deps
+            self._store = CreditStore(BillingDeps(db=lambda: deps.db, clock=deps.clock))
         try:
             return self._store.apply_credit(customer_id, invoice_id, amount_due)
         except BillingError as exc:
@@ -159,6 +167,8 @@ class IssueInvoices:
         The issue time (and so the series) is fixed here; the credit balance decision goes into the same
         write. A redelivery gets the stored invoice (numbered now if it was not).
         """
+        from shared.invoicing.documents import build_invoice_doc
+
         ref = self.deps.db.collection(INVOICES).document(invoice_id)
         # The billing reason labels the request id (older requests lack it): not part of the content compared.
         request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt", "billing_reason"}))
@@ -175,6 +185,8 @@ class IssueInvoices:
         its number, so the common path costs one write before numbering.
         """
         from google.api_core.exceptions import AlreadyExists, Conflict
+
+        from shared.invoicing.documents import build_invoice_doc
 
         ref = self.deps.db.collection(INVOICES).document(invoice_id)
         request_hash = payload_hash(ev.model_dump(mode="json", exclude={"attempt", "billing_reason"}))
@@ -240,6 +252,8 @@ class IssueInvoices:
 
 
 def finalized_event(doc: dict[str, Any], risk: dict[str, Any] | None = None) -> InvoiceFinalized:
+    from shared.events.billing import InvoiceFinalized, RiskSnapshot, billing_reason_of
+
     return InvoiceFinalized(
         invoice_id=doc["invoice_id"],
         number=doc["number"],

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain import invoices as dom
-from shared.events.billing import InvoiceMarkedUncollectible, InvoiceVoided
 from shared.invoicing.deps import Deps
 from shared.invoicing.payments import paid_event, paid_routing
 from shared.invoicing.repository import INVOICES, cas_update
@@ -77,6 +76,8 @@ class OperatorTransitions:
         now = self.deps.clock()
         ref, doc = self._transition(invoice_id, target, lambda d: {f"{what}_at": now, f"{what}_reason": reason})
         if doc.get("status") == what:
+            from shared.events.billing import InvoiceMarkedUncollectible, InvoiceVoided
+
             cls = InvoiceVoided if target == dom.Status.VOID else InvoiceMarkedUncollectible
             doc = self.deps.publish_once(
                 ref,

@@ -21,12 +21,11 @@ a payment of a void one) is kept as a fact document too, for the audit trail.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.domain import invoices as dom
 from shared.domain.money import Money
 from shared.events import Received
-from shared.events.billing import CreditNoteIssued, InvoicePaid
 from shared.events.payments import (
     DisputeLost,
     DisputeOpened,
@@ -36,9 +35,7 @@ from shared.events.payments import (
     PaymentSucceeded,
 )
 from shared.invoicing.deps import Deps
-from shared.invoicing.documents import build_credit_note_doc
 from shared.invoicing.entities import seller
-from shared.invoicing.issuing import Documents
 from shared.invoicing.repository import (
     CREDIT_NOTES,
     FACTS,
@@ -49,6 +46,10 @@ from shared.invoicing.repository import (
     money,
 )
 from shared.log import bind, get_logger
+
+if TYPE_CHECKING:  # cold start: a payment fact needs neither the billing contracts nor the document builders
+    from shared.events.billing import InvoicePaid
+    from shared.invoicing.issuing import Documents
 
 log = get_logger(__name__)
 
@@ -283,6 +284,7 @@ class PaymentFacts:
         from google.cloud import firestore as fs
 
         from shared.idempotency import precondition, retry_on_contention
+        from shared.invoicing.documents import build_credit_note_doc
 
         def attempt() -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
             snap = ref.get()  # a failed precondition (the invoice changed since this read) is retried
@@ -325,6 +327,7 @@ class PaymentFacts:
         from google.api_core.exceptions import AlreadyExists, Conflict
 
         from shared.idempotency import precondition, retry_on_contention
+        from shared.invoicing.documents import build_credit_note_doc
 
         ref = self._invoice(invoice_id)
         cn_ref = self.deps.db.collection(CREDIT_NOTES).document(credit_note_id_for(f"balance:{invoice_id}:{key}"))
@@ -374,6 +377,8 @@ class PaymentFacts:
 
     def finalize_credit_note(self, cn_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
         """Number, archive and announce a credit note (``credit_note.issued``), each once."""
+        from shared.events.billing import CreditNoteIssued
+
         ref = self.deps.db.collection(CREDIT_NOTES).document(cn_id)
         try:
             doc = self.documents.number(ref, doc, "issued")
@@ -431,6 +436,8 @@ def paid_routing(doc: dict[str, Any]) -> dict[str, str]:
 
 
 def paid_event(doc: dict[str, Any]) -> InvoicePaid:
+    from shared.events.billing import InvoicePaid
+
     return InvoicePaid(
         invoice_id=doc["invoice_id"],
         number=doc["number"],

@@ -15,21 +15,39 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.events import Received
-from shared.events.billing import RenewalDue
-from shared.events.payments import PaymentEvent
 from shared.invoicing.allocator import NumberAllocator
 from shared.invoicing.deps import Deps, _utcnow
-from shared.invoicing.documents import build_credit_note_doc, build_invoice_doc
-from shared.invoicing.documents import pending as _pending
 from shared.invoicing.issuing import Documents, IssueInvoices
 from shared.invoicing.operator import OperatorTransitions
 from shared.invoicing.payments import PaymentFacts
 from shared.invoicing.storage import ArchiveWriter
 
+if TYPE_CHECKING:
+    from shared.events import Received
+    from shared.events.billing import RenewalDue
+    from shared.events.payments import PaymentEvent
+    from shared.invoicing.documents import build_credit_note_doc, build_invoice_doc
+    from shared.invoicing.documents import pending as _pending
+
 __all__ = ["InvoiceService", "_pending", "build_credit_note_doc", "build_invoice_doc"]
+
+_DOCUMENTS = {
+    "build_credit_note_doc": "build_credit_note_doc",
+    "build_invoice_doc": "build_invoice_doc",
+    "_pending": "pending",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The document builders, re-exported on first access: importing the service (a cold invoices function) must
+    not load pricing, tax and the billing contracts behind them before an invoice is issued."""
+    if name in _DOCUMENTS:
+        from shared.invoicing import documents
+
+        return getattr(documents, _DOCUMENTS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from shared.events.billing import CreditNoteIssued, InvoiceFinalized, InvoiceVoided
 from shared.events.payments import DisputeOpened, DisputeWon, PaymentEvent, PaymentRefunded, PaymentSucceeded
 from shared.ledger import journal as j
 from shared.ledger.journal import Entry, Posting
 from shared.settlement.lines import LineType, SettlementLine
+
+if TYPE_CHECKING:  # loaded by the invoice events themselves; a payment fact does not need the billing contracts
+    from shared.events.billing import CreditNoteIssued, InvoiceFinalized, InvoiceVoided
 
 PAYMENT_TYPES = frozenset({LineType.CAPTURE, LineType.REFUND, LineType.CHARGEBACK, LineType.CHARGEBACK_REVERSAL})
 
@@ -84,6 +87,8 @@ def fact_entry(event: PaymentEvent) -> Entry | None:
 
 def invoice_entry(event: InvoiceFinalized | InvoiceVoided | CreditNoteIssued, at: dt.datetime) -> Entry | None:
     """Receivable per customer against revenue and tax (finalized), reversed (voided) or credited."""
+    from shared.events.billing import CreditNoteIssued, InvoiceFinalized
+
     rec = j.receivable(event.customer_id)
     if isinstance(event, InvoiceFinalized):
         cur, total, tax = event.total.currency, event.total.amount, event.tax.amount

@@ -25,7 +25,6 @@ from typing import Any
 
 from shared import clients
 from shared.events import publish
-from shared.events.billing import CreditNoteIssued, InvoiceFinalized, InvoiceVoided
 from shared.events.envelope import Event
 from shared.events.payments import PaymentEvent
 from shared.events.reconciliation import (
@@ -57,7 +56,6 @@ from shared.reconciliation.repository import (
     payout_parts,
     ref_key,
 )
-from shared.settlement import registry
 from shared.settlement.lines import LineType, Payout, SettlementBatch, SettlementLine
 
 log = get_logger(__name__)
@@ -283,6 +281,8 @@ class Reconciler:
 
     def record_invoice_event(self, event: Event, at: dt.datetime) -> int:
         """Receivables tie out with invoices: finalized, credited and voided invoices post entries."""
+        from shared.events.billing import CreditNoteIssued, InvoiceFinalized, InvoiceVoided
+
         if isinstance(event, InvoiceVoided):
             fin = ledger.get(self.db, entry_id(f"invoice:{event.invoice_id}:finalized"))
             if fin is None:
@@ -595,6 +595,8 @@ class Reconciler:
 
     def pull(self, psp: str, account: str, now: dt.datetime) -> IntakeResult:
         """One API pull from the cursor (minus an overlap) to now; the same page twice changes nothing."""
+        from shared.settlement import registry  # the PSP adapters load for a pull or a report, not at start
+
         try:
             puller, client = registry.source_for(psp, account)
         except registry.NoSource:
@@ -612,6 +614,8 @@ class Reconciler:
     # -- bucket objects ---------------------------------------------------------------------------
     def intake_object(self, bucket: str, name: str, generation: str, now: dt.datetime | None = None) -> dict[str, Any]:
         """A settlement report dropped into the bucket: detect its source, parse, intake, once per generation."""
+        from shared.settlement import registry
+
         now = now or self.clock()
         found = registry.detect(name)
         if found is None:

@@ -13,13 +13,37 @@ from typing import Any
 from shared.events.consumer import Handler, Trigger, Undeliverable, dispatch
 from shared.events.envelope import Received
 from shared.log import get_logger
-from shared.renewals.collector import on_invoice_finalized, on_retry_due
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import TICK_EVENT_TYPE, TICK_SCHEMA_VERSION, TickError, parse_tick
-from shared.renewals.outcomes import on_invoice_paid, on_payment_fact
 from shared.renewals.planner import handle_tick
 
 log = get_logger(__name__)
+
+
+# The collector (charging, PSP adapters, risk) and the outcome handler load on the first message they
+# handle, not at start: a cold instance woken by a billing tick needs the planner alone (cold start, README).
+def on_invoice_finalized(msg: Received[Any], deps: Deps = DEFAULT) -> object:
+    from shared.renewals.collector import on_invoice_finalized
+
+    return on_invoice_finalized(msg, deps=deps)
+
+
+def on_retry_due(msg: Received[Any], deps: Deps = DEFAULT) -> object:
+    from shared.renewals.collector import on_retry_due
+
+    return on_retry_due(msg, deps=deps)
+
+
+def on_invoice_paid(msg: Received[Any], deps: Deps = DEFAULT) -> object:
+    from shared.renewals.outcomes import on_invoice_paid
+
+    return on_invoice_paid(msg, deps=deps)
+
+
+def on_payment_fact(msg: Received[Any], deps: Deps = DEFAULT) -> object:
+    from shared.renewals.outcomes import on_payment_fact
+
+    return on_payment_fact(msg, deps=deps)
 
 
 def handlers(deps: Deps) -> dict[str, Handler]:

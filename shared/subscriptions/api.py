@@ -21,11 +21,10 @@ turns an outage into a generic 503 and anything unexpected into a generic 500).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.billing.api import DEFAULT_BILLING, BillingService, is_billing_path
-from shared.billing.api import dispatch as billing_dispatch
 from shared.billing.pagination import page_request
+from shared.billing.paths import is_billing_path
 from shared.edge import EdgeError, firestore_id_problem, http_entry, json_body
 from shared.http import JsonResponse
 from shared.log import bind, get_logger
@@ -41,6 +40,9 @@ from shared.subscriptions.commands import (
 )
 from shared.subscriptions.service import ServiceError, SubscriptionService
 
+if TYPE_CHECKING:
+    from shared.billing.api import BillingService
+
 log = get_logger(__name__)
 
 _ROUTE = re.compile(
@@ -53,12 +55,19 @@ DEFAULT_SERVICE = SubscriptionService()
 
 @http_entry("subscriptions")
 def handle(
-    request: Any, service: SubscriptionService = DEFAULT_SERVICE, billing: BillingService = DEFAULT_BILLING
+    request: Any, service: SubscriptionService = DEFAULT_SERVICE, billing: BillingService | None = None
 ) -> JsonResponse:
-    """Answer one request; ``service`` and ``billing`` carry the collaborators (tests inject a dying Firestore)."""
+    """Answer one request; ``service`` and ``billing`` carry the collaborators (tests inject a dying Firestore).
+
+    ``billing`` None: the billing API's default service. The billing API (stores, models) is imported by the first
+    billing request, not at start: a cold instance answering a subscription request does not load it.
+    """
     path = request.path or "/"
     if is_billing_path(path):
-        return billing_dispatch(request, billing)
+        from shared.billing.api import DEFAULT_BILLING
+        from shared.billing.api import dispatch as billing_dispatch
+
+        return billing_dispatch(request, DEFAULT_BILLING if billing is None else billing)
     m = _ROUTE.match(path) if len(path) <= 512 else None
     if m is None:
         raise EdgeError(404, "not_found", "no such route")

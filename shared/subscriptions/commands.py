@@ -54,7 +54,8 @@ Ref = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: validators are built on first use, not at import (cold start, README).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class PlanLine(_In):
