@@ -6,40 +6,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-from typing import Any
 
-from shared.domain.money import Money
-from shared.events.billing import InvoiceFinalized, InvoicePaid, RenewalDue
+from shared.events.billing import InvoiceFinalized, RenewalDue
 from shared.events.publisher import PubSubPublisher
 from shared.invoicing.issuing import finalized_event
 from shared.metering.thresholds import Thresholds
-from shared.renewals import outcomes, planner
+from shared.renewals import planner
 from shared.renewals.config import renewal_settings
 from shared.subscriptions.commands import CancelSubscription
 from shared.subscriptions.service import SubscriptionService
-from tests.fixtures.invoices import received
-from tests.fixtures.renewals import Env
+from tests.fixtures.renewals import Env, pay
 from tests.helpers import T0
 from tests.integration.renewals.test_items import P1, P2, bill, issue, sub_doc
 from tests.integration.renewals.test_usage_billing import _calls, metered_subscription
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
-
-
-def _pay(inv: dict[str, Any], at: dt.datetime) -> None:
-    """The invoice is paid (out of band): its period is settled, so the subscription can end at the boundary."""
-    paid = InvoicePaid(
-        invoice_id=inv["invoice_id"],
-        number=inv["number"],
-        subscription_id=inv["subscription_id"],
-        customer_id=inv["buyer"]["id"],
-        amount_paid=Money(inv["amount_due"], "EUR"),
-        paid_at=at,
-        collection="send_invoice",
-        paid_by="operator",
-    )
-    outcomes.on_invoice_paid(received(paid, f"{paid.invoice_id}:paid"))
 
 
 def _cancel(sub_id: str, at: dt.datetime, *, at_period_end: bool) -> None:
@@ -53,7 +35,7 @@ def _usage(due: RenewalDue) -> list[tuple[int, int]]:
 def test_cancel_at_period_end_bills_the_last_period_once_after_the_grace_under_concurrent_ticks(env: Env) -> None:
     store = metered_subscription("sub_end", 1)
     [first] = bill(env, T0)
-    _pay(issue(first, T0), T0)
+    pay(issue(first, T0), T0, collection="send_invoice")
     store.apply(_calls("a", 12, T0 + 3 * DAY))
     _cancel("sub_end", T0 + 5 * DAY, at_period_end=True)
 
@@ -86,7 +68,7 @@ def test_cancel_at_period_end_bills_the_last_period_once_after_the_grace_under_c
     assert cal is not None
     assert (cal.ended_at, cal.final_request) == (P1, final.request_id)
 
-    _pay(inv, P1 + 2 * HOUR)
+    pay(inv, P1 + 2 * HOUR, collection="send_invoice")
     assert sub_doc("sub_end")["due_at"] is None  # nothing left to bill
     assert bill(env, P2 + HOUR) == []
 
@@ -94,7 +76,7 @@ def test_cancel_at_period_end_bills_the_last_period_once_after_the_grace_under_c
 def test_an_immediate_cancel_bills_the_partial_period_after_the_grace_and_late_usage_is_reported(env: Env) -> None:
     store = metered_subscription("sub_now", 1)
     [first] = bill(env, T0)
-    _pay(issue(first, T0), T0)
+    pay(issue(first, T0), T0, collection="send_invoice")
     store.apply(_calls("a", 5, T0 + 3 * DAY))
     end = T0 + 10 * DAY
     _cancel("sub_now", end, at_period_end=False)
@@ -106,7 +88,7 @@ def test_an_immediate_cancel_bills_the_partial_period_after_the_grace_and_late_u
     assert _usage(final) == [(5, 500)]
     inv = issue(final, end + HOUR)
     assert inv["subtotal"] == 500
-    _pay(inv, end + 2 * HOUR)
+    pay(inv, end + 2 * HOUR, collection="send_invoice")
 
     store.apply(_calls("late", 3, end - DAY))  # after the final close: counted, reported, billed by no invoice
     usage = store.current_usage("cus_items", at=end + 3 * HOUR)
@@ -121,7 +103,7 @@ def test_an_immediate_cancel_bills_the_partial_period_after_the_grace_and_late_u
 def test_zero_usage_ends_without_a_final_invoice(env: Env) -> None:
     metered_subscription("sub_zero", 1)
     [first] = bill(env, T0)
-    _pay(issue(first, T0), T0)
+    pay(issue(first, T0), T0, collection="send_invoice")
     _cancel("sub_zero", T0 + 5 * DAY, at_period_end=True)
     assert bill(env, P1) == []
     assert bill(env, P1 + HOUR) == []  # the close ran: nothing to bill, no invoice
@@ -133,7 +115,7 @@ def test_zero_usage_ends_without_a_final_invoice(env: Env) -> None:
 def test_threshold_invoices_of_the_last_period_are_credited_on_the_final_as_the_usage_api_shows(env: Env) -> None:
     store = metered_subscription("sub_thr_end", 1, threshold=1000)
     [first] = bill(env, T0)
-    _pay(issue(first, T0), T0)
+    pay(issue(first, T0), T0, collection="send_invoice")
     events = _calls("e", 40, T0 + 3 * DAY)  # 10 x 1.00 + 30 x 0.50 = EUR 25.00: thresholds 1 and 2 in one invoice
     store.apply(events)
     Thresholds(store, PubSubPublisher()).after_batch(events)
@@ -163,7 +145,7 @@ def test_the_billing_reason_of_every_kind_of_invoice(env: Env) -> None:
     assert first.billing_reason == "subscription_create"
     inv0 = issue(first, T0)
     assert inv0["billing_reason"] == "subscription_create"
-    _pay(inv0, T0)
+    pay(inv0, T0, collection="send_invoice")
     store.apply(_calls("a", 15, T0 + 3 * DAY))
     Thresholds(store, PubSubPublisher()).after_batch(_calls("a", 15, T0 + 3 * DAY))
     [thr] = _requests(env)
@@ -197,7 +179,7 @@ def test_a_subscription_whose_customer_usage_moved_to_another_ends_without_closi
 
     store = metered_subscription("sub_old", 1)
     [first] = bill(env, T0)
-    _pay(issue(first, T0), T0)
+    pay(issue(first, T0), T0, collection="send_invoice")
     store.apply(_calls("a", 5, T0 + 3 * DAY))
     cal = store.calendar("cus_items")
     assert cal is not None

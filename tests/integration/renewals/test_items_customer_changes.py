@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain.money import Money
-from shared.events.billing import InvoicePaid
-from shared.renewals import outcomes
-from tests.fixtures.invoices import received
-from tests.fixtures.renewals import Env
+from tests.fixtures.renewals import Env, pay
 from tests.helpers import T0
 from tests.integration.billing.conftest import Client, customer_body
 from tests.integration.renewals.test_items import P1, bill, catalog, issue, sub_doc, subscribe
@@ -19,21 +15,6 @@ STRIPE = {
     "customer_ref": "cus_S",
     "payment_methods": [{"method_ref": "pm_1", "type": "card"}, {"method_ref": "pm_2", "type": "sepa_debit"}],
 }
-
-
-def pay(inv: dict[str, Any]) -> None:
-    """The charge of the period succeeded: the renewals function settles it (the next period can be billed)."""
-    paid = InvoicePaid(
-        invoice_id=inv["invoice_id"],
-        number=inv["number"],
-        subscription_id=inv["subscription_id"],
-        customer_id=inv["buyer"]["id"],
-        amount_paid=Money(inv["amount_due"], "EUR"),
-        paid_at=T0,
-        collection="charge_automatically",
-        paid_by="operator",
-    )
-    outcomes.on_invoice_paid(received(paid, f"{paid.invoice_id}:paid"))
 
 
 def test_the_next_renewal_charges_the_customers_current_default_and_bills_its_current_address(env: Env) -> None:
