@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from shared import clients, usage
-from shared.config import get_settings, reset_settings
 from shared.events.billing import PaymentMethodRef, RiskSnapshot
-from shared.invoicing import storage
-from shared.invoicing.allocator import NumberAllocator
 from shared.invoicing.repository import invoice_id_for
-from shared.invoicing.service import InvoiceService
 from shared.risk.base import method_key
 from shared.risk.step import PROFILES
 from tests.fixtures.invoices import renewal
@@ -20,19 +14,6 @@ from tests.helpers import T0
 from tests.integration.invoices.conftest import Env
 
 METHOD = PaymentMethodRef(psp="stripe", method_ref="pm_risk")
-
-
-@pytest.fixture
-def metered(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    monkeypatch.setenv("USAGE_METERING", "1")
-    reset_settings()
-    db = clients.firestore()
-    cfg = get_settings()
-    storage._ensure_bucket(cfg.project_id, cfg.invoice_bucket, True)
-    env.svc = InvoiceService(db=db, allocator=NumberAllocator(db), clock=lambda: T0)
-    yield env
-    reset_settings()
-    usage._background.drain()
 
 
 def finalize(env: Env, request_id: str) -> tuple[int, dict[str, object]]:
