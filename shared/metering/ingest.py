@@ -83,10 +83,12 @@ def check(raw_events: Sequence[Any], now: dt.datetime, policy: TimePolicy) -> Ch
     except ValidationError:
         parsed = [_one(raw) for raw in raw_events]
     else:
-        times = [e.timestamp for e in valid]  # aware datetimes: min/max compare across offsets
+        # exact timedeltas from one instant: each timestamp's offset is read once (comparing two aware datetimes
+        # of different tzinfo objects reads both offsets at every comparison)
+        ages = [e.timestamp - now for e in valid]
         if not valid or (
-            in_time(min(times)) is None
-            and in_time(max(times)) is None
+            in_time(valid[ages.index(min(ages))].timestamp) is None
+            and in_time(valid[ages.index(max(ages))].timestamp) is None
             and len({(e.customer, e.id) for e in valid}) == len(valid)
         ):
             return Checked(("accepted",) * len(valid), (), tuple(valid))
