@@ -115,12 +115,14 @@ def _run() -> None:
         return resp
 
     def bare(body: bytes) -> None:
-        # the same Flask request, the project's one JSON loader (depth check), the same model, one publish
+        # the same Flask request, the project's one JSON loader (depth check), the same model, one publish of the
+        # body as read (not ``request.get_data()``: read_body consumed the stream, so that is empty)
         with app.test_request_context("/events", method="POST", data=body, content_type="application/json"):
-            raw = loads(read_body(flask.request, 2 * 1024 * 1024))
+            data = read_body(flask.request, 2 * 1024 * 1024)
+            raw = loads(data)
             bare_model.validate_python(raw["events"])
             attrs = {"event_type": "usage.bare"}
-            bare_pub.publish_raw([RawMessage("usage-bare", flask.request.get_data(), attrs)])
+            bare_pub.publish_raw([RawMessage("usage-bare", data, attrs)])
             resp = flask.jsonify({"accepted": len(raw["events"])})
         assert resp.status_code == 200
 
