@@ -195,7 +195,7 @@ def _aggregate(store: Any, now: dt.datetime) -> dict[tuple[int, int], tuple[int,
     from shared import usage
     from shared.events.publisher import PubSubPublisher
     from shared.events.usage import UsageBatch, UsageEventIn
-    from shared.metering.api import on_batch, usage_window
+    from shared.metering.aggregator import on_batch, usage_window
     from shared.metering.config import metering_settings
 
     class _Msg:

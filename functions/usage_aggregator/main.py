@@ -4,7 +4,7 @@ from typing import Any
 
 import functions_framework
 
-from shared.metering.api import handle_push
+from shared.metering.aggregator import handle_push
 from shared.usage import metered
 
 

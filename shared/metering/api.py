@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared.domain.calendar import Unit
-from shared.domain.meters import Event, Meter
+from shared.domain.meters import Meter
 from shared.domain.pricing import PricingError
 from shared.edge import (
     BoundedDatetime,
@@ -33,16 +33,12 @@ from shared.edge import (
     loads,
     read_body,
 )
-from shared.events.consumer import Handler, dispatch
-from shared.events.envelope import Received
 from shared.events.publisher import Publisher, default_publisher
-from shared.events.usage import UsageBatch
 from shared.http import JsonResponse
 from shared.log import get_logger
 from shared.metering.config import metering_settings
-from shared.metering.ingest import MAX_BODY_BYTES, check, publish_events, to_domain
-from shared.metering.store import MeteredItem, MeteringError, MeteringStore, utcnow
-from shared.metering.window import Window
+from shared.metering.ingest import MAX_BODY_BYTES, check, publish_events
+from shared.metering.store import MeteredItem, MeteringError, MeteringStore
 
 log = get_logger(__name__)
 
@@ -231,82 +227,4 @@ def _plain_utf8_object(raw: bytes) -> bool:
     return True
 
 
-# -- the aggregator (Pub/Sub push on usage-events) ------------------------------------------------------
-
-
-def on_batch(
-    msg: Received[UsageBatch],
-    store: MeteringStore | None = None,
-    publisher: Publisher | None = None,
-    window: UsageWindow | None = None,
-) -> dict[str, int]:
-    """Re-check the times (internal producers publish directly), then fold the events exactly once in the
-    instance's window (:mod:`shared.metering.window`: concurrent deliveries share one commit per customer) and
-    return only once they are committed. With an explicit ``store`` or ``publisher`` and no ``window``, the
-    delivery is folded on its own."""
-    s = store or default_service().store
-    policy = metering_settings().time_policy
-    received = min(msg.event.received_at, utcnow() + policy.skew)
-    ok = [to_domain(e) for e in msg.event.events if policy.problem(e.timestamp.astimezone(dt.UTC), received) is None]
-    if len(ok) < len(msg.event.events):
-        log.warning("usage events refused at aggregation", extra={"refused": len(msg.event.events) - len(ok)})
-    if not ok:
-        out = {"applied": 0, "duplicates": 0, "late": 0, "writes": 0, "thresholds": 0, "window": 0}
-    elif window is not None:
-        out = window.submit(ok)
-    elif store is None and publisher is None:
-        out = default_window().submit(ok)
-    else:
-        out = fold_window(s, publisher or default_service().publisher, [ok])[0]
-    log.info("usage batch applied", extra=out)
-    return out
-
-
-UsageWindow = Window[list[Event], dict[str, int]]
-
-
-def fold_window(store: MeteringStore, publisher: Publisher, parts: Sequence[list[Event]]) -> list[dict[str, int]]:
-    """ONE fold of a window's deliveries, then the thresholds of the customers they touched, once (also re-run on
-    a redelivery: a crossing whose invoice request was lost is re-sent). The window's writes and threshold
-    requests are reported on its first delivery (its leader)."""
-    from shared.metering.thresholds import Thresholds
-
-    results = store.apply_parts(parts)
-    requested = Thresholds(store, publisher).after_batch([e for p in parts for e in p])
-    return [
-        {
-            "applied": r.applied,
-            "duplicates": r.duplicates,
-            "late": r.late,
-            "writes": r.writes,
-            "thresholds": len(requested) if i == 0 else 0,
-            "window": len(parts) if i == 0 else 0,
-        }
-        for i, r in enumerate(results)
-    ]
-
-
-def usage_window(store: MeteringStore, publisher: Publisher) -> UsageWindow:
-    """A window folding into ``store`` (sizes from the settings, read per window)."""
-    return Window(
-        run=functools.partial(fold_window, store, publisher),
-        size=len,
-        coalesce_s=lambda: metering_settings().coalesce_ms / 1000,
-        cap=lambda: metering_settings().coalesce_max_events,
-    )
-
-
-@functools.cache
-def default_window() -> UsageWindow:
-    svc = default_service()
-    return usage_window(svc.store, svc.publisher)
-
-
-HANDLERS: dict[str, Handler] = {UsageBatch.EVENT_TYPE: on_batch}
-
-
-def handle_push(cloud_event: Any) -> object:
-    return dispatch(cloud_event, HANDLERS)
-
-
-__all__ = ["UsageService", "UsageWindow", "ValidationError", "handle", "handle_push", "on_batch", "usage_window"]
+__all__ = ["UsageService", "ValidationError", "handle"]

@@ -5,7 +5,9 @@ once per delivery; a gen2 instance serves many deliveries at once, and a custome
 the deliveries that arrive together join one *window*: the first one leads, waits up to ``coalesce_s`` (less once
 ``cap`` items are queued; nothing more arrives while it commits either: those wait for the next window), then runs
 ``run`` ONCE over all the parts taken and hands each waiter its own result. The next window is led by one of the
-deliveries still queued (the leader never works for deliveries that come after its own window).
+deliveries still queued (the leader never works for deliveries that come after its own window). With
+``eager_when_idle`` (the aggregator's), a delivery reaching an idle instance (none arrived within a window's length
+before it) runs at once: at a trickle nothing would join it, and it saves the window's wait (also on a cold start).
 
 Never acknowledged before commit: a waiter returns only after ``run`` returned for its window, and if ``run``
 raises, every waiter of that window raises the same exception (all nacked; Pub/Sub redelivers them, and the
@@ -29,6 +31,7 @@ R = TypeVar("R")  # what its waiter gets back
 class _Slot(Generic[P, R]):
     part: P
     size: int
+    busy: bool = True  # another delivery arrived within the window's length before this one
     done: bool = False
     result: R | None = None
     error: BaseException | None = None
@@ -52,7 +55,9 @@ class Window(Generic[P, R]):
     size: Callable[[P], int]
     coalesce_s: Callable[[], float] = lambda: 0.05
     cap: Callable[[], int] = lambda: 10_000
+    eager_when_idle: bool = False  # a delivery to an idle instance runs at once (see submit)
     stats: WindowStats = field(default_factory=WindowStats)
+    _last_arrival: float = field(default=float("-inf"), repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _queue: list[_Slot[P, R]] = field(default_factory=list, repr=False)
     _leading: bool = field(default=False, repr=False)
@@ -60,6 +65,9 @@ class Window(Generic[P, R]):
     def submit(self, part: P) -> R:
         slot: _Slot[P, R] = _Slot(part, self.size(part))
         with self._cond:
+            now = time.monotonic()
+            slot.busy = bool(self._queue) or self._leading or now - self._last_arrival < self.coalesce_s()
+            self._last_arrival = now
             self._queue.append(slot)
             self._cond.notify_all()  # a leader waiting for the cap counts this part
             while not slot.done and self._leading:
@@ -76,8 +84,11 @@ class Window(Generic[P, R]):
         taken: list[_Slot[P, R]] = []
         failed = False
         try:
-            deadline, cap = time.monotonic() + max(0.0, self.coalesce_s()), self.cap()
             with self._cond:
+                # Idle (nothing arrived within a window's length before it, nothing queued): waiting would only
+                # add latency, as no other delivery is likely to join; under load every delivery is busy.
+                idle = self.eager_when_idle and not own.busy and self._queue == [own]
+                deadline, cap = time.monotonic() + (0.0 if idle else max(0.0, self.coalesce_s())), self.cap()
                 while sum(s.size for s in self._queue) < cap and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
                 taken, n = [own], own.size

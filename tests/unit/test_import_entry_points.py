@@ -47,6 +47,8 @@ NOT_AT_IMPORT: dict[str, tuple[str, ...]] = {
         "shared.billing.credit",
         "shared.billing.customers",
     ),
+    # The aggregator folds pushed batches: the usage HTTP routes are not its.
+    "usage_aggregator": ("shared.metering.api",),
     # The console's pages name collections; their owners' modules are not imported for the names.
     "console": (
         "shared.billing",

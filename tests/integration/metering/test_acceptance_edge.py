@@ -22,7 +22,8 @@ from shared.domain.calendar import Period
 from shared.domain.meters import quantities
 from shared.events.consumer import Undeliverable
 from shared.events.publisher import PubSubPublisher
-from shared.metering.api import UsageService, default_service, default_window, handle, handle_push
+from shared.metering.aggregator import default_store, default_window, handle_push
+from shared.metering.api import UsageService, default_service, handle
 from shared.metering.config import MeteringSettings
 from shared.metering.store import MeteringDeps, MeteringStore
 from tests.conftest import Gcp
@@ -37,12 +38,12 @@ NOV = Period(0, dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 1
 def _clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The push handler's own service (its meter cache) starts afresh in each test's project, and is left afresh
     for the next test module."""
-    monkeypatch.setattr("shared.metering.api.utcnow", lambda: NOW)
-    default_service.cache_clear()
-    default_window.cache_clear()
+    monkeypatch.setattr("shared.metering.aggregator.utcnow", lambda: NOW)
+    for cached in (default_service, default_store, default_window):
+        cached.cache_clear()
     yield
-    default_service.cache_clear()
-    default_window.cache_clear()
+    for cached in (default_service, default_store, default_window):
+        cached.cache_clear()
 
 
 def raw_call(svc: UsageService, method: str, path: str, data: bytes = b"", ct: str = "application/json") -> Any:

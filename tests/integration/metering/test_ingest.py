@@ -13,7 +13,8 @@ import pytest
 from cloudevents.http import CloudEvent
 
 from shared.events.publisher import PubSubPublisher
-from shared.metering.api import UsageService, handle, handle_push
+from shared.metering.aggregator import handle_push
+from shared.metering.api import UsageService, handle
 from shared.metering.config import MeteringSettings
 from shared.metering.store import MeteringDeps, MeteringStore
 from tests.conftest import Gcp
@@ -112,7 +113,7 @@ def test_a_lost_publish_is_a_503_and_bounds_are_precise(gcp: Gcp) -> None:
 
 @pytest.fixture(autouse=True)
 def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shared.metering.api.utcnow", lambda: NOW)
+    monkeypatch.setattr("shared.metering.aggregator.utcnow", lambda: NOW)
 
 
 def test_a_metered_subscription_is_attached_over_http(gcp: Gcp) -> None:

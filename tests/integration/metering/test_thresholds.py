@@ -64,7 +64,7 @@ def test_concurrent_batches_cross_once_and_the_close_credits_exactly_what_was_bi
     batches = [events[i : i + 7] for i in range(0, len(events), 7)]
     batches += rnd.sample(batches, 4)  # Pub/Sub redeliveries
 
-    def aggregate(batch: list[Event]) -> None:  # what the aggregator does with one delivery (api.on_batch)
+    def aggregate(batch: list[Event]) -> None:  # what the aggregator does with one delivery (aggregator.on_batch)
         store.apply(batch)
         thresholds.after_batch(batch)
 

@@ -19,7 +19,7 @@ from shared.domain.meters import Event, Meter, quantities
 from shared.events.envelope import Envelope, Received
 from shared.events.publisher import PubSubPublisher
 from shared.events.usage import UsageBatch, UsageEventIn
-from shared.metering.api import UsageWindow, on_batch, usage_window
+from shared.metering.aggregator import UsageWindow, on_batch, usage_window
 from shared.metering.config import metering_settings
 from shared.metering.store import MeteringDeps, MeteringStore, _Folded
 from tests.conftest import Gcp
@@ -76,7 +76,7 @@ def _window(store: MeteringStore, monkeypatch: pytest.MonkeyPatch, *, close_at: 
     """A window that closes when ``close_at`` events are queued (so every delivery joins it, without a timer)."""
     monkeypatch.setenv("USAGE_COALESCE_MS", "60000")
     monkeypatch.setenv("USAGE_COALESCE_MAX_EVENTS", str(close_at))
-    return usage_window(store, PubSubPublisher())
+    return usage_window(store, PubSubPublisher(), eager_when_idle=False)
 
 
 def _deliver_all(window: UsageWindow, batches: list[list[Event]]) -> list[dict[str, int] | Exception]:
@@ -103,7 +103,7 @@ def test_concurrent_overlapping_redelivered_deliveries_of_several_customers_coun
 ) -> None:
     monkeypatch.setenv("USAGE_COALESCE_MS", "20")
     store = _store()
-    window = usage_window(store, PubSubPublisher())
+    window = usage_window(store, PubSubPublisher(), eager_when_idle=False)
     unique = _events(600, customers=5, seed=11)
     rnd = random.Random(5)
     deliveries = unique + rnd.sample(unique, 250)  # producer retries

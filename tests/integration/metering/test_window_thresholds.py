@@ -11,7 +11,7 @@ import pytest
 from shared.domain.meters import Event
 from shared.events.billing import RenewalDue
 from shared.events.publisher import PubSubPublisher
-from shared.metering.api import usage_window
+from shared.metering.aggregator import usage_window
 from tests.fixtures.renewals import Env
 from tests.helpers import T0
 from tests.integration.renewals.test_items import bill, issue
@@ -34,7 +34,7 @@ def test_a_window_of_deliveries_crossing_together_requests_one_threshold_invoice
     calls = [Event(f"w{i}", "cus_items", "api_call", T0 + dt.timedelta(days=3, minutes=i)) for i in range(60)]
     monkeypatch.setenv("USAGE_COALESCE_MS", "60000")
     monkeypatch.setenv("USAGE_COALESCE_MAX_EVENTS", str(len(calls)))  # the window closes when all 6 are queued
-    window = usage_window(store, PubSubPublisher())
+    window = usage_window(store, PubSubPublisher(), eager_when_idle=False)
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         results = list(pool.map(window.submit, [calls[i : i + 10] for i in range(0, 60, 10)]))
     assert window.stats.windows == 1

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import shared.metering.api as metering_api
+import shared.metering.aggregator as metering_aggregator
 import shared.renewals.entry as renewals_entry
 from shared.events.consumer import Undeliverable
 from shared.renewals.messages import Tick
@@ -58,7 +58,7 @@ def consumer(function: str) -> tuple[Any, Consumer]:
     if function == "renewals":
         return mod, Consumer(function, renewals_entry.HANDLERS, frozenset(renewals_entry.TRIGGERS))
     if function == "usage_aggregator":
-        return mod, Consumer(function, metering_api.HANDLERS)
+        return mod, Consumer(function, metering_aggregator.HANDLERS)
     return mod, Consumer(function, mod.HANDLERS)
 
 

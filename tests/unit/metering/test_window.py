@@ -145,3 +145,34 @@ def test_every_part_is_answered_once_by_exactly_one_run_within_the_cap(sizes: li
     for name, got in out.items():  # a waiter fails exactly when its run failed
         assert isinstance(got, ConnectionError) if name in failed else got == f"done:{name}"
     assert len(out) == len(parts)
+
+
+def test_an_idle_eager_window_runs_a_lone_delivery_at_once_and_coalesces_a_burst() -> None:
+    """The aggregator's window: a delivery reaching an idle instance does not wait the window (hour-long here:
+    waiting would hang the join guard); deliveries arriving right after it are busy and share one run."""
+    run = Runner()
+    w: Window[list[str], str] = Window(
+        run=run, size=len, coalesce_s=lambda: 3600.0, cap=lambda: 4, eager_when_idle=True
+    )
+    threads, out = _submit_all(w, [["lone", "x"]])
+    _join(threads)
+    assert out == {"lone": "done:lone"}
+    threads, out = _submit_all(w, [["a", "x"], ["b", "x"]])  # within the window's length of "lone": busy
+    _join(threads)  # the window closes on the cap (4 items), not on a timer
+    assert sorted(map(sorted, run.runs)) == [["a", "b"], ["lone"]]
+    assert out == {"a": "done:a", "b": "done:b"}
+
+
+def test_a_window_without_eager_waits_even_for_a_lone_delivery() -> None:
+    run = Runner()
+    w = _window(run, cap=2, coalesce_s=3600.0)
+    threads, out = _submit_all(w, [["one", "x"]])  # fills the cap alone: runs on the cap, not at once
+    _join(threads)
+    assert run.runs == [["one"]]
+    threads, out = _submit_all(w, [["solo"]])
+    time.sleep(0.2)  # would have run at once if eager
+    assert run.runs == [["one"]]
+    assert out == {}
+    threads2, _ = _submit_all(w, [["late"]])  # completes the cap: both run together
+    _join(threads + threads2)
+    assert sorted(run.runs[-1]) == ["late", "solo"]
