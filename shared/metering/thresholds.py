@@ -101,7 +101,13 @@ class Thresholds:
                     # refuses it too (the planner logs it and leaves that renewal due): meter a coarser unit.
                     log.error(
                         "usage threshold not checked: usage beyond what a line prices",
-                        extra={"customer": customer, "period": pk, "error": str(exc)[:200]},
+                        extra={
+                            "event": "billing.blocked",
+                            "stage": "usage_threshold",
+                            "customer": customer,
+                            "period": pk,
+                            "error": str(exc)[:200],
+                        },
                     )
         return out
 

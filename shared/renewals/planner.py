@@ -224,7 +224,7 @@ def _claim_one(
         record.failed = True
         log.error(
             "renewal planning failed; the subscription stays due",
-            extra={"doc": snap.id, "error_class": type(exc).__name__},
+            extra={"event": "billing.blocked", "stage": "renewal", "doc": snap.id, "error_class": type(exc).__name__},
         )
         return "failed", []
 

@@ -131,6 +131,19 @@ locals {
       hold        = "0s"
       doc         = "A numbering series has a gap or a duplicate: a legal defect. Run `python -m shared.ops.invoices audit --series <series_id>` and escalate to finance before issuing more in that series."
     }
+    billing_blocked = {
+      name        = "Billing blocked for a subscription"
+      severity    = "ERROR"
+      filter      = "metric.type=\"${local.user}/billing_blocked\""
+      denominator = null
+      aligner     = "ALIGN_SUM"
+      reducer     = "REDUCE_SUM"
+      by          = ["metric.label.stage"]
+      window      = "3600s"
+      threshold   = 0
+      hold        = "0s"
+      doc         = "The planner could not price or claim a subscription (it stays due and is retried every tick; the others are billed), or usage could not be priced for a threshold. The `billing.blocked` lines name the subscription (`doc`) or the customer and the cause's class."
+    }
     reconciliation_exceptions = {
       name        = "Reconciliation exceptions"
       severity    = "ERROR"

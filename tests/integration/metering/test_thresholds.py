@@ -22,8 +22,10 @@ from shared.renewals import outcomes
 from tests.fixtures.invoices import received
 from tests.fixtures.renewals import Env
 from tests.helpers import T0
+from tests.infra.monitoring import counted, log_metrics
 from tests.integration.renewals.test_items import P1, bill, catalog, issue, sub_doc, subscribe
 from tests.integration.renewals.test_usage_billing import metered_subscription
+from tests.logcapture import captured_lines
 
 HOUR = dt.timedelta(hours=1)
 THRESHOLD = 1000  # EUR 10.00
@@ -198,5 +200,9 @@ def test_usage_a_line_cannot_price_is_logged_not_redelivered_forever(env: Env, m
         raise PricingError("quantity beyond 10^12 units")
 
     monkeypatch.setattr(thresholds, "check", beyond)
-    assert thresholds.after_batch(batch) == []
+    with captured_lines() as lines:
+        assert thresholds.after_batch(batch) == []
+    blocked = log_metrics()["billing_blocked"]
+    (line,) = counted(blocked, lines)
+    assert (blocked.labels_of(line), line["customer"]) == ({"stage": "usage_threshold"}, "cus_items")
     assert _requests(env) == []

@@ -13,6 +13,8 @@ from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.entry import handle_push
 from tests.fixtures.renewals import Env, Interrupted, new_sub, tick_push
 from tests.helpers import T0
+from tests.infra.monitoring import counted, log_metrics
+from tests.logcapture import captured_lines
 
 
 def run_all_shards(now: dt.datetime, deps: Deps = DEFAULT) -> None:
@@ -116,7 +118,11 @@ def test_a_subscription_that_cannot_be_planned_does_not_stop_the_others(
         return real(doc, state, p, now)  # type: ignore[arg-type]
 
     monkeypatch.setattr(planner, "_priced", poisoned)
-    run_all_shards(T0)
+    with captured_lines() as lines:
+        run_all_shards(T0)
+    blocked = log_metrics()["billing_blocked"]
+    (line,) = counted(blocked, lines)  # the alert's metric counts it, with the subscription named
+    assert (blocked.labels_of(line), line["doc"], line["error_class"]) == ({"stage": "renewal"}, "sub_p3", "ValueError")
     assert dues(env) == sorted(f"sub_p{i}:2026-01-31T09:00:00Z" for i in range(6) if i != 3)
     assert repository.subs().document("sub_p3").get().to_dict()["due_at"] <= T0  # still due, nothing written
     monkeypatch.setattr(planner, "_priced", real)
