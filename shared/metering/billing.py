@@ -36,7 +36,7 @@ from shared.domain.pricing import ChargeLine
 from shared.domain.subscriptions import Change, RenewalDecision, SubState
 from shared.events.billing import RenewalDue
 from shared.metering.config import metering_settings
-from shared.metering.store import MeteringStore
+from shared.metering.store import Calendar, MeteringStore
 
 _US = dt.timedelta(microseconds=1)
 MAX_FINAL_PERIODS = 24  # periods a final close may catch up on (a subscription left unpaid for a long time)
@@ -103,14 +103,19 @@ def with_usage(
     return p, build(p, _cycle_lines(doc, p, due_id, now)), {}
 
 
+def _metered(doc: Mapping[str, Any]) -> tuple[MeteringStore, str, Calendar | None]:
+    """The store, the metered customer of a subscription document and its usage calendar (None: never attached)."""
+    store = MeteringStore()
+    customer = doc["metered"]["customer"]
+    return store, customer, store.calendar(customer)
+
+
 def _cycle_lines(
     doc: Mapping[str, Any], p: RenewalDecision, request_id: str, now: dt.datetime
 ) -> tuple[ChargeLine, ...]:
     """The usage of the period that ended at the billed period's start."""
     assert p.period is not None
-    store = MeteringStore()
-    customer = doc["metered"]["customer"]
-    cal = store.calendar(customer)
+    store, customer, cal = _metered(doc)
     if cal is None:
         return ()
     ended = cal.schedule.period_at(p.period.start - _US)
@@ -124,9 +129,7 @@ def _final_lines(
 ) -> tuple[ChargeLine, ...]:
     """The usage of the last period(s): from the last invoiced period's start to the end instant."""
     assert p.period is not None
-    store = MeteringStore()
-    customer = doc["metered"]["customer"]
-    cal = store.calendar(customer)
+    store, customer, cal = _metered(doc)
     end = _ended_at(p)
     if cal is None or cal.subscription_id != doc.get("id") or end <= cal.schedule.boundary(0):
         return ()  # the customer's usage is billed by another subscription now, or this one ended before it began
