@@ -114,6 +114,22 @@ def storage() -> StorageClient:
     return _storage(s.project_id, s.storage_emulator_host, s.usage_metering)
 
 
+@functools.cache
+def emulator_bucket(project: str, bucket: str) -> None:
+    """Create ``bucket`` on the Storage emulator, once per process and project. Only for the emulator: in the
+    cloud every bucket is infrastructure (Terraform), never created by code."""
+    from google.api_core.exceptions import Conflict, NotFound
+
+    client = storage()
+    try:
+        client.get_bucket(bucket)
+    except NotFound:
+        try:
+            client.create_bucket(bucket)
+        except Conflict:
+            pass
+
+
 def reset_clients() -> None:
-    for f in (_firestore, _publisher, _storage):  # the metered classes are stateless and stay cached
+    for f in (_firestore, _publisher, _storage, emulator_bucket):  # the metered classes are stateless
         f.cache_clear()

@@ -17,7 +17,6 @@ the dispute document points at the latest. Card data never enters it: the facts 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -221,21 +220,6 @@ def evidence_bucket() -> str:
     return env_value("EVIDENCE_BUCKET") or f"{get_settings().project_id}-dispute-evidence"
 
 
-@functools.cache
-def _ensure_bucket(project: str, bucket: str) -> None:
-    """On the emulator only (in the cloud the bucket is infrastructure, never created by code)."""
-    from google.api_core.exceptions import Conflict, NotFound
-
-    client = clients.storage()
-    try:
-        client.get_bucket(bucket)
-    except NotFound:
-        try:
-            client.create_bucket(bucket)
-        except Conflict:
-            pass
-
-
 def store(p: Packet) -> dict[str, Any]:
     """Write the packet create-only; an object of that name (same digest) already there is the packet."""
     from google.api_core.exceptions import PreconditionFailed
@@ -245,7 +229,7 @@ def store(p: Packet) -> dict[str, Any]:
     s = get_settings()
     bucket = evidence_bucket()
     if s.storage_emulator_host:
-        _ensure_bucket(s.project_id, bucket)
+        clients.emulator_bucket(s.project_id, bucket)
     blob = clients.storage().bucket(bucket).blob(p.name)
     created = False
     if not blob.exists():  # the emulator ignores generation preconditions: look first as well

@@ -20,7 +20,6 @@ plus ``!/<stable name>`` (the jar-URL convention); :func:`get` reads a member ba
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -51,23 +50,6 @@ def object_name(series_id: str, number: str) -> str:
     return f"invoices/{series_id}/{number}.pdf"
 
 
-@functools.cache
-def _ensure_bucket(project: str, bucket: str, on_emulator: bool) -> None:
-    """Locally the bucket is created on first use; in the cloud Terraform owns it (never created here)."""
-    if not on_emulator:
-        return
-    from google.api_core.exceptions import Conflict, NotFound
-
-    client = clients.storage()
-    try:
-        client.get_bucket(bucket)
-    except NotFound:
-        try:
-            client.create_bucket(bucket)
-        except Conflict:
-            pass
-
-
 def put_once(
     name: str, data: bytes, content_type: str = "application/pdf", *, content_addressed: bool = False
 ) -> Stored:
@@ -81,7 +63,8 @@ def put_once(
     from google.api_core.exceptions import PreconditionFailed
 
     s = get_settings()
-    _ensure_bucket(s.project_id, s.invoice_bucket, bool(s.storage_emulator_host))
+    if s.storage_emulator_host:
+        clients.emulator_bucket(s.project_id, s.invoice_bucket)
     blob = clients.storage().bucket(s.invoice_bucket).blob(name)
     uri = f"gs://{s.invoice_bucket}/{name}"
     if content_addressed or not blob.exists():

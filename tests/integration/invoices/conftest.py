@@ -10,7 +10,6 @@ import pytest
 
 from shared import clients, usage
 from shared.config import get_settings, reset_settings
-from shared.invoicing import storage
 from shared.invoicing.allocator import NumberAllocator
 from shared.invoicing.service import InvoiceService
 from tests.conftest import Gcp
@@ -54,7 +53,7 @@ def metered(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     reset_settings()
     db = clients.firestore()
     cfg = get_settings()
-    storage._ensure_bucket(cfg.project_id, cfg.invoice_bucket, True)  # local-only bucket creation: not counted
+    clients.emulator_bucket(cfg.project_id, cfg.invoice_bucket)  # local-only bucket creation: not counted
     env.svc = InvoiceService(db=db, allocator=NumberAllocator(db), clock=lambda: T0)
     yield env
     reset_settings()
