@@ -1,17 +1,7 @@
 """List and replay dead-lettered messages (operator command).
 
-Every push subscription ``<sub>`` has a dead-letter topic ``<sub>-dlq`` and a pull subscription of the
-same name on it (Terraform and the local stack create both). A message lands there after the
-subscription's maximum delivery attempts, with its data and attributes intact plus Pub/Sub's
-``CloudPubSubDeadLetter*`` attributes (source subscription, delivery count, original publish time).
-
-Replay republishes each message to the source subscription's topic with the ORIGINAL data and
-attributes (the ``CloudPubSubDeadLetter*`` ones are dropped: they describe the failed round, and
-Pub/Sub adds fresh ones if it fails again) through the publisher port every producer uses
-(:meth:`shared.events.publisher.Publisher.publish_raw`, which waits for the ack), and only then
-acknowledges the dead letter. A crash between the two can publish a message twice; consumers are
-idempotent on the envelope's ``idempotency_key``, so that is safe, whereas acknowledging first could
-lose a payment fact.
+The service (where dead letters come from, why replay publishes before it acknowledges) is
+:mod:`shared.events.deadletters`; this is its command line:
 
     python -m shared.ops.deadletters list probe-sink-probes
     python -m shared.ops.deadletters list --all
