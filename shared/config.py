@@ -42,6 +42,11 @@ def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
     return e.get(name) or None
 
 
+def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    """An integer variable, ``default`` when unset or empty; anything else is a :class:`ConfigError`."""
+    return _int_env(os.environ if env is None else env, name, default)
+
+
 def env_prefixed(prefix: str, env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
     """Every variable starting with ``prefix``, sorted: a cache key that changes when any of them does."""
     e = os.environ if env is None else env

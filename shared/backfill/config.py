@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.config import DEFAULT_ACCOUNT, ConfigError, account_env, env_value
+from shared.config import DEFAULT_ACCOUNT, ConfigError, account_env, env_int, env_value
 
 # The API credentials each PSP's event list needs (read-only scopes suffice; see the README).
 CREDENTIALS: Mapping[str, tuple[str, ...]] = {
@@ -51,13 +51,7 @@ class BackfillSettings:
 
 
 def _int(name: str, default: int, low: int, high: int) -> int:
-    raw = env_value(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    value = env_int(name, default)
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value

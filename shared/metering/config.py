@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 
+from shared.config import env_int
 from shared.domain.meters import TimePolicy
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name) or ""
-    return int(raw) if raw else default
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +35,11 @@ class MeteringSettings:
 
 def metering_settings() -> MeteringSettings:
     return MeteringSettings(
-        shards=_int("USAGE_SHARDS", 1),
-        horizon_days=_int("USAGE_HORIZON_DAYS", 35),
-        skew_s=_int("USAGE_SKEW_S", 300),
-        grace_s=_int("USAGE_GRACE_S", 3600),
-        retention_days=_int("USAGE_DEDUP_RETENTION_DAYS", 90),
-        coalesce_ms=_int("USAGE_COALESCE_MS", 50),
-        coalesce_max_events=_int("USAGE_COALESCE_MAX_EVENTS", 10_000),
+        shards=env_int("USAGE_SHARDS", 1),
+        horizon_days=env_int("USAGE_HORIZON_DAYS", 35),
+        skew_s=env_int("USAGE_SKEW_S", 300),
+        grace_s=env_int("USAGE_GRACE_S", 3600),
+        retention_days=env_int("USAGE_DEDUP_RETENTION_DAYS", 90),
+        coalesce_ms=env_int("USAGE_COALESCE_MS", 50),
+        coalesce_max_events=env_int("USAGE_COALESCE_MAX_EVENTS", 10_000),
     )

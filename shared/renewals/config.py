@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from shared.config import DEFAULT_ACCOUNT, account_env
+from shared.config import DEFAULT_ACCOUNT, account_env, env_int
 from shared.domain.money import Rounding
 from shared.domain.subscriptions import DunningPolicy
 
@@ -39,18 +39,13 @@ def dunning_policy(account: str = DEFAULT_ACCOUNT) -> DunningPolicy:
     return DunningPolicy.parse(days, final)
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name) or ""
-    return int(raw) if raw else default
-
-
 def renewal_settings() -> RenewalSettings:
     return RenewalSettings(
-        shards=_int("RENEWALS_SHARDS", 16),
-        page_size=_int("RENEWALS_PAGE_SIZE", 200),
-        max_per_invocation=_int("RENEWALS_MAX_PER_INVOCATION", 2000),
-        republish_s=_int("RENEWALS_REPUBLISH_S", 600),
-        charge_lease_s=_int("RENEWALS_CHARGE_LEASE_S", 120),
+        shards=env_int("RENEWALS_SHARDS", 16),
+        page_size=env_int("RENEWALS_PAGE_SIZE", 200),
+        max_per_invocation=env_int("RENEWALS_MAX_PER_INVOCATION", 2000),
+        republish_s=env_int("RENEWALS_REPUBLISH_S", 600),
+        charge_lease_s=env_int("RENEWALS_CHARGE_LEASE_S", 120),
         allow_test_clock=os.environ.get("RENEWALS_ALLOW_TEST_CLOCK", "").lower() in ("1", "true", "yes"),
         dunning=dunning_policy(),
     )
