@@ -45,6 +45,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench._proc import group_cpu_s
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("BENCH_COLD_RUNS", "7"))
 GOAL = 1.3
@@ -264,19 +266,6 @@ def first_answer(proc: subprocess.Popen[bytes], port: int, req: FirstRequest, ti
         conn.close()
 
 
-def tree_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by every live process of a process group."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after the command: state ppid pgrp ... utime(11) stime(12)
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class Start:
     """One cold start: wall seconds to the first answer, CPU seconds of the process tree until then."""
@@ -294,7 +283,7 @@ def cold_start(folder: Path, key: str, target: str, signature_type: str, project
     with serving(folder, target, signature_type, project, req.env) as (proc, port, t0):
         status = first_answer(proc, port, req)
         elapsed = time.monotonic() - t0
-        cpu = tree_cpu_s(proc.pid)
+        cpu = group_cpu_s(proc.pid)
     if status not in req.ok:
         raise RuntimeError(f"{key}: first request answered {status}, expected one of {req.ok}")
     return Start(elapsed, cpu, status)
@@ -320,7 +309,7 @@ def baseline(folder: Path, key: str, signature_type: str) -> Start:
     with serving(folder, "bare", signature_type, project) as (proc, port, t0):
         status = first_answer(proc, port, req)
         elapsed = time.monotonic() - t0
-        cpu = tree_cpu_s(proc.pid)
+        cpu = group_cpu_s(proc.pid)
     if status not in (200, 204):
         raise RuntimeError(f"bare function answered {status}")
     return Start(elapsed, cpu, status)

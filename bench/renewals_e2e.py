@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _cost
+from bench._proc import group_cpu_s
 
 N = int(os.environ.get("BENCH_N", "10000"))
 GOAL_PER_MILLION = 15.0
@@ -74,21 +75,6 @@ def _stack(log_dir: Path) -> Any:
         reuse_emulators=reuse,
         extra_env={**function_env(), "USAGE_METERING": "1"},
     )
-
-
-def _cpu_seconds(pgid: int) -> float:
-    """User + system CPU of every live process in the function's process group."""
-    ticks = 0
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... utime(11) stime(12)
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _seed(n: int, start: dt.datetime) -> None:
@@ -176,7 +162,7 @@ def main() -> None:
         procs = {p.name: p for p in stack.processes if p.name in FUNCTIONS}
         logs = {name: log_dir / f"fn-{name}.log" for name in FUNCTIONS}
         offsets = {name: f.stat().st_size if f.exists() else 0 for name, f in logs.items()}
-        cpu0 = {name: _cpu_seconds(p.proc.pid) for name, p in procs.items() if p.proc is not None}
+        cpu0 = {name: group_cpu_s(p.proc.pid) for name, p in procs.items() if p.proc is not None}
         charges0 = act.stub().charges()
         t0 = time.monotonic()
         act.tick(act.T0)
@@ -189,7 +175,7 @@ def main() -> None:
                 break
         elapsed = time.monotonic() - t0
         time.sleep(3.0)  # let the last deliveries finish and log
-        cpu = {name: _cpu_seconds(p.proc.pid) - cpu0[name] for name, p in procs.items() if p.proc is not None}
+        cpu = {name: group_cpu_s(p.proc.pid) - cpu0[name] for name, p in procs.items() if p.proc is not None}
         topo = stack.topology
         planned, planner_rate = _planner_rate(logs["renewals"], offsets["renewals"])
         filtered = stack.push_filter.filtered if stack.push_filter is not None else 0

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import requests
 
+from bench._proc import group_cpu_s
 from infra.local import emulators as em
 from infra.local.topology import ROOT
 
@@ -96,19 +97,6 @@ def _load(url: str, bodies: list[bytes]) -> tuple[float, list[float], int]:
     wall = time.perf_counter() - t0
     bad = sum(1 for _, st in results if st != 200)
     return wall, sorted(r[0] for r in results), bad
-
-
-def _cpu_s(pgid: int) -> float:
-    """CPU seconds used so far by every process of a process group (the function's gunicorn tree)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after the command: state ppid pgrp ... utime(11) stime(12)
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(sorted_s: list[float], p: float) -> float:
@@ -193,9 +181,9 @@ def main() -> None:
                 order = tuple(names[(r + i) % len(names)] for i in range(len(names)))
             loads.append(_load1())
             for name in order:
-                c0 = _cpu_s(pgids[name])
+                c0 = group_cpu_s(pgids[name])
                 wall, lat, bad = _load(urls[name], _bodies(REQUESTS))
-                cpu[name] += _cpu_s(pgids[name]) - c0
+                cpu[name] += group_cpu_s(pgids[name]) - c0
                 walls[name] += wall
                 samples[name].append((REQUESTS / wall, lat, bad))
         loads.append(_load1())
