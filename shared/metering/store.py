@@ -577,19 +577,15 @@ class MeteringStore:
                 continue
             price_id, meter_id, group = k.split("|", 2)
             price = next(i.price for i in cal.items if i.price.id == price_id)
-            what = f"{price.nickname or price.product_id} ({meter_id}{f', {group}' if group else ''})"
+            text = f"Usage already billed on threshold invoices {_usage_label(price, meter_id, group)}"
             credits.append(
-                ChargeLine(
-                    description=f"Usage already billed on threshold invoices {what}: {billed['quantity']} units"[:500],
+                _usage_line(
+                    price,
+                    f"{text}: {billed['quantity']} units",
+                    p,
                     kind=LineKind.PRORATION,
-                    price_id=price.id,
-                    product_id=price.product_id,
-                    tax_category=price.tax_category,
-                    tax_behavior=price.tax_behavior,
                     quantity=Decimal(1),
                     amount=Money(-amount, currency),
-                    period_start=p.start,
-                    period_end=p.end,
                 )
             )
             credited += amount
@@ -670,17 +666,25 @@ def _line(
     quantity: Decimal,
     adjustment: str | None,
 ) -> ChargeLine:
-    meter_id, group = key
     price = next(i.price for i in cal.items if i.price.id == r.price_id)
-    what = f"{price.nickname or price.product_id} ({meter_id}{f', {group}' if group else ''})"
-    how = r.describe()
+    what, how = _usage_label(price, *key), r.describe()
     if adjustment is None:
         text = f"Usage {what}: {r.quantity:f} units, {how}"
     else:
         text = f"Late usage adjustment {what}: {adjustment} -> {r.quantity:f} units, {how}"
+    return _usage_line(price, text, p, kind=LineKind.RECURRING, quantity=quantity, amount=amount)
+
+
+def _usage_label(price: Price, meter_id: str, group: str) -> str:
+    """How a usage line names what it bills: the product, the meter and the group."""
+    return f"{price.nickname or price.product_id} ({meter_id}{f', {group}' if group else ''})"
+
+
+def _usage_line(price: Price, text: str, p: Period, *, kind: LineKind, quantity: Decimal, amount: Money) -> ChargeLine:
+    """A line of ``price`` over the usage period ``p`` (its tax category and behaviour go with it)."""
     return ChargeLine(
         description=text[:500],
-        kind=LineKind.RECURRING,
+        kind=kind,
         price_id=price.id,
         product_id=price.product_id,
         tax_category=price.tax_category,
