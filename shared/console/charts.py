@@ -66,17 +66,21 @@ def _axis(top: int, label_every: int, labels: Sequence[str], slot: float) -> lis
     return out
 
 
-def bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[int]], *, unit: str = "") -> str:
-    """Grouped bars: one group per label, one bar per series (e.g. paid vs failed per day)."""
-    names = list(series)
-    values = [int(v) for s in series.values() for v in s]
-    if not labels or not names:
-        return _frame(title, "no data", [], [])
-    top = nice_max(max(values, default=0))
+def _plot(labels: Sequence[str], series: Mapping[str, Sequence[int]]) -> tuple[list[str], int, int, float, list[str]]:
+    """What every chart of series over labels shares: the series names, the scale's top, the plot height, the
+    width of one label's slot and the axes already drawn."""
+    top = nice_max(max((int(v) for s in series.values() for v in s), default=0))
     plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
     slot = plot_w / len(labels)
+    return list(series), top, plot_h, slot, _axis(top, max(1, len(labels) // 8), [lb[-5:] for lb in labels], slot)
+
+
+def bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[int]], *, unit: str = "") -> str:
+    """Grouped bars: one group per label, one bar per series (e.g. paid vs failed per day)."""
+    if not labels or not series:
+        return _frame(title, "no data", [], [])
+    names, top, plot_h, slot, body = _plot(labels, series)
     bar_w = max(1.0, slot * 0.8 / len(names))
-    body = _axis(top, max(1, len(labels) // 8), [lb[-5:] for lb in labels], slot)
     for si, name in enumerate(names):
         for i, v in enumerate(series[name]):
             h = plot_h * int(v) / top
@@ -91,14 +95,9 @@ def bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[int]],
 
 def line(title: str, labels: Sequence[str], series: Mapping[str, Sequence[int]], *, unit: str = "") -> str:
     """One polyline per series over the labels (e.g. revenue per day per currency)."""
-    names = list(series)
-    values = [int(v) for s in series.values() for v in s]
-    if not labels or not names:
+    if not labels or not series:
         return _frame(title, "no data", [], [])
-    top = nice_max(max(values, default=0))
-    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
-    slot = plot_w / len(labels)
-    body = _axis(top, max(1, len(labels) // 8), [lb[-5:] for lb in labels], slot)
+    names, top, plot_h, slot, body = _plot(labels, series)
     for si, name in enumerate(names):
         pts = " ".join(
             f"{PAD_L + slot * i + slot / 2:.1f},{PAD_T + plot_h - plot_h * int(v) / top:.1f}"
