@@ -151,14 +151,7 @@ def build_invoice_doc(
         specs = [dom.LineSpec(ln.description, ln.quantity, ln.unit_amount, ln.kind, ln.tax_category) for ln in ev.lines]
         lines = dom.price_lines(specs, ev.currency, decision)
         t = dom.totals(lines, ev.currency)
-        body = {
-            "lines": [line_doc(ln) for ln in lines],
-            "breakdown": [row_doc(r) for r in t.breakdown],
-            "subtotal": t.subtotal.amount,
-            "tax": t.tax.amount,
-            "total": t.total.amount,
-            "amount_due": t.amount_due.amount,
-        }
+        body = {**_amounts(lines, t), "amount_due": t.amount_due.amount}
     return {
         "kind": "invoice",
         "invoice_id": invoice_id,
@@ -214,13 +207,7 @@ def build_credit_note_doc(
         inv_lines = [line_from(d, cur) for d in inv["lines"]]
         lines = dom.credit_lines(inv_lines, amount, full=full)
         t = dom.totals(lines, cur)
-        amounts = {
-            "lines": [line_doc(ln) for ln in lines],
-            "breakdown": [row_doc(r) for r in t.breakdown],
-            "subtotal": t.subtotal.amount,
-            "tax": t.tax.amount,
-            "total": t.total.amount,
-        }
+        amounts = _amounts(lines, t)
     return {
         "kind": "credit_note",
         "credit_note_id": cn_id,
@@ -241,4 +228,15 @@ def build_credit_note_doc(
         "created_at": now,
         "published": [],
         **series_fields(s.series("credit_note"), now, f"{CREDIT_NOTES}/{cn_id}", "issued"),
+    }
+
+
+def _amounts(lines: Sequence[dom.Line], t: dom.Totals) -> dict[str, Any]:
+    """The lines and totals as an invoice or a credit note stores them (minor units)."""
+    return {
+        "lines": [line_doc(ln) for ln in lines],
+        "breakdown": [row_doc(r) for r in t.breakdown],
+        "subtotal": t.subtotal.amount,
+        "tax": t.tax.amount,
+        "total": t.total.amount,
     }
