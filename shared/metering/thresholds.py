@@ -45,16 +45,15 @@ from shared.metering.store import (
 )
 
 log = get_logger(__name__)
-PREFIX = THRESHOLD_PREFIX
 
 
 def request_id(subscription_id: str, pk: str, index: int) -> str:
-    return f"{PREFIX}{subscription_id}:{pk}:{index}"
+    return f"{THRESHOLD_PREFIX}{subscription_id}:{pk}:{index}"
 
 
 def is_threshold_request(rid: str) -> bool:
     """The billing reason of an invoice issued from ``rid``: a threshold invoice, not a period's."""
-    return rid.startswith(PREFIX)
+    return rid.startswith(THRESHOLD_PREFIX)
 
 
 def to_date_lines(
