@@ -17,8 +17,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.domain.declines import classify
-from shared.domain.disputes import event_fields
 from shared.events.payments import (
     DisputeAccepted,
     DisputeEvent,
@@ -42,7 +40,9 @@ from shared.psp.base import (
     ModeMismatch,
     Notification,
     PspConfig,
+    classify,
     constant_time_in,
+    event_fields,
     mapping,
     money_minor,
     obj,

@@ -15,10 +15,13 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from shared.domain.money import MAX_MAJOR_DIGITS, CurrencyError, Money, max_minor
 from shared.events.payments import OurRefs, PaymentEvent
+
+if TYPE_CHECKING:
+    from shared.domain.declines import Decline
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -245,3 +248,26 @@ def text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedPayload(f"{what} must be a non-empty string")
     return value
+
+
+# The decline and dispute taxonomies load with the first failed payment or dispute, not with an adapter: a
+# cold instance's first delivery is most often a success, and their tables, enums and dataclasses cost it a
+# few milliseconds of CPU (README, "Deploy bundles, configuration rule, cold start").
+def classify(psp: str, *codes: str | None, log_unknown: bool = True) -> Decline:
+    """:func:`shared.domain.declines.classify`, its module imported on first use."""
+    from shared.domain import declines
+
+    return declines.classify(psp, *codes, log_unknown=log_unknown)
+
+
+def event_fields(
+    psp: str,
+    *reasons: str | None,
+    reason_code: str | None = None,
+    due_by: dt.datetime | None = None,
+    psp_status: str | None = None,
+) -> dict[str, Any]:
+    """:func:`shared.domain.disputes.event_fields`, its module imported on first use."""
+    from shared.domain import disputes
+
+    return disputes.event_fields(psp, *reasons, reason_code=reason_code, due_by=due_by, psp_status=psp_status)

@@ -19,8 +19,6 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from shared.domain.declines import classify
-from shared.domain.disputes import event_fields
 from shared.events.payments import (
     DisputeAccepted,
     DisputeEvent,
@@ -40,7 +38,9 @@ from shared.psp.base import (
     MalformedPayload,
     Notification,
     PspConfig,
+    classify,
     constant_time_in,
+    event_fields,
     money_decimal,
     parse_time,
     refs_from,

@@ -12,8 +12,6 @@ import hmac
 import json
 from typing import Any
 
-from shared.domain.declines import classify
-from shared.domain.disputes import event_fields
 from shared.events.payments import (
     DisputeAccepted,
     DisputeEvent,
@@ -38,7 +36,9 @@ from shared.psp.base import (
     MalformedPayload,
     Notification,
     PspConfig,
+    classify,
     constant_time_in,
+    event_fields,
     money_minor,
     obj,
     parse_time,

@@ -14,8 +14,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.domain.declines import classify
-from shared.domain.disputes import event_fields
 from shared.events.payments import (
     DisputeLost,
     DisputeWon,
@@ -31,7 +29,9 @@ from shared.psp.base import (
     MalformedPayload,
     Notification,
     PspConfig,
+    classify,
     constant_time_in,
+    event_fields,
     mapping,
     obj,
     parse_time,

@@ -42,8 +42,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from shared.config import ConfigError, get_settings
-from shared.domain.declines import classify
-from shared.domain.disputes import event_fields
 from shared.events.payments import (
     DisputeAccepted,
     DisputeEvent,
@@ -68,6 +66,8 @@ from shared.psp.base import (
     ModeMismatch,
     Notification,
     PspConfig,
+    classify,
+    event_fields,
     mapping,
     money_decimal,
     obj,
