@@ -3,8 +3,8 @@
 The two client libraries every published delivery uses (Firestore for the record, Pub/Sub for the publish)
 are imported here, before the server starts, not on the first request: functions-framework serves through
 gunicorn, which imports this module in its arbiter and forks the worker that answers. An import done before
-the fork is paid once; the same import done in the worker costs more CPU (measured: about 60 ms per cold
-start, most of it system time: the worker copies each page of the parent's memory it writes to). The clients
+the fork is paid once; the same import done in the worker costs more CPU (measured: 60-75 ms per cold start,
+user and system time: the worker copies each page of the parent's memory it writes to). The clients
 themselves are still built in the worker, on first use: a gRPC channel must not cross a fork.
 """
 
