@@ -17,7 +17,9 @@ machine makes single starts vary several-fold): n paired runs per function, the 
 alternating (ABBA), so load trends hit both alike. Printed per function: the median wall time of each
 side with its range, the ratio of the medians, the median and quartiles of the per-pair ratios, and the
 CPU time (user + system) the process tree used until its first answer, which the machine's load
-disturbs far less than wall time; plus the load average around the run.
+disturbs far less than wall time, with its system share and the minor page faults (a deterministic
+count: an import done in gunicorn's worker instead of before the fork shows there as copied pages); plus
+the load average around the run.
 
     python -m bench cold_start                 # needs the emulators: FIRESTORE/PUBSUB/STORAGE_EMULATOR_HOST
     BENCH_COLD_RUNS=9 python -m bench cold_start webhooks invoices
@@ -268,11 +270,28 @@ def first_answer(proc: subprocess.Popen[bytes], port: int, req: FirstRequest, ti
 
 @dataclass(frozen=True)
 class Start:
-    """One cold start: wall seconds to the first answer, CPU seconds of the process tree until then."""
+    """One cold start: wall seconds to the first answer, CPU seconds of the process tree until then (of which
+    ``sys_s`` in the kernel) and its minor page faults."""
 
     wall_s: float
     cpu_s: float
     status: int
+    sys_s: float = 0.0
+    faults: int = 0
+
+
+def tree_counters(pgid: int) -> tuple[float, int]:
+    """System CPU seconds and minor page faults so far of every live process of a process group."""
+    ticks = faults = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... minflt(7) ... stime(12)
+            ticks += int(fields[12])
+            faults += int(fields[7])
+    return ticks / os.sysconf("SC_CLK_TCK"), faults
 
 
 def cold_start(folder: Path, key: str, target: str, signature_type: str, project: str | None = None) -> Start:
@@ -284,9 +303,10 @@ def cold_start(folder: Path, key: str, target: str, signature_type: str, project
         status = first_answer(proc, port, req)
         elapsed = time.monotonic() - t0
         cpu = group_cpu_s(proc.pid)
+        sys_s, faults = tree_counters(proc.pid)
     if status not in req.ok:
         raise RuntimeError(f"{key}: first request answered {status}, expected one of {req.ok}")
-    return Start(elapsed, cpu, status)
+    return Start(elapsed, cpu, status, sys_s, faults)
 
 
 def baseline_folder(out: Path, key: str, signature_type: str) -> Path:
@@ -310,9 +330,10 @@ def baseline(folder: Path, key: str, signature_type: str) -> Start:
         status = first_answer(proc, port, req)
         elapsed = time.monotonic() - t0
         cpu = group_cpu_s(proc.pid)
+        sys_s, faults = tree_counters(proc.pid)
     if status not in (200, 204):
         raise RuntimeError(f"bare function answered {status}")
-    return Start(elapsed, cpu, status)
+    return Start(elapsed, cpu, status, sys_s, faults)
 
 
 def _compile(folder: Path) -> Path:
@@ -345,6 +366,14 @@ def former_tree(ref: str, out: Path) -> Path:
     return dest
 
 
+def _sys_ms(starts: Sequence[Start]) -> float:
+    return statistics.median(s.sys_s for s in starts) * 1000
+
+
+def _faults(starts: Sequence[Start]) -> float:
+    return statistics.median(s.faults for s in starts)
+
+
 def _summary(label: str, ours: Sequence[Start], base: Sequence[Start]) -> tuple[str, float]:
     """One side against the baseline: median and range of wall times, ratio of medians, per-pair ratios, CPU."""
     o, b = statistics.median(s.wall_s for s in ours), statistics.median(s.wall_s for s in base)
@@ -355,7 +384,7 @@ def _summary(label: str, ours: Sequence[Start], base: Sequence[Start]) -> tuple[
         f"  {label:<8} {o * 1000:6.0f} ms ({min(s.wall_s for s in ours) * 1000:.0f}-"
         f"{max(s.wall_s for s in ours) * 1000:.0f})   ratio {o / b:.2f}   pairs median {statistics.median(pairs):.2f} "
         f"(quartiles {q1:.2f}-{q3:.2f}, {sum(p <= GOAL for p in pairs)}/{len(pairs)} <= {GOAL})   "
-        f"CPU {oc * 1000:.0f} ms (ratio {oc / bc:.2f})"
+        f"CPU {oc * 1000:.0f} ms (ratio {oc / bc:.2f}; sys {_sys_ms(ours):.0f} ms, {_faults(ours):.0f} minor faults)"
     )
     return text, o / b
 
@@ -409,7 +438,8 @@ def main(names: Sequence[str] = ()) -> None:
             libs = "+".join(CLIENT_LIBRARIES.get(key, DEFAULT_LIBRARIES))
             print(
                 f"{key:<14} baseline ({libs}) {b * 1000:.0f} ms ({min(s.wall_s for s in base) * 1000:.0f}-"
-                f"{max(s.wall_s for s in base) * 1000:.0f}), CPU {bc * 1000:.0f} ms",
+                f"{max(s.wall_s for s in base) * 1000:.0f}), CPU {bc * 1000:.0f} ms (sys {_sys_ms(base):.0f} ms, "
+                f"{_faults(base):.0f} minor faults)",
                 flush=True,
             )
             for side in [s for s in ("former", "current") if s in starts]:
