@@ -209,7 +209,7 @@ def test_the_stack_with_concurrent_delivery_pulls_every_subscription_and_sizes_t
     endpoint.gate.set()
     port = {k: int(str(getattr(gcp.hosts, k)).rsplit(":", 1)[1]) for k in ("pubsub", "firestore", "storage")}
     stack = Stack(project=gcp.project, ports=Ports(**port), use_lock=False, delivery="concurrent", max_concurrency=3)
-    stack.function_urls = {k: endpoint.url for k in stack.topology.functions}
+    stack.function_urls = dict.fromkeys(stack.topology.functions, endpoint.url)
     try:
         stack.provision()
         _publish(gcp, "probes", ["p1"])
