@@ -66,7 +66,7 @@ def _reachable(hostport: str | None) -> bool:
     return port.isdigit() and em.port_open(host, int(port))
 
 
-def _stack(log_dir: Path, delivery: str) -> Any:
+def _stack(log_dir: Path, delivery: str = "push") -> Any:
     from infra.local.acts import function_env
     from infra.local.stack import Ports, Stack
 
