@@ -20,6 +20,15 @@ Pub/Sub $40/TiB, 1 KB minimum per publish and per push delivery; Cloud Run funct
 requests, $0.000024/vCPU-s, $0.0000025/GiB-s at the topology's size; Cloud Storage Class A $0.005/1,000,
 Class B $0.0004/1,000).
 
+Delivery: a renewal run is a burst; in the cloud Pub/Sub push delivers it concurrently, up to each function's
+``concurrency`` (``infra/topology.yaml``), which is what the numbering and archive group commits amortise over.
+The bench measures the chain both ways, each in its own project, one after the other: at that concurrency
+(the local stack's ``delivery="concurrent"``, ``infra/local/delivery.py``) and at a trickle (the emulator's own
+push, at most two deliveries in flight per subscription: the figure measured before). ``BENCH_DELIVERY``
+picks the runs (default ``concurrent,push``); ``BENCH_MAX_CONCURRENCY`` caps every function's concurrency.
+Each run prints the delivered rate, the load average, invoices per numbering commit (counter writes per
+invoice) and archive objects per invoice.
+
 ``BENCH_N`` scales N (default 10,000). The emulators named by ``*_EMULATOR_HOST`` are reused when they
 answer; otherwise the stack starts its own.
 """
@@ -31,6 +40,7 @@ import json
 import os
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +66,7 @@ def _reachable(hostport: str | None) -> bool:
     return port.isdigit() and em.port_open(host, int(port))
 
 
-def _stack(log_dir: Path) -> Any:
+def _stack(log_dir: Path, delivery: str = "push") -> Any:
     from infra.local.acts import function_env
     from infra.local.stack import Ports, Stack
 
@@ -74,6 +84,8 @@ def _stack(log_dir: Path) -> Any:
         use_lock=False,
         reuse_emulators=reuse,
         extra_env={**function_env(), "USAGE_METERING": "1"},
+        delivery=delivery,
+        max_concurrency=int(os.environ.get("BENCH_MAX_CONCURRENCY") or 0) or None,
     )
 
 
@@ -145,64 +157,134 @@ def _stage(event_type: str) -> str:
     return STAGES.get(event_type, event_type)
 
 
-def main() -> None:
+def _numbering(log_file: Path, offset: int) -> tuple[int, int]:
+    """(numbering commits, invoices numbered) from the invoices function's log: each commit writes the counter."""
+    commits = numbered = 0
+    with log_file.open("rb") as f:
+        f.seek(offset)
+        for line in f.read().decode(errors="replace").splitlines():
+            if '"numbers allocated"' in line:
+                try:
+                    numbered += int(json.loads(line).get("numbered", 0))
+                except ValueError:
+                    continue
+                commits += 1
+    return commits, numbered
+
+
+@dataclass
+class Run:
+    """What one delivery mode measured (counts from the log lines, CPU from the processes)."""
+
+    delivery: str
+    paid: int = 0
+    elapsed: float = 0.0
+    seed_s: float = 0.0
+    charges: int = 0
+    planned: int = 0
+    planner_rate: float = 0.0
+    filtered: int = 0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the tick and at the end
+    peaks: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
+    numbering: tuple[int, int] = (0, 0)
+    tallies: dict[str, tuple[_cost.Tally, dict[str, _cost.Tally]]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    topo: Any = None
+
+
+def _run(delivery: str) -> Run:
+    """Seed N due subscriptions in a fresh project, tick once, wait until every one is paid."""
     from infra.local.acts import renewals as act
     from infra.local.stack import running
     from shared.config import reset_settings
 
     log_dir = Path(os.environ.get("BENCH_LOG_DIR") or (Path(__file__).resolve().parents[1] / ".stack" / "bench-logs"))
-    stack = _stack(log_dir)
+    stack = _stack(log_dir / delivery, delivery)
+    run = Run(delivery)
     with running(stack):
         for k, v in stack.emulator_env.items():
             os.environ[k] = v
         reset_settings()
         t_seed = time.monotonic()
         _seed(N, act.T0)
-        seed_s = time.monotonic() - t_seed
+        run.seed_s = time.monotonic() - t_seed
         procs = {p.name: p for p in stack.processes if p.name in FUNCTIONS}
-        logs = {name: log_dir / f"fn-{name}.log" for name in FUNCTIONS}
+        logs = {name: stack.log_dir / f"fn-{name}.log" for name in FUNCTIONS}
         offsets = {name: f.stat().st_size if f.exists() else 0 for name, f in logs.items()}
         cpu0 = {name: group_cpu_s(p.proc.pid) for name, p in procs.items() if p.proc is not None}
-        charges0 = act.stub().charges()
+        # Distinct idempotency keys charged during this run (a run in the same process repeats the keys).
+        requests0 = len(act.stub().requests)
+        load0 = os.getloadavg()[0]
         t0 = time.monotonic()
         act.tick(act.T0)
         deadline = t0 + max(300.0, N / 2)
-        paid = 0
         while time.monotonic() < deadline:
             time.sleep(2.0)
-            paid = _paid(0)
-            if paid >= N:
+            run.paid = _paid(0)
+            if run.paid >= N:
                 break
-        elapsed = time.monotonic() - t0
+        run.elapsed = time.monotonic() - t0
+        run.load = (load0, os.getloadavg()[0])
         time.sleep(3.0)  # let the last deliveries finish and log
-        cpu = {name: group_cpu_s(p.proc.pid) - cpu0[name] for name, p in procs.items() if p.proc is not None}
-        topo = stack.topology
-        planned, planner_rate = _planner_rate(logs["renewals"], offsets["renewals"])
-        filtered = stack.push_filter.filtered if stack.push_filter is not None else 0
+        run.cpu = {name: group_cpu_s(p.proc.pid) - cpu0[name] for name, p in procs.items() if p.proc is not None}
+        run.topo = stack.topology
+        run.planned, run.planner_rate = _planner_rate(logs["renewals"], offsets["renewals"])
+        run.charges = len({r["key"] for r in act.stub().requests[requests0:]})
+        if stack.bridge is not None:
+            run.filtered = stack.bridge.filtered
+            run.peaks = {name: stack.bridge.peak(name) for name in FUNCTIONS}
+            run.limits = {name: stack.concurrency(name) for name in FUNCTIONS}
+        elif stack.push_filter is not None:
+            run.filtered = stack.push_filter.filtered
+        run.numbering = _numbering(logs["invoices"], offsets["invoices"])
+        for name in FUNCTIONS:
+            with logs[name].open("rb") as f:
+                f.seek(offsets[name])
+                run.tallies[name] = _cost.tally(f.read().decode(errors="replace").splitlines())
+    return run
 
-    done = max(paid, 1)
+
+LABELS = {
+    "concurrent": "a renewal run's concurrency (each function's topology concurrency, as push delivers a burst)",
+    "push": "a trickle (the emulator's push: at most 2 deliveries in flight per subscription)",
+}
+
+
+def _report(run: Run) -> float:
+    """Print one run's figures; its whole-chain cost per million renewals."""
+    done, topo = max(run.paid, 1), run.topo
     subscribers = {t: sum(1 for s in topo.subscriptions.values() if s.topic == t) for t in topo.topics}
-    print(f"renewals end to end: N={N} due subscriptions (seeded in {seed_s:.1f}s), {paid} paid")
-    if paid < N:
-        print(f"  WARNING: only {paid} of {N} paid before the deadline: per-renewal figures are overstated")
-    charges = act.stub().charges() - charges0
-    print(f"  tick -> all paid: {elapsed:.1f}s = {paid / elapsed:.1f} renewals/s (PSP stub charges: {charges})")
-    print(f"  planner: {planned} RenewalDue claimed at {planner_rate:.0f}/s")
-    print(f"  subscription filters: {filtered} messages acked without a push ({filtered / done:.2f} per renewal)")
+    print(f"renewals end to end at {LABELS.get(run.delivery, run.delivery)}:")
+    print(f"  N={N} due subscriptions (seeded in {run.seed_s:.1f}s), {run.paid} paid")
+    if run.paid < N:
+        print(f"  WARNING: only {run.paid} of {N} paid before the deadline: per-renewal figures are overstated")
+    print(
+        f"  tick -> all paid: {run.elapsed:.1f}s = {run.paid / run.elapsed:.1f} renewals/s delivered "
+        f"(PSP stub charges: {run.charges}; load average {run.load[0]:.1f} at the tick, {run.load[1]:.1f} at the end)"
+    )
+    if run.peaks:
+        print(
+            "  deliveries in flight at most: " + ", ".join(f"{k} {run.peaks[k]} of {run.limits[k]}" for k in FUNCTIONS)
+        )
+    print(f"  planner: {run.planned} RenewalDue claimed at {run.planner_rate:.0f}/s")
+    per = run.filtered / done
+    print(f"  subscription filters: {run.filtered} messages acked without a push ({per:.2f} per renewal)")
     print("  per renewal (counted at the clients):")
     hdr = "reads  writes  msgs  msg B  gcs A  gcs B  reqs  CPU ms"
     print(f"    {'':<22}{hdr}")
     grand: dict[str, float] = {}
     per_fn: dict[str, dict[str, float]] = {}
     renewal_due = 0
+    archive_a = 0
     op_rows: list[tuple[str, dict[str, float]]] = []
     for name in FUNCTIONS:
-        with logs[name].open("rb") as f:
-            f.seek(offsets[name])
-            total, by_type = _cost.tally(f.read().decode(errors="replace").splitlines())
+        total, by_type = run.tallies[name]
         renewal_due += total.topics.get("renewals-due", 0)
+        if name == "invoices":
+            archive_a = by_type["renewal.due"].counts["storage_class_a"] if "renewal.due" in by_type else 0
         size = _cost.size_of(topo.functions[name].raw)
-        fn_cpu = cpu.get(name, 0.0)
+        fn_cpu = run.cpu.get(name, 0.0)
         c = _cost.costs(total, fn_cpu, size, subscribers, done / 1_000_000)
         per_fn[name] = c
         for k, v in c.items():
@@ -221,14 +303,20 @@ def main() -> None:
             rows.append((f"  {st_name}", t, fn_cpu * share))
         op_rows += [(label, _cost.operations(t, done / 1_000_000)) for label, t, _ in rows]
         for label, t, cpu_s in rows:
-            k = t.counts
-            avg_b = k["published_bytes"] / k["published"] if k["published"] else 0
+            c2 = t.counts
+            avg_b = c2["published_bytes"] / c2["published"] if c2["published"] else 0
             print(
-                f"    {label:<22}{k['reads'] / done:5.2f}  {k['writes'] / done:6.2f}  {k['published'] / done:4.2f}"
-                f"  {avg_b:5.0f}  {k['storage_class_a'] / done:5.2f}  {k['storage_class_b'] / done:5.2f}"
+                f"    {label:<22}{c2['reads'] / done:5.2f}  {c2['writes'] / done:6.2f}  {c2['published'] / done:4.2f}"
+                f"  {avg_b:5.0f}  {c2['storage_class_a'] / done:5.2f}  {c2['storage_class_b'] / done:5.2f}"
                 f"  {t.deliveries / done:4.2f}  {cpu_s * 1000 / done:6.1f}"
             )
+    commits, numbered = run.numbering
     print(f"  RenewalDue published per renewal: {renewal_due / done:.3f} (1.000 = never re-sent)")
+    print(
+        f"  amortisation: {numbered / commits if commits else 0:.2f} invoices per numbering commit "
+        f"({commits / max(numbered, 1):.2f} counter writes per invoice); "
+        f"{archive_a / done:.2f} archive objects (Class A) per invoice"
+    )
     print("  list-price cost per million renewals (prices in bench/_cost.py):")
     items = ("firestore", "pubsub", "storage", "requests", "compute")
     print(f"    {'':<10}" + "".join(f"{k:>11}" for k in items) + f"{'total':>11}")
@@ -251,6 +339,23 @@ def main() -> None:
         f"    for comparison only, Firestore at a regional location's list prices (us-central1, half): "
         f"${regional:.2f} per million ({regional / GOAL_PER_MILLION:.2f}x the goal); the goal is judged at eur3"
     )
+    return total_cost
+
+
+def main() -> None:
+    modes = [m.strip() for m in os.environ.get("BENCH_DELIVERY", "concurrent,push").split(",") if m.strip()]
+    results = []
+    for mode in modes:
+        run = _run(mode)
+        results.append((run, _report(run)))
+        print()
+    if len(results) > 1:
+        print("summary, whole chain at eur3 list prices ($ per million renewals, ratio to the $15 goal):")
+        for run, cost in results:
+            print(
+                f"  {run.delivery:<11} ${cost:6.2f}  {cost / GOAL_PER_MILLION:.2f}x   "
+                f"{run.paid / run.elapsed:6.1f} renewals/s delivered, {run.paid} of {N} paid"
+            )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@
 until Ctrl-C, which stops all of it. A second ``up`` while one runs refuses with the running stack's
 pid. The e2e tests and ``make demo`` use the same :class:`Stack` class, so what they exercise is what
 a developer runs.
+
+Delivery: ``delivery="push"`` (the default) lets the Pub/Sub emulator push, at most two messages in flight
+per subscription (its two push loops); ``delivery="concurrent"`` (``up --delivery concurrent``) hands the
+subscriptions to :class:`infra.local.delivery.DeliveryBridge`, which pushes as Pub/Sub does in the cloud:
+up to each function's ``concurrency`` of the topology (or ``max_concurrency``, when lower) in flight, and
+each function's server gets as many threads.
 """
 
 from __future__ import annotations
@@ -56,6 +62,18 @@ class Stack:
     processes: list[em.ManagedProcess] = field(default_factory=list)
     function_urls: dict[str, str] = field(default_factory=dict)
     push_filter: Any = None  # infra.local.pushfilter.PushFilter once a filtered subscription exists
+    delivery: str = "push"  # "push": the emulator's push; "concurrent": the bridge (module docstring)
+    max_concurrency: int | None = None  # caps every function's concurrency with delivery="concurrent"
+    bridge: Any = None  # infra.local.delivery.DeliveryBridge with delivery="concurrent"
+
+    def __post_init__(self) -> None:
+        if self.delivery not in ("push", "concurrent"):
+            raise ValueError(f"delivery must be 'push' or 'concurrent', not {self.delivery!r}")
+
+    def concurrency(self, fn_key: str) -> int:
+        """Deliveries the function takes at once: its topology ``concurrency``, capped by ``max_concurrency``."""
+        n = int(self.topology.functions[fn_key].raw.get("concurrency") or 1)
+        return max(1, min(n, self.max_concurrency)) if self.max_concurrency else n
 
     # -- environment ----------------------------------------------------------------------------
     @property
@@ -74,6 +92,10 @@ class Stack:
         env["PYTHONPATH"] = str(ROOT)
         env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")  # google-api-core's Python 3.11 notice
         env["K_SERVICE"] = fn_name
+        if self.delivery == "concurrent":  # functions-framework's gunicorn has 4 threads per core otherwise
+            key = next((f.key for f in self.topology.functions.values() if f.name == fn_name), None)
+            if key is not None:
+                env["THREADS"] = str(self.concurrency(key))
         return env
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -104,6 +126,9 @@ class Stack:
         sigs = (signal.SIGINT, signal.SIGTERM) if main else ()
         old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
         try:
+            if self.bridge is not None:  # first: no delivery to a function being stopped
+                self.bridge.close()
+                self.bridge = None
             em.stop_all(self.processes)
             self.processes.clear()
             if self.push_filter is not None:
@@ -167,6 +192,11 @@ class Stack:
         with _env(self.emulator_env):
             pub = PublisherClient()
             sub = SubscriberClient()
+            if self.delivery == "concurrent" and self.bridge is None:
+                from infra.local.delivery import DeliveryBridge
+
+                limits = {k: self.concurrency(k) for k in self.topology.functions}
+                self.bridge = DeliveryBridge(SubscriberClient(), limits)
             for topic in self.topology.all_topics:
                 try:
                     pub.create_topic(name=pub.topic_path(self.project, topic))
@@ -174,7 +204,7 @@ class Stack:
                     pass
             for s in self.topology.subscriptions.values():
                 base = self.function_urls[s.function]
-                if s.filter:  # the emulator ignores filters: a local proxy applies them (infra/local/pushfilter.py)
+                if s.filter and self.bridge is None:  # the emulator ignores filters: infra/local/pushfilter.py
                     if self.push_filter is None:
                         from infra.local.pushfilter import PushFilter
 
@@ -184,7 +214,8 @@ class Stack:
                 request: dict[str, Any] = {
                     "name": sub.subscription_path(self.project, s.name),
                     "topic": pub.topic_path(self.project, s.topic),
-                    "push_config": {"push_endpoint": endpoint},
+                    # The bridge pulls (it pushes itself); a pull subscription has an empty push config.
+                    "push_config": {} if self.bridge is not None else {"push_endpoint": endpoint},
                     "ack_deadline_seconds": s.ack_deadline_s,
                     "dead_letter_policy": {
                         "dead_letter_topic": pub.topic_path(self.project, s.dead_letter_topic),
@@ -199,6 +230,8 @@ class Stack:
                     sub.create_subscription(request=request)
                 except AlreadyExists:
                     sub.modify_push_config(subscription=request["name"], push_config=request["push_config"])
+                if self.bridge is not None:
+                    self.bridge.route(s, request["name"], endpoint)
                 # A pull subscription on each dead-letter topic keeps dead letters for replay.
                 try:
                     sub.create_subscription(
@@ -207,6 +240,8 @@ class Stack:
                     )
                 except AlreadyExists:
                     pass
+            if self.bridge is not None:
+                self.bridge.start()
 
     def describe(self) -> str:
         lines = [f"Local stack for project {self.project}"]
@@ -214,6 +249,8 @@ class Stack:
         for key, url in self.function_urls.items():
             fn = self.topology.functions[key]
             lines.append(f"  function {fn.name:<14} {url}  ({fn.trigger}, entry point {fn.entry_point})")
+        if self.bridge is not None:
+            lines.append("  delivery: concurrent, up to each function's concurrency (infra/local/delivery.py)")
         lines.append(f"  logs in {self.log_dir}")
         return "\n".join(lines)
 
@@ -245,6 +282,12 @@ def running(stack: Stack) -> Iterator[Stack]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("command", choices=["up", "down"])
+    ap.add_argument(
+        "--delivery",
+        choices=["push", "concurrent"],
+        default="push",
+        help="push: the emulator's (two in flight per subscription); concurrent: up to each function's concurrency",
+    )
     args = ap.parse_args(argv)
     if args.command == "down":
         if not LOCK_FILE.exists():
@@ -254,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         os.kill(pid, signal.SIGINT)
         print(f"asked the stack (pid {pid}) to stop")
         return 0
-    stack = Stack()
+    stack = Stack(delivery=args.delivery)
     try:
         stack.start()
     except (StackAlreadyRunning, em.PrerequisiteError) as exc:
