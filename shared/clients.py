@@ -15,6 +15,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from shared.config import get_settings
+from shared.once import once
 
 if TYPE_CHECKING:
     from google.cloud.firestore import Client as FirestoreClient
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from google.cloud.storage import Client as StorageClient
 
 
-@functools.cache
+@once
 def _firestore(project: str, metered: bool = False) -> FirestoreClient:
     from google.cloud.firestore import Client
 
@@ -58,7 +59,7 @@ def _metered_firestore_class() -> type[FirestoreClient]:
     return MeteredFirestore
 
 
-@functools.cache
+@once
 def _publisher(project: str, metered: bool = False) -> PublisherClient:
     from google.cloud.pubsub_v1 import PublisherClient
     from google.cloud.pubsub_v1.types import BatchSettings
@@ -82,7 +83,7 @@ def _publisher(project: str, metered: bool = False) -> PublisherClient:
     return MeteredPublisher(batch_settings=batch)
 
 
-@functools.cache
+@once
 def _storage(project: str, emulator: str | None, metered: bool = False) -> StorageClient:
     from google.cloud.storage import Client
 
@@ -114,7 +115,7 @@ def storage() -> StorageClient:
     return _storage(s.project_id, s.storage_emulator_host, s.usage_metering)
 
 
-@functools.cache
+@once
 def emulator_bucket(project: str, bucket: str) -> None:
     """Create ``bucket`` on the Storage emulator, once per process and project. Only for the emulator: in the
     cloud every bucket is infrastructure (Terraform), never created by code."""

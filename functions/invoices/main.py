@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 import functions_framework
+import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
+import google.cloud.pubsub_v1
+import google.cloud.storage  # noqa: F401
 
 from shared.events import payments as _payment_contracts  # noqa: F401
 from shared.events.consumer import dispatch
+from shared.once import once
 from shared.usage import metered
 
 # The payment contracts are registered at start: a payment fact parsed before the service is built would
@@ -18,25 +21,18 @@ if TYPE_CHECKING:
     from shared.invoicing.service import InvoiceService
 
 
-_built: list[InvoiceService] = []
-_building = threading.Lock()
-
-
+@once
 def _service() -> InvoiceService:
     """The instance's one service: its allocator and archive writer group the concurrent requests it serves.
 
-    Imported and built on the first request, not at start (cold start; see README), and under a lock: a
-    renewal run reaches a cold instance as a burst of concurrent pushes, and ``functools.cache`` lets each
+    Imported and built on the first request, not at start (cold start; see README), and once (``shared.once``):
+    a renewal run reaches a cold instance as a burst of concurrent pushes, and ``functools.cache`` let each
     of them build its own (80 allocators numbering one invoice per commit and contending for the series
     lease, 80 archive writers: batches of one and ~10 extra reads per invoice, measured).
     """
-    if not _built:
-        with _building:
-            if not _built:
-                from shared.invoicing.service import InvoiceService
+    from shared.invoicing.service import InvoiceService
 
-                _built.append(InvoiceService())
-    return _built[0]
+    return InvoiceService()
 
 
 def _renewal_due(msg: Any) -> object:

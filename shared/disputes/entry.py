@@ -7,7 +7,6 @@ clock of the demo and the tests). Classification follows :mod:`shared.events.con
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,11 +15,12 @@ from shared.events.consumer import Handler, Trigger, dispatch
 from shared.events.envelope import Received
 from shared.events.payments import DISPUTE_EVENT_TYPES
 from shared.events.ticks import tick_time
+from shared.once import once
 
 TICK_EVENT_TYPE = "disputes.tick"
 
 
-@functools.cache
+@once
 def service() -> DisputeService:
     return DisputeService()
 

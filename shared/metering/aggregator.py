@@ -21,6 +21,7 @@ from shared.metering.config import metering_settings
 from shared.metering.ingest import to_domain
 from shared.metering.store import MeteringStore, utcnow
 from shared.metering.window import Window
+from shared.once import once
 
 log = get_logger(__name__)
 
@@ -89,13 +90,13 @@ def usage_window(store: MeteringStore, publisher: Publisher, *, eager_when_idle:
     )
 
 
-@functools.cache
+@once
 def default_store() -> MeteringStore:
     """The instance's store (its meter cache lives as long as the instance)."""
     return MeteringStore()
 
 
-@functools.cache
+@once
 def default_window() -> UsageWindow:
     return usage_window(default_store(), default_publisher())
 

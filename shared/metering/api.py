@@ -11,7 +11,6 @@ Validation is :mod:`shared.edge` (body limit, safe JSON, the wrapper: outage -> 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from shared.log import get_logger
 from shared.metering.config import metering_settings
 from shared.metering.ingest import MAX_BODY_BYTES, check, publish_events
 from shared.metering.store import MeteredItem, MeteringError, MeteringStore
+from shared.once import once
 
 log = get_logger(__name__)
 
@@ -80,7 +80,7 @@ class UsageService:
     publisher: Publisher = field(default_factory=default_publisher)
 
 
-@functools.cache
+@once
 def default_service() -> UsageService:
     return UsageService()
 

@@ -8,7 +8,6 @@ else goes through the typed envelope dispatcher (acknowledge what is not ours, r
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from shared.events.consumer import Handler, dispatch
 from shared.events.envelope import Received
 from shared.events.ticks import tick_time
 from shared.log import get_logger
+from shared.once import once
 from shared.reconciliation.config import recon_settings
 from shared.reconciliation.service import Reconciler, UnknownObject
 
@@ -25,7 +25,7 @@ OBJECT_FINALIZED = "google.cloud.storage.object.v1.finalized"
 TICK = "reconciliation.tick"
 
 
-@functools.cache
+@once
 def _service() -> Reconciler:
     return Reconciler()
 

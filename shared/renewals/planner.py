@@ -48,6 +48,7 @@ from shared.events.envelope import Event
 from shared.events.publisher import RawMessage
 from shared.log import bind, get_logger
 from shared.metering import billing as usage_billing
+from shared.once import once
 from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
@@ -229,7 +230,7 @@ def _claim_one(
         return "failed", []
 
 
-@functools.cache
+@once
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="planner-claim")
 

@@ -13,7 +13,6 @@ a scanner's random paths never become label values).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from flask import Response
@@ -21,6 +20,7 @@ from flask import Response
 from shared.edge import http_entry, read_stream, unavailable
 from shared.http import JsonResponse, error
 from shared.log import bind, get_logger
+from shared.once import once
 from shared.webhooks.service import Answer, Outage, WebhookService
 from shared.webhooks.store import DeferredFinishes
 
@@ -29,7 +29,7 @@ log = get_logger(__name__)
 _read = read_stream  # the body reader (kept under its old name for callers)
 
 
-@functools.cache
+@once
 def default_service() -> WebhookService:
     from shared import clients
     from shared.psp.registry import ADAPTERS
