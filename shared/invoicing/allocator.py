@@ -30,8 +30,8 @@ is written once per *batch*:
    its name); each instance so creates ITS OWN new documents with their numbers, 1 write each plus one
    counter write per turn, and none starves or has to store its documents queued for another leader's
    query (2 writes each). A turn that finds nothing of ours leaves the ring; a stopping thread removes
-   its id (``ArrayRemove``) and passes a lease that reached it meanwhile. A holder that neither commits nor
-   passes for ``spill_s`` (hung, or an allocator that does not take turns) gets our new documents stored
+   its id (``ArrayRemove``) and passes a lease that reached it meanwhile. A holder that keeps the lease
+   for ``spill_s`` (hung, or an allocator that does not take turns) gets our new documents stored
    queued, so its queue query numbers them; a passed lease that runs out (its holder died) is taken over
    by the next allocator with requests waiting, which drops the dead one from the turns.
 5. Once another allocator is seen at work (its lease, a lost commit) or a stored document of ours
@@ -105,15 +105,17 @@ class NumberingPending(RuntimeError):
 class AllocatorStats:
     """Counts of this process (benchmarks read them; the series document keeps the durable count)."""
 
-    counter_writes: int = 0
+    counter_writes: int = 0  # lease claims and numbering commits on the series document
+    turn_writes: int = 0  # joins and leaves of the turns (the series document too; no number assigned)
     numbered: int = 0
     duplicates_dropped: int = 0
     docs_read: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, writes: int = 0, numbered: int = 0, dropped: int = 0, read: int = 0) -> None:
+    def add(self, writes: int = 0, numbered: int = 0, dropped: int = 0, read: int = 0, turns: int = 0) -> None:
         with self._lock:
             self.counter_writes += writes
+            self.turn_writes += turns
             self.numbered += numbered
             self.duplicates_dropped += dropped
             self.docs_read += read
@@ -212,7 +214,7 @@ class _Series:
     lead_after: float = 0.0  # after a session that found nothing of ours queued, lead again only then
     leading: bool = False  # our thread holds the lease: it hands its commits over itself
     sustained: bool = False  # our session keeps the lease past a batch (the queue query runs for every batch)
-    held_key: Any = None  # (holder, commits) of another's lease as last seen, and since when (monotonic)
+    held_key: Any = None  # the other allocator seen holding the lease, and since when (monotonic)
     held_since: float = 0.0
     registered_at: float = -1e9  # when we last added ourselves to the turns (monotonic)
 
@@ -276,8 +278,8 @@ class NumberAllocator:
     counter's write rate stays bounded whatever the load); ``poll_s``: how often the series document
     is read when its listener is silent; ``recheck_s``: how long a waiter goes without its document
     being read (a number missed by the listener is found then); ``idle_s``: how long the thread (not
-    its lead) outlives the process's last waiter; ``spill_s``: how long a lease held by another allocator
-    without a commit may keep our new documents in memory before they are stored queued (default a quarter
+    its lead) outlives the process's last waiter; ``spill_s``: how long one other allocator may keep
+    the lease while our new documents wait in memory before they are stored queued (default a quarter
     of the shorter of ``lease_s`` and ``wait_s``).
     """
 
@@ -308,7 +310,7 @@ class NumberAllocator:
         self.poll_s = poll_s
         self.recheck_s = recheck_s
         self.idle_s = idle_s
-        # A lease held by another allocator without a commit for this long is not being passed round (a hung
+        # A lease kept by one other allocator for this long is not being passed round (a hung
         # holder, or an allocator that does not take turns): our new documents are then stored queued.
         self.spill_s = min(lease_s, wait_s) / 4 if spill_s is None else spill_s
         self.instance_id = uuid.uuid4().hex  # names this allocator in the lease and the turns
@@ -510,18 +512,23 @@ class NumberAllocator:
             with st.cond:
                 st.observe(doc, 4 * self.batch_size, version)
         elif not self._lead(st):
-            with st.cond:  # nothing of ours was queued: read our documents, lead again only later
-                st.to_read.update(p for p in st.unresolved() if st.waiting[p].new is None)
-                st.lead_after = time.monotonic() + self.poll_s
+            with st.cond:  # nothing of ours was queued: another commit numbered it (its record on the series
+                # document, on its way to the listener, settles it), else our documents are read after ``poll_s``
+                now = time.monotonic()
+                for p in st.unresolved():
+                    w = st.waiting[p]
+                    if w.new is None:
+                        w.checked = min(w.checked, now - self.recheck_s + self.poll_s)
+                st.lead_after = now + self.poll_s
         return True
 
     def _behind(self, st: _Series, now: float, pending: list[str]) -> str:
         """Another allocator holds the lease (a sustained load): "join" its turns (it passes the lease to us
         after its commit; our new documents stay in memory meanwhile), or "spill" them, stored queued so its
-        queue query numbers them, when it neither commits nor passes for ``spill_s`` (hung, or an allocator
-        that does not take turns); "" to wait (caller holds ``cond``)."""
+        queue query numbers them, when it keeps the lease for ``spill_s`` (hung, or an allocator that does not
+        take turns); "" to wait (caller holds ``cond``)."""
         doc = st.doc or {}
-        key = (doc.get("lease_owner"), doc.get("commits"))
+        key = doc.get("lease_owner")  # not its commits: an allocator that keeps the lease may commit all along
         if key != st.held_key:
             st.held_key, st.held_since = key, now
         if self.instance_id not in (doc.get(TURNS) or ()) and now - st.registered_at > self.poll_s:
@@ -563,7 +570,7 @@ class NumberAllocator:
             self.series_ref(st.series_id).update({TURNS: fs.ArrayUnion([self.instance_id]), "commits": fs.Increment(1)})
         except NotFound:  # the series document is gone (a test reset): the next poll sees the lease free
             return
-        self.stats.add(writes=1)
+        self.stats.add(turns=1)
 
     def _leave(self, st: _Series) -> None:
         """Take this allocator out of the turns before its thread stops (a holder would pass the lease to us)."""
@@ -576,7 +583,7 @@ class NumberAllocator:
             )
         except NotFound:
             return
-        self.stats.add(writes=1)
+        self.stats.add(turns=1)
 
     def _spill(self, st: _Series, paths: list[str]) -> None:
         """Store new documents queued (one batch of creates) while another allocator leads; they then wait

@@ -1,0 +1,55 @@
+"""The allocators' turn rule (who gets the series' lease next), without I/O."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.invoicing.allocator import TURNS, NumberAllocator
+
+ids = st.lists(st.sampled_from([f"a{i}" for i in range(8)]), max_size=10)
+
+
+def _alloc(name: str) -> NumberAllocator:
+    a = NumberAllocator(None)
+    a.instance_id = name
+    return a
+
+
+@given(ids, st.sampled_from(["a0", "a1", "a9"]), st.one_of(st.none(), st.sampled_from(["a2", "a3"])), st.booleans())
+def test_the_lease_goes_to_another_waiting_allocator_and_the_ring_stays_a_set(
+    turns: list[str], me: str, stale: str | None, stay: bool
+) -> None:
+    after, pass_to = _alloc(me)._turns_after({TURNS: turns}, stale, stay=stay)
+    others = [t for t in dict.fromkeys(turns) if t not in (me, stale)]
+    if not others:  # nobody else waits: no ring, the holder keeps or releases the lease itself
+        assert (after, pass_to) == ([], None)
+        return
+    assert pass_to in others
+    assert len(after) == len(set(after))
+    assert stale not in after
+    assert set(after) - {me} == set(others)
+    assert (me in after) == stay
+
+
+@given(st.lists(st.sampled_from([f"a{i}" for i in range(8)]), min_size=2, max_size=8, unique=True))
+def test_passing_the_lease_round_the_ring_gives_every_member_one_turn(members: list[str]) -> None:
+    """Each holder numbers something (it stays) and passes on: n passes visit all n members once, in order."""
+    allocs = {m: _alloc(m) for m in members}
+    doc = {TURNS: list(members)}
+    holder, seen = members[0], []
+    for _ in members:
+        seen.append(holder)
+        turns, nxt = allocs[holder]._turns_after(doc, None, stay=True)
+        assert nxt is not None
+        doc, holder = {TURNS: turns}, nxt
+    assert seen == members
+    assert holder == members[0]
+
+
+def test_a_turn_that_finds_nothing_leaves_the_ring_and_a_newcomer_queues_at_the_end() -> None:
+    assert _alloc("b")._turns_after({TURNS: ["a", "b", "c"]}, None, stay=False) == (["a", "c"], "c")
+    assert _alloc("n")._turns_after({TURNS: ["a", "b"]}, None, stay=True) == (["a", "b", "n"], "a")
+    assert _alloc("a")._turns_after({TURNS: ["dead", "a", "b"]}, "dead", stay=True) == (["a", "b"], "b")
+    assert _alloc("a")._turns_after({TURNS: ["a"]}, None, stay=True) == ([], None)
+    assert _alloc("a")._turns_after({}, None, stay=True) == ([], None)
