@@ -107,15 +107,21 @@ class AllocatorStats:
 
     counter_writes: int = 0  # lease claims and numbering commits on the series document
     turn_writes: int = 0  # joins and leaves of the turns (the series document too; no number assigned)
+    batches: int = 0  # numbering commits that assigned at least one number
+    spilled: int = 0  # new documents stored queued (a second write each) behind a lease kept too long
     numbered: int = 0
     duplicates_dropped: int = 0
     docs_read: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, writes: int = 0, numbered: int = 0, dropped: int = 0, read: int = 0, turns: int = 0) -> None:
+    def add(
+        self, writes: int = 0, numbered: int = 0, dropped: int = 0, read: int = 0, turns: int = 0, spilled: int = 0
+    ) -> None:
         with self._lock:
             self.counter_writes += writes
             self.turn_writes += turns
+            self.batches += 1 if numbered else 0
+            self.spilled += spilled
             self.numbered += numbered
             self.duplicates_dropped += dropped
             self.docs_read += read
@@ -604,6 +610,7 @@ class NumberAllocator:
                     self.db.document(path).create(doc)
                 except (AlreadyExists, Conflict):
                     stored.append(path)
+        self.stats.add(spilled=len(docs) - len(stored))
         with st.cond:
             for path in docs:
                 w = st.waiting.get(path)

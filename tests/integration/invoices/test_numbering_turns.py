@@ -56,6 +56,7 @@ def test_instances_under_a_sustained_load_each_create_their_own_invoices_with_th
     assert all(s.create_time == s.update_time for s in docs), "an invoice was written before its number"
     assert not any(QUEUE in (s.to_dict() or {}) for s in docs)
     assert all(i.alloc.stats.counter_writes > 0 for i in instances), "an instance never had a turn"
+    assert [i.alloc.stats.spilled for i in instances] == [0, 0, 0, 0]
     assert sum(i.alloc.stats.numbered for i in instances) == 160
     assert audit_series(clients.firestore(), SERIES).ok
 
@@ -114,3 +115,17 @@ def _redeliver(svc: InvoiceService, prefix: str, n: int) -> list[BaseException]:
     errors: list[BaseException] = []
     _issue(svc, prefix, n, errors)
     return errors
+
+
+def test_behind_a_lease_that_is_never_passed_new_invoices_are_stored_queued_after_spill_s(env: Env) -> None:
+    """A holder that keeps the lease (hung, or an allocator that does not take turns) gets our new invoices
+    stored queued after ``spill_s``, so its queue query can number them; then a takeover numbers them."""
+    db = clients.firestore()
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2)
+    db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "old", "lease_until": until})
+    svc = env.service(spill_s=0.2, lease_s=1.0)
+    assert _load([svc], threads=2, each=1, tag="s") == []
+    docs = _stored()
+    assert sorted(int((s.to_dict() or {})["seq"]) for s in docs) == [1, 2]
+    assert svc.alloc.stats.spilled == 2
+    assert all(s.create_time != s.update_time for s in docs)  # stored queued, then numbered by an update
