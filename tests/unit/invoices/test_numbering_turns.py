@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.invoicing.allocator import TURNS, NumberAllocator
+from shared.domain.numbering import SeriesDef
+from shared.invoicing.allocator import QUEUE, TURNS, NumberAllocator, encode_create, numbered_write
+from shared.invoicing.documents import build_invoice_doc
+from shared.invoicing.entities import seller
+from tests.fixtures.invoices import renewal
+from tests.helpers import T0
 
 ids = st.lists(st.sampled_from([f"a{i}" for i in range(8)]), max_size=10)
 
@@ -53,3 +60,30 @@ def test_a_turn_that_finds_nothing_leaves_the_ring_and_a_newcomer_queues_at_the_
     assert _alloc("a")._turns_after({TURNS: ["dead", "a", "b"]}, "dead", stay=True) == (["a", "b"], "b")
     assert _alloc("a")._turns_after({TURNS: ["a"]}, None, stay=True) == ([], None)
     assert _alloc("a")._turns_after({}, None, stay=True) == ([], None)
+
+
+@given(
+    st.integers(1, 10**9),
+    st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)),
+)
+def test_a_create_encoded_by_the_request_then_numbered_is_the_librarys_own_create(seq: int, at: dt.datetime) -> None:
+    """The holder only adds the numbering fields to the write the request encoded: the result is exactly what
+    ``WriteBatch.create`` would send for the numbered document (queue field left out)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+    from google.cloud.firestore_v1 import _helpers
+
+    db = firestore.Client(project="demo-unit", credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
+    r = renewal("enc:2026-03")
+    doc = {**build_invoice_doc(r, "in_x", seller("acme-fr"), T0, "hash"), QUEUE: "acme-fr.INV.2026"}
+    s = SeriesDef("acme-fr", "invoice", "INV")
+    fields = {"seq": seq, "number": s.format(seq, at), "status": "open", "finalized_at": at, "series_id": "x"}
+    encoded = encode_create(db, "invoices/in_x", doc)
+    assert encoded is not None
+    ours = numbered_write(encoded, fields)
+    ref = db.document("invoices/in_x")
+    [library] = _helpers.pbs_for_create(ref._document_path, {**{k: v for k, v in doc.items() if k != QUEUE}, **fields})
+    assert ours == library
+    assert QUEUE not in ours.update.fields
+    assert numbered_write(encoded, fields) == ours  # the encoded write is copied, never changed in place
+    assert encode_create(object(), "invoices/in_x", doc) is None  # not the library's client: built at commit time
