@@ -238,7 +238,11 @@ class _Series:
         The batch it records settles our waiters it numbered, without reading their documents. When
         the counter moved by more than that batch, versions were skipped: every waiter is read.
         """
-        if self.doc is not None and int(doc.get("commits", 0)) < int(self.doc.get("commits", 0)):
+        if self.doc is not None and (
+            version < self.version
+            if version is not None and self.version is not None
+            else int(doc.get("commits", 0)) < int(self.doc.get("commits", 0))
+        ):
             return  # an older version (a late listener event after a read): nothing new in it
         before = None if self.doc is None else int(self.doc.get("counter", 0))
         counter = int(doc.get("counter", 0))
@@ -514,10 +518,7 @@ class NumberAllocator:
         elif action == "spill":
             self._spill(st, [p for p in pending if st.waiting.get(p) is not None and st.waiting[p].new is not None])
         elif action == "poll":
-            snap = self.series_ref(st.series_id).get()
-            doc, version = self._seen(snap)
-            with st.cond:
-                st.observe(doc, 4 * self.batch_size, version)
+            self._poll(st)
         elif not self._lead(st):
             with st.cond:  # nothing of ours was queued: another commit numbered it (its record on the series
                 # document, on its way to the listener, settles it), else our documents are read after ``poll_s``
@@ -528,6 +529,13 @@ class NumberAllocator:
                         w.checked = min(w.checked, now - self.recheck_s + self.poll_s)
                 st.lead_after = now + self.poll_s
         return True
+
+    def _poll(self, st: _Series) -> None:
+        """Read the series document (its listener is silent, or not started)."""
+        doc, version = self._seen(self.series_ref(st.series_id).get())
+        with st.cond:
+            st.observe(doc, 4 * self.batch_size, version)
+            st.seen_at = time.monotonic()  # read just now, even if what we hold was as new: no poll loop
 
     def _behind(self, st: _Series, now: float, pending: list[str]) -> str:
         """Another allocator holds the lease (a sustained load): "join" its turns (it passes the lease to us
@@ -949,18 +957,21 @@ class NumberAllocator:
         version = results[-1].update_time
         self.stats.add(writes=1, numbered=len(assigned), dropped=cands - len(assigned))
         with st.cond:  # our own write is our newest observation: the next session needs no read
-            base = st.doc if st.doc is not None else (lease.record or {})
-            st.doc = {
-                **base,
-                "counter": seq,
-                "commits": int(base.get("commits", 0)) + 1,
-                "lease_owner": head["lease_owner"],
-                self._lease.schema.lease_attr: head[self._lease.schema.lease_attr],
-                TURNS: head[TURNS],
-                LAST_BATCH: head[LAST_BATCH],
-                "updated_at": now,
-            }
-            st.version, st.seen_at = version, time.monotonic()
+            # unless the listener delivered this very commit (or a later one) first: that copy is the exact one,
+            # and ours, built on it, would count one commit too many (later versions would look older)
+            if st.doc is None or st.version is None or st.version < version:
+                base = st.doc if st.doc is not None else (lease.record or {})
+                st.doc = {
+                    **base,
+                    "counter": seq,
+                    "commits": int(base.get("commits", 0)) + 1,
+                    "lease_owner": head["lease_owner"],
+                    self._lease.schema.lease_attr: head[self._lease.schema.lease_attr],
+                    TURNS: head[TURNS],
+                    LAST_BATCH: head[LAST_BATCH],
+                    "updated_at": now,
+                }
+                st.version, st.seen_at = version, time.monotonic()
         if assigned and self.after_batch is not None:  # first: a process dying after its commit hands nothing over
             self.after_batch(st.series_id, len(assigned))
         self._hand_over(st, assigned)

@@ -87,3 +87,20 @@ def test_a_create_encoded_by_the_request_then_numbered_is_the_librarys_own_creat
     assert QUEUE not in ours.update.fields
     assert numbered_write(encoded, fields) == ours  # the encoded write is copied, never changed in place
     assert encode_create(object(), "invoices/in_x", doc) is None  # not the library's client: built at commit time
+
+
+def test_versions_of_the_series_document_are_ordered_by_update_time_not_by_a_local_count() -> None:
+    """A local copy that counted one commit too many must not make the next real versions look older (the
+    lease passed to us would go unseen until it ran out)."""
+    from shared.invoicing.allocator import _Series
+
+    t = [dt.datetime(2026, 3, 1, 0, 0, s, tzinfo=dt.UTC) for s in range(4)]
+    s = _Series("x", "invoices")
+    with s.cond:
+        s.observe({"counter": 5, "commits": 9, "lease_owner": "me"}, 10, t[1])
+        s.observe({"counter": 5, "commits": 8, "lease_owner": "you"}, 10, t[2])  # newer, though it counts fewer
+        assert (s.doc or {})["lease_owner"] == "you"
+        s.observe({"counter": 5, "commits": 99, "lease_owner": "stale"}, 10, t[0])  # a late event: older
+        assert (s.doc or {})["lease_owner"] == "you"
+        s.observe({"counter": 5, "commits": 8, "lease_owner": "no version"}, 10)  # no update_time: by the count
+        assert (s.doc or {})["lease_owner"] == "no version"
