@@ -224,6 +224,7 @@ class _Series:
     held_key: Any = None  # the other allocator seen holding the lease, and since when (monotonic)
     held_since: float = 0.0
     registered_at: float = -1e9  # when we last added ourselves to the turns (monotonic)
+    leaving: bool = False  # a request thread is taking us out of the turns (``_linger``)
 
     def unresolved(self) -> list[str]:
         return [p for p, w in self.waiting.items() if w.result is None and w.error is None]
@@ -291,7 +292,8 @@ class NumberAllocator:
     being read (a number missed by the listener is found then); ``idle_s``: how long the thread (not
     its lead) outlives the process's last waiter; ``spill_s``: how long one other allocator may keep
     the lease while our new documents wait in memory before they are stored queued (default a quarter
-    of the shorter of ``lease_s`` and ``wait_s``).
+    of the shorter of ``lease_s`` and ``wait_s``); ``linger_s``: how long the last request of an instance in
+    the turns waits for another before it takes the instance out of them.
     """
 
     def __init__(
@@ -306,6 +308,7 @@ class NumberAllocator:
         recheck_s: float = 2.0,
         idle_s: float = 1.0,
         spill_s: float | None = None,
+        linger_s: float = 0.1,
         listen: bool = True,
         after_batch: Callable[[str, int], None] | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
@@ -325,6 +328,7 @@ class NumberAllocator:
         # holder, or an allocator that does not take turns): our new documents are then stored queued.
         self.spill_s = min(lease_s, wait_s) / 4 if spill_s is None else spill_s
         self.instance_id = uuid.uuid4().hex  # names this allocator in the lease and the turns
+        self.linger_s = linger_s
         self.listen = listen
         self.after_batch = after_batch  # failure injection point for tests: runs after each commit
         self.clock = clock
@@ -408,6 +412,43 @@ class NumberAllocator:
                 if w.refs <= 0 and st.waiting.get(doc_path) is w:
                     del st.waiting[doc_path]
                 st.last_active = time.monotonic()
+                last = not st.waiting and w.error is None and not st.leaving and self._in_turns(st)
+                if last:
+                    st.leaving = True
+            if last:
+                self._linger(st)
+
+    def _in_turns(self, st: _Series) -> bool:
+        return self.instance_id in ((st.doc or {}).get(TURNS) or ())
+
+    def _linger(self, st: _Series) -> None:
+        """The last request of an instance in the turns leaves them before it returns, unless another request
+        starts waiting within ``linger_s`` (then the instance keeps its place: under a sustained load it would
+        otherwise leave and rejoin every cycle, each rejoin failing the holder's commit once).
+
+        Why the request and not the allocator thread: once an instance has no request in flight its CPU may be
+        throttled (Cloud Run) or the process stopped, and a lease passed to it would block the series until it
+        ran out (``lease_s``). A lease that reached us meanwhile is passed on by our thread before we return.
+        """
+        try:
+            deadline = time.monotonic() + self.linger_s
+            with st.cond:
+                while not st.waiting and self._in_turns(st) and time.monotonic() < deadline:
+                    st.cond.wait(max(deadline - time.monotonic(), 0.001))
+                if st.waiting or not self._in_turns(st):
+                    return
+            self._leave(st)
+            self._poll(st)
+            with st.cond:
+                until = time.monotonic() + self.lease_s
+                while self._mine(st.doc) and not st.waiting and time.monotonic() < until:
+                    if st.thread is None:
+                        self._start(st)
+                    st.cond.notify_all()
+                    st.cond.wait(0.01)
+        finally:
+            with st.cond:
+                st.leaving = False
 
     def _series_for(self, series_id: str, collection: str) -> _Series:
         with self._series_lock:
@@ -588,10 +629,12 @@ class NumberAllocator:
         self.stats.add(turns=1)
 
     def _leave(self, st: _Series) -> None:
-        """Take this allocator out of the turns before its thread stops (a holder would pass the lease to us)."""
+        """Take this allocator out of the turns (a holder would pass the lease to us)."""
         from google.api_core.exceptions import NotFound
         from google.cloud import firestore as fs
 
+        with st.cond:
+            st.registered_at = -1e9
         try:
             self.series_ref(st.series_id).update(
                 {TURNS: fs.ArrayRemove([self.instance_id]), "commits": fs.Increment(1)}
