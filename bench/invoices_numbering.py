@@ -9,11 +9,12 @@ commit, wait. ``BENCH_INVOICES_MODE=queued`` measures the path of a stored draft
 
 Baselines:
 * floor: the same drafts without numbering, same concurrency (this machine's and emulator's ceiling),
-  measured in the same run: ``ROUNDS`` pairs of (floor, numbered) runs alternate, which side first
-  alternating too, after one uncounted warm-up pair (a session's first run pays the cold start), so a
-  machine shared with other work loads both alike; each pair gives one ratio, and the range and median
-  are printed, with the CPU time of the instances per invoice (the floor is the same documents created
-  one per request by the same client, with the same concurrency);
+  measured in the same run: each of ``ROUNDS`` rounds runs the floor and the numbered side (and the former
+  code's, see below), which side first rotating from round to round, after one uncounted warm-up run of
+  each (a session's first run pays the cold start), so a machine shared with other work loads all alike;
+  each round gives one ratio per side, and the range and median are printed, with the CPU time of the
+  instances per invoice (the floor is the same documents created one per request by the same client,
+  with the same concurrency);
 * target: 500 finalizations/s in one series (the issue's design goal);
 * naive: the draft, then one Firestore transaction per invoice that reads and bumps the counter, with the
   same concurrency (capped at ``NAIVE_N`` invoices / 60 s); in production it is further capped near
