@@ -57,6 +57,10 @@ def test_instances_under_a_sustained_load_each_create_their_own_invoices_with_th
     assert not any(QUEUE in (s.to_dict() or {}) for s in docs)
     assert all(i.alloc.stats.counter_writes > 0 for i in instances), "an instance never had a turn"
     assert [i.alloc.stats.spilled for i in instances] == [0, 0, 0, 0]
+    assert sum(i.alloc.stats.turn_writes for i in instances) > 0, "no instance ever waited behind another's lease"
+    # each instance's last request took it out of the turns before returning (an idle instance may be stopped)
+    series = clients.firestore().collection(SERIES_COLL).document(SERIES).get().to_dict() or {}
+    assert series.get(TURNS) == []
     assert sum(i.alloc.stats.numbered for i in instances) == 160
     assert audit_series(clients.firestore(), SERIES).ok
 
@@ -129,3 +133,32 @@ def test_behind_a_lease_that_is_never_passed_new_invoices_are_stored_queued_afte
     assert sorted(int((s.to_dict() or {})["seq"]) for s in docs) == [1, 2]
     assert svc.alloc.stats.spilled == 2
     assert all(s.create_time != s.update_time for s in docs)  # stored queued, then numbered by an update
+
+
+def test_an_instance_whose_requests_are_done_leaves_the_turns_before_it_may_be_stopped(env: Env) -> None:
+    """Once an instance has no request in flight its CPU may be throttled or its process stopped: its last
+    request takes it out of the turns before returning, so a lease is never passed to it afterwards (here
+    it would block the series for a minute and the other instance's requests would give up)."""
+    quick = env.service(lease_s=60.0, spill_s=60.0)
+    busy = env.service(lease_s=60.0, spill_s=60.0, wait_s=15.0)
+    stopped = threading.Event()
+
+    def frozen(*_a: Any) -> bool:  # a stopped instance never takes a turn again
+        stopped.wait()
+        return True
+
+    errors: list[BaseException] = []
+    quick_jobs = [threading.Thread(target=_issue, args=(quick, f"q_{j}", 3, errors)) for j in range(4)]
+    busy_jobs = [threading.Thread(target=_issue, args=(busy, f"b_{j}", 10, errors)) for j in range(4)]
+    for t in quick_jobs + busy_jobs:
+        t.start()
+    for t in quick_jobs:
+        t.join(timeout=120)
+    quick.alloc._lead = frozen  # type: ignore[method-assign,assignment]
+    try:
+        for t in busy_jobs:
+            t.join(timeout=120)
+    finally:
+        stopped.set()
+    assert errors == []
+    assert sorted(int((s.to_dict() or {})["seq"]) for s in _stored()) == list(range(1, 53))
