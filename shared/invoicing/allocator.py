@@ -438,14 +438,17 @@ class NumberAllocator:
                 if st.waiting or not self._in_turns(st):
                     return
             self._leave(st)
-            self._poll(st)
-            with st.cond:
-                until = time.monotonic() + self.lease_s
-                while self._mine(st.doc) and not st.waiting and time.monotonic() < until:
+            until = time.monotonic() + self.lease_s
+            while True:  # judged on a fresh read each time: our thread's copy is dropped when a commit of it fails
+                doc, version = self._seen(self.series_ref(st.series_id).get())
+                with st.cond:
+                    st.observe(doc, 4 * self.batch_size, version)
+                    if not self._mine(doc) or st.waiting or time.monotonic() > until:
+                        return
                     if st.thread is None:
                         self._start(st)
                     st.cond.notify_all()
-                    st.cond.wait(0.01)
+                    st.cond.wait(0.05)
         finally:
             with st.cond:
                 st.leaving = False
