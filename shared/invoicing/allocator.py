@@ -293,7 +293,9 @@ class NumberAllocator:
     its lead) outlives the process's last waiter; ``spill_s``: how long one other allocator may keep
     the lease while our new documents wait in memory before they are stored queued (default a quarter
     of the shorter of ``lease_s`` and ``wait_s``); ``linger_s``: how long the last request of an instance in
-    the turns waits for another before it takes the instance out of them.
+    the turns waits for another before it takes the instance out of them; ``handoff_s``: the lease passed to
+    the next allocator in the turns lasts this long (at most ``lease_s``), so one that stopped meanwhile
+    holds the series up that long at most.
     """
 
     def __init__(
@@ -309,6 +311,7 @@ class NumberAllocator:
         idle_s: float = 1.0,
         spill_s: float | None = None,
         linger_s: float = 0.1,
+        handoff_s: float = 1.0,
         listen: bool = True,
         after_batch: Callable[[str, int], None] | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
@@ -329,6 +332,7 @@ class NumberAllocator:
         self.spill_s = min(lease_s, wait_s) / 4 if spill_s is None else spill_s
         self.instance_id = uuid.uuid4().hex  # names this allocator in the lease and the turns
         self.linger_s = linger_s
+        self.handoff_s = min(handoff_s, lease_s)
         self.listen = listen
         self.after_batch = after_batch  # failure injection point for tests: runs after each commit
         self.clock = clock
@@ -985,7 +989,14 @@ class NumberAllocator:
             "counter": seq,
             "commits": fs.Increment(1),
             "lease_owner": owner if held else pass_to,
-            **(self._lease.lease_fields(now) if held or pass_to else self._lease.release_fields()),
+            **(
+                self._lease.lease_fields(now)
+                if held
+                # a passed lease is short: an instance stopped since it was last seen blocks the series this long
+                else {self._lease.schema.lease_attr: now + dt.timedelta(seconds=self.handoff_s)}
+                if pass_to
+                else self._lease.release_fields()
+            ),
             TURNS: turns or [],
             LAST_BATCH: batch_record(assigned),
             "updated_at": now,

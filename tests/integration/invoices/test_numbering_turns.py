@@ -139,8 +139,8 @@ def test_an_instance_whose_requests_are_done_leaves_the_turns_before_it_may_be_s
     """Once an instance has no request in flight its CPU may be throttled or its process stopped: its last
     request takes it out of the turns before returning, so a lease is never passed to it afterwards (here
     it would block the series for a minute and the other instance's requests would give up)."""
-    quick = env.service(lease_s=60.0, spill_s=60.0)
-    busy = env.service(lease_s=60.0, spill_s=60.0, wait_s=15.0)
+    quick = env.service(lease_s=60.0, handoff_s=60.0, spill_s=60.0)
+    busy = env.service(lease_s=60.0, handoff_s=60.0, spill_s=60.0, wait_s=15.0)
     stopped = threading.Event()
 
     def frozen(*_a: Any) -> bool:  # a stopped instance never takes a turn again
