@@ -26,11 +26,13 @@ is written once per *batch*:
 4. Turns (a sustained load on several instances). An allocator with requests waiting behind another's
    lease adds its id to the series document's ``turns`` (one unconditional ``ArrayUnion``: the holder's
    next commit fails once, and its retry sees the newcomer). While others are in the turns, a holder's
-   session is ONE commit, which passes the lease to the next allocator in ring order (a fresh lease in
-   its name); each instance so creates ITS OWN new documents with their numbers, 1 write each plus one
-   counter write per turn, and none starves or has to store its documents queued for another leader's
-   query (2 writes each). A turn that finds nothing of ours leaves the ring; a stopping thread removes
-   its id (``ArrayRemove``) and passes a lease that reached it meanwhile. A holder that keeps the lease
+   session is ONE commit, which passes the lease to the next allocator in ring order (a short lease,
+   ``handoff_s``, in its name); each instance so creates ITS OWN new documents with their numbers, 1 write
+   each plus one counter write per turn, and none starves or has to store its documents queued for another
+   leader's query (2 writes each). A turn that finds nothing of ours leaves the ring; so does an instance
+   whose last request finds no other within ``linger_s`` (that request removes its id, ``ArrayRemove``,
+   and sees a lease that reached it meanwhile passed on before returning: an instance with no request
+   in flight may be throttled or stopped), and a stopping thread. A holder that keeps the lease
    for ``spill_s`` (hung, or an allocator that does not take turns) gets our new documents stored
    queued, so its queue query numbers them; a passed lease that runs out (its holder died) is taken over
    by the next allocator with requests waiting, which drops the dead one from the turns.
