@@ -947,8 +947,9 @@ class NumberAllocator:
             }
             if created_here:
                 write = numbered_write((encoded or {}).get(path), fields)
-                if write is not None:  # encoded by the request's thread: only the numbering fields are added here
-                    batch._add_write_pbs([write])
+                add_pbs = getattr(batch, "_add_write_pbs", None)  # the library's batch method (version pinned)
+                if write is not None and add_pbs is not None:  # encoded by the request's thread: numbering added
+                    add_pbs([write])
                 else:
                     batch.create(ref, {**{k: v for k, v in d.items() if k != QUEUE}, **fields})
             else:
