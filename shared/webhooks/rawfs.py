@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from typing import Any
 
 _SIMPLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a field name that is its own field path
+_NAMES_OK: set[str] = set()  # field names already matched by _SIMPLE_NAME (the same dozen on every write)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RETRYABLE = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")  # the library's commit retries these too
 
 
@@ -91,7 +93,14 @@ def _encode(value: Any, out: Any) -> None:
     elif isinstance(value, int):
         out.integer_value = value
     elif type(value) is dt.datetime:  # a DatetimeWithNanoseconds (a subclass) keeps its nanoseconds: library
-        out.timestamp_value.CopyFrom(_timestamp(value))
+        if value.tzinfo is None or value.tzinfo is dt.UTC:  # naive is read as UTC, as the library does
+            # Set in place, exact integer arithmetic: no Timestamp message built and copied per field.
+            delta = value.replace(tzinfo=dt.UTC) - _EPOCH
+            stamp = out.timestamp_value
+            stamp.seconds = delta.days * 86400 + delta.seconds
+            stamp.nanos = delta.microseconds * 1000
+        else:
+            out.timestamp_value.CopyFrom(_timestamp(value))
     elif value is None:
         out.null_value = 0
     elif type(value) is bytes:
@@ -110,8 +119,11 @@ def _document(ch: _Channel, path: str, data: Mapping[str, Any]) -> Any:
     doc = _pb().Document(name=ch.prefix + path)
     fields = doc.fields
     for name, value in data.items():
-        if not _SIMPLE_NAME.match(name):
-            raise Unsupported(name)
+        if name not in _NAMES_OK:
+            if not _SIMPLE_NAME.match(name):
+                raise Unsupported(name)
+            if len(_NAMES_OK) < 256:  # a record's dozen names; bounded whatever callers send
+                _NAMES_OK.add(name)
         _encode(value, fields[name])
     return doc
 

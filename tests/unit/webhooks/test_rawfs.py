@@ -28,6 +28,15 @@ values = st.one_of(
     st.binary(),
     st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(9998, 12, 31), timezones=st.just(dt.UTC)),
     st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(9998, 12, 31)),  # naive: read as UTC
+    # Before the epoch (negative seconds, positive nanos) and other offsets: the in-place timestamp arithmetic.
+    st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(1970, 1, 2), timezones=st.just(dt.UTC)),
+    st.datetimes(
+        min_value=dt.datetime(1900, 1, 2),
+        max_value=dt.datetime(9998, 12, 31),
+        timezones=st.builds(
+            dt.timezone, st.timedeltas(min_value=-dt.timedelta(hours=23), max_value=dt.timedelta(hours=23))
+        ),
+    ),
 )
 names = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,20}\Z")
 documents = st.dictionaries(names, values, min_size=1, max_size=12)
