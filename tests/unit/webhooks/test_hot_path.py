@@ -112,7 +112,11 @@ def test_bounds_walk_agrees_with_the_former_walk(value: Any, where: str) -> None
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.text(st.characters(blacklist_characters=","), max_size=12), max_size=4).map(",".join))
+@given(
+    st.lists(
+        st.text(st.characters(blacklist_characters=",", blacklist_categories=("Cs",)), max_size=12), max_size=4
+    ).map(",".join)
+)
 def test_cached_secret_split_agrees_with_the_split(raw: str) -> None:
     from shared.psp.base import PspConfig
 
@@ -131,3 +135,17 @@ def test_a_rotated_secret_is_used_at_once() -> None:
     assert old.keys("S") == (b"whsec_a",)
     assert new.keys("S") == (b"whsec_a", b"whsec_b")
     assert old.secrets("S") == ("whsec_a",)
+
+
+# -- the event id ------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=200))
+def test_event_id_is_the_uuid5_of_type_and_key(event_type: str, key: str) -> None:
+    import uuid
+
+    from shared.events import envelope
+
+    expected = str(uuid.uuid5(envelope._NAMESPACE, f"{event_type}\x1f{key}"))
+    assert envelope.make_event_id(event_type, key) == expected
