@@ -22,7 +22,11 @@ class JsonResponse(Response):
     """A Flask response with a JSON body."""
 
     def __init__(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        super().__init__(json.dumps(body, default=str), status=status, headers=headers, mimetype="application/json")
+        super().__init__(_ENCODER.encode(body), status=status, headers=headers, mimetype="application/json")
+
+
+# ``json.dumps`` with any option builds a new encoder per call; this one is what it builds, made once.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 def error(status: int, code: str, detail: Any, **labels: object) -> JsonResponse:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -139,8 +140,18 @@ class Received(Generic[E]):
     publish_time: str | None = None
 
 
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
 def make_event_id(event_type: str, idempotency_key: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{event_type}\x1f{idempotency_key}"))
+    """``str(uuid.uuid5(_NAMESPACE, event_type + US + key))``, computed without the ``UUID`` object (hot path
+    of every publish: a third of the cost was the object's checks and formatting)."""
+    name = f"{event_type}\x1f{idempotency_key}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])  # as uuid5 does
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def build_message(

@@ -11,6 +11,7 @@ Errors carry the HTTP status the PSP must see; the service never guesses one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,7 +102,22 @@ class PspConfig:
 
     def secrets(self, name: str) -> tuple[str, ...]:
         """A comma-separated list (several active secrets during a rotation)."""
-        return tuple(s.strip() for s in self.get(name).split(",") if s.strip())
+        return _split(self.get(name))
+
+    def keys(self, name: str) -> tuple[bytes, ...]:
+        """:meth:`secrets` as HMAC keys (UTF-8 bytes)."""
+        return _split_keys(self.get(name))
+
+
+# Cached by the raw value: the split is redone on every delivery otherwise, and a rotated value is a new key.
+@functools.lru_cache(maxsize=64)
+def _split(raw: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
+@functools.lru_cache(maxsize=64)
+def _split_keys(raw: str) -> tuple[bytes, ...]:
+    return tuple(s.encode() for s in _split(raw))
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,8 +82,7 @@ class StripeAdapter:
             raise InvalidSignature("Stripe-Signature has no timestamp or no v1 signature")
         signed = str(timestamp).encode() + b"." + delivery.body
         expected = tuple(
-            hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-            for secret in config.secrets("STRIPE_WEBHOOK_SECRETS")
+            hmac.new(key, signed, hashlib.sha256).hexdigest() for key in config.keys("STRIPE_WEBHOOK_SECRETS")
         )
         if not any(constant_time_in(sig, expected) for sig in v1):
             raise InvalidSignature("no v1 signature matches an active secret")

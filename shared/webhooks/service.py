@@ -43,6 +43,7 @@ log = get_logger(__name__)
 
 ACCOUNT_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PUBLISH_TIMEOUT_S = 8.0  # Adyen gives up after 10 s
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=...) builds this on every call
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +241,7 @@ class WebhookService:
                 "psp_event_id": note.event_id,
                 "psp_event_type": note.event_type,
                 "received_at": received_at,
-                "headers": json.dumps(headers, separators=(",", ":")),
+                "headers": _COMPACT.encode(headers),
                 **store.archived_raw(raw),
             }
             marks: dict[str, Any] = {"backfilled": True} if backfilled else {}

@@ -106,3 +106,42 @@ def _nest(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 @example({"a": {"b": ["ok", "😀" * 257]}}, "event")  # 257 characters, 1028 bytes: not
 def test_bounds_walk_agrees_with_the_former_walk(value: Any, where: str) -> None:
     assert edge.storable(value, where=where) == _former_storable(value, where=where)
+
+
+# -- the secrets split, cached by value -----------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_characters=",", codec="utf-8"), max_size=12), max_size=4).map(",".join))
+def test_cached_secret_split_agrees_with_the_split(raw: str) -> None:
+    from shared.psp.base import PspConfig
+
+    cfg = PspConfig(psp="stripe", account="default", livemode=False, values={"S": raw})
+    former = tuple(s.strip() for s in raw.split(",") if s.strip())
+    assert cfg.secrets("S") == former
+    assert cfg.keys("S") == tuple(s.encode() for s in former)
+
+
+def test_a_rotated_secret_is_used_at_once() -> None:
+    """The cache is keyed by the raw value: a new value (a rotation) is split anew, never served stale."""
+    from shared.psp.base import PspConfig
+
+    old = PspConfig(psp="stripe", account="default", livemode=False, values={"S": "whsec_a"})
+    new = PspConfig(psp="stripe", account="default", livemode=False, values={"S": "whsec_a, whsec_b"})
+    assert old.keys("S") == (b"whsec_a",)
+    assert new.keys("S") == (b"whsec_a", b"whsec_b")
+    assert old.secrets("S") == ("whsec_a",)
+
+
+# -- the event id ------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=200))
+def test_event_id_is_the_uuid5_of_type_and_key(event_type: str, key: str) -> None:
+    import uuid
+
+    from shared.events import envelope
+
+    expected = str(uuid.uuid5(envelope._NAMESPACE, f"{event_type}\x1f{key}"))
+    assert envelope.make_event_id(event_type, key) == expected

@@ -28,6 +28,15 @@ values = st.one_of(
     st.binary(),
     st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(9998, 12, 31), timezones=st.just(dt.UTC)),
     st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(9998, 12, 31)),  # naive: read as UTC
+    # Before the epoch (negative seconds, positive nanos) and other offsets: the in-place timestamp arithmetic.
+    st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(1970, 1, 2), timezones=st.just(dt.UTC)),
+    st.datetimes(
+        min_value=dt.datetime(1900, 1, 2),
+        max_value=dt.datetime(9998, 12, 31),
+        timezones=st.builds(
+            dt.timezone, st.timedeltas(min_value=-dt.timedelta(hours=23), max_value=dt.timedelta(hours=23))
+        ),
+    ),
 )
 names = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,20}\Z")
 documents = st.dictionaries(names, values, min_size=1, max_size=12)
@@ -55,10 +64,33 @@ def test_create_is_the_librarys_create(client: Any, doc: dict[str, Any]) -> None
 
 
 @given(doc=documents)
+def test_the_create_request_is_the_librarys_commit_of_its_create(client: Any, doc: dict[str, Any]) -> None:
+    """Built in place (no copies): the same request the library would send for ``create``."""
+    ch = _channel(client)
+    [expected] = _helpers.pbs_for_create(f"{ch.prefix}{PATH}", doc)
+    request = rawfs._pb().CommitRequest(database=client._database_string, writes=[type(expected).pb(expected)])
+    assert rawfs.create_request(ch, PATH, doc) == request
+
+
+@given(doc=documents)
 def test_update_is_the_librarys_update_without_option(client: Any, doc: dict[str, Any]) -> None:
     ch = _channel(client)
     [expected] = _helpers.pbs_for_update(f"{ch.prefix}{PATH}", doc, None)
     assert rawfs.update_write(ch, PATH, doc) == type(expected).pb(expected)
+
+
+@given(docs=st.lists(documents, min_size=1, max_size=3))
+def test_a_batch_request_is_the_librarys_updates_in_order(client: Any, docs: list[dict[str, Any]]) -> None:
+    """The batch adds each write to its request in place: the same writes, in order, as the library's."""
+    ch = _channel(client)
+    batch = rawfs.RawBatch(client)
+    expected = []
+    for i, doc in enumerate(docs):
+        ref = client.collection("webhook_events").document(f"d{i}")
+        batch.update(ref, doc)
+        [write] = _helpers.pbs_for_update(f"{ch.prefix}{ref.path}", doc, None)
+        expected.append(type(write).pb(write))
+    assert batch._request == rawfs._pb().CommitRequest(database=client._database_string, writes=expected)
 
 
 def test_the_webhook_record_takes_the_raw_path(client: Any) -> None:
@@ -90,7 +122,7 @@ def test_the_webhook_record_takes_the_raw_path(client: Any) -> None:
 )
 def test_what_the_raw_encoder_does_not_handle_is_left_to_the_library(client: Any, doc: dict[str, Any]) -> None:
     ch = _channel(client)
-    for build in (rawfs.create_write, rawfs.update_write):
+    for build in (rawfs.create_write, rawfs.create_request, rawfs.update_write):
         with pytest.raises(rawfs.Unsupported):
             build(ch, PATH, doc)
 
