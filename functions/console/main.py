@@ -3,8 +3,6 @@
 from pathlib import Path
 
 import functions_framework
-import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
-import google.cloud.pubsub_v1  # noqa: F401
 from flask import Request, Response
 
 from shared.console.app import Console

@@ -3,8 +3,6 @@
 from typing import Any
 
 import functions_framework
-import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
-import google.cloud.pubsub_v1  # noqa: F401
 
 from shared.disputes.entry import handle_push
 from shared.usage import metered

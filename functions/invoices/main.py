@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import functions_framework
-import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
-import google.cloud.pubsub_v1
-import google.cloud.storage  # noqa: F401
 
 from shared.events import payments as _payment_contracts  # noqa: F401
 from shared.events.consumer import dispatch

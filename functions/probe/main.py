@@ -1,8 +1,6 @@
 """Probe: HTTP entry point of the end-to-end smoke check (walking skeleton)."""
 
 import functions_framework
-import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
-import google.cloud.pubsub_v1  # noqa: F401
 from flask import Request, Response
 
 from shared.probe import http_probe

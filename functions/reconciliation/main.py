@@ -8,8 +8,6 @@ object finalized (Eventarc)     -> take a settlement report file in
 from typing import Any
 
 import functions_framework
-import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
-import google.cloud.pubsub_v1  # noqa: F401
 
 from shared.reconciliation.entry import handle
 

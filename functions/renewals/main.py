@@ -8,8 +8,6 @@ payment-events   -> outcomes (advance the period, dun, or give up)
 from typing import Any
 
 import functions_framework
-import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
-import google.cloud.pubsub_v1  # noqa: F401
 
 from shared.renewals.entry import handle_push
 from shared.usage import metered

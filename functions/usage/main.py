@@ -1,8 +1,6 @@
 """Usage: the private HTTP API taking usage event batches, meters and current usage (IAM-only)."""
 
 import functions_framework
-import google.cloud.firestore  # before the fork, as in functions/webhooks/main.py (cold start)
-import google.cloud.pubsub_v1  # noqa: F401
 from flask import Request, Response
 
 from shared.metering.api import handle
