@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 import uuid
 import warnings
@@ -48,6 +49,26 @@ def settle(probe: Callable[[], T], quiet_s: float = 1.5, timeout_s: float = 20.0
         elif time.monotonic() - stable_since >= quiet_s:
             return value
     raise AssertionError(f"value kept changing for {timeout_s}s (last: {value!r})")
+
+
+def race(call: Callable[[], T], threads: int) -> list[T]:
+    """What ``call`` returned in each of ``threads`` threads released together (a cold instance's first burst)."""
+    start = threading.Barrier(threads)
+    got: list[T] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        start.wait()
+        value = call()
+        with lock:
+            got.append(value)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    return got
 
 
 def pull_subscription(project: str, topic: str, prefix: str = "test", name: str | None = None) -> str:

@@ -5,33 +5,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from shared.once import once
+from tests.helpers import race
 
 THREADS = 12
-
-
-def _race(build: Callable[[], Any]) -> list[Any]:
-    """Call ``build`` from THREADS threads released together; what each got."""
-    start = threading.Barrier(THREADS)
-    got: list[Any] = []
-    lock = threading.Lock()
-
-    def call() -> None:
-        start.wait()
-        value = build()
-        with lock:
-            got.append(value)
-
-    threads = [threading.Thread(target=call) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    return got
 
 
 def _slow_builder(calls: list[int]) -> Callable[[], object]:
@@ -46,7 +26,7 @@ def _slow_builder(calls: list[int]) -> Callable[[], object]:
 def test_concurrent_first_calls_share_one_value() -> None:
     calls: list[int] = []
     built = once(_slow_builder(calls))
-    got = _race(built)
+    got = race(built, THREADS)
     assert len(got) == THREADS
     assert len(calls) == 1
     assert all(v is got[0] for v in got)
@@ -56,7 +36,7 @@ def test_functools_cache_builds_several_in_the_same_race() -> None:
     """Why the module exists: the same race through ``functools.cache`` builds more than one value."""
     calls: list[int] = []
     built = functools.cache(_slow_builder(calls))
-    got = _race(built)
+    got = race(built, THREADS)
     assert len(calls) > 1
     assert len({id(v) for v in got}) > 1
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import race
 from tests.unit.events.samples import entry_point
 
 THREADS = 16
@@ -20,37 +21,18 @@ THREADS = 16
 def test_concurrent_first_requests_share_one_service(monkeypatch: pytest.MonkeyPatch) -> None:
     import shared.invoicing.service as service_mod
 
-    arrived = 0
-    lock = threading.Lock()
-    everyone = threading.Event()
     built: list[Any] = []
 
     class SlowService:
-        """Stands in for InvoiceService: its construction lasts until every request has asked for it."""
+        """Stands in for InvoiceService: its construction lasts long enough for every request to miss."""
 
         def __init__(self) -> None:
-            everyone.wait(timeout=10)
+            threading.Event().wait(0.1)
             built.append(self)
 
     monkeypatch.setattr(service_mod, "InvoiceService", SlowService)
     main = entry_point("invoices")
-    got: list[Any] = []
-
-    def request() -> None:
-        nonlocal arrived
-        with lock:
-            arrived += 1
-            if arrived == THREADS:
-                everyone.set()
-        svc = main._service()
-        with lock:
-            got.append(svc)
-
-    threads = [threading.Thread(target=request) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    got = race(main._service, THREADS)
 
     assert len(got) == THREADS
     assert len(built) == 1
