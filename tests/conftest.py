@@ -62,7 +62,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHost
         return
     em.check_prerequisites()
     log_dir = tmp_path_factory.mktemp("emulator-logs")
-    ports = em.free_port(), em.free_port(), em.free_port()
+    ports = tuple(em.free_ports(3))
     procs = [em.firestore(ports[0], log_dir), em.pubsub(ports[1], "demo-tests", log_dir), em.storage(ports[2], log_dir)]
     em.start_all(procs)
     try:

@@ -47,7 +47,8 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(em.free_port(), em.free_port(), em.free_port(), 0)
+        pubsub, firestore, storage = em.free_ports(3)
+        return cls(pubsub, firestore, storage, 0)
 
 
 @dataclass
@@ -164,8 +165,10 @@ class Stack:
     def _start_functions(self) -> None:
         procs = []
         exe = str(Path(sys.executable).with_name("functions-framework"))
-        for i, fn in enumerate(self.topology.functions.values()):
-            port = self.ports.functions_base + i if self.ports.functions_base else em.free_port()
+        fns = list(self.topology.functions.values())
+        free = [] if self.ports.functions_base else em.free_ports(len(fns))  # distinct (em.free_ports)
+        for i, fn in enumerate(fns):
+            port = self.ports.functions_base + i if self.ports.functions_base else free[i]
             argv = [
                 exe,
                 f"--target={fn.entry_point}",

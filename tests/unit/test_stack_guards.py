@@ -55,3 +55,17 @@ def test_missing_emulator_component_names_the_package(monkeypatch: pytest.Monkey
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     with pytest.raises(em.PrerequisiteError, match="firestore-emulator"):
         em.check_prerequisites()
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    """A stack's servers get distinct ports (one at a time the OS may hand a just-closed port out twice)."""
+    import socket
+
+    from infra.local import emulators as em
+
+    for _ in range(20):
+        ports = em.free_ports(13)
+        assert len(set(ports)) == 13
+    for port in em.free_ports(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
