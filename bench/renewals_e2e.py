@@ -133,13 +133,17 @@ def _paid(target_index: int) -> int:
     return int(result[0][0].value)
 
 
+def _log_lines(log_file: Path, offset: int) -> list[str]:
+    """A function's log lines written since ``offset`` (its size before the run)."""
+    with log_file.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace").splitlines()
+
+
 def _planner_rate(log_file: Path, offset: int) -> tuple[int, float]:
     """RenewalDue claims and their rate, from the first to the last claim of the run (log from ``offset``)."""
     times = []
-    with log_file.open("rb") as f:
-        f.seek(offset)
-        text = f.read().decode(errors="replace")
-    for line in text.splitlines():
+    for line in _log_lines(log_file, offset):
         if '"renewal bill"' in line:
             try:
                 times.append(dt.datetime.fromisoformat(json.loads(line)["time"]))
@@ -160,15 +164,13 @@ def _stage(event_type: str) -> str:
 def _numbering(log_file: Path, offset: int) -> tuple[int, int]:
     """(numbering commits, invoices numbered) from the invoices function's log: each commit writes the counter."""
     commits = numbered = 0
-    with log_file.open("rb") as f:
-        f.seek(offset)
-        for line in f.read().decode(errors="replace").splitlines():
-            if '"numbers allocated"' in line:
-                try:
-                    numbered += int(json.loads(line).get("numbered", 0))
-                except ValueError:
-                    continue
-                commits += 1
+    for line in _log_lines(log_file, offset):
+        if '"numbers allocated"' in line:
+            try:
+                numbered += int(json.loads(line).get("numbered", 0))
+            except ValueError:
+                continue
+            commits += 1
     return commits, numbered
 
 
@@ -239,9 +241,7 @@ def _run(delivery: str) -> Run:
             run.filtered = stack.push_filter.filtered
         run.numbering = _numbering(logs["invoices"], offsets["invoices"])
         for name in FUNCTIONS:
-            with logs[name].open("rb") as f:
-                f.seek(offsets[name])
-                run.tallies[name] = _cost.tally(f.read().decode(errors="replace").splitlines())
+            run.tallies[name] = _cost.tally(_log_lines(logs[name], offsets[name]))
     return run
 
 
