@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench._proc import group_cpu_s
+from bench._proc import group_counters
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("BENCH_COLD_RUNS", "7"))
@@ -280,20 +280,6 @@ class Start:
     faults: int = 0
 
 
-def tree_counters(pgid: int) -> tuple[float, int]:
-    """System CPU seconds and minor page faults so far of every live process of a process group."""
-    ticks = faults = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... minflt(7) ... stime(12)
-            ticks += int(fields[12])
-            faults += int(fields[7])
-    return ticks / os.sysconf("SC_CLK_TCK"), faults
-
-
 def cold_start(folder: Path, key: str, target: str, signature_type: str, project: str | None = None) -> Start:
     """Process start to the answer of the function's first request (the request is one it handles)."""
     project = project or f"demo-cold-{uuid.uuid4().hex[:10]}"
@@ -302,11 +288,10 @@ def cold_start(folder: Path, key: str, target: str, signature_type: str, project
     with serving(folder, target, signature_type, project, req.env) as (proc, port, t0):
         status = first_answer(proc, port, req)
         elapsed = time.monotonic() - t0
-        cpu = group_cpu_s(proc.pid)
-        sys_s, faults = tree_counters(proc.pid)
+        used = group_counters(proc.pid)
     if status not in req.ok:
         raise RuntimeError(f"{key}: first request answered {status}, expected one of {req.ok}")
-    return Start(elapsed, cpu, status, sys_s, faults)
+    return Start(elapsed, used.cpu_s, status, used.sys_s, used.minor_faults)
 
 
 def baseline_folder(out: Path, key: str, signature_type: str) -> Path:
@@ -329,11 +314,10 @@ def baseline(folder: Path, key: str, signature_type: str) -> Start:
     with serving(folder, "bare", signature_type, project) as (proc, port, t0):
         status = first_answer(proc, port, req)
         elapsed = time.monotonic() - t0
-        cpu = group_cpu_s(proc.pid)
-        sys_s, faults = tree_counters(proc.pid)
+        used = group_counters(proc.pid)
     if status not in (200, 204):
         raise RuntimeError(f"bare function answered {status}")
-    return Start(elapsed, cpu, status, sys_s, faults)
+    return Start(elapsed, used.cpu_s, status, used.sys_s, used.minor_faults)
 
 
 def _compile(folder: Path) -> Path:
