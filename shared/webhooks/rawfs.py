@@ -128,12 +128,6 @@ def _fill(doc: Any, ch: _Channel, path: str, data: Mapping[str, Any]) -> None:
         _encode(value, fields[name])
 
 
-def _document(ch: _Channel, path: str, data: Mapping[str, Any]) -> Any:
-    doc = _pb().Document()
-    _fill(doc, ch, path, data)
-    return doc
-
-
 def create_request(ch: _Channel, path: str, data: Mapping[str, Any]) -> Any:
     """The ``CommitRequest`` of ``DocumentReference.create``: the whole document, only if it does not exist.
 
@@ -170,18 +164,13 @@ def _fill_update(write: Any, ch: _Channel, path: str, data: Mapping[str, Any]) -
     write.current_document.exists = True
 
 
-def commit(ch: _Channel, writes: list[Any], timeout: float | None) -> Any:
-    """Send the writes in one Commit; raises the ``google.api_core`` exception the library would.
+def send(ch: _Channel, request: Any, timeout: float | None) -> Any:
+    """Send a built ``CommitRequest``; raises the ``google.api_core`` exception the library would.
 
     One quick retry of UNAVAILABLE / RESOURCE_EXHAUSTED (a gRPC connection reset after an idle spell is
     common on serverless): the library retries these too. A retried create that had in fact landed then
     finds its own record, which the claim answers as BUSY: the PSP retries, nothing is lost.
     """
-    return send(ch, _pb().CommitRequest(database=ch.database, writes=writes), timeout)
-
-
-def send(ch: _Channel, request: Any, timeout: float | None) -> Any:
-    """Send a built ``CommitRequest`` (see :func:`commit`)."""
     import time
 
     import grpc  # type: ignore[import-untyped]
