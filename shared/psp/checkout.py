@@ -65,8 +65,7 @@ class CheckoutAdapter:
         if not given:
             raise InvalidSignature("missing Cko-Signature header")
         expected = tuple(
-            hmac.new(s.encode(), delivery.body, hashlib.sha256).hexdigest()
-            for s in config.secrets("CHECKOUT_WEBHOOK_SECRETS")
+            hmac.new(key, delivery.body, hashlib.sha256).hexdigest() for key in config.keys("CHECKOUT_WEBHOOK_SECRETS")
         )
         if not constant_time_in(given.lower(), expected):
             raise InvalidSignature("Cko-Signature does not match")

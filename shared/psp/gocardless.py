@@ -55,8 +55,8 @@ class GoCardlessAdapter:
         if not given:
             raise InvalidSignature("missing Webhook-Signature header", status=498)
         expected = tuple(
-            hmac.new(s.encode(), delivery.body, hashlib.sha256).hexdigest()
-            for s in config.secrets("GOCARDLESS_WEBHOOK_SECRETS")
+            hmac.new(key, delivery.body, hashlib.sha256).hexdigest()
+            for key in config.keys("GOCARDLESS_WEBHOOK_SECRETS")
         )
         if not constant_time_in(given, expected):
             raise InvalidSignature("Webhook-Signature does not match", status=498)
