@@ -22,12 +22,11 @@ import base64
 import contextlib
 import json
 import threading
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from infra.local.pushfilter import post
 from infra.local.topology import Matcher, Subscription, compile_filter
 
 # Idle polling: the emulator's own push loops look again every 100 ms when a subscription is empty.
@@ -152,18 +151,9 @@ class DeliveryBridge:
             fn.slots.release()
 
     def _post(self, r: _Route, body: bytes) -> bool:
-        req = urllib.request.Request(r.endpoint, data=body, method="POST")  # noqa: S310 (local URL)
-        req.add_header("content-type", "application/json")
-        try:
-            # Push waits for the answer up to the ack deadline; a later answer is a nack.
-            with urllib.request.urlopen(req, timeout=r.sub.ack_deadline_s) as resp:  # noqa: S310
-                resp.read()
-                return 200 <= int(resp.status) < 300
-        except urllib.error.HTTPError as exc:
-            exc.read()
-            return False
-        except OSError:
-            return False
+        # Push waits for the answer up to the ack deadline; a later answer is a nack.
+        status, _ = post(r.endpoint, body, {"content-type": "application/json"}, timeout=r.sub.ack_deadline_s)
+        return 200 <= status < 300
 
     def _answer(self, r: _Route, ack_id: str, ok: bool) -> None:
         # An expired ack id or a stopping emulator fails the call: the message is redelivered, as by Pub/Sub.
