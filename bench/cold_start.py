@@ -35,7 +35,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench._proc import group_counters
+from infra.local import emulators as em
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("BENCH_COLD_RUNS", "7"))
@@ -181,12 +181,6 @@ def first_request(key: str, project: str, run: str) -> FirstRequest:
     raise KeyError(f"no first request defined for function {key!r}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def emulator_env() -> dict[str, str]:
     names = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
     missing = [n for n in names if not os.environ.get(n)]
@@ -218,7 +212,7 @@ def serving(
     folder: Path, target: str, signature_type: str, project: str, env: Mapping[str, str] = {}
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """functions-framework on ``folder/main.py`` in a fresh process: (process, port, monotonic start)."""
-    port = free_port()
+    port = em.free_port()
     cmd = [sys.executable, "-m", "functions_framework", "--source", "main.py", "--target", target]
     cmd += ["--signature-type", signature_type, "--port", str(port), "--host", "127.0.0.1"]
     t0 = time.monotonic()

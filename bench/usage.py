@@ -58,7 +58,8 @@ def main() -> None:
         if not all(_local(v) for v in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")):
             em.check_prerequisites()
             log_dir = Path(tempfile.mkdtemp(prefix="bench-usage-"))
-            started = [em.firestore(em.free_port(), log_dir), em.pubsub(em.free_port(), project, log_dir)]
+            fs_port, ps_port = em.free_ports(2)
+            started = [em.firestore(fs_port, log_dir), em.pubsub(ps_port, project, log_dir)]
             em.start_all(started)
             os.environ["FIRESTORE_EMULATOR_HOST"], os.environ["PUBSUB_EMULATOR_HOST"] = (e.address for e in started)
         os.environ["USAGE_METERING"] = "1"

@@ -111,7 +111,8 @@ def main() -> None:
         fs, ps = _local("FIRESTORE_EMULATOR_HOST"), _local("PUBSUB_EMULATOR_HOST")
         if not (fs and ps):
             em.check_prerequisites()
-            emus = [em.firestore(em.free_port(), log_dir), em.pubsub(em.free_port(), project, log_dir)]
+            fs_port, ps_port = em.free_ports(2)
+            emus = [em.firestore(fs_port, log_dir), em.pubsub(ps_port, project, log_dir)]
             started += emus
             em.start_all(emus)
             fs, ps = emus[0].address, emus[1].address
@@ -147,8 +148,8 @@ def main() -> None:
             former = Path(FORMER).resolve()
             sides.append(("former", former / "functions" / "webhooks" / "main.py", "webhooks", former))
         procs = {}
-        for name, source, target, root in sides:
-            port = em.free_port()
+        ports = em.free_ports(len(sides))  # distinct (em.free_ports)
+        for (name, source, target, root), port in zip(sides, ports, strict=True):
             p = em.ManagedProcess(
                 f"bench-{name}",
                 [exe, f"--target={target}", f"--source={source}", "--host=127.0.0.1", f"--port={port}"],
