@@ -33,7 +33,7 @@ def test_card_data_from_every_psp_is_masked_end_to_end(stack_env: Stack) -> None
         # the outcome that counts is the 200 and what was stored.
         for _ in range(40):
             r = requests.post(
-                f"{base}/{psp}", data=s.body, headers={**s.headers, "Content-Type": s.content_type}, timeout=15
+                f"{base}/{psp}", data=s.body, headers={**s.headers, "Content-Type": s.content_type}, timeout=60
             )
             if r.status_code not in (409, 503):
                 break

@@ -50,6 +50,8 @@ def test_overlapping_ticks_publish_one_renewal_due(stack_env: Stack) -> None:
         got.extend(b for _, b in drain(dues) if b["subscription_id"] == sub_id)
         return len(got)
 
+    # The planner writes ``billing`` BEFORE it publishes: wait for the message, then for any duplicate of it.
+    wait_for(mine, timeout_s=60)
     assert settle(mine, quiet_s=2.0) == 1
     assert got[0]["request_id"] == f"{sub_id}:{start.isoformat().replace('+00:00', 'Z')}"
 

@@ -32,7 +32,7 @@ def _handled(probe_id: str) -> int:
 
 def test_http_request_reaches_consumer_through_push(stack_env: Stack) -> None:
     probe_id = f"p-{uuid.uuid4().hex[:8]}"
-    r = requests.post(stack_env.function_urls["probe"], json={"probe_id": probe_id, "note": "hello"}, timeout=10)
+    r = requests.post(stack_env.function_urls["probe"], json={"probe_id": probe_id, "note": "hello"}, timeout=60)
     assert r.status_code == 202, r.text
     doc = wait_for(lambda: _probe_doc(probe_id))
     assert doc is not None
@@ -45,7 +45,7 @@ def test_duplicate_publish_is_a_no_op(stack_env: Stack) -> None:
     """The same fact published twice (a producer retry) is recorded once."""
     probe_id = f"p-{uuid.uuid4().hex[:8]}"
     for _ in range(2):
-        r = requests.post(stack_env.function_urls["probe"], json={"probe_id": probe_id}, timeout=10)
+        r = requests.post(stack_env.function_urls["probe"], json={"probe_id": probe_id}, timeout=60)
         assert r.status_code == 202
     wait_for(lambda: _probe_doc(probe_id))
     assert settle(lambda: _handled(probe_id)) == 1
@@ -65,7 +65,7 @@ def test_redelivered_and_concurrent_pushes_count_once(stack_env: Stack) -> None:
 
     def deliver_until_acked() -> int:
         for _ in range(50):  # what Pub/Sub does: redeliver until a 2xx
-            status = requests.post(url, json=body, timeout=10).status_code
+            status = requests.post(url, json=body, timeout=60).status_code
             if status < 300:
                 return status
         return status

@@ -89,7 +89,7 @@ def test_signed_webhook_archived_and_published_once_despite_duplicates(stack_env
             "Stripe-Signature": signing.stripe_header(body, act.STRIPE_SECRET),
             "Content-Type": "application/json",
         }
-        return _deliver_until_not_409(lambda: requests.post(url, data=body, headers=headers, timeout=30).status_code)
+        return _deliver_until_not_409(lambda: requests.post(url, data=body, headers=headers, timeout=60).status_code)
 
     assert deliver() == 200
     ref = clients.firestore().collection(COLLECTION).document(record_id("stripe", "default", evt))
@@ -135,7 +135,7 @@ def test_concurrent_first_deliveries_publish_once(stack_env: Stack) -> None:
     url = stack_env.function_urls["webhooks"] + "/gocardless"
 
     def deliver(_: int) -> int:
-        return _deliver_until_not_409(lambda: requests.post(url, data=body, headers=headers, timeout=30).status_code)
+        return _deliver_until_not_409(lambda: requests.post(url, data=body, headers=headers, timeout=60).status_code)
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert set(pool.map(deliver, range(8))) == {200}
