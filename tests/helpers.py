@@ -24,8 +24,12 @@ T = TypeVar("T")
 T0 = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
 
 
-def wait_for(probe: Callable[[], T | None], timeout_s: float = 20.0, interval_s: float = 0.1) -> T:
-    """Poll until ``probe`` returns something truthy; fail with the last value after ``timeout_s``."""
+def wait_for(probe: Callable[[], T | None], timeout_s: float = 60.0, interval_s: float = 0.1) -> T:
+    """Poll until ``probe`` returns something truthy; fail with the last value after ``timeout_s``.
+
+    The default is generous on purpose: a condition met returns at once, and only a broken run waits it out,
+    whereas a tight one fails correct runs on a loaded 2-core CI machine (several asynchronous hops, push
+    redeliveries with backoff)."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while time.monotonic() < deadline:
@@ -36,8 +40,11 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float = 20.0, interval_s:
     raise AssertionError(f"condition not met within {timeout_s}s (last value: {last!r})")
 
 
-def settle(probe: Callable[[], T], quiet_s: float = 1.5, timeout_s: float = 20.0) -> T:
-    """Wait until ``probe`` returns the same value for ``quiet_s`` (no late duplicate changed it)."""
+def settle(probe: Callable[[], T], quiet_s: float = 1.5, timeout_s: float = 60.0) -> T:
+    """Wait until ``probe`` returns the same value for ``quiet_s`` (no late duplicate changed it).
+
+    Only for what may still come AFTER the expected value: wait for that value first (:func:`wait_for`), or a
+    slow first arrival is taken for a quiet end."""
     deadline = time.monotonic() + timeout_s
     value = probe()
     stable_since = time.monotonic()
@@ -67,7 +74,8 @@ def race(call: Callable[[], T], threads: int) -> list[T]:
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=30)
+        w.join(timeout=120)
+    assert not any(w.is_alive() for w in workers), "a racing call did not return within 120 s"
     return got
 
 

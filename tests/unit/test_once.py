@@ -14,30 +14,46 @@ from tests.helpers import race
 THREADS = 12
 
 
-def _slow_builder(calls: list[int]) -> Callable[[], object]:
-    def build() -> object:
-        calls.append(1)
-        threading.Event().wait(0.05)  # a build long enough for every thread to miss the cache
+class _Race:
+    """Callers that count themselves in, and a builder that lasts until all of them have called.
+
+    Why not a fixed sleep in the builder: under load the threads released together may not all call within
+    it, and then ``functools.cache`` builds once (the demonstration fails) while ``once`` is never raced."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self._arrived = 0
+        self._cv = threading.Condition()
+
+    def build(self) -> object:
+        self.calls.append(1)
+        with self._cv:  # generous: only a broken race waits this long, and then the checks below fail
+            assert self._cv.wait_for(lambda: self._arrived >= THREADS, timeout=60)
         return object()
 
-    return build
+    def caller(self, cached: Callable[[], object]) -> Callable[[], object]:
+        def call() -> object:
+            with self._cv:
+                self._arrived += 1
+                self._cv.notify_all()
+            return cached()
+
+        return call
 
 
 def test_concurrent_first_calls_share_one_value() -> None:
-    calls: list[int] = []
-    built = once(_slow_builder(calls))
-    got = race(built, THREADS)
+    r = _Race()
+    got = race(r.caller(once(r.build)), THREADS)
     assert len(got) == THREADS
-    assert len(calls) == 1
+    assert len(r.calls) == 1
     assert all(v is got[0] for v in got)
 
 
 def test_functools_cache_builds_several_in_the_same_race() -> None:
     """Why the module exists: the same race through ``functools.cache`` builds more than one value."""
-    calls: list[int] = []
-    built = functools.cache(_slow_builder(calls))
-    got = race(built, THREADS)
-    assert len(calls) > 1
+    r = _Race()
+    got = race(r.caller(functools.cache(r.build)), THREADS)
+    assert len(r.calls) > 1
     assert len({id(v) for v in got}) > 1
 
 
