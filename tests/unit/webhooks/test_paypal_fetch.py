@@ -190,14 +190,15 @@ def test_untrusted_certificate_is_also_backed_off() -> None:
 
 # -- cheap checks first -----------------------------------------------------------------------------
 
-NOW = dt.datetime.now(dt.UTC)
-
 
 def _iso(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-CHEAP_FAILURES: dict[str, tuple[dict[str, str | None], bytes, dict[str, str]]] = {
+# A header value: a string, None (header removed), or a transmission time as an offset from the delivery's
+# receive time. Why offsets and not a time taken at import: the signed headers carry the time they are made,
+# and a suite on a loaded machine reaches this module more than the accepted 10 min clock skew after import.
+CHEAP_FAILURES: dict[str, tuple[dict[str, str | dt.timedelta | None], bytes, dict[str, str]]] = {
     "missing signature": ({"PAYPAL-TRANSMISSION-SIG": None}, BODY, {}),
     "missing transmission id": ({"PAYPAL-TRANSMISSION-ID": None}, BODY, {}),
     "wrong algorithm": ({"PAYPAL-AUTH-ALGO": "SHA1withRSA"}, BODY, {}),
@@ -212,8 +213,8 @@ CHEAP_FAILURES: dict[str, tuple[dict[str, str | None], bytes, dict[str, str]]] =
     "signature too short": ({"PAYPAL-TRANSMISSION-SIG": base64.b64encode(b"x" * 16).decode()}, BODY, {}),
     "transmission id too long": ({"PAYPAL-TRANSMISSION-ID": "t" * 200}, BODY, {}),
     "transmission time garbage": ({"PAYPAL-TRANSMISSION-TIME": "yesterday"}, BODY, {}),
-    "transmission time in the future": ({"PAYPAL-TRANSMISSION-TIME": _iso(NOW + dt.timedelta(hours=1))}, BODY, {}),
-    "transmission time too old": ({"PAYPAL-TRANSMISSION-TIME": _iso(NOW - dt.timedelta(days=5))}, BODY, {}),
+    "transmission time in the future": ({"PAYPAL-TRANSMISSION-TIME": dt.timedelta(hours=1)}, BODY, {}),
+    "transmission time too old": ({"PAYPAL-TRANSMISSION-TIME": -dt.timedelta(days=5)}, BODY, {}),
     "body not JSON": ({}, b"<xml/>", {}),
     "body a JSON array": ({}, b"[1, 2]", {}),
     "body without event type": ({}, b'{"id": "WH-1"}', {}),
@@ -224,16 +225,19 @@ CHEAP_FAILURES: dict[str, tuple[dict[str, str | None], bytes, dict[str, str]]] =
 def test_no_fetch_when_a_cheap_check_fails(case: str) -> None:
     changes, body, cfg_changes = CHEAP_FAILURES[case]
     headers: dict[str, str] = PKI.headers(body, WEBHOOK_ID)
+    now = dt.datetime.now(dt.UTC)
     for k, v in changes.items():
         if v is None:
             headers.pop(k)
+        elif isinstance(v, dt.timedelta):
+            headers[k] = _iso(now + v)
         else:
             headers[k] = v
     cfg = PspConfig("paypal", "default", False, {"PAYPAL_WEBHOOK_ID": WEBHOOK_ID, **cfg_changes})
     f = CountingFetcher(serve=True)
     a = _adapter(f)
     with pytest.raises(WebhookError):
-        a.verify(delivery(body, headers, at=NOW), cfg)
+        a.verify(delivery(body, headers, at=now), cfg)
     assert f.calls == []
 
 
@@ -241,7 +245,7 @@ def test_the_cheap_checks_let_a_genuine_delivery_through() -> None:
     """The control for the cases above: unchanged, the same delivery fetches once and verifies."""
     f = CountingFetcher(serve=True)
     a = _adapter(f)
-    [note] = a.verify(delivery(BODY, PKI.headers(BODY, WEBHOOK_ID), at=NOW), CFG)
+    [note] = a.verify(delivery(BODY, PKI.headers(BODY, WEBHOOK_ID), at=dt.datetime.now(dt.UTC)), CFG)
     assert note.event_type == "PAYMENT.CAPTURE.COMPLETED"
     assert f.calls == [PKI.cert_url]
 
