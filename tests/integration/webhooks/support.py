@@ -69,7 +69,7 @@ class Harness:
         a write that never lands use a service without one)."""
         answer = self.app.test_client().post(path, data=body, headers={"Content-Type": content_type, **(headers or {})})
         if self.service.finishes is not None:
-            assert self.service.finishes.flush(), "final-state writes did not finish"
+            assert self.service.finishes.flush(timeout_s=60), "final-state writes did not finish"
         return answer
 
     def drain(self) -> list[Received[PaymentEvent]]:
