@@ -100,7 +100,7 @@ def test_the_profile_is_read_when_the_carried_one_cannot_be_used(
     db = FakeDb()
     rules = RulesScorer()
     s: Any = rules if scorer == "rules" else type("Model", (), {"name": "model", "score": rules.score})()
-    pending = RiskStep(s, budget_s=0.5, db=lambda: db).carried(SUBJECT, snap, max_age_s=600)
+    pending = RiskStep(s, budget_s=30, db=lambda: db).carried(SUBJECT, snap, max_age_s=600)
     assert isinstance(pending.read, Carried) == taken_over  # a takeover learns it only after the claim
     pending.decide(taken_over=taken_over)
     assert isinstance(pending.read, ProfileRead)

@@ -31,6 +31,9 @@ from shared.risk.step import (
 )
 from tests.helpers import T0
 
+# A budget no scheduling delay reaches: these tests are about what is decided, not about the time limit
+# (tests/unit/risk/test_rules_and_budget.py tests that one with a scorer that never answers in time).
+BUDGET_S = 30
 SUBJECT = Subject("charge", "inv_1:1", "stripe", "default", "cus_1", "m1", 1000, "EUR", T0, ref="inv_1:1")
 
 
@@ -80,31 +83,31 @@ def test_a_kept_decision_is_reused_by_the_replay_without_scoring_again() -> None
     scorer = Counting("block")
     kept = {"decision": {"verdict": "review", "reasons": ["model_score"], "scorer": "model", "score": 0.6}}
     profile = {"events": {entry_key("inv_1:1"): {"t": T0, "kind": "attempt", "outcome": None, "rec": kept}}}
-    a = pending(RiskStep(scorer, budget_s=1), profile).decide()
+    a = pending(RiskStep(scorer, budget_s=BUDGET_S), profile).decide()
     assert (a.decision.verdict, a.duplicate, a.record, scorer.calls) == ("review", True, kept, 0)
-    fresh = pending(RiskStep(scorer, budget_s=1), {"events": {}}).decide()
+    fresh = pending(RiskStep(scorer, budget_s=BUDGET_S), {"events": {}}).decide()
     assert (fresh.decision.verdict, fresh.duplicate, scorer.calls) == ("block", False, 1)
     assert fresh.record is not None
     assert fresh.record["features"]["amount_minor"] == 1000
 
 
 def test_a_taken_over_charge_is_never_blocked_only_flagged() -> None:
-    a = pending(RiskStep(Counting("block"), budget_s=1), None).decide(taken_over=True)
+    a = pending(RiskStep(Counting("block"), budget_s=BUDGET_S), None).decide(taken_over=True)
     assert (a.decision.verdict, a.decision.reasons) == ("review", ("model_score", "after_takeover"))
     assert a.record is not None
     assert a.record["decision"]["verdict"] == "review"
 
 
 def test_the_rules_run_on_the_callers_thread_and_a_model_in_a_worker() -> None:
-    step = RiskStep(RulesScorer(), budget_s=1)
+    step = RiskStep(RulesScorer(), budget_s=BUDGET_S)
     assert step.score(features_of(SUBJECT, None, None))[0].verdict == "allow"
     model = Counting()
-    RiskStep(model, budget_s=1).score(features_of(SUBJECT, None, None))
+    RiskStep(model, budget_s=BUDGET_S).score(features_of(SUBJECT, None, None))
     assert model.threads
     assert threading.get_ident() not in model.threads
     inline = Counting()
     inline.inline = True  # type: ignore[attr-defined]
-    RiskStep(inline, budget_s=1).score(features_of(SUBJECT, None, None))
+    RiskStep(inline, budget_s=BUDGET_S).score(features_of(SUBJECT, None, None))
     assert inline.threads == {threading.get_ident()}
 
 
