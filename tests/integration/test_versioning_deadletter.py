@@ -66,7 +66,7 @@ def test_unsupported_version_is_dead_lettered_with_its_reason_logged(
         ),
     ]
     for data, attrs in sent:
-        pub.publish(topic, data, **attrs).result(timeout=10)
+        pub.publish(topic, data, **attrs).result(timeout=60)
 
     client = app.test_client()
     answers: dict[str, list[int]] = {}
@@ -100,7 +100,7 @@ def test_unsupported_version_is_dead_lettered_with_its_reason_logged(
         return len(answers) == len(sent) and settled and not resp.received_messages
 
     with caplog.at_level(logging.INFO):
-        wait_for(deliver_round, timeout_s=60, interval_s=0.05)
+        wait_for(deliver_round, timeout_s=120, interval_s=0.05)
 
     # The v2 probe was refused on every delivery, then moved by Pub/Sub; the others were acked once.
     assert answers == {

@@ -45,7 +45,7 @@ class Wiring:
             occurred_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
         )
         attrs = {**attrs, **extra}
-        self.pub.publish(self.topic, data, **attrs).result(timeout=10)
+        self.pub.publish(self.topic, data, **attrs).result(timeout=60)
         return data, attrs
 
     def pull(self, subscription: str, max_messages: int = 50) -> list[pubsub_v1.types.ReceivedMessage]:
@@ -75,7 +75,7 @@ class Wiring:
                 return False
             return dlq_count() >= expected
 
-        wait_for(step, timeout_s=30, interval_s=0.05)
+        wait_for(step, timeout_s=120, interval_s=0.05)  # a deadline for a broken run only
 
 
 @pytest.fixture
@@ -240,7 +240,7 @@ def test_replay_keeps_the_ordering_key_and_the_named_project(wiring: Wiring, mon
     ordered = pubsub_v1.PublisherClient(
         publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
     )
-    ordered.publish(wiring.topic, b"{}", ordering_key="sub-42", event_type="probe.requested").result(timeout=10)
+    ordered.publish(wiring.topic, b"{}", ordering_key="sub-42", event_type="probe.requested").result(timeout=60)
     wiring.fail_until_dead_lettered(1)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-some-other-project")
     reset_settings()
