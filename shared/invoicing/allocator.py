@@ -633,31 +633,40 @@ class NumberAllocator:
         Its holder's next commit then fails once (the series document changed under it), and its retry sees
         us and passes the lease to us after that batch: no instance starves behind a busy leader.
         """
-        from google.api_core.exceptions import NotFound
         from google.cloud import firestore as fs
 
         with st.cond:
             st.registered_at = time.monotonic()
-        try:
-            self.series_ref(st.series_id).update({TURNS: fs.ArrayUnion([self.instance_id]), "commits": fs.Increment(1)})
-        except NotFound:  # the series document is gone (a test reset): the next poll sees the lease free
-            return
-        self.stats.add(turns=1)
+        self._turns_write(st, fs.ArrayUnion([self.instance_id]))  # not written: we join again after ``poll_s``
 
     def _leave(self, st: _Series) -> None:
         """Take this allocator out of the turns (a holder would pass the lease to us)."""
-        from google.api_core.exceptions import NotFound
         from google.cloud import firestore as fs
 
         with st.cond:
             st.registered_at = -1e9
-        try:
-            self.series_ref(st.series_id).update(
-                {TURNS: fs.ArrayRemove([self.instance_id]), "commits": fs.Increment(1)}
-            )
-        except NotFound:
-            return
-        self.stats.add(turns=1)
+        self._turns_write(st, fs.ArrayRemove([self.instance_id]))
+
+    def _turns_write(self, st: _Series, change: Any) -> bool:
+        """Join or leave the turns; whether it was written. A write the server aborts (contention on the hot
+        series document) is tried again a few times, then given up: neither ever fails a request (left in the
+        turns, a lease passed to us while we no longer take turns runs out after ``handoff_s``, and whoever
+        takes it over drops us)."""
+        from google.api_core.exceptions import Conflict, NotFound
+        from google.cloud import firestore as fs
+
+        for attempt in range(3):
+            try:
+                self.series_ref(st.series_id).update({TURNS: change, "commits": fs.Increment(1)})
+            except NotFound:  # the series document is gone (a test reset): the next poll sees the lease free
+                return False
+            except Conflict:  # ABORTED: too much contention
+                time.sleep(0.01 * (attempt + 1))
+                continue
+            self.stats.add(turns=1)
+            return True
+        log.warning("turns not written", extra={"series_id": st.series_id})
+        return False
 
     def _spill(self, st: _Series, paths: list[str]) -> None:
         """Store new documents queued (one batch of creates) while another allocator leads; they then wait
