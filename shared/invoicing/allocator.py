@@ -35,7 +35,13 @@ is written once per *batch*:
    in flight may be throttled or stopped), and a stopping thread. A holder that keeps the lease
    for ``spill_s`` (hung, or an allocator that does not take turns) gets our new documents stored
    queued, so its queue query numbers them; a passed lease that runs out (its holder died) is taken over
-   by the next allocator with requests waiting, which drops the dead one from the turns.
+   by the next allocator with requests waiting, which drops the dead one from the turns. Turns are for what
+   only its instance can number (new documents in memory); a stored queued document is any holder's to
+   number. So whoever takes over a lease that ran out runs the queue query (every stored document waiting,
+   its own and other instances', goes into its one commit), and a commit that numbers a stored document none
+   of its requests waits for releases the lease rather than passing it: the next in the turns may have waited
+   only for that document, and passed the lease it would have to write the series document with nothing to
+   number (an instance that still waits sees the lease free and leads).
 5. Once another allocator is seen at work (its lease, a lost commit) or a stored document of ours
    waits, a process listens to the series document: that is how a passed lease reaches its new holder,
    and the commit names the documents it numbered (``last_batch``), so a process reads exactly its own
