@@ -413,7 +413,7 @@ class NumberAllocator:
                 self._start(st)
             st.cond.notify_all()
         try:
-            if not w.event.wait(self.wait_s):
+            if not w.event.wait(self.wait_s) and not self._give_up(st, doc_path, w):
                 raise NumberingPending(f"{doc_path} still queued in series {series_id} after {self.wait_s}s")
             if w.error is not None:
                 raise w.error
@@ -429,6 +429,18 @@ class NumberAllocator:
                     st.leaving = True
             if last:
                 self._linger(st)
+
+    def _give_up(self, st: _Series, doc_path: str, w: _Waiter) -> bool:
+        """A request that waited ``wait_s`` for a new document's number stores it queued before it nacks (unless
+        a commit numbered it meanwhile: then whether it was handed over). Why: whatever held the series up (a
+        hung lease, a slow machine), the document then waits where any leader's queue query finds it, and the
+        redelivery waits for that number; left in memory, it would be numbered only once redelivered. Its
+        create is exclusive, so it races safely with a commit of our allocator that creates it numbered."""
+        with st.cond:
+            unstored = w.new is not None and not w.event.is_set()
+        if unstored:
+            self._spill(st, [doc_path])
+        return w.event.is_set()
 
     def _in_turns(self, st: _Series) -> bool:
         """Whether we are in the turns (caller holds ``cond``). With the series document unknown (dropped after a
@@ -681,6 +693,8 @@ class NumberAllocator:
 
         with st.cond:
             docs = {p: st.waiting[p].new for p in paths if p in st.waiting and st.waiting[p].new is not None}
+        if not docs:  # stored meanwhile (the allocator thread and a request giving up may both try)
+            return
         batch = self.db.batch()
         for path, doc in docs.items():
             batch.create(self.db.document(path), doc)

@@ -7,13 +7,15 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from shared import clients
-from shared.invoicing.allocator import QUEUE, TURNS
+from shared.invoicing.allocator import QUEUE, TURNS, NumberingPending
 from shared.invoicing.allocator import SERIES as SERIES_COLL
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.invoicing.service import InvoiceService
 from shared.ops.invoices import audit_series
-from tests.fixtures.invoices import renewal
+from tests.fixtures.invoices import due_msg, renewal
 from tests.integration.invoices.conftest import Env
 from tests.integration.invoices.test_numbering import _drafts
 
@@ -127,10 +129,19 @@ def test_behind_a_lease_that_is_never_passed_new_invoices_are_stored_queued_afte
     """A holder that keeps the lease (hung, or an allocator that does not take turns) gets our new invoices
     stored queued after ``spill_s``, so its queue query can number them; then a takeover numbers them."""
     db = clients.firestore()
-    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2)
-    db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "old", "lease_until": until})
+    series = db.collection(SERIES_COLL).document(SERIES)
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    series.set({"counter": 0, "lease_owner": "old", "lease_until": until})
     svc = env.service(spill_s=0.2, lease_s=1.0)
-    assert _load([svc], threads=2, each=1, tag="s") == []
+    errors: list[BaseException] = []
+    load = threading.Thread(target=lambda: errors.extend(_load([svc], threads=2, each=1, tag="s")))
+    load.start()
+    deadline = time.monotonic() + 60  # the lease runs out once both are stored queued (however slow the machine)
+    while svc.alloc.stats.spilled < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    series.update({"lease_until": datetime.datetime.now(datetime.UTC)})
+    load.join(timeout=120)
+    assert errors == []
     docs = _stored()
     assert sorted(int((s.to_dict() or {})["seq"]) for s in docs) == [1, 2]
     assert svc.alloc.stats.spilled == 2
@@ -196,4 +207,28 @@ def test_two_instances_in_the_turns_behind_an_expired_lease_get_one_commit_from_
     assert a.alloc.stats.docs_read == b.alloc.stats.docs_read == 0
     after = series.get().to_dict() or {}
     assert (after.get("lease_owner"), after.get(TURNS)) == (None, [])  # released, and both left the turns
+    assert audit_series(db, SERIES).ok
+
+
+def test_a_request_that_gives_up_on_a_new_invoice_leaves_it_stored_queued(env: Env) -> None:
+    """Its allocator thread has not stored the invoice queued yet (here it never would: ``spill_s`` is long;
+    under load it may simply be late): the request stores it queued before it nacks, so a leader's queue query
+    can number it and the redelivery gets that number, however slow the allocator thread was."""
+    db = clients.firestore()
+    series = db.collection(SERIES_COLL).document(SERIES)
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    series.set({"counter": 0, "lease_owner": "hung", "lease_until": until})
+    impatient = env.service(wait_s=0.5, spill_s=60.0)
+    r = renewal("gave_up:2026-03")
+    with pytest.raises(NumberingPending):
+        impatient.on_renewal_due(due_msg(r))
+    stored = clients.firestore().collection(INVOICES).document(invoice_id_for(r.request_id)).get()
+    assert stored.exists
+    assert ((stored.to_dict() or {}).get(QUEUE), (stored.to_dict() or {}).get("seq")) == (SERIES, None)
+    assert impatient.alloc.stats.spilled == 1
+    series.update({"lease_until": datetime.datetime.now(datetime.UTC)})
+    assert impatient.on_renewal_due(due_msg(r))["number"] == "INV-2026-000001"
+    assert QUEUE not in (
+        clients.firestore().collection(INVOICES).document(invoice_id_for(r.request_id)).get().to_dict() or {}
+    )
     assert audit_series(db, SERIES).ok
