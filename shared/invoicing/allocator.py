@@ -390,8 +390,8 @@ class NumberAllocator:
         is the queue entry (a crash before it leaves nothing stored and Pub/Sub redelivers). When the
         document exists already (a redelivery, or a duplicate another instance numbered) the stored
         document is returned whole instead, numbered or not (``seq`` absent: the caller queues it).
-        Raises :class:`NumberingPending` after ``wait_s`` (nothing stored, or the document stored queued when
-        another allocator kept the lease longer than ``spill_s``).
+        Raises :class:`NumberingPending` after ``wait_s``, the document then stored queued (by our allocator thread
+        when another kept the lease longer than ``spill_s``, else by the request as it gives up).
         """
         if doc.get(QUEUE) != series_id:
             raise ValueError(f"{doc_path}: not queued in series {series_id}")
