@@ -9,18 +9,22 @@ commit, wait. ``BENCH_INVOICES_MODE=queued`` measures the path of a stored draft
 
 Baselines:
 * floor: the same drafts without numbering, same concurrency (this machine's and emulator's ceiling),
-  measured in the same run: ``ROUNDS`` pairs of (floor, numbered) runs alternate, which side first
-  alternating too, after one uncounted warm-up pair (a session's first run pays the cold start), so a
-  machine shared with other work loads both alike; each pair gives one ratio, and the range and median
-  are printed, with the CPU time of the instances per invoice (the floor is the same documents created
-  one per request by the same client, with the same concurrency);
+  measured in the same run: each of ``ROUNDS`` rounds runs the floor and the numbered side (and the former
+  code's, see below), which side first rotating from round to round, after one uncounted warm-up run of
+  each (a session's first run pays the cold start), so a machine shared with other work loads all alike;
+  each round gives one ratio per side, and the range and median are printed, with the CPU time of the
+  instances per invoice (the floor is the same documents created one per request by the same client,
+  with the same concurrency);
 * target: 500 finalizations/s in one series (the issue's design goal);
 * naive: the draft, then one Firestore transaction per invoice that reads and bumps the counter, with the
   same concurrency (capped at ``NAIVE_N`` invoices / 60 s); in production it is further capped near
   Firestore's ~1 sustained write/s on the counter document.
 
 Counter writes per invoice = writes to the series document (``commits``, counted by the document
-itself: lease claims + batch commits) / invoices numbered.
+itself: lease claims, batch commits, joins and leaves of the turns) / invoices numbered. Writes per
+invoice add the invoice's own create and, for one stored queued first, the update that numbers it.
+``BENCH_INVOICES_FORMER=<checkout>`` adds the numbered path of former code as a third side of every round
+(instances run that checkout's ``shared``), so before and after are measured under the same load.
 
 Uses FIRESTORE_EMULATOR_HOST when set, else starts a Firestore emulator on 127.0.0.1 and stops it.
 """
@@ -45,6 +49,7 @@ NAIVE_N = int(os.environ.get("BENCH_INVOICES_NAIVE_N", "200"))
 NAIVE_BUDGET_S = float(os.environ.get("BENCH_INVOICES_NAIVE_BUDGET_S", "30"))
 TARGET = 500.0
 MODE = os.environ.get("BENCH_INVOICES_MODE", "issue")  # issue | queued
+FORMER = os.environ.get("BENCH_INVOICES_FORMER")  # a checkout of former code: a third side in every round
 
 
 def _request(request_id: str) -> Any:
@@ -54,9 +59,22 @@ def _request(request_id: str) -> Any:
 
 
 def _instance(
-    project: str, ids: list[str], workers: int, mode: str, budget_s: float, ready: Any, go: Any, out: Any
+    project: str,
+    ids: list[str],
+    workers: int,
+    mode: str,
+    budget_s: float,
+    ready: Any,
+    go: Any,
+    out: Any,
+    former: str | None = None,
 ) -> None:
-    """One function instance: ``workers`` threads numbering their share of ``ids``."""
+    """One function instance: ``workers`` threads numbering their share of ``ids`` (``former``: a checkout
+    whose code the instance runs instead, for a before/after comparison in the same run)."""
+    if former:
+        import sys
+
+        sys.path.insert(0, former)
     os.environ["GOOGLE_CLOUD_PROJECT"] = project
     os.environ["LOG_LEVEL"] = "WARNING"
     from shared.config import reset_settings
@@ -107,7 +125,9 @@ def _instance(
         t.start()
     for t in threads:
         t.join()
-    out.put((latencies, errors, done[0], time.process_time() - cpu0))
+    st = svc.alloc.stats if svc.allocator is not None else None
+    counts = {k: int(getattr(st, k, 0)) for k in ("numbered", "batches", "counter_writes", "turn_writes", "spilled")}
+    out.put((latencies, errors, done[0], time.process_time() - cpu0, counts))
 
 
 def _naive_number(svc: Any) -> Any:
@@ -134,7 +154,9 @@ def _naive_number(svc: Any) -> Any:
     return number
 
 
-def _run(n: int, mode: str, budget_s: float, procs_n: int = PROCS, workers: int = WORKERS) -> dict[str, Any]:
+def _run(
+    n: int, mode: str, budget_s: float, procs_n: int = PROCS, workers: int = WORKERS, former: str | None = None
+) -> dict[str, Any]:
     project = f"demo-bench-{uuid.uuid4().hex[:8]}"
     ids = [f"bench-{i}" for i in range(n)]
     ctx = mp.get_context("spawn")
@@ -143,7 +165,7 @@ def _run(n: int, mode: str, budget_s: float, procs_n: int = PROCS, workers: int 
     out = ctx.Queue()
     shares = [ids[i::procs_n] for i in range(procs_n)]
     procs = [
-        ctx.Process(target=_instance, args=(project, shares[i], workers, mode, budget_s, ready, go, out))
+        ctx.Process(target=_instance, args=(project, shares[i], workers, mode, budget_s, ready, go, out, former))
         for i in range(procs_n)
     ]
     for p in procs:
@@ -168,12 +190,22 @@ def _run(n: int, mode: str, budget_s: float, procs_n: int = PROCS, workers: int 
     os.environ["GOOGLE_CLOUD_PROJECT"] = project
     reset_settings()
     db = clients.firestore()
-    seqs = [int((s.to_dict() or {}).get("seq") or 0) for s in db.collection("invoices").select(["seq"]).stream()]
+    snaps = list(db.collection("invoices").select(["seq"]).stream())
+    seqs = [int((s.to_dict() or {}).get("seq") or 0) for s in snaps]
+    rewritten = sum(1 for s in snaps if s.update_time != s.create_time)  # stored queued, then numbered
     series = db.collection("naive_counters" if mode == "naive" else "number_series").document("acme-fr.INV.2026").get()
     commits = int((series.to_dict() or {}).get("commits", 0))
     report = audit("acme-fr.INV.2026", [s for s in seqs if s])
     numbered = sum(r[2] for r in results)
+    counts = {k: sum(r[4][k] for r in results) for k in results[0][4]}
+    # Writes per invoice: its create, plus the update that numbers a document stored queued first (seen on the
+    # stored documents themselves, whatever code ran), plus its share of the series document's writes.
+    writes = (numbered + rewritten + commits) / max(numbered, 1)
     return {
+        "counts": counts,
+        "rewritten": rewritten,
+        "writes": writes,
+        "batch": counts["numbered"] / max(counts["batches"], 1),
         "cpu_ms": 1000 * sum(r[3] for r in results) / max(numbered, 1),
         "n": numbered,
         "elapsed": elapsed,
@@ -209,40 +241,61 @@ def main() -> None:
         # which would fall on whichever side runs first.
         _run(max(N // 4, 1), "floor", budget_s=60)
         _run(max(N // 4, 1), MODE, budget_s=100)
-        pairs = []
+        if FORMER:
+            _run(max(N // 4, 1), MODE, budget_s=100, former=FORMER)
+        sides: list[tuple[str, Any]] = [
+            ("floor", lambda: _run(N, "floor", budget_s=60)),
+            ("numbered", lambda: _run(N, MODE, budget_s=100)),
+        ]
+        if FORMER:
+            sides.append(("former", lambda: _run(N, MODE, budget_s=100, former=FORMER)))
+        rounds: list[dict[str, dict[str, Any]]] = []
         for i in range(ROUNDS):
             load = os.getloadavg()[0]
-            if i % 2:  # alternate which side runs first, so a load that rises or falls within a round hits both
-                g = _run(N, MODE, budget_s=100)
-                f = _run(N, "floor", budget_s=60)
-            else:
-                f = _run(N, "floor", budget_s=60)
-                g = _run(N, MODE, budget_s=100)
-            pairs.append((f, g))
+            # rotate which side runs first, so a load that rises or falls within a round hits every side alike
+            got = {name: run() for name, run in sides[i % len(sides) :] + sides[: i % len(sides)]}
+            rounds.append(got)
+            f = got["floor"]
             print(
                 f"round {i + 1} (1-min load average {load:.1f} -> {os.getloadavg()[0]:.1f}): "
-                f"floor {f['rate']:.0f} drafts/s; "
-                f"numbered {g['rate']:.0f} finalizations/s "
-                f"(p50 {g['p50'] * 1000:.0f} ms, p95 {g['p95'] * 1000:.0f} ms vs floor p50 {f['p50'] * 1000:.0f} ms); "
-                f"ratio {g['rate'] / f['rate']:.2f}; gapless 1..{N}: {g['audit_ok']}; errors {len(g['errors'])}; "
-                f"counter writes {g['commits']} ({g['n'] / max(g['commits'], 1):.0f} invoices per counter write); "
-                f"CPU of the instances per invoice {g['cpu_ms']:.2f} ms vs floor {f['cpu_ms']:.2f} ms",
+                f"floor {f['rate']:.0f} drafts/s (p50 {f['p50'] * 1000:.0f} ms, CPU of the instances per invoice "
+                f"{f['cpu_ms']:.2f} ms)",
                 flush=True,
             )
-            if g["errors"]:
-                print("first errors:", g["errors"][:3])
-        ratios = sorted(g["rate"] / f["rate"] for f, g in pairs)
-        rates = sorted(g["rate"] for _, g in pairs)
-        floors = sorted(f["rate"] for f, _ in pairs)
-        g = max((g for _, g in pairs), key=lambda r: r["rate"])
-        print(
-            f"numbered vs floor over {ROUNDS} rounds: ratio {ratios[0]:.2f}-{ratios[-1]:.2f} "
-            f"(median {statistics.median(ratios):.2f}); numbered {rates[0]:.0f}-{rates[-1]:.0f}/s, "
-            f"floor {floors[0]:.0f}-{floors[-1]:.0f}/s; all gapless: {all(g['audit_ok'] for _, g in pairs)}",
-            flush=True,
-        )
-        commits = sum(g["commits"] for _, g in pairs)
-        print(f"counter writes per invoice {commits / max(sum(g['n'] for _, g in pairs), 1):.4f}")
+            for name in [n for n, _ in sides if n != "floor"]:
+                g = got[name]
+                c = g["counts"]
+                print(
+                    f"  {name:8}: {g['rate']:.0f} finalizations/s (p50 {g['p50'] * 1000:.0f} ms, "
+                    f"p95 {g['p95'] * 1000:.0f} ms); ratio {g['rate'] / f['rate']:.2f}; gapless 1..{N}: "
+                    f"{g['audit_ok']}; errors {len(g['errors'])}; CPU per invoice {g['cpu_ms']:.2f} ms; "
+                    f"writes per invoice {g['writes']:.3f} (series document {g['commits']}, stored queued then "
+                    f"numbered {g['rewritten']}); "
+                    + (
+                        f"mean batch {g['batch']:.1f} invoices ({c['batches']} numbering commits, "
+                        f"{c['turn_writes']} joins/leaves of the turns)"
+                        if c["batches"]
+                        else f"{g['n'] / max(g['commits'], 1):.0f} invoices per series document write"
+                    ),
+                    flush=True,
+                )
+                if g["errors"]:
+                    print("first errors:", g["errors"][:3])
+        for name in [n for n, _ in sides if n != "floor"]:
+            ratios = sorted(r[name]["rate"] / r["floor"]["rate"] for r in rounds)
+            rates = sorted(r[name]["rate"] for r in rounds)
+            n_all = max(sum(r[name]["n"] for r in rounds), 1)
+            print(
+                f"{name} vs floor over {ROUNDS} rounds: ratio {ratios[0]:.2f}-{ratios[-1]:.2f} "
+                f"(median {statistics.median(ratios):.2f}); {rates[0]:.0f}-{rates[-1]:.0f}/s; all gapless: "
+                f"{all(r[name]['audit_ok'] for r in rounds)}; series document writes per invoice "
+                f"{sum(r[name]['commits'] for r in rounds) / n_all:.4f}; CPU per invoice "
+                f"{sum(r[name]['cpu_ms'] * r[name]['n'] for r in rounds) / n_all:.2f} ms",
+                flush=True,
+            )
+        floors = sorted(r["floor"]["rate"] for r in rounds)
+        print(f"floor {floors[0]:.0f}-{floors[-1]:.0f}/s", flush=True)
+        g = max((r["numbered"] for r in rounds), key=lambda r: r["rate"])
         b = _run(NAIVE_N, "naive", budget_s=NAIVE_BUDGET_S)
         print(
             f"naive txn    : {b['n']} invoices in {b['elapsed']:.2f}s = {b['rate']:.1f} finalizations/s with the same "
