@@ -172,3 +172,29 @@ def test_the_console_names_each_collection_as_its_owner_does() -> None:
     assert (q.BALANCE_ENTRIES, q.CUSTOMERS, q.DISPUTES, q.SERIES) == (ENTRIES, CUSTOMERS, DISPUTES, SERIES)
     assert (q.CREDIT_NOTES, q.INVOICES, q.EXCEPTIONS) == (CREDIT_NOTES, INVOICES, EXCEPTIONS)
     assert (q.ATTEMPTS, q.SUBSCRIPTIONS, q.WEBHOOKS) == (ATTEMPTS, SUBSCRIPTIONS, WEBHOOKS)
+
+
+def test_each_entry_module_freezes_what_it_imported_before_the_server_forks() -> None:
+    """Its last statement exempts every object alive then from the collector (``shared.prefork``): the worker's
+    first full collection would otherwise walk and copy every page the arbiter's imports wrote."""
+    import ast
+
+    for key in FUNCTIONS:
+        tree = ast.parse((ROOT / "functions" / key / "main.py").read_text())
+        last = tree.body[-1]
+        assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call), key
+        assert ast.unparse(last.value) == "freeze()", key
+    # In one fresh interpreter, each entry module in turn: its function and the modules it loaded are frozen.
+    code = (
+        "import gc, importlib.util as u, json, sys\n"
+        f"out = {{}}\nfor key in {FUNCTIONS!r}:\n"
+        "    s = u.spec_from_file_location('main_' + key, f'functions/{key}/main.py'); m = u.module_from_spec(s)\n"
+        "    sys.modules[s.name] = m; s.loader.exec_module(m)\n"
+        "    tracked = {id(o) for o in gc.get_objects()}\n"
+        "    watched = [getattr(m, key), m.__dict__, sys.modules['shared.log'].__dict__]\n"
+        "    out[key] = [gc.get_freeze_count() > 0, [id(o) in tracked for o in watched]]\n"
+        "print(json.dumps(out))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=_env(), cwd=ROOT)
+    frozen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert frozen == {key: [True, [False, False, False]] for key in FUNCTIONS}
