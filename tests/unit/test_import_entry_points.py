@@ -25,6 +25,17 @@ FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py")
 # Never loaded by importing any entry module: the PDF renderer, operator CLIs, test and demo signing helpers.
 NEVER = ("fpdf", "shared.ops", "shared.psp.signing")
 
+# What answering a subscription read (GET: the stored document and its view) does not load: the commands.
+READ_NEEDS_NOT = (
+    "shared.subscriptions.commands",
+    "shared.events.billing",
+    "shared.domain.pricing",
+    "shared.domain.catalog",
+    "shared.renewals.lifecycle",
+    "shared.metering.store",
+    "shared.metering.config",
+)
+
 # Per function: what importing main.py must NOT load (loaded by the first request that needs it).
 NOT_AT_IMPORT: dict[str, tuple[str, ...]] = {
     # The service is built on the first request; nothing of invoicing, billing contracts or catalog at start.
@@ -39,13 +50,15 @@ NOT_AT_IMPORT: dict[str, tuple[str, ...]] = {
     ),
     # A payment fact needs matching and the ledger: the PSP settlement adapters load for a pull or a report.
     "reconciliation": ("shared.settlement.registry", "shared.settlement.adapters", "shared.events.billing"),
-    # A subscription request does not load the billing API's stores and models.
+    # A subscription request does not load the billing API's stores and models; a read (GET) not the commands'
+    # request models, the billing contracts, pricing, the lifecycle's events or the metering store either.
     "subscriptions": (
         "shared.billing.api",
         "shared.billing.catalog",
         "shared.billing.coupons",
         "shared.billing.credit",
         "shared.billing.customers",
+        *READ_NEEDS_NOT,
     ),
     # The aggregator folds pushed batches: the usage HTTP routes are not its.
     "usage_aggregator": ("shared.metering.api",),
@@ -100,6 +113,38 @@ def test_the_invoices_service_built_for_a_payment_fact_loads_no_pdf_billing_api_
     assert "shared.invoicing.payments" in loaded
     heavy = ("fpdf", "shared.billing", "shared.invoicing.documents", "shared.events.billing", "shared.domain.catalog")
     assert _hits(loaded, heavy) == []
+
+
+def test_a_cold_subscriptions_function_answers_a_read_without_the_commands_and_contracts() -> None:
+    """The view of a stored subscription (what GET answers after its one read), metered and with items, so the
+    repository asks the metering rule whether usage is owed."""
+    from shared.subscriptions.commands import CreateSubscription
+    from shared.subscriptions.service import new_document, view
+
+    body = CreateSubscription.model_validate(
+        {
+            "subscription_id": "sub-cold",
+            "customer": {"id": "cus-cold", "name": "Ada Lovelace", "country": "DE"},
+            "seller_entity": "acme-de",
+            "plan": {
+                "id": "pro",
+                "currency": "EUR",
+                "interval": "month",
+                "lines": [{"description": "Pro", "unit_amount": {"amount": 1000, "currency": "EUR"}}],
+            },
+            "collection": "send_invoice",
+        }
+    )
+    doc, _ = new_document(body, T0)
+    doc |= {"metered": {"customer": "cus-cold"}, "items": [{"price": {"id": "p"}, "quantity": 1}]}
+    expected = view(doc)
+    assert expected["id"] == "sub-cold"
+    loaded = _loaded(
+        "subscriptions",
+        f"import datetime\nfrom shared.subscriptions.service import view\nassert view({doc!r}) == {expected!r}",
+    )
+    assert "shared.metering.billing" in loaded
+    assert _hits(loaded, READ_NEEDS_NOT) == []
 
 
 def test_a_cold_invoices_function_parses_a_payment_fact_without_loading_the_other_contracts() -> None:
