@@ -147,6 +147,21 @@ def test_a_cold_subscriptions_function_answers_a_read_without_the_commands_and_c
     assert _hits(loaded, READ_NEEDS_NOT) == []
 
 
+def test_a_cold_aggregator_folds_its_first_batch_without_the_billing_contracts() -> None:
+    """After every fold it checks thresholds (``fold_window`` imports them): only a crossing builds an invoice
+    request, so the contracts and the due-date rule load with the first crossing."""
+    from shared.events.billing import THRESHOLD_PREFIX
+    from shared.metering import thresholds
+
+    loaded = _loaded("usage_aggregator", "from shared.metering.thresholds import Thresholds")
+    assert "shared.metering.thresholds" in loaded
+    assert _hits(loaded, ("shared.events.billing", "shared.domain.subscriptions", "shared.domain.discounts")) == []
+    rid = thresholds.request_id("sub-1", "2026-01", 2)
+    assert rid == f"{THRESHOLD_PREFIX}sub-1:2026-01:2"
+    assert thresholds.is_threshold_request(rid)
+    assert not thresholds.is_threshold_request("sub-1:2026-01-31T09:00:00+00:00")
+
+
 def test_a_cold_invoices_function_parses_a_payment_fact_without_loading_the_other_contracts() -> None:
     """Its first message is parsed before the service exists: the payment contracts must be registered by then."""
     from shared.domain.money import Money
