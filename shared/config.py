@@ -14,11 +14,6 @@ from dataclasses import dataclass
 
 DEFAULT_ACCOUNT = "default"
 
-# pydantic looks for plugins (entry points of the group "pydantic") when it builds its first validator, by reading
-# the metadata of every installed distribution: 28 ms of CPU per cold start with the 164 distributions of the
-# development environment. No function uses a plugin; an environment that wants one sets the variable itself.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; raised at first use, with the variable's name."""

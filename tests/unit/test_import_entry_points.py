@@ -258,14 +258,3 @@ def test_each_entry_module_freezes_what_it_imported_before_the_server_forks() ->
     run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=_env(), cwd=ROOT)
     frozen = json.loads(run.stdout.strip().splitlines()[-1])
     assert frozen == {key: [True, [False, False, False]] for key in FUNCTIONS}
-
-
-def test_pydantic_looks_for_no_plugins_unless_the_environment_asks() -> None:
-    """Its plugin discovery reads every installed distribution's metadata on the first validation (shared.config)."""
-    code = "import os, sys\nimport shared.config\nprint(os.environ.get('PYDANTIC_DISABLE_PLUGINS'))"
-    env = {k: v for k, v in _env().items() if k != "PYDANTIC_DISABLE_PLUGINS"}
-    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, cwd=ROOT)
-    assert run.stdout.split() == ["__all__"]
-    env["PYDANTIC_DISABLE_PLUGINS"] = "logfire"
-    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, cwd=ROOT)
-    assert run.stdout.split() == ["logfire"]
