@@ -40,13 +40,19 @@ READ_NEEDS_NOT = (
 NOT_AT_IMPORT: dict[str, tuple[str, ...]] = {
     # The service is built on the first request; nothing of invoicing, billing contracts or catalog at start.
     "invoices": ("shared.invoicing", "shared.events.billing", "shared.domain.catalog", "shared.billing"),
-    # A tick needs the planner: the collector (charging, PSPs, risk) and the outcome handler load on their message.
+    # A tick needs the planner: the collector (charging, PSPs, risk) and the outcome handler load on their message;
+    # the billing contracts, pricing and the lifecycle's events with the first claim (a fan-out needs none).
     "renewals": (
         "shared.renewals.collector",
         "shared.renewals.outcomes",
         "shared.charging",
         "shared.risk",
         "shared.invoicing",
+        "shared.events.billing",
+        "shared.domain.pricing",
+        "shared.domain.catalog",
+        "shared.domain.discounts",
+        "shared.renewals.lifecycle",
     ),
     # A payment fact needs matching and the ledger: the PSP settlement adapters load for a pull or a report.
     "reconciliation": ("shared.settlement.registry", "shared.settlement.adapters", "shared.events.billing"),
