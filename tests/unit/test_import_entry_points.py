@@ -168,6 +168,27 @@ def test_a_cold_aggregator_folds_its_first_batch_without_the_billing_contracts()
     assert not thresholds.is_threshold_request("sub-1:2026-01-31T09:00:00+00:00")
 
 
+@pytest.mark.parametrize(
+    ("key", "models"),
+    [
+        ("console", "shared.console.actions:InvoiceAction,ReplayDeadLetters,ResolveException,AcceptDispute,Envelope"),
+        ("usage", "shared.metering.api:MeteredItemIn,AttachIn"),
+    ],
+)
+def test_request_models_a_first_request_does_not_use_are_built_on_first_use(key: str, models: str) -> None:
+    """A console page and an ingest need no action form or attach body: their validators wait (``defer_build``)."""
+    module, names = models.split(":")
+    built = f"[n for n in {names.split(',')!r} if getattr(mod, n).__pydantic_complete__]"
+    check = f"import {module} as mod\nprint('BUILT', {built})"
+    code = (
+        "import importlib.util as u, sys\n"
+        f"s = u.spec_from_file_location('main', 'functions/{key}/main.py'); m = u.module_from_spec(s)\n"
+        f"sys.modules['main'] = m; s.loader.exec_module(m)\n{check}"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=_env(), cwd=ROOT)
+    assert run.stdout.strip().splitlines()[-1] == "BUILT []"
+
+
 def test_a_cold_invoices_function_parses_a_payment_fact_without_loading_the_other_contracts() -> None:
     """Its first message is parsed before the service exists: the payment contracts must be registered by then."""
     from shared.domain.money import Money
