@@ -5,6 +5,7 @@ from typing import Any
 import functions_framework
 
 from shared.backfill.entry import handle_push
+from shared.prefork import freeze
 from shared.usage import metered
 
 
@@ -12,3 +13,6 @@ from shared.usage import metered
 @metered("backfill")
 def backfill(cloud_event: Any) -> None:
     handle_push(cloud_event)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

@@ -6,6 +6,7 @@ import functions_framework
 from flask import Request, Response
 
 from shared.console.app import Console
+from shared.prefork import freeze
 from shared.usage import metered
 
 CONSOLE = Console(root=Path(__file__).resolve().parent)
@@ -15,3 +16,6 @@ CONSOLE = Console(root=Path(__file__).resolve().parent)
 @metered("console")
 def console(request: Request) -> Response:
     return CONSOLE.handle(request)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

@@ -9,6 +9,7 @@ import functions_framework
 from shared.events import payments as _payment_contracts  # noqa: F401
 from shared.events.consumer import dispatch
 from shared.once import once
+from shared.prefork import freeze
 from shared.usage import metered
 
 # The payment contracts are registered at start: a payment fact parsed before the service is built would
@@ -54,3 +55,6 @@ HANDLERS = {
 @metered("invoices")
 def invoices(cloud_event: Any) -> None:
     dispatch(cloud_event, HANDLERS)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

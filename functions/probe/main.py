@@ -3,6 +3,7 @@
 import functions_framework
 from flask import Request, Response
 
+from shared.prefork import freeze
 from shared.probe import http_probe
 from shared.usage import metered
 
@@ -11,3 +12,6 @@ from shared.usage import metered
 @metered("probe")
 def probe(request: Request) -> Response:
     return http_probe(request)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

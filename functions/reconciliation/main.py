@@ -9,9 +9,13 @@ from typing import Any
 
 import functions_framework
 
+from shared.prefork import freeze
 from shared.reconciliation.entry import handle
 
 
 @functions_framework.cloud_event
 def reconciliation(cloud_event: Any) -> None:
     handle(cloud_event)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

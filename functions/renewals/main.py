@@ -9,6 +9,7 @@ from typing import Any
 
 import functions_framework
 
+from shared.prefork import freeze
 from shared.renewals.entry import handle_push
 from shared.usage import metered
 
@@ -17,3 +18,6 @@ from shared.usage import metered
 @metered("renewals")
 def renewals(cloud_event: Any) -> None:
     handle_push(cloud_event)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

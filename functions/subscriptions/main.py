@@ -3,6 +3,7 @@
 import functions_framework
 from flask import Request, Response
 
+from shared.prefork import freeze
 from shared.subscriptions.api import handle
 from shared.usage import metered
 
@@ -11,3 +12,6 @@ from shared.usage import metered
 @metered("subscriptions")
 def subscriptions(request: Request) -> Response:
     return handle(request)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

@@ -4,6 +4,7 @@ import functions_framework
 from flask import Request, Response
 
 from shared.metering.api import handle
+from shared.prefork import freeze
 from shared.usage import metered
 
 
@@ -11,3 +12,6 @@ from shared.usage import metered
 @metered("usage")
 def usage(request: Request) -> Response:
     return handle(request)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

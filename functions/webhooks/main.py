@@ -13,6 +13,7 @@ import google.cloud.firestore  # see the module docstring
 import google.cloud.pubsub_v1  # noqa: F401
 from flask import Request, Response
 
+from shared.prefork import freeze
 from shared.usage import metered
 from shared.webhooks.http import handle_request
 
@@ -21,3 +22,6 @@ from shared.webhooks.http import handle_request
 @metered("webhooks")
 def webhooks(request: Request) -> Response:
     return handle_request(request)
+
+
+freeze()  # last: what this module imported is shared with gunicorn's worker, not copied

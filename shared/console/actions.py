@@ -48,7 +48,8 @@ DisputeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:~-]{1,256}
 
 
 class _Form(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: validators are built by the first action, not at import (a cold console's first page is a read).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class InvoiceAction(_Form):

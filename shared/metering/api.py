@@ -47,7 +47,8 @@ _ATTACH = re.compile(r"^/customers/(?P<id>[^/]{1,200})/metered_subscription/?$")
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: built by the first attach, not at import (the usual first request ingests events).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class MeteredItemIn(_In):

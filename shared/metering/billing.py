@@ -29,19 +29,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.calendar import Period
-from shared.domain.pricing import ChargeLine
 from shared.domain.subscriptions import Change, RenewalDecision, SubState
-from shared.events.billing import RenewalDue
-from shared.metering.config import metering_settings
-from shared.metering.store import Calendar, MeteringStore
+
+# The repository reads :func:`owes_usage` for every subscription it loads (a subscriptions API read, a renewals
+# tick): the store, the settings and the contracts load with the first metered subscription, not with this module.
+if TYPE_CHECKING:
+    from shared.domain.pricing import ChargeLine
+    from shared.events.billing import RenewalDue
+    from shared.metering.store import Calendar, MeteringStore
+
+    Build = Callable[[RenewalDecision, tuple[ChargeLine, ...]], RenewalDue]
 
 _US = dt.timedelta(microseconds=1)
 MAX_FINAL_PERIODS = 24  # periods a final close may catch up on (a subscription left unpaid for a long time)
-
-Build = Callable[[RenewalDecision, tuple[ChargeLine, ...]], RenewalDue]
 
 
 def owes_usage(doc: Mapping[str, Any]) -> bool:
@@ -60,6 +63,8 @@ def waiting(doc: Mapping[str, Any], p: RenewalDecision, now: dt.datetime) -> boo
     b = p.change.state.billing
     if not doc.get("metered") or p.period is None or b is None:
         return False
+    from shared.metering.config import metering_settings
+
     if p.final:
         return owes_usage(doc) and now < _ended_at(p) + metering_settings().grace
     if b.index == 0:
@@ -105,6 +110,8 @@ def with_usage(
 
 def _metered(doc: Mapping[str, Any]) -> tuple[MeteringStore, str, Calendar | None]:
     """The store, the metered customer of a subscription document and its usage calendar (None: never attached)."""
+    from shared.metering.store import MeteringStore
+
     store = MeteringStore()
     customer = doc["metered"]["customer"]
     return store, customer, store.calendar(customer)

@@ -22,14 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.calendar import Period
 from shared.domain.meters import Event, Rated, threshold_crossed
 from shared.domain.money import Money
 from shared.domain.pricing import ChargeLine, PricingError
-from shared.domain.subscriptions import invoice_due_at
-from shared.events.billing import THRESHOLD_PREFIX, Party, PaymentMethodRef, RenewalDue
 from shared.events.publisher import Publisher, default_publisher
 from shared.idempotency import retry_on_contention
 from shared.idempotency.cas import Stale, precondition
@@ -44,15 +42,24 @@ from shared.metering.store import (
     usage_lines,
 )
 
+# The aggregator checks thresholds after every fold, on a cold instance too: the billing contracts (and the due-date
+# rule) load with the first crossing's invoice request, not with the first batch (README, cold start).
+if TYPE_CHECKING:
+    from shared.events.billing import RenewalDue
+
 log = get_logger(__name__)
 
 
 def request_id(subscription_id: str, pk: str, index: int) -> str:
+    from shared.events.billing import THRESHOLD_PREFIX
+
     return f"{THRESHOLD_PREFIX}{subscription_id}:{pk}:{index}"
 
 
 def is_threshold_request(rid: str) -> bool:
     """The billing reason of an invoice issued from ``rid``: a threshold invoice, not a period's."""
+    from shared.events.billing import THRESHOLD_PREFIX
+
     return rid.startswith(THRESHOLD_PREFIX)
 
 
@@ -192,6 +199,9 @@ class Thresholds:
     @staticmethod
     def _request(cal: Calendar, sub: dict[str, Any], entry: dict[str, Any]) -> RenewalDue:
         """The threshold invoice: the subscription's seller, customer and collection, but not its id (see above)."""
+        from shared.domain.subscriptions import invoice_due_at
+        from shared.events.billing import Party, PaymentMethodRef, RenewalDue
+
         pm = sub.get("payment_method")
         days = sub.get("days_until_due")
         return RenewalDue(

@@ -37,23 +37,24 @@ import functools
 import json
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.domain.catalog import Price
-from shared.domain.discounts import AppliedDiscount
-from shared.domain.pricing import ChargeLine, Item, item_lines
 from shared.domain.subscriptions import RenewalDecision, decide_renewal, invoice_due_at
-from shared.events.billing import BillingReason, LineIn, Party, PaymentMethodRef, RenewalDue
 from shared.events.envelope import Event
 from shared.events.publisher import RawMessage
 from shared.log import bind, get_logger
 from shared.metering import billing as usage_billing
 from shared.once import once
-from shared.renewals import lifecycle
 from shared.renewals.config import RenewalSettings
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.messages import ChargeRetryDue, Tick, tick_attributes
 from shared.renewals.repository import VIRTUAL_SHARDS, publishes, state_fields, state_of, subs
+
+# A tick of the coordinator fans out, a shard with nothing due queries and stops: the billing contracts, pricing and
+# the lifecycle's events load with the first claim or invoice request (written-out imports; README, cold start).
+if TYPE_CHECKING:
+    from shared.domain.pricing import ChargeLine
+    from shared.events.billing import BillingReason, RenewalDue
 
 log = get_logger(__name__)
 
@@ -254,6 +255,8 @@ def claim(
 
     from google.cloud.firestore import DELETE_FIELD
 
+    from shared.renewals import lifecycle
+
     doc = snap.to_dict() or {}
     if not doc:
         return "none", []
@@ -294,20 +297,28 @@ def claim(
     if p.kind == "none":
         return "none", []
     with bind(subscription_id=doc.get("id")):
-        items: list[tuple[Event, str, dt.datetime]] = []
-        if p.kind in ("bill", "republish"):
-            event = RenewalDue.model_validate(doc["renewal_due"])
-            items.append((event, event.request_id, now))
-            log.info(f"renewal {p.kind}", extra={"request_id": event.request_id})
-        elif p.kind == "retry":
-            assert p.invoice_id is not None
-            assert p.attempt is not None
-            retry = ChargeRetryDue(subscription_id=doc["id"], invoice_id=p.invoice_id, attempt=p.attempt)
-            items.append((retry, f"{p.invoice_id}:{p.attempt}", now))
-            log.info("dunning retry due", extra={"invoice_id": p.invoice_id, "attempt": p.attempt})
-        if p.change.transition is not None:
-            items.append(lifecycle.outbox_item(lifecycle.transition_event(p.change.state, p.change.transition), now))
-    return p.kind, items
+        return p.kind, _messages(doc, p, now)
+
+
+def _messages(doc: dict[str, Any], p: RenewalDecision, now: dt.datetime) -> list[tuple[Event, str, dt.datetime]]:
+    """What a claim publishes: the invoice request (also when re-sent) or the dunning retry, and the transition."""
+    from shared.events.billing import RenewalDue
+    from shared.renewals import lifecycle
+
+    items: list[tuple[Event, str, dt.datetime]] = []
+    if p.kind in ("bill", "republish"):
+        event = RenewalDue.model_validate(doc["renewal_due"])
+        items.append((event, event.request_id, now))
+        log.info(f"renewal {p.kind}", extra={"request_id": event.request_id})
+    elif p.kind == "retry":
+        assert p.invoice_id is not None
+        assert p.attempt is not None
+        retry = ChargeRetryDue(subscription_id=doc["id"], invoice_id=p.invoice_id, attempt=p.attempt)
+        items.append((retry, f"{p.invoice_id}:{p.attempt}", now))
+        log.info("dunning retry due", extra={"invoice_id": p.invoice_id, "attempt": p.attempt})
+    if p.change.transition is not None:
+        items.append(lifecycle.outbox_item(lifecycle.transition_event(p.change.state, p.change.transition), now))
+    return items
 
 
 def _priced(
@@ -344,6 +355,8 @@ def billing_reason(p: RenewalDecision) -> BillingReason:
 def renewal_due(doc: dict[str, Any], p: RenewalDecision, usage: tuple[ChargeLine, ...] = ()) -> RenewalDue:
     """The invoice request for the claimed period: plan lines plus pending proration lines (plus ``usage``, the
     lines of :mod:`shared.metering.billing`, for a subscription with items)."""
+    from shared.events.billing import LineIn, Party, PaymentMethodRef, RenewalDue
+
     if doc.get("items"):
         return items_renewal_due(doc, p, usage)
     assert p.period is not None
@@ -387,6 +400,11 @@ def items_renewal_due(doc: dict[str, Any], p: RenewalDecision, usage: tuple[Char
     composes them (:func:`shared.domain.composition.compose`); the preview
         builds the very same request (:func:`shared.subscriptions.service.SubscriptionService.preview`).
     """
+    from shared.domain.catalog import Price
+    from shared.domain.discounts import AppliedDiscount
+    from shared.domain.pricing import ChargeLine, Item, item_lines
+    from shared.events.billing import Party, PaymentMethodRef, RenewalDue
+
     assert p.period is not None
     state = p.change.state
     b = state.billing

@@ -28,16 +28,7 @@ from shared.billing.paths import is_billing_path
 from shared.edge import EdgeError, firestore_id_problem, http_entry, json_body
 from shared.http import JsonResponse
 from shared.log import bind, get_logger
-from shared.subscriptions.commands import (
-    ApplyDiscount,
-    CancelSubscription,
-    ChangeItems,
-    ChangePlan,
-    CreateAnySubscription,
-    CreateSubscription,
-    MigratePrice,
-    subscription_id_problem,
-)
+from shared.subscriptions.ids import subscription_id_problem
 from shared.subscriptions.service import ServiceError, SubscriptionService
 
 if TYPE_CHECKING:
@@ -100,6 +91,8 @@ def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, ac
             )
         if request.method != "POST":
             raise EdgeError(405, "method_not_allowed", "POST to create a subscription, GET to list them")
+        from shared.subscriptions.commands import CreateAnySubscription, CreateSubscription
+
         body = json_body(request, CreateAnySubscription).root
         if isinstance(body, CreateSubscription):
             status, out = service.create(body)
@@ -116,6 +109,9 @@ def _dispatch(service: SubscriptionService, request: Any, sub_id: str | None, ac
         return JsonResponse(service.preview(sub_id))
     if request.method != "POST":
         raise EdgeError(405, "method_not_allowed", f"POST to {action}")
+    # The request models load with the first command: a read needs none of them.
+    from shared.subscriptions.commands import ApplyDiscount, CancelSubscription, ChangeItems, ChangePlan, MigratePrice
+
     if action == "items":
         return JsonResponse(service.change_items(sub_id, json_body(request, ChangeItems)))
     if action == "migrate-price":

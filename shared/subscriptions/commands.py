@@ -21,23 +21,12 @@ from pydantic import (
 
 from shared.domain.calendar import CalendarError, zone
 from shared.domain.money import CurrencyError, Money, exponent, max_minor
-from shared.edge import BoundedDatetime, Code, FirestoreId, Name, Text, firestore_id_problem
+from shared.edge import BoundedDatetime, Code, FirestoreId, Name, Text
 from shared.events.billing import CollectionMethod, Party, PaymentMethodRef
+from shared.subscriptions.ids import subscription_id_problem
 
-# Path segments of the API: an id equal to one of them could never be addressed (GET /subscriptions/subscriptions).
-RESERVED_IDS = frozenset({"subscriptions", "cancel", "change-plan", "items", "discounts", "preview", "migrate-price"})
 # The longest period a plan may have: 10 years. Beyond it period arithmetic soon runs past year 9999.
 MAX_INTERVAL_COUNT = {"day": 3660, "week": 522, "month": 120, "year": 10}
-
-
-def subscription_id_problem(value: str) -> str | None:
-    """Why ``value`` cannot be a subscription id (Firestore rules and the API's routes), or None."""
-    problem = firestore_id_problem(value)
-    if problem:
-        return f"id {problem}"
-    if value.lower() in RESERVED_IDS:
-        return f"id {value!r} collides with a route of the API"
-    return None
 
 
 def _subscription_id(value: str) -> str:

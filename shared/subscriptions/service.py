@@ -14,15 +14,9 @@ import json
 import uuid
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.calendar import Anchor, Cadence, Schedule, Unit, plan_change
-from shared.domain.catalog import Price
-from shared.domain.credit import CreditEntry
-from shared.domain.money import Rounding
-from shared.domain.pricing import Item, PricingError, check_items, item_change, replace_price
 from shared.domain.subscriptions import (
     Billing,
     Change,
@@ -33,23 +27,31 @@ from shared.domain.subscriptions import (
     proration_period,
     request_id,
 )
-from shared.events.billing import LineIn, RenewalDue, SubscriptionTransitioned
 from shared.log import get_logger
-from shared.renewals import lifecycle
 from shared.renewals.deps import DEFAULT, Deps
 from shared.renewals.repository import attempts, result_on_subscription, shard_of, state_fields, state_of, subs
-from shared.subscriptions.commands import (
-    ApplyDiscount,
-    CancelSubscription,
-    ChangeItems,
-    ChangePlan,
-    CreateItemsSubscription,
-    CreateSubscription,
-    DiscountIn,
-    ItemRef,
-    MigratePrice,
-    PlanIn,
-)
+
+# A read (GET, the first request of most cold instances) needs the repository and the view alone: the commands'
+# request models, the billing contracts, pricing and the lifecycle's events load with the first command that uses
+# them (written-out imports in each function, so the bundle still ships them; README, cold start).
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from shared.domain.catalog import Price
+    from shared.domain.credit import CreditEntry
+    from shared.domain.money import Rounding
+    from shared.domain.pricing import Item
+    from shared.events.billing import RenewalDue, SubscriptionTransitioned
+    from shared.subscriptions.commands import (
+        ApplyDiscount,
+        CancelSubscription,
+        ChangeItems,
+        ChangePlan,
+        CreateItemsSubscription,
+        CreateSubscription,
+        DiscountIn,
+        MigratePrice,
+    )
 
 log = get_logger(__name__)
 
@@ -130,6 +132,8 @@ def _view(doc: dict[str, Any]) -> dict[str, Any]:
 
 def new_document(body: CreateSubscription, now: dt.datetime) -> tuple[dict[str, Any], SubscriptionTransitioned]:
     """The Firestore document of a new subscription and its ``created`` event (pure; no I/O)."""
+    from shared.renewals import lifecycle
+
     sub_id = body.subscription_id or f"sub_{uuid.uuid4().hex[:20]}"
     trial_end = now + dt.timedelta(days=body.trial_days) if body.trial_days else None
     start = trial_end or now
@@ -181,6 +185,8 @@ def _billing_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _items(catalog: Any, refs: Any, known: dict[str, Price] | None = None) -> list[Item]:
     """Items of catalog prices (a price already on the subscription keeps its snapshot: grandfathering)."""
+    from shared.domain.pricing import Item, PricingError, check_items
+
     known = known or {}
     out = []
     for r in refs:
@@ -231,6 +237,7 @@ def credit_entries(db: Any, customer_id: str, currency: str) -> list[CreditEntry
     """The customer's credit ledger as the billing credit store keeps it (empty: no customer, other currency)."""
     from shared.billing.credit import ENTRIES
     from shared.billing.customers import COLLECTION
+    from shared.domain.credit import CreditEntry
 
     ref = db.collection(COLLECTION).document(customer_id)
     customer = ref.get().to_dict()
@@ -244,6 +251,9 @@ def _item_docs(items: list[Item]) -> list[dict[str, Any]]:
 
 
 def items_of(doc: dict[str, Any]) -> list[Item]:
+    from shared.domain.catalog import Price
+    from shared.domain.pricing import Item
+
     return [Item(price=Price.model_validate(i["price"]), quantity=int(i["quantity"])) for i in doc.get("items") or []]
 
 
@@ -314,6 +324,8 @@ def items_document(
     payment_method: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], SubscriptionTransitioned]:
     """The Firestore document of a new subscription with items and its ``created`` event (pure; no I/O)."""
+    from shared.renewals import lifecycle
+
     trial_end = now + dt.timedelta(days=body.trial_days) if body.trial_days else None
     zone_name = body.anchor_zone or customer.doc.get("time_zone") or "Etc/UTC"
     rec = items[0].price.recurring
@@ -366,6 +378,8 @@ class SubscriptionService:
     def create(self, body: CreateSubscription) -> tuple[int, dict[str, Any]]:
         from google.api_core.exceptions import AlreadyExists, Conflict
 
+        from shared.renewals import lifecycle
+
         check_references(body)
         now = self._now(body.start_at)
         doc, event = new_document(body, now)
@@ -414,6 +428,8 @@ class SubscriptionService:
         """Run ``fn(doc, state) -> (update, event|None)`` in a transaction; publish the event afterwards."""
         from google.cloud import firestore
 
+        from shared.renewals import lifecycle
+
         db = self.deps.db()
         ref = subs(db).document(sub_id)
 
@@ -434,6 +450,8 @@ class SubscriptionService:
         return view(doc)
 
     def cancel(self, sub_id: str, body: CancelSubscription) -> dict[str, Any]:
+        from shared.renewals import lifecycle
+
         now = self._now(body.at)
 
         def fn(doc: dict[str, Any], state: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -454,6 +472,9 @@ class SubscriptionService:
 
     def change_plan(self, sub_id: str, body: ChangePlan) -> dict[str, Any]:
         """Switch plans now; the unused old time is credited and the new time charged on the next invoice."""
+        from shared.events.billing import LineIn
+        from shared.subscriptions.commands import PlanIn
+
         now = self._now(body.at)
         rounding = proration_rounding()
 
@@ -491,6 +512,7 @@ class SubscriptionService:
         from google.api_core.exceptions import AlreadyExists, Conflict
 
         from shared.invoicing.entities import UnknownSeller, seller
+        from shared.renewals import lifecycle
 
         try:
             seller(body.seller_entity)
@@ -542,6 +564,8 @@ class SubscriptionService:
     def change_items(self, sub_id: str, body: ChangeItems) -> dict[str, Any]:
         """Add, remove and re-quantify items now; each change is prorated against the invoiced period
         (:func:`shared.domain.pricing.item_change`) and its lines wait for the next invoice, billed once."""
+        from shared.domain.pricing import item_change
+
         now = self._now(body.at)
         rounding = proration_rounding()
         _, catalog, _ = _stores(self.deps)
@@ -650,6 +674,9 @@ class SubscriptionService:
         the next invoice is the first at the new price. ``dry_run`` answers the items and the upcoming invoice before
         and after, and writes nothing; applying it again (or after a concurrent move) is a no-op.
         """
+        from shared.domain.pricing import PricingError, replace_price
+        from shared.subscriptions.commands import ItemRef
+
         now = self._now(body.at)
         _, catalog, _ = _stores(self.deps)
         current = subs(self.deps.db()).document(sub_id).get().to_dict()
@@ -748,9 +775,11 @@ class SubscriptionService:
 
 def migration_of(doc: dict[str, Any]) -> tuple[str, list[Price], dict[str, Any]]:
     """The catalog product, prices and subscription fields replacing a plan of lines (pure)."""
-    from shared.domain.catalog import TaxBehavior
+    from shared.domain.catalog import Price, TaxBehavior
     from shared.domain.money import Money
-    from shared.domain.pricing import ChargeLine, LineKind
+    from shared.domain.pricing import ChargeLine, Item, LineKind
+    from shared.events.billing import LineIn
+    from shared.subscriptions.commands import PlanIn
 
     plan = PlanIn.model_validate(doc["plan"])
     product = f"legacy-{plan.id}"[:100]

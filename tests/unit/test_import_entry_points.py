@@ -25,27 +25,46 @@ FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py")
 # Never loaded by importing any entry module: the PDF renderer, operator CLIs, test and demo signing helpers.
 NEVER = ("fpdf", "shared.ops", "shared.psp.signing")
 
+# What answering a subscription read (GET: the stored document and its view) does not load: the commands.
+READ_NEEDS_NOT = (
+    "shared.subscriptions.commands",
+    "shared.events.billing",
+    "shared.domain.pricing",
+    "shared.domain.catalog",
+    "shared.renewals.lifecycle",
+    "shared.metering.store",
+    "shared.metering.config",
+)
+
 # Per function: what importing main.py must NOT load (loaded by the first request that needs it).
 NOT_AT_IMPORT: dict[str, tuple[str, ...]] = {
     # The service is built on the first request; nothing of invoicing, billing contracts or catalog at start.
     "invoices": ("shared.invoicing", "shared.events.billing", "shared.domain.catalog", "shared.billing"),
-    # A tick needs the planner: the collector (charging, PSPs, risk) and the outcome handler load on their message.
+    # A tick needs the planner: the collector (charging, PSPs, risk) and the outcome handler load on their message;
+    # the billing contracts, pricing and the lifecycle's events with the first claim (a fan-out needs none).
     "renewals": (
         "shared.renewals.collector",
         "shared.renewals.outcomes",
         "shared.charging",
         "shared.risk",
         "shared.invoicing",
+        "shared.events.billing",
+        "shared.domain.pricing",
+        "shared.domain.catalog",
+        "shared.domain.discounts",
+        "shared.renewals.lifecycle",
     ),
     # A payment fact needs matching and the ledger: the PSP settlement adapters load for a pull or a report.
     "reconciliation": ("shared.settlement.registry", "shared.settlement.adapters", "shared.events.billing"),
-    # A subscription request does not load the billing API's stores and models.
+    # A subscription request does not load the billing API's stores and models; a read (GET) not the commands'
+    # request models, the billing contracts, pricing, the lifecycle's events or the metering store either.
     "subscriptions": (
         "shared.billing.api",
         "shared.billing.catalog",
         "shared.billing.coupons",
         "shared.billing.credit",
         "shared.billing.customers",
+        *READ_NEEDS_NOT,
     ),
     # The aggregator folds pushed batches: the usage HTTP routes are not its.
     "usage_aggregator": ("shared.metering.api",),
@@ -100,6 +119,74 @@ def test_the_invoices_service_built_for_a_payment_fact_loads_no_pdf_billing_api_
     assert "shared.invoicing.payments" in loaded
     heavy = ("fpdf", "shared.billing", "shared.invoicing.documents", "shared.events.billing", "shared.domain.catalog")
     assert _hits(loaded, heavy) == []
+
+
+def test_a_cold_subscriptions_function_answers_a_read_without_the_commands_and_contracts() -> None:
+    """The view of a stored subscription (what GET answers after its one read), metered and with items, so the
+    repository asks the metering rule whether usage is owed."""
+    from shared.subscriptions.commands import CreateSubscription
+    from shared.subscriptions.service import new_document, view
+
+    body = CreateSubscription.model_validate(
+        {
+            "subscription_id": "sub-cold",
+            "customer": {"id": "cus-cold", "name": "Ada Lovelace", "country": "DE"},
+            "seller_entity": "acme-de",
+            "plan": {
+                "id": "pro",
+                "currency": "EUR",
+                "interval": "month",
+                "lines": [{"description": "Pro", "unit_amount": {"amount": 1000, "currency": "EUR"}}],
+            },
+            "collection": "send_invoice",
+        }
+    )
+    doc, _ = new_document(body, T0)
+    doc |= {"metered": {"customer": "cus-cold"}, "items": [{"price": {"id": "p"}, "quantity": 1}]}
+    expected = view(doc)
+    assert expected["id"] == "sub-cold"
+    loaded = _loaded(
+        "subscriptions",
+        f"import datetime\nfrom shared.subscriptions.service import view\nassert view({doc!r}) == {expected!r}",
+    )
+    assert "shared.metering.billing" in loaded
+    assert _hits(loaded, READ_NEEDS_NOT) == []
+
+
+def test_a_cold_aggregator_folds_its_first_batch_without_the_billing_contracts() -> None:
+    """After every fold it checks thresholds (``fold_window`` imports them): only a crossing builds an invoice
+    request, so the contracts and the due-date rule load with the first crossing."""
+    from shared.events.billing import THRESHOLD_PREFIX
+    from shared.metering import thresholds
+
+    loaded = _loaded("usage_aggregator", "from shared.metering.thresholds import Thresholds")
+    assert "shared.metering.thresholds" in loaded
+    assert _hits(loaded, ("shared.events.billing", "shared.domain.subscriptions", "shared.domain.discounts")) == []
+    rid = thresholds.request_id("sub-1", "2026-01", 2)
+    assert rid == f"{THRESHOLD_PREFIX}sub-1:2026-01:2"
+    assert thresholds.is_threshold_request(rid)
+    assert not thresholds.is_threshold_request("sub-1:2026-01-31T09:00:00+00:00")
+
+
+@pytest.mark.parametrize(
+    ("key", "models"),
+    [
+        ("console", "shared.console.actions:InvoiceAction,ReplayDeadLetters,ResolveException,AcceptDispute,Envelope"),
+        ("usage", "shared.metering.api:MeteredItemIn,AttachIn"),
+    ],
+)
+def test_request_models_a_first_request_does_not_use_are_built_on_first_use(key: str, models: str) -> None:
+    """A console page and an ingest need no action form or attach body: their validators wait (``defer_build``)."""
+    module, names = models.split(":")
+    built = f"[n for n in {names.split(',')!r} if getattr(mod, n).__pydantic_complete__]"
+    check = f"import {module} as mod\nprint('BUILT', {built})"
+    code = (
+        "import importlib.util as u, sys\n"
+        f"s = u.spec_from_file_location('main', 'functions/{key}/main.py'); m = u.module_from_spec(s)\n"
+        f"sys.modules['main'] = m; s.loader.exec_module(m)\n{check}"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=_env(), cwd=ROOT)
+    assert run.stdout.strip().splitlines()[-1] == "BUILT []"
 
 
 def test_a_cold_invoices_function_parses_a_payment_fact_without_loading_the_other_contracts() -> None:
@@ -172,3 +259,29 @@ def test_the_console_names_each_collection_as_its_owner_does() -> None:
     assert (q.BALANCE_ENTRIES, q.CUSTOMERS, q.DISPUTES, q.SERIES) == (ENTRIES, CUSTOMERS, DISPUTES, SERIES)
     assert (q.CREDIT_NOTES, q.INVOICES, q.EXCEPTIONS) == (CREDIT_NOTES, INVOICES, EXCEPTIONS)
     assert (q.ATTEMPTS, q.SUBSCRIPTIONS, q.WEBHOOKS) == (ATTEMPTS, SUBSCRIPTIONS, WEBHOOKS)
+
+
+def test_each_entry_module_freezes_what_it_imported_before_the_server_forks() -> None:
+    """Its last statement exempts every object alive then from the collector (``shared.prefork``): the worker's
+    first full collection would otherwise walk and copy every page the arbiter's imports wrote."""
+    import ast
+
+    for key in FUNCTIONS:
+        tree = ast.parse((ROOT / "functions" / key / "main.py").read_text())
+        last = tree.body[-1]
+        assert isinstance(last, ast.Expr), key
+        assert ast.unparse(last.value) == "freeze()", key
+    # In one fresh interpreter, each entry module in turn: its function and the modules it loaded are frozen.
+    code = (
+        "import gc, importlib.util as u, json, sys\n"
+        f"out = {{}}\nfor key in {FUNCTIONS!r}:\n"
+        "    s = u.spec_from_file_location('main_' + key, f'functions/{key}/main.py'); m = u.module_from_spec(s)\n"
+        "    sys.modules[s.name] = m; s.loader.exec_module(m)\n"
+        "    tracked = {id(o) for o in gc.get_objects()}\n"
+        "    watched = [getattr(m, key), m.__dict__, sys.modules['shared.log'].__dict__]\n"
+        "    out[key] = [gc.get_freeze_count() > 0, [id(o) in tracked for o in watched]]\n"
+        "print(json.dumps(out))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=_env(), cwd=ROOT)
+    frozen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert frozen == {key: [True, [False, False, False]] for key in FUNCTIONS}
