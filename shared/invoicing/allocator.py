@@ -80,7 +80,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.domain.numbering import SeriesDef
-from shared.idempotency import Claim, Claims, Decision, Outcome, Schema, decide, precondition, update_if_unchanged
+from shared.idempotency import (
+    Claim,
+    Claims,
+    ContentionError,
+    Decision,
+    Outcome,
+    RetryPolicy,
+    Schema,
+    Stale,
+    decide,
+    precondition,
+    retry_on_contention,
+    update_if_unchanged,
+)
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -100,6 +113,8 @@ LAST_BATCH = "last_batch"
 # lease adds itself (``ArrayUnion``, its one write per contention episode); a holder passes the lease to the next
 # one in its commit and leaves the ring when its turn finds nothing of its own to number.
 TURNS = "turns"
+# A join or leave is never worth a request's wait: three tries, then the next poll joins again (``_turns_write``).
+TURNS_POLICY = RetryPolicy(tries=3, base_s=0.01, cap_s=0.02)
 
 
 _EXISTS: Any = object()  # a commit refused because a document it creates exists already
@@ -667,24 +682,27 @@ class NumberAllocator:
 
     def _turns_write(self, st: _Series, change: Any) -> bool:
         """Join or leave the turns; whether it was written. A write the server aborts (contention on the hot
-        series document) is tried again a few times, then given up: neither ever fails a request (left in the
-        turns, a lease passed to us while we no longer take turns runs out after ``handoff_s``, and whoever
-        takes it over drops us)."""
+        series document) is tried again under the shared retry helper, a few times, then given up: neither ever
+        fails a request (left in the turns, a lease passed to us while we no longer take turns runs out after
+        ``handoff_s``, and whoever takes it over drops us)."""
         from google.api_core.exceptions import Conflict, NotFound
         from google.cloud import firestore as fs
 
-        for attempt in range(3):
+        def write() -> bool:
             try:
                 self.series_ref(st.series_id).update({TURNS: change, "commits": fs.Increment(1)})
             except NotFound:  # the series document is gone (a test reset): the next poll sees the lease free
                 return False
-            except Conflict:  # ABORTED: too much contention
-                time.sleep(0.01 * (attempt + 1))
-                continue
+            except Conflict as exc:  # ABORTED: too much contention; an unconditional update is simply sent again
+                raise Stale(str(exc)) from exc
             self.stats.add(turns=1)
             return True
-        log.warning("turns not written", extra={"series_id": st.series_id})
-        return False
+
+        try:
+            return retry_on_contention(write, what=f"the turns of {st.series_id}", policy=TURNS_POLICY)
+        except ContentionError:
+            log.warning("turns not written", extra={"series_id": st.series_id})
+            return False
 
     def _spill(self, st: _Series, paths: list[str]) -> None:
         """Store new documents queued (one batch of creates) while another allocator leads; they then wait

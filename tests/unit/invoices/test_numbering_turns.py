@@ -104,3 +104,34 @@ def test_versions_of_the_series_document_are_ordered_by_update_time_not_by_a_loc
         assert (s.doc or {})["lease_owner"] == "you"
         s.observe({"counter": 5, "commits": 8, "lease_owner": "no version"}, 10)  # no update_time: by the count
         assert (s.doc or {})["lease_owner"] == "no version"
+
+
+class _Aborting:
+    """A series document whose updates the server aborts ``aborts`` times (contention), then accepts."""
+
+    def __init__(self, aborts: int) -> None:
+        self.aborts, self.updates = aborts, 0
+
+    def collection(self, _name: str) -> _Aborting:
+        return self
+
+    def document(self, _name: str) -> _Aborting:
+        return self
+
+    def update(self, _fields: dict[str, object]) -> None:
+        from google.api_core.exceptions import Aborted
+
+        self.updates += 1
+        if self.updates <= self.aborts:
+            raise Aborted("too much contention on these documents")  # type: ignore[no-untyped-call]
+
+
+def test_a_join_of_the_turns_aborted_by_contention_is_sent_again_and_given_up_after_three_tries() -> None:
+    from shared.invoicing.allocator import _Series
+
+    for aborts, written, tries in ((2, True, 3), (3, False, 3)):
+        db = _Aborting(aborts)
+        alloc = NumberAllocator(db)
+        alloc.instance_id = "a1"
+        assert alloc._turns_write(_Series("s", "invoices"), ["a1"]) is written
+        assert (db.updates, alloc.stats.turn_writes) == (tries, int(written))
