@@ -483,9 +483,8 @@ class NumberAllocator:
             self._leave(st)
             until = time.monotonic() + self.lease_s
             while True:  # judged on a fresh read each time: our thread's copy is dropped when a commit of it fails
-                doc, version = self._seen(self.series_ref(st.series_id).get())
+                doc = self._poll(st)
                 with st.cond:
-                    st.observe(doc, 4 * self.batch_size, version)
                     if not self._mine(doc) or st.waiting or time.monotonic() > until:
                         return
                     if st.thread is None:
@@ -620,12 +619,14 @@ class NumberAllocator:
                 st.lead_after = now + self.poll_s
         return True
 
-    def _poll(self, st: _Series) -> None:
-        """Read the series document (its listener is silent, or not started)."""
+    def _poll(self, st: _Series) -> dict[str, Any] | None:
+        """Read the series document (its listener is silent, or not started, or a judgment needs a fresh read);
+        what was read."""
         doc, version = self._seen(self.series_ref(st.series_id).get())
         with st.cond:
             st.observe(doc, 4 * self.batch_size, version)
             st.seen_at = time.monotonic()  # read just now, even if what we hold was as new: no poll loop
+        return doc
 
     def _behind(self, st: _Series, now: float, pending: list[str]) -> str:
         """Another allocator holds the lease (a sustained load): "join" its turns (it passes the lease to us
@@ -651,9 +652,8 @@ class NumberAllocator:
         if not joined:
             return False
         self._leave(st)
-        doc, version = self._seen(self.series_ref(st.series_id).get())
+        self._poll(st)
         with st.cond:
-            st.observe(doc, 4 * self.batch_size, version)
             return self._mine(st.doc)
 
     def _mine(self, doc: dict[str, Any] | None) -> bool:
