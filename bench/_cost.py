@@ -1,9 +1,11 @@
 """List-price cost of functions from their ``usage`` log lines (pure: no I/O beyond reading given text).
 
 List prices (assumptions, USD, no free tier):
-  Firestore            reads $0.06 / 100k, writes $0.18 / 100k: the multi-region price (eur3, the deployed
-                       default of ``firestore_location``; nam5 the same). A regional location lists about
-                       half (us-central1 $0.03 / $0.09): ``FS_REGIONAL`` prints that figure beside, labelled
+  Firestore            priced at the location production deploys (:func:`deployed_firestore_location`: the
+                       prod tfvars' ``firestore_location``, else its ``region``): a region lists reads
+                       $0.03 / 100k, writes $0.09 / 100k (``FS_REGIONAL``, us-central1's list; a region that
+                       lists more is covered by the +30% figure the renewal bench prints); a multi-region
+                       (eur3, nam5) $0.06 / $0.18 (``FS_READ``, ``FS_WRITE``, the default of :func:`costs`)
   Pub/Sub              $40 / TiB of throughput; every publish and every push delivery billed at >= 1 KB
                        (a message published to a topic is delivered once per subscription of the topology)
   Cloud Run functions  $0.40 / million requests, $0.000024 / vCPU-s, $0.0000025 / GiB-s
@@ -18,12 +20,15 @@ topology (gen2 default CPU for the memory size when the topology names none).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-FS_READ, FS_WRITE = 0.06 / 100_000, 0.18 / 100_000
-FS_REGIONAL = (0.03 / 100_000, 0.09 / 100_000)  # (read, write) at a regional location (us-central1)
+FS_READ, FS_WRITE = 0.06 / 100_000, 0.18 / 100_000  # (read, write) at a multi-region location (eur3, nam5)
+FS_REGIONAL = (0.03 / 100_000, 0.09 / 100_000)  # (read, write) at a regional location (us-central1's list)
+INFRA = Path(__file__).resolve().parent.parent / "infra"
 PUBSUB_PER_BYTE = 40.0 / 2**40
 PUBSUB_MIN_BYTES = 1000
 REQUEST, VCPU_S, GIB_S = 0.40 / 1_000_000, 0.000024, 0.0000025
@@ -98,13 +103,35 @@ def tally(lines: Iterable[str]) -> tuple[Tally, dict[str, Tally]]:
     return total, by_type
 
 
-def operations(t: Tally, per: float) -> dict[str, float]:
+def firestore_prices(location: str) -> tuple[float, float]:
+    """(read, write) list price per document at ``location``: a region (``europe-west1``) or a multi-region
+    (``eur3``, ``nam5``: no dash in the name), which lists twice the regional price."""
+    return FS_REGIONAL if "-" in location else (FS_READ, FS_WRITE)
+
+
+def deployed_firestore_location(env: str = "prod", infra: Path = INFRA) -> str:
+    """Where ``terraform apply -var-file=envs/<env>.tfvars`` puts the database: ``firestore_location`` when the
+    tfvars name it, else the stack's ``region`` (``coalesce`` in infra/main.tf; variables' defaults otherwise)."""
+
+    def value(text: str, name: str) -> str | None:
+        found = re.search(rf'^\s*{name}\s*=\s*"([^"]+)"', text, re.M)
+        return found.group(1) if found else None
+
+    tfvars = (infra / "envs" / f"{env}.tfvars").read_text()
+    defaults = (infra / "variables.tf").read_text()
+    region_default = re.search(r'variable "region" \{.*?default\s*=\s*"([^"]+)"', defaults, re.S)
+    region = value(tfvars, "region") or (region_default.group(1) if region_default else "")
+    return value(tfvars, "firestore_location") or region
+
+
+def operations(t: Tally, per: float, fs: tuple[float, float] = (FS_READ, FS_WRITE)) -> dict[str, float]:
     """Dollars per ``per`` units of the billed operations counted in ``t`` (Firestore, Cloud Storage, requests),
-    one line item per operation kind: where the money goes, before Pub/Sub bytes and compute."""
+    one line item per operation kind: where the money goes, before Pub/Sub bytes and compute. ``fs``: Firestore's
+    (read, write) price per document."""
     c = t.counts
     out = {
-        "fs reads": c["reads"] * FS_READ,
-        "fs writes": c["writes"] * FS_WRITE,
+        "fs reads": c["reads"] * fs[0],
+        "fs writes": c["writes"] * fs[1],
         "gcs A": c["storage_class_a"] * STORAGE_A,
         "gcs B": c["storage_class_b"] * STORAGE_B,
         "requests": t.deliveries * REQUEST,
@@ -113,9 +140,15 @@ def operations(t: Tally, per: float) -> dict[str, float]:
 
 
 def costs(
-    t: Tally, cpu_s: float, size: tuple[float, float], subscribers: Mapping[str, int], per: float
+    t: Tally,
+    cpu_s: float,
+    size: tuple[float, float],
+    subscribers: Mapping[str, int],
+    per: float,
+    fs: tuple[float, float] = (FS_READ, FS_WRITE),
 ) -> dict[str, float]:
-    """Dollars per ``per`` units (e.g. renewals) of one tally, by line item."""
+    """Dollars per ``per`` units (e.g. renewals) of one tally, by line item; ``fs``: Firestore's (read, write)
+    price per document (:func:`firestore_prices`)."""
     vcpu, gib = size
     c = t.counts
     avg = c["published_bytes"] / c["published"] if c["published"] else 0.0
@@ -123,7 +156,7 @@ def costs(
     copies = sum(n * (1 + subscribers.get(topic, 0)) for topic, n in t.topics.items())
     instance_s = cpu_s / vcpu if vcpu else 0.0
     out = {
-        "firestore": c["reads"] * FS_READ + c["writes"] * FS_WRITE,
+        "firestore": c["reads"] * fs[0] + c["writes"] * fs[1],
         "pubsub": copies * billable * PUBSUB_PER_BYTE,
         "storage": c["storage_class_a"] * STORAGE_A + c["storage_class_b"] * STORAGE_B,
         "requests": t.deliveries * REQUEST,

@@ -15,10 +15,11 @@ per delivery, ``shared.usage``), and the CPU time of each function's processes; 
 renewal (1.00 = no re-send); the list-price cost per million renewals of the WHOLE chain.
 Baseline: the goal of $15 per million renewals (ratio = our cost / $15; below 1.0 meets it).
 
-List prices and the compute model: ``bench/_cost.py`` (Firestore $0.06/100k reads, $0.18/100k writes;
-Pub/Sub $40/TiB, 1 KB minimum per publish and per push delivery; Cloud Run functions $0.40/million
-requests, $0.000024/vCPU-s, $0.0000025/GiB-s at the topology's size; Cloud Storage Class A $0.005/1,000,
-Class B $0.0004/1,000).
+List prices and the compute model: ``bench/_cost.py`` (Firestore at the location production deploys, the
+stack's region: $0.03/100k reads, $0.09/100k writes; printed beside: the same run at a multi-region location's
+$0.06/$0.18 (eur3, the former default) and at regional prices 30% above that list; Pub/Sub $40/TiB, 1 KB
+minimum per publish and per push delivery; Cloud Run functions $0.40/million requests, $0.000024/vCPU-s,
+$0.0000025/GiB-s at the topology's size; Cloud Storage Class A $0.005/1,000, Class B $0.0004/1,000).
 
 Delivery: a renewal run is a burst; in the cloud Pub/Sub push delivers it concurrently, up to each function's
 ``concurrency`` (``infra/topology.yaml``), which is what the numbering and archive group commits amortise over.
@@ -275,6 +276,8 @@ def _report(run: Run) -> float:
     print(f"    {'':<22}{hdr}")
     grand: dict[str, float] = {}
     per_fn: dict[str, dict[str, float]] = {}
+    location = _cost.deployed_firestore_location()
+    fs = _cost.firestore_prices(location)
     renewal_due = 0
     archive_a = 0
     op_rows: list[tuple[str, dict[str, float]]] = []
@@ -285,7 +288,7 @@ def _report(run: Run) -> float:
             archive_a = by_type["renewal.due"].counts["storage_class_a"] if "renewal.due" in by_type else 0
         size = _cost.size_of(topo.functions[name].raw)
         fn_cpu = run.cpu.get(name, 0.0)
-        c = _cost.costs(total, fn_cpu, size, subscribers, done / 1_000_000)
+        c = _cost.costs(total, fn_cpu, size, subscribers, done / 1_000_000, fs)
         per_fn[name] = c
         for k, v in c.items():
             grand[k] = grand.get(k, 0.0) + v
@@ -301,7 +304,7 @@ def _report(run: Run) -> float:
             # The process CPU shared out by the handling threads' CPU (claim and client threads included).
             share = t.thread_cpu_ms / total.thread_cpu_ms if total.thread_cpu_ms else 0.0
             rows.append((f"  {st_name}", t, fn_cpu * share))
-        op_rows += [(label, _cost.operations(t, done / 1_000_000)) for label, t, _ in rows]
+        op_rows += [(label, _cost.operations(t, done / 1_000_000, fs)) for label, t, _ in rows]
         for label, t, cpu_s in rows:
             c2 = t.counts
             avg_b = c2["published_bytes"] / c2["published"] if c2["published"] else 0
@@ -317,7 +320,7 @@ def _report(run: Run) -> float:
         f"({commits / max(numbered, 1):.2f} counter writes per invoice); "
         f"{archive_a / done:.2f} archive objects (Class A) per invoice"
     )
-    print("  list-price cost per million renewals (prices in bench/_cost.py):")
+    print(f"  list-price cost per million renewals (prices in bench/_cost.py; Firestore at {location}, as deployed):")
     items = ("firestore", "pubsub", "storage", "requests", "compute")
     print(f"    {'':<10}" + "".join(f"{k:>11}" for k in items) + f"{'total':>11}")
     for name, c in [*per_fn.items(), ("chain", grand)]:
@@ -326,7 +329,7 @@ def _report(run: Run) -> float:
     total_cost = sum(grand.values())
     print(
         f"    whole chain ${total_cost:.2f} per million renewals; ratio to the ${GOAL_PER_MILLION:.0f} goal: "
-        f"{total_cost / GOAL_PER_MILLION:.2f} (Firestore at the multi-region list price of the deployed eur3)"
+        f"{total_cost / GOAL_PER_MILLION:.2f} (Firestore at the list price of {location}, where production deploys it)"
     )
     print("  per operation, $ per million renewals (Pub/Sub and compute: per function above):")
     kinds = list(op_rows[0][1]) if op_rows else []
@@ -334,11 +337,15 @@ def _report(run: Run) -> float:
     for label, ops in op_rows:
         print(f"    {label:<22}" + "".join(f"{'$' + format(ops[k], '.2f'):>10}" for k in kinds))
     fs_share = grand["firestore"]
-    regional = total_cost - fs_share + fs_share * _cost.FS_REGIONAL[1] / _cost.FS_WRITE
-    print(
-        f"    for comparison only, Firestore at a regional location's list prices (us-central1, half): "
-        f"${regional:.2f} per million ({regional / GOAL_PER_MILLION:.2f}x the goal); the goal is judged at eur3"
-    )
+    for label, factor in (
+        ("a multi-region location's list prices (eur3, nam5)", _cost.FS_WRITE / fs[1]),
+        ("regional prices 30% above us-central1's list", 1.3 * _cost.FS_REGIONAL[1] / fs[1]),
+    ):
+        other = total_cost - fs_share + fs_share * factor
+        print(
+            f"    the same run with Firestore at {label}: ${other:.2f} per million "
+            f"({other / GOAL_PER_MILLION:.2f}x the goal); the goal is judged at {location}"
+        )
     return total_cost
 
 
@@ -350,7 +357,8 @@ def main() -> None:
         results.append((run, _report(run)))
         print()
     if len(results) > 1:
-        print("summary, whole chain at eur3 list prices ($ per million renewals, ratio to the $15 goal):")
+        where = _cost.deployed_firestore_location()
+        print(f"summary, whole chain, Firestore at {where} ($ per million renewals, ratio to the $15 goal):")
         for run, cost in results:
             print(
                 f"  {run.delivery:<11} ${cost:6.2f}  {cost / GOAL_PER_MILLION:.2f}x   "

@@ -294,7 +294,7 @@ module "firestore" {
   source = "./modules/firestore"
 
   project_id          = var.project_id
-  location            = var.firestore_location
+  location            = coalesce(var.firestore_location, var.region)
   pitr                = var.firestore_pitr
   deletion_protection = var.deletion_protection
   indexes             = local.firestore_indexes

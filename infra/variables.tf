@@ -30,9 +30,21 @@ variable "region" {
 }
 
 variable "firestore_location" {
-  description = "Firestore location (a region such as europe-west1, or a multi-region such as eur3). Immutable."
+  description = <<-EOT
+    Firestore location, immutable. Null (the default) puts the database in `region`, beside the functions,
+    the invoice bucket and Pub/Sub's message storage: the stack runs in one region, so a multi-region
+    database (eur3, nam5) would keep data served through a regional outage that stops everything using it,
+    at twice the price per read and write (README, "Renewal chain cost"). Name eur3 when the functions are
+    deployed in two regions.
+  EOT
   type        = string
-  default     = "eur3"
+  default     = null
+  nullable    = true
+
+  validation {
+    condition     = var.firestore_location == null || can(regex("^([a-z]+-[a-z]+[0-9]|[a-z]+[0-9])$", var.firestore_location))
+    error_message = "firestore_location must be null, a region such as europe-west1, or a multi-region such as eur3."
+  }
 }
 
 variable "labels" {

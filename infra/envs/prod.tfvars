@@ -1,8 +1,8 @@
 # Production. Replace project_id with your production project.
-project_id          = "payments-prod-example"
-environment         = "prod"
-region              = "europe-west1"
-firestore_location  = "eur3"
+project_id  = "payments-prod-example"
+environment = "prod"
+region      = "europe-west1"
+# Firestore in `region` too (firestore_location unset): one region for the whole stack; see variables.tf.
 log_level           = "INFO"
 deletion_protection = true
 firestore_pitr      = true

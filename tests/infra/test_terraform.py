@@ -433,6 +433,19 @@ def test_firestore_ttl_on_idempotency_and_indexes_from_topology(raw_topology: di
             assert (f.get("order") in ("ASCENDING", "DESCENDING")) != ("array_config" in f), index
 
 
+def test_firestore_sits_in_the_stacks_region_unless_a_location_is_named(root: dict[str, Any]) -> None:
+    """Functions, the buckets and Pub/Sub's message storage are regional: by default the database is beside them
+    (a multi-region database would outlive a regional outage nothing could use it through, at twice the price)."""
+    variables = named(root, "variable")
+    assert attr(variables["firestore_location"], "default") is None
+    location = str(attr(named(root, "module")["firestore"], "location")).replace(" ", "")
+    assert location == "${coalesce(var.firestore_location,var.region)}"
+    for env in ("dev", "prod"):
+        values = parse(INFRA / "envs" / f"{env}.tfvars")
+        named_location = attr(values, "firestore_location") if "firestore_location" in values else None
+        assert named_location in (None, attr(values, "region")), env
+
+
 def test_schedules_publish_to_topology_topics(topology: Topology) -> None:
     for s in topology.schedules.values():
         assert s.topic in topology.topics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,44 @@ def test_per_operation_items_add_up_to_the_priced_firestore_storage_and_requests
     assert ops["fs reads"] + ops["fs writes"] == pytest.approx(c["firestore"])
     assert _cost.FS_REGIONAL[0] * 2 == pytest.approx(_cost.FS_READ)  # the comparison halves both prices
     assert _cost.FS_REGIONAL[1] * 2 == pytest.approx(_cost.FS_WRITE)
+
+
+@pytest.mark.parametrize(
+    ("location", "prices"),
+    [("europe-west1", _cost.FS_REGIONAL), ("us-central1", _cost.FS_REGIONAL), ("eur3", (0.06e-5, 0.18e-5))],
+)
+def test_firestore_is_priced_by_the_kind_of_its_location(location: str, prices: tuple[float, float]) -> None:
+    assert _cost.firestore_prices(location) == pytest.approx(prices)
+    t = _cost.Tally(deliveries=1)
+    t.counts.update(reads=2, writes=3)
+    c = _cost.costs(t, 0.0, (1.0, 1.0), {}, per=1.0, fs=_cost.firestore_prices(location))
+    assert c["firestore"] == pytest.approx(2 * prices[0] + 3 * prices[1])
+    assert _cost.operations(t, 1.0, _cost.firestore_prices(location))["fs writes"] == pytest.approx(3 * prices[1])
+
+
+def _infra(tmp_path: Path, tfvars: str, region_default: str = "europe-west4") -> Path:
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "prod.tfvars").write_text(tfvars)
+    (tmp_path / "variables.tf").write_text(
+        f'variable "region" {{\n  type    = string\n  default = "{region_default}"\n}}\n'
+        'variable "firestore_location" {\n  type    = string\n  default = null\n}\n'
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("tfvars", "where"),
+    [
+        ('region = "europe-west3"\nfirestore_location = "eur3"\n', "eur3"),
+        ('region = "europe-west3"\n# firestore_location = "eur3"\n', "europe-west3"),
+        ('environment = "prod"\n', "europe-west4"),
+    ],
+)
+def test_the_priced_location_is_the_one_the_prod_tfvars_deploy(tmp_path: Path, tfvars: str, where: str) -> None:
+    assert _cost.deployed_firestore_location(infra=_infra(tmp_path, tfvars)) == where
+
+
+def test_production_as_checked_in_puts_firestore_in_the_stacks_region() -> None:
+    location = _cost.deployed_firestore_location()
+    assert "-" in location  # a region: README's renewal chain figure is priced there
+    assert _cost.firestore_prices(location) == _cost.FS_REGIONAL
