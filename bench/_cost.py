@@ -2,9 +2,10 @@
 
 List prices (assumptions, USD, no free tier):
   Firestore            priced at the location production deploys (:func:`deployed_firestore_location`: the
-                       prod tfvars' ``firestore_location``, else its ``region``): a region lists reads
-                       $0.03 / 100k, writes $0.09 / 100k (``FS_REGIONAL``, us-central1's list; a region that
-                       lists more is covered by the +30% figure the renewal bench prints); a multi-region
+                       prod tfvars' ``firestore_location``, else its ``region``): europe-west1 (Belgium) reads
+                       $0.033 / 100k (the catalogue's "Cloud Firestore Read Ops Belgium"), writes $0.099 / 100k
+                       (the same 1.1x of Iowa's $0.09 as its reads); us-central1 $0.03 / $0.09; any other region
+                       1.3x us-central1 (dearer than the regions listed, so no figure flatters); a multi-region
                        (eur3, nam5) $0.06 / $0.18 (``FS_READ``, ``FS_WRITE``, the default of :func:`costs`)
   Pub/Sub              $40 / TiB of throughput; every publish and every push delivery billed at >= 1 KB
                        (a message published to a topic is delivered once per subscription of the topology)
@@ -28,6 +29,8 @@ from typing import Any
 
 FS_READ, FS_WRITE = 0.06 / 100_000, 0.18 / 100_000  # (read, write) at a multi-region location (eur3, nam5)
 FS_REGIONAL = (0.03 / 100_000, 0.09 / 100_000)  # (read, write) at a regional location (us-central1's list)
+FS_REGIONS = {"us-central1": FS_REGIONAL, "europe-west1": (0.033 / 100_000, 0.099 / 100_000)}
+FS_OTHER_REGION = (FS_REGIONAL[0] * 1.3, FS_REGIONAL[1] * 1.3)  # a region not listed: priced above all listed
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 PUBSUB_PER_BYTE = 40.0 / 2**40
 PUBSUB_MIN_BYTES = 1000
@@ -105,8 +108,10 @@ def tally(lines: Iterable[str]) -> tuple[Tally, dict[str, Tally]]:
 
 def firestore_prices(location: str) -> tuple[float, float]:
     """(read, write) list price per document at ``location``: a region (``europe-west1``) or a multi-region
-    (``eur3``, ``nam5``: no dash in the name), which lists twice the regional price."""
-    return FS_REGIONAL if "-" in location else (FS_READ, FS_WRITE)
+    (``eur3``, ``nam5``: no dash in the name), which lists about twice a region's price."""
+    if "-" not in location:
+        return FS_READ, FS_WRITE
+    return FS_REGIONS.get(location, FS_OTHER_REGION)
 
 
 def deployed_firestore_location(env: str = "prod", infra: Path = INFRA) -> str:

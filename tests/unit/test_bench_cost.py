@@ -58,7 +58,12 @@ def test_per_operation_items_add_up_to_the_priced_firestore_storage_and_requests
 
 @pytest.mark.parametrize(
     ("location", "prices"),
-    [("europe-west1", _cost.FS_REGIONAL), ("us-central1", _cost.FS_REGIONAL), ("eur3", (0.06e-5, 0.18e-5))],
+    [
+        ("europe-west1", (0.033e-5, 0.099e-5)),
+        ("us-central1", (0.03e-5, 0.09e-5)),
+        ("asia-south2", (0.039e-5, 0.117e-5)),
+        ("eur3", (0.06e-5, 0.18e-5)),
+    ],
 )
 def test_firestore_is_priced_by_the_kind_of_its_location(location: str, prices: tuple[float, float]) -> None:
     assert _cost.firestore_prices(location) == pytest.approx(prices)
@@ -94,4 +99,4 @@ def test_the_priced_location_is_the_one_the_prod_tfvars_deploy(tmp_path: Path, t
 def test_production_as_checked_in_puts_firestore_in_the_stacks_region() -> None:
     location = _cost.deployed_firestore_location()
     assert "-" in location  # a region: README's renewal chain figure is priced there
-    assert _cost.firestore_prices(location) == _cost.FS_REGIONAL
+    assert _cost.firestore_prices(location) == _cost.FS_REGIONS[location]
