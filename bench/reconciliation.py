@@ -9,7 +9,8 @@
   (b) the whole intake on the Firestore emulator (lines, ledger entries, payment groups, payout closure),
   facts recorded beforehand. These throughput days settle through Stripe, Adyen and Checkout.com (PayPal's
   STL has no writer here); the quality days use all four file/API PSPs of the generator;
-* cost per million settlement lines at list prices (Firestore $0.06/100k reads, $0.18/100k writes;
+* cost per million settlement lines at list prices (``bench/_cost.py``; Firestore at the multi-region
+  $0.06/100k reads, $0.18/100k writes, above prod's regional price;
   Pub/Sub $40/TiB with a 1 KB minimum per message; Cloud Run $0.40/M requests + $0.000024/vCPU-s), from
   the operations the intake path performs per line and group (counted below) and the CPU time measured.
 
@@ -28,6 +29,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+from bench._cost import FS_READ, FS_WRITE, PUBSUB_MIN_BYTES, PUBSUB_PER_BYTE, REQUEST, VCPU_S
 from shared.reconciliation import matching as m
 from shared.reconciliation.synthetic import synthetic_day
 from shared.settlement.adapters import adyen, checkout, stripe
@@ -37,9 +39,9 @@ N = int(os.environ.get("BENCH_RECON_N", "2000"))
 ROUNDS = 3
 LATER = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
 DELAY = dt.timedelta(days=3)
-READ, WRITE = 0.06 / 100_000, 0.18 / 100_000
-PUBSUB_PER_MSG = 40 / 2**40 * 1000  # 1 KB minimum per message
-RUN_REQ, VCPU_S = 0.40 / 1_000_000, 0.000024
+READ, WRITE = FS_READ, FS_WRITE  # the multi-region price: conservative wherever prod deploys the database
+PUBSUB_PER_MSG = PUBSUB_PER_BYTE * PUBSUB_MIN_BYTES  # 1 KB minimum per message
+RUN_REQ = REQUEST
 
 
 def match_in_memory(day: Any) -> tuple[dict[str, m.Evaluation], float]:
