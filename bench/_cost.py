@@ -21,7 +21,6 @@ topology (gen2 default CPU for the memory size when the topology names none).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,15 +117,19 @@ def deployed_firestore_location(env: str = "prod", infra: Path = INFRA) -> str:
     """Where ``terraform apply -var-file=envs/<env>.tfvars`` puts the database: ``firestore_location`` when the
     tfvars name it, else the stack's ``region`` (``coalesce`` in infra/main.tf; variables' defaults otherwise)."""
 
-    def value(text: str, name: str) -> str | None:
-        found = re.search(rf'^\s*{name}\s*=\s*"([^"]+)"', text, re.M)
-        return found.group(1) if found else None
+    import hcl2.api  # the HCL parser the infra tests read Terraform with (checkov's; a dev dependency)
 
-    tfvars = (infra / "envs" / f"{env}.tfvars").read_text()
-    defaults = (infra / "variables.tf").read_text()
-    region_default = re.search(r'variable "region" \{.*?default\s*=\s*"([^"]+)"', defaults, re.S)
-    region = value(tfvars, "region") or (region_default.group(1) if region_default else "")
-    return value(tfvars, "firestore_location") or region
+    def load(path: Path) -> dict[str, Any]:
+        with path.open() as fh:
+            return dict(hcl2.api.load(fh))
+
+    def first(values: list[Any] | None) -> Any:  # the parser wraps every value in a one-element list
+        return values[0] if values else None
+
+    tfvars = load(infra / "envs" / f"{env}.tfvars")
+    region_var = next(v["region"] for v in load(infra / "variables.tf").get("variable", []) if "region" in v)
+    region = first(tfvars.get("region")) or first(region_var.get("default"))
+    return str(first(tfvars.get("firestore_location")) or region)
 
 
 def operations(t: Tally, per: float, fs: tuple[float, float] = (FS_READ, FS_WRITE)) -> dict[str, float]:

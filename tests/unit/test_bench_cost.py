@@ -89,6 +89,7 @@ def _infra(tmp_path: Path, tfvars: str, region_default: str = "europe-west4") ->
     [
         ('region = "europe-west3"\nfirestore_location = "eur3"\n', "eur3"),
         ('region = "europe-west3"\n# firestore_location = "eur3"\n', "europe-west3"),
+        ('region = "europe-west3"\nfirestore_location = null\n', "europe-west3"),
         ('environment = "prod"\n', "europe-west4"),
     ],
 )
