@@ -20,7 +20,7 @@ from shared.invoicing.entities import seller
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.ops.invoices import audit_series
 from shared.ops.invoices import main as ops_main
-from tests.fixtures.invoices import due_msg, renewal
+from tests.fixtures.invoices import drafts, due_msg, renewal
 from tests.integration.invoices.conftest import Env
 
 SERIES = "acme-fr.INV.2026"
@@ -50,19 +50,10 @@ def _numbers() -> dict[str, int]:
     return {s.id: int((s.to_dict() or {})["seq"]) for s in clients.firestore().collection(INVOICES).stream()}
 
 
-def _drafts(svc: Any, prefix: str, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        r = renewal(f"{prefix}_{i}:2026-03")
-        ids.append(invoice_id_for(r.request_id))
-        svc.create_draft(r, ids[-1])
-    return ids
-
-
 def test_200_concurrent_finalizations_number_1_to_200(env: Env) -> None:
     """Numbering step of 200 finalizations at once, spread over four instances (their own allocators)."""
     services = [env.service() for _ in range(4)]
-    ids = _drafts(env.svc, "c", 200)
+    ids = drafts(env.svc, "c", 200)
     errors = _run_threads([lambda i=i, inv=inv: services[i % 4].number(inv) for i, inv in enumerate(ids)])
     assert errors == []
     nums = _numbers()
@@ -78,7 +69,7 @@ def test_200_concurrent_finalizations_number_1_to_200(env: Env) -> None:
 
 def test_duplicate_and_reordered_deliveries_still_number_1_to_n(env: Env) -> None:
     services = [env.service() for _ in range(4)]
-    ids = _drafts(env.svc, "d", 200)
+    ids = drafts(env.svc, "d", 200)
     rnd = random.Random(7)
     deliveries = [inv for inv in ids for _ in range(rnd.choice((2, 3)))]  # every one at least twice
     rnd.shuffle(deliveries)
@@ -190,7 +181,7 @@ def test_a_request_that_waits_too_long_nacks_and_its_redelivery_gets_the_number(
     until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
     db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "hung", "lease_until": until})
     impatient = env.service(wait_s=0.5)
-    [iid] = _drafts(impatient, "nack", 1)
+    [iid] = drafts(impatient, "nack", 1)
     with pytest.raises(NumberingPending):
         impatient.number(iid)
     assert env.doc(INVOICES, iid)[QUEUE] == SERIES
@@ -202,13 +193,13 @@ def test_a_request_that_waits_too_long_nacks_and_its_redelivery_gets_the_number(
 def test_a_draft_written_without_queue_fields_is_queued_once(env: Env) -> None:
     from google.cloud import firestore as fs
 
-    [iid] = _drafts(env.svc, "legacy", 1)
+    [iid] = drafts(env.svc, "legacy", 1)
     clients.firestore().collection(INVOICES).document(iid).update({QUEUE: fs.DELETE_FIELD})
     assert env.svc.number(iid)["seq"] == 1
     doc = env.doc(INVOICES, iid)
     env.svc.alloc.enqueue(SERIES, service_mod._pending(f"{INVOICES}/{iid}", doc, "open"))  # late duplicate
     assert QUEUE not in env.doc(INVOICES, iid)
-    [other] = _drafts(env.svc, "after", 1)
+    [other] = drafts(env.svc, "after", 1)
     assert env.svc.number(other)["seq"] == 2
 
 
@@ -242,7 +233,7 @@ def test_an_instance_that_does_not_lead_gets_its_numbers_from_the_commit_without
     until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
     db.collection(SERIES_COLL).document(SERIES).set({"counter": 0, "lease_owner": "hung", "lease_until": until})
     a, b = env.service(), env.service()
-    [ia], [ib] = _drafts(a, "lead_a", 1), _drafts(b, "lead_b", 1)
+    [ia], [ib] = drafts(a, "lead_a", 1), drafts(b, "lead_b", 1)
     got: dict[str, dict[str, Any]] = {}
     threads = [threading.Thread(target=lambda s=s, i=i: got.setdefault(i, s.number(i))) for s, i in ((a, ia), (b, ib))]
     for t in threads:

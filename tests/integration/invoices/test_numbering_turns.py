@@ -15,9 +15,8 @@ from shared.invoicing.allocator import SERIES as SERIES_COLL
 from shared.invoicing.repository import INVOICES, invoice_id_for
 from shared.invoicing.service import InvoiceService
 from shared.ops.invoices import audit_series
-from tests.fixtures.invoices import due_msg, renewal
+from tests.fixtures.invoices import drafts, due_msg, renewal
 from tests.integration.invoices.conftest import Env
-from tests.integration.invoices.test_numbering import _drafts
 
 SERIES = "acme-fr.INV.2026"
 
@@ -189,7 +188,7 @@ def test_two_instances_in_the_turns_behind_an_expired_lease_get_one_commit_from_
     until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
     series.set({"counter": 0, "commits": 1, "lease_owner": "hung", "lease_until": until})
     a, b = env.service(recheck_s=600.0), env.service(recheck_s=600.0)
-    [ia], [ib] = _drafts(a, "turn_a", 1), _drafts(b, "turn_b", 1)
+    [ia], [ib] = drafts(a, "turn_a", 1), drafts(b, "turn_b", 1)
     got: dict[str, dict[str, Any]] = {}
     threads = [threading.Thread(target=lambda s=s, i=i: got.setdefault(i, s.number(i))) for s, i in ((a, ia), (b, ib))]
     for t in threads:
